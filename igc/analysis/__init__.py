@@ -1,0 +1,1 @@
+"""Analysis: connectivity measured from modules, parameter and multiply-add counts."""

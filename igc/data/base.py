@@ -1,0 +1,117 @@
+"""Containers shared by every data set loader.
+
+A loader returns :class:`DatasetSplits`: a train and a test split plus what a model and an
+input pipeline need to know (classes, channels, image size, per-channel mean and std).
+Small data sets are held in memory as :class:`TensorImageDataset` (uint8 images); large image
+folders are file-backed ``torch.utils.data.Dataset`` objects that return the same
+``(uint8 image (C, H, W), label)`` pairs.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from igc.errors import IGCError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def is_image_file(name: str) -> bool:
+    """Whether ``name`` has an image extension (jpg, jpeg, png, bmp, webp; any case)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+class TensorImageDataset(Dataset):
+    """An in-memory image classification split.
+
+    ``images``: ``torch.uint8`` tensor of shape ``(N, C, H, W)``, pixel values 0..255.
+    ``labels``: ``torch.int64`` tensor of shape ``(N,)``, class indices.
+    Items are ``(images[i], labels[i])``: a uint8 ``(C, H, W)`` tensor and an int64 scalar.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(f"labels must be ({images.shape[0]},), got {tuple(labels.shape)}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+
+@dataclass
+class DatasetSplits:
+    """The train and test splits of one data set and its metadata.
+
+    ``train``/``test`` are :class:`TensorImageDataset` (in memory) or file-backed datasets
+    yielding ``(uint8 (C, H, W) tensor, int label)``. ``mean``/``std`` are per-channel
+    statistics on the 0..1 pixel scale; ``image_size`` is the (square) side fed to the model.
+    """
+
+    name: str
+    train: Dataset
+    test: Dataset
+    classes: list[str]
+    in_channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels index (``len(classes)``)."""
+        return len(self.classes)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether both splits are uint8 tensors in memory (fast batch loading applies)."""
+        return isinstance(self.train, TensorImageDataset) and isinstance(
+            self.test, TensorImageDataset)
+
+
+def decode_rgb(data: bytes | Path, name: str | None = None) -> Image.Image:
+    """Decode an image file (path or encoded bytes) with Pillow as an RGB image.
+
+    Grayscale, palette and CMYK images are converted to RGB. An undecodable file raises
+    :class:`IGCError` naming it (``name`` overrides the name shown for bytes input).
+    """
+    label = name or str(data if isinstance(data, Path) else "<bytes>")
+    try:
+        with Image.open(data if isinstance(data, Path) else io.BytesIO(data)) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise IGCError(f"cannot decode image {label} ({err}); delete or replace the file") from err
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """A Pillow RGB image as a contiguous ``torch.uint8`` tensor of shape ``(3, H, W)``."""
+    array = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*values: int) -> int:
+    """A well-mixed 63-bit seed from integers (e.g. ``(seed, epoch, rank)``), stable across
+    runs and platforms (splitmix64 steps)."""
+    x = 0x9E3779B97F4A7C15
+    for value in values:
+        x = ((x ^ (value & _MASK64)) + 0x9E3779B97F4A7C15) & _MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        x ^= x >> 31
+    return x >> 1

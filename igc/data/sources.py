@@ -1,0 +1,250 @@
+"""Where data set files come from: local search, checksums and downloads.
+
+Each data set has a :class:`Source`: its files (:class:`Resource`, with official addresses
+and MD5 checksums) and where a system package may have installed them. :func:`locate`
+looks for every file in this order and verifies the first copy it finds:
+
+1. the ``data_dir`` argument (``--data-dir``);
+2. system directories (Fashion-MNIST: the Debian package ``dataset-fashion-mnist``);
+3. the cache ``$IGC_DATA/<name>`` (default ``~/.cache/igc/<name>``);
+4. a download from the official addresses into the cache (temp file, checked, renamed).
+
+A ``.gz`` resource may also carry the MD5 of its decompressed payload (``raw_md5``): a
+recompressed copy (the Debian package rebuilt the gzip headers) or an uncompressed copy
+(``train-images-idx3-ubyte``) is accepted when its payload matches.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from igc.errors import IGCError
+
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One file of a data set: its name, official MD5, download addresses (tried in order)
+    and, for ``.gz`` files, the MD5 of the decompressed payload."""
+
+    filename: str
+    md5: str
+    urls: tuple[str, ...]
+    raw_md5: str | None = None
+
+    def local_names(self) -> tuple[str, ...]:
+        """File names accepted on disk: the official one, then the uncompressed one."""
+        if self.raw_md5 and self.filename.endswith(".gz"):
+            return self.filename, self.filename[: -len(".gz")]
+        return (self.filename,)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one data set's files live. ``members`` maps paths inside the archive's top
+    folder to their MD5, checked when the archive is used already extracted."""
+
+    name: str
+    title: str
+    resources: tuple[Resource, ...]
+    hint: str = ""
+    members: dict[str, str] = field(default_factory=dict)
+
+
+def _idx_resources(urls: Sequence[str], files: Sequence[tuple[str, str, str]]) -> tuple:
+    return tuple(Resource(f, md5, tuple(u + f for u in urls), raw) for f, md5, raw in files)
+
+
+_FASHION_URLS = ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
+_MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+_KRIZ = "https://www.cs.toronto.edu/~kriz/"
+
+SOURCES: dict[str, Source] = {
+    "fashion-mnist": Source(
+        "fashion-mnist", "Fashion-MNIST",
+        _idx_resources(_FASHION_URLS, [
+            ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+             "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+            ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe",
+             "9018921c3c673c538a1fc5bad174d6f9"),
+            ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79",
+             "8181f5470baa50b63fa0f6fddb340f0a"),
+            ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310",
+             "15d484375f8d13e6eb1aabb0c3f46965"),
+        ]),
+        hint="install the Debian package dataset-fashion-mnist, "),
+    "mnist": Source(
+        "mnist", "MNIST",
+        _idx_resources(_MNIST_URLS, [
+            ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+             "6bbc9ace898e44ae57da46a324031adb"),
+            ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432",
+             "a25bea736e30d166cdddb491f175f624"),
+            ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3",
+             "2646ac647ad5339dbf082846283269ea"),
+            ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
+             "27ae3e4e09519cfbb04c329615203637"),
+        ])),
+    "cifar10": Source(
+        "cifar10", "CIFAR-10",
+        (Resource("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
+                  (_KRIZ + "cifar-10-python.tar.gz",)),),
+        members={
+            "data_batch_1": "c99cafc152244af753f735de768cd75f",
+            "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+            "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+            "data_batch_4": "634d18415352ddfa80567beed471001a",
+            "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+            "test_batch": "40351d587109b95175f43aff81a1287e",
+            "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+        }),
+    "cifar100": Source(
+        "cifar100", "CIFAR-100",
+        (Resource("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
+                  (_KRIZ + "cifar-100-python.tar.gz",)),),
+        members={
+            "train": "16019d7e3df5f24257cddd939b257f8d",
+            "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+            "meta": "7973b15100ade9c7d40fb424638fde48",
+        }),
+    "tiny-imagenet": Source(
+        "tiny-imagenet", "Tiny ImageNet",
+        (Resource("tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de",
+                  ("http://cs231n.stanford.edu/tiny-imagenet-200.zip",)),)),
+}
+
+# Directories where system packages install data sets, searched after ``data_dir``.
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
+    "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+}
+
+
+def cache_dir(name: str) -> Path:
+    """The download cache of data set ``name``: ``$IGC_DATA/<name>``, default
+    ``~/.cache/igc/<name>``."""
+    root = os.environ.get("IGC_DATA") or Path.home() / ".cache" / "igc"
+    return Path(root).expanduser() / name
+
+
+def search_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
+    """The directories searched for ``name``'s files, in order (see the module docstring)."""
+    dirs = [Path(data_dir).expanduser()] if data_dir is not None else []
+    return [*dirs, *SYSTEM_DIRS.get(name, ()), cache_dir(name)]
+
+
+def md5_file(path: Path) -> str:
+    """The hex MD5 of a file's bytes."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _md5_payload(path: Path) -> str | None:
+    """The MD5 of a file's decompressed payload (the bytes themselves if not gzip), or None
+    when the gzip stream is corrupt."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        return md5_file(path)
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return digest.hexdigest()
+
+
+def check_md5(path: Path, expected: str, fix: str) -> None:
+    """Raise :class:`IGCError` unless ``path``'s MD5 is ``expected``; ``fix`` says what to do."""
+    actual = md5_file(path)
+    if actual != expected:
+        raise IGCError(f"checksum mismatch for {path}: md5 {actual}, expected {expected}; {fix}")
+
+
+def verify(path: Path, resource: Resource) -> None:
+    """Check a local copy of ``resource`` (official file, recompressed or uncompressed)."""
+    actual = md5_file(path)
+    if actual == resource.md5:
+        return
+    if resource.raw_md5 and _md5_payload(path) == resource.raw_md5:
+        return
+    raise IGCError(
+        f"checksum mismatch for {path}: md5 {actual}, expected {resource.md5}; delete it so it is "
+        f"downloaded again, or replace it with the official file from {resource.urls[0]}")
+
+
+def _fetch(url: str, dest: Path) -> None:
+    """Download ``url`` into the file ``dest`` (replaced in tests; never called offline)."""
+    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, open(dest, "wb") as out:
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+
+
+def download(source: Source, resource: Resource) -> Path:
+    """Download ``resource`` into the cache, trying each address; verify, then rename."""
+    target_dir = cache_dir(source.name)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    dest = target_dir / resource.filename
+    tmp = dest.with_name(f"{dest.name}.part{os.getpid()}")
+    problems = []
+    for url in resource.urls:
+        print(f"igc: downloading {url} to {dest}", file=sys.stderr)
+        try:
+            _fetch(url, tmp)
+            actual = md5_file(tmp)
+            if actual == resource.md5:
+                os.replace(tmp, dest)
+                return dest
+            problems.append(f"{url} gave md5 {actual}, expected {resource.md5}")
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            problems.append(f"{url}: {err}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise IGCError(
+        f"could not download {source.title} file {resource.filename} ({'; '.join(problems)}); "
+        f"download it by hand into {target_dir}, {source.hint}or pass --data-dir DIR holding it")
+
+
+def locate(name: str, data_dir: str | Path | None = None, download_ok: bool = True,
+           only: Sequence[str] | None = None) -> dict[str, Path]:
+    """Find (or download) and verify the files of data set ``name``.
+
+    Returns ``{official filename: local path}`` for every resource (or those in ``only``).
+    Raises :class:`IGCError` on a checksum mismatch, or when a file is missing and
+    ``download_ok`` is false or the download fails.
+    """
+    source = SOURCES[name]
+    dirs = search_dirs(name, data_dir)
+    found: dict[str, Path] = {}
+    for resource in source.resources:
+        if only is not None and resource.filename not in only:
+            continue
+        path = next((d / n for d in dirs for n in resource.local_names() if (d / n).is_file()),
+                    None)
+        if path is not None:
+            verify(path, resource)
+        elif download_ok:
+            path = download(source, resource)
+        else:
+            raise IGCError(
+                f"{source.title} file {resource.filename} not found in "
+                f"{', '.join(map(str, dirs))}; {source.hint}download {resource.urls[0]} into "
+                f"{cache_dir(name)}, pass --data-dir DIR holding it, or allow the download")
+        found[resource.filename] = path
+    return found

@@ -1,0 +1,180 @@
+"""The IGC block family and its baselines, each a :class:`FactorChain` with an optional
+identity skip.
+
+Every block keeps the :class:`~igc.sparsity.KernelProduct` it was built from in
+``block.product`` (the composed kernel of its residual branch), so its connectivity,
+parameters and condition can be read from the mathematics.
+
+==================  ====================================================================
+block               factors (``->`` BN/activation placement)
+==================  ====================================================================
+XceptionBlock       channel-wise 3x3 -> BN, dense 1x1 -> BN -> ReLU (linear form;
+                    ``nonlinear=True`` adds a ReLU after the 3x3: MobileNetV1)
+IGCV1Block          group 3x3 (branches of 2) -> shuffle -> group 1x1 (2 branches) -> BN -> ReLU
+                    (the official IGCV1 order: no BN between the two convolutions)
+IGCV2Block          channel-wise 3x3 -> BN, ``L-1`` group 1x1 -> BN -> shuffle, one ReLU at the
+                    end (linear, CIFAR); ``nonlinear=True``: paper Figure 5(b)
+IGCV3Block          group 1x1 expand (g1) -> BN -> shuffle -> channel-wise 3x3 -> BN -> ReLU6 ->
+                    group 1x1 reduce (g2) -> BN, skip when shapes allow
+MobileNetV2Block    dense 1x1 expand -> BN -> ReLU6 -> channel-wise 3x3 -> BN -> ReLU6 ->
+                    dense 1x1 -> BN, skip when shapes allow
+DeepRootsBlock      group 3x3 -> BN -> ReLU -> dense 1x1 -> BN -> ReLU
+==================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from igc.errors import IGCError
+from igc.layers.chain import FactorChain
+from igc.sparsity import Factor, KernelProduct
+
+SPATIAL = 9  # a 3x3 kernel's area
+
+
+class IGCBlock(nn.Module):
+    """``(N, C_in, H, W) -> (N, C_out, H/s, W/s)``: ``body(x)`` plus ``x`` when ``skip``."""
+
+    def __init__(self, product: KernelProduct, stride: int = 1,
+                 norms: Sequence[bool] | bool = True, acts: Sequence[str | None] | None = None,
+                 skip: bool = False) -> None:
+        super().__init__()
+        if skip and (stride != 1 or product.in_channels != product.out_channels):
+            raise IGCError("an identity skip needs stride 1 and equal input and output widths")
+        self.body = FactorChain(product, stride, norms, acts)
+        self.skip = skip
+
+    @property
+    def product(self) -> KernelProduct:
+        return self.body.product
+
+    @property
+    def in_channels(self) -> int:
+        return self.product.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.product.out_channels
+
+    @property
+    def stride(self) -> int:
+        return self.body.stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return y + x if self.skip else y
+
+
+def _skip(skip: bool | None, in_ch: int, out_ch: int, stride: int) -> bool:
+    return (stride == 1 and in_ch == out_ch) if skip is None else skip
+
+
+def pointwise_factors(in_ch: int, out_ch: int, groups: Sequence[int]) -> list[Factor]:
+    """1x1 group convolutions with ``groups[l]`` branches; the width changes in the last."""
+    return [
+        Factor(in_ch, out_ch if i == len(groups) - 1 else in_ch, g, 1)
+        for i, g in enumerate(groups)
+    ]
+
+
+def groups_from_branch_sizes(channels: int, branch_sizes: Sequence[int]) -> list[int]:
+    """Branch counts ``C / K_l`` for 1x1 factors whose branches hold ``K_l`` inputs."""
+    for k in branch_sizes:
+        if k <= 0 or channels % k:
+            raise IGCError(f"branch size {k} does not divide the width {channels}; "
+                           f"use a divisor of {channels}")
+    return [channels // k for k in branch_sizes]
+
+
+class XceptionBlock(IGCBlock):
+    """Depthwise-separable block (Xception / MobileNetV1): channel-wise 3x3, dense 1x1."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, nonlinear: bool = False) -> None:
+        product = KernelProduct((Factor(in_ch, in_ch, in_ch, SPATIAL), Factor(in_ch, out_ch, 1)))
+        super().__init__(product, stride, acts=["relu" if nonlinear else None, "relu"])
+
+
+class IGCV1Block(IGCBlock):
+    """Interleaved group convolution (IGCV1): a primary group 3x3 whose branches produce
+    ``primary_branch`` channels each, a shuffle, then a secondary group 1x1 with
+    ``secondary_groups`` branches; BN and ReLU after the secondary only (official order)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, primary_branch: int = 2,
+                 secondary_groups: int = 2) -> None:
+        if out_ch % primary_branch:
+            raise IGCError(f"primary branch size {primary_branch} does not divide width {out_ch}")
+        primary = Factor(in_ch, out_ch, out_ch // primary_branch, SPATIAL)
+        product = KernelProduct((primary, Factor(out_ch, out_ch, secondary_groups)))
+        super().__init__(product, stride, norms=[False, True], acts=[None, "relu"])
+
+
+class IGCV2Block(IGCBlock):
+    """IGCV2: channel-wise 3x3 then ``L-1`` group 1x1 convolutions.
+
+    Give the 1x1 factors as ``branch_sizes`` (``K_l``, inputs per branch, paper Table 1) or as
+    ``groups`` (branch counts, paper Table 8). Linear form (CIFAR): BN after every factor, one
+    ReLU at the end. ``nonlinear=True`` is Figure 5(b): 3x3 -> BN -> ReLU -> 1x1 -> BN ->
+    shuffle -> ... -> 1x1 -> BN -> ReLU -> shuffle. ``spatial=False`` drops the 3x3 (the
+    paper's starred blocks, e.g. the ImageNet classifier).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1,
+                 branch_sizes: Sequence[int] | None = None, groups: Sequence[int] | None = None,
+                 nonlinear: bool = False, spatial: bool = True) -> None:
+        if (branch_sizes is None) == (groups is None):
+            raise IGCError("give the 1x1 factors as branch_sizes or as groups, not both")
+        if groups is None:
+            groups = groups_from_branch_sizes(in_ch, branch_sizes)
+        factors = pointwise_factors(in_ch, out_ch, groups)
+        if spatial:
+            factors.insert(0, Factor(in_ch, in_ch, in_ch, SPATIAL))
+        acts: list[str | None] = [None] * len(factors)
+        acts[-1] = "relu"
+        if nonlinear and spatial:
+            acts[0] = "relu"
+        product = KernelProduct(tuple(factors), shuffle_last=nonlinear)
+        super().__init__(product, stride, acts=acts)
+
+
+class IGCV3Block(IGCBlock):
+    """IGCV3: group 1x1 expanding by ``expansion`` (``g1`` branches), shuffle, channel-wise
+    3x3 (carries the stride) with ReLU6, group 1x1 reducing (``g2`` branches); identity skip
+    when stride 1 and widths agree (IGCV3 official code: no activation on the 1x1s)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
+                 g1: int = 2, g2: int = 2, hidden: int | None = None,
+                 skip: bool | None = None) -> None:
+        hidden = hidden or round(in_ch * expansion)
+        factors = (Factor(in_ch, hidden, g1), Factor(hidden, hidden, hidden, SPATIAL),
+                   Factor(hidden, out_ch, g2))
+        super().__init__(KernelProduct(factors), stride, acts=[None, "relu6", None],
+                         skip=_skip(skip, in_ch, out_ch, stride))
+
+
+class MobileNetV2Block(IGCBlock):
+    """MobileNetV2 inverted residual: dense 1x1 expand (omitted when ``expansion == 1``),
+    channel-wise 3x3, dense 1x1 projection, linear bottleneck, skip when shapes allow."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
+                 hidden: int | None = None, skip: bool | None = None) -> None:
+        hidden = hidden or round(in_ch * expansion)
+        factors = [Factor(hidden, hidden, hidden, SPATIAL), Factor(hidden, out_ch, 1)]
+        acts: list[str | None] = ["relu6", None]
+        if hidden != in_ch or expansion != 1:
+            factors.insert(0, Factor(in_ch, hidden, 1))
+            acts.insert(0, "relu6")
+        super().__init__(KernelProduct(tuple(factors)), stride, acts=acts,
+                         skip=_skip(skip, in_ch, out_ch, stride))
+
+
+class DeepRootsBlock(IGCBlock):
+    """Deep roots (Ioannou et al.): a group 3x3 with ``groups`` branches, then a dense 1x1."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 4) -> None:
+        product = KernelProduct((Factor(in_ch, out_ch, groups, SPATIAL),
+                                 Factor(out_ch, out_ch, 1)))
+        super().__init__(product, stride, acts=["relu", "relu"])

@@ -1,0 +1,94 @@
+"""The interleaved group convolution chain: a :class:`~igc.sparsity.KernelProduct` as a
+module (IGCV2 paper, eq. 4).
+
+Each factor ``W_l`` becomes ``Conv2d(groups=g_l)`` followed by an optional BatchNorm and
+an optional activation, and ``P_l`` becomes a :class:`ChannelShuffle`. The module keeps
+its product, so the mathematics can be checked against the weights at any time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from igc.errors import IGCError
+from igc.layers.shuffle import ChannelShuffle
+from igc.sparsity import KernelProduct
+
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+
+
+def make_activation(name: str | None) -> nn.Module | None:
+    """``"relu"``, ``"relu6"`` or ``None``."""
+    if name is None:
+        return None
+    try:
+        return ACTIVATIONS[name](inplace=True)
+    except KeyError:
+        raise IGCError(f"unknown activation {name!r}; use one of {sorted(ACTIVATIONS)}") from None
+
+
+def kernel_size(area: int) -> int:
+    side = math.isqrt(area)
+    if side * side != area:
+        raise IGCError(f"kernel area {area} is not a square (1, 9, 25, ...)")
+    return side
+
+
+class FactorChain(nn.Module):
+    """``(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)``: the factors of ``product`` in
+    order, each ``conv -> [BN] -> [activation] -> [shuffle]``.
+
+    ``norms[l]`` and ``acts[l]`` say whether factor ``l`` has a BatchNorm and which
+    activation follows it. The stride is carried by the (first) spatial factor.
+    """
+
+    def __init__(
+        self,
+        product: KernelProduct,
+        stride: int = 1,
+        norms: Sequence[bool] | bool = True,
+        acts: Sequence[str | None] | None = None,
+    ) -> None:
+        super().__init__()
+        count = product.layers
+        norms = [norms] * count if isinstance(norms, bool) else list(norms)
+        acts = [None] * count if acts is None else list(acts)
+        if len(norms) != count or len(acts) != count:
+            raise IGCError(f"give one norm and one activation per factor ({count} factors)")
+        spatial = [i for i, f in enumerate(product.factors) if f.is_spatial]
+        if stride != 1 and not spatial:
+            raise IGCError("a stride needs a spatial factor to carry it")
+        self.product = product
+        self.stride = stride
+        self.factors = nn.ModuleList()
+        for index, factor in enumerate(product.factors):
+            k = kernel_size(factor.kernel_area)
+            layers: dict[str, nn.Module] = {
+                "conv": nn.Conv2d(
+                    factor.in_channels, factor.out_channels, k,
+                    stride=stride if spatial and index == spatial[0] else 1,
+                    padding=k // 2, groups=factor.groups, bias=False,
+                )
+            }
+            if norms[index]:
+                layers["bn"] = nn.BatchNorm2d(factor.out_channels)
+            act = make_activation(acts[index])
+            if act is not None:
+                layers["act"] = act
+            if product.permutation(index) is not None:
+                layers["shuffle"] = ChannelShuffle(factor.groups)
+            self.factors.append(nn.Sequential(OrderedDict(layers)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for factor in self.factors:
+            x = factor(x)
+        return x
+
+    @property
+    def branch_sizes(self) -> tuple[int, ...]:
+        return self.product.branch_sizes

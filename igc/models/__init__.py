@@ -1,0 +1,1 @@
+"""Model definitions, the model registry and the papers' reported numbers."""

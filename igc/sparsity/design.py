@@ -1,0 +1,245 @@
+"""The designer: which branch sizes ``K_1..K_L`` to use for a width ``C``.
+
+:func:`design` enumerates the strictly complementary integer designs (``prod K_l = C``,
+eq. 6) and ranks them by parameters ``Q`` (eq. 7), the closest to the balance condition
+(eq. 11) first among equals, then the shallower. Where no exact design exists (a prime
+``C`` with ``L >= 3``, a fixed ``K`` whose power is not ``C``) it returns the cheapest loose
+design whose composed kernel is still dense, says so, and names nearby widths that do have
+exact designs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from igc.errors import IGCError
+from igc.sparsity.cost import balance_gap, best_layers, params_bound
+from igc.sparsity.product import DENSE, STRICT, KernelProduct, _positive_int
+
+#: Largest width the designer accepts (the path-count matrix is C x C).
+MAX_CHANNELS = 1 << 14
+
+
+def divisors(n: int) -> list[int]:
+    """All positive divisors of ``n``, ascending."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small) | {n // d for d in small})
+
+
+def factorizations(n: int, parts: int, smallest: int = 2) -> Iterator[tuple[int, ...]]:
+    """Non-decreasing tuples of ``parts`` integers ``>= smallest`` whose product is ``n``."""
+    if parts == 0:
+        if n == 1:
+            yield ()
+        return
+    if parts == 1:
+        if n >= smallest:
+            yield (n,)
+        return
+    for d in divisors(n):
+        if d < smallest:
+            continue
+        if d ** parts > n:
+            break
+        for rest in factorizations(n // d, parts - 1, d):
+            yield (d, *rest)
+
+
+@dataclass(frozen=True)
+class Design:
+    """One candidate: branch sizes on width ``channels``, first factor spatial."""
+
+    channels: int
+    branch_sizes: tuple[int, ...]
+    kernel_area: int = 9
+
+    @cached_property
+    def product(self) -> KernelProduct:
+        return KernelProduct.from_branch_sizes(self.channels, self.branch_sizes, self.kernel_area)
+
+    @property
+    def layers(self) -> int:
+        return len(self.branch_sizes)
+
+    @property
+    def exact(self) -> bool:
+        return math.prod(self.branch_sizes) == self.channels
+
+    @property
+    def params(self) -> int:
+        return self.product.params
+
+    @property
+    def bound(self) -> float:
+        return params_bound(self.channels, self.layers, self.kernel_area)
+
+    @property
+    def balance_gap(self) -> float:
+        return balance_gap(self.branch_sizes, self.kernel_area)
+
+    def rank_key(self) -> tuple[int, float, int]:
+        return (self.params, round(self.balance_gap, 9), self.layers)
+
+    def to_dict(self) -> dict:
+        c = self.product.connectivity
+        return {
+            "channels": self.channels,
+            "kernel_area": self.kernel_area,
+            "layers": self.layers,
+            "branch_sizes": list(self.branch_sizes),
+            "groups": [f.groups for f in self.product.factors],
+            "params": self.params,
+            "bound": round(self.bound, 2),
+            "condition": c.condition,
+            "min_paths": c.min_paths,
+            "max_paths": c.max_paths,
+            "connected_fraction": c.connected_fraction,
+            "balance_gap": round(self.balance_gap, 4),
+        }
+
+
+@dataclass
+class DesignReport:
+    """The ranked designs for one request, with a note when none is exact."""
+
+    channels: int
+    kernel_area: int
+    designs: list[Design]
+    note: str = ""
+    nearby: list[Design] = field(default_factory=list)
+
+    @property
+    def best(self) -> Design:
+        return self.designs[0]
+
+    def to_dict(self, alternatives: int = 5) -> dict:
+        out = self.best.to_dict()
+        out["best_layers"] = best_layers(self.channels, self.kernel_area)
+        out["note"] = self.note
+        out["alternatives"] = [d.to_dict() for d in self.designs[1 : 1 + alternatives]]
+        out["nearby"] = [d.to_dict() for d in self.nearby]
+        return out
+
+
+def _exact(channels: int, layers: int, kernel_area: int, channelwise: bool) -> list[Design]:
+    firsts = [1] if channelwise else divisors(channels)
+    return [
+        Design(channels, (k1, *rest), kernel_area)
+        for k1 in firsts
+        for rest in factorizations(channels // k1, layers - 1)
+    ]
+
+
+def _max_layers(channels: int) -> int:
+    """``1 +`` the number of prime factors of ``channels`` (with multiplicity)."""
+    count, n, p = 0, channels, 2
+    while p * p <= n:
+        while n % p == 0:
+            n, count = n // p, count + 1
+        p += 1
+    return 1 + count + (n > 1)
+
+
+def _loose(channels: int, layers: int, kernel_area: int, channelwise: bool,
+           limit: int) -> list[Design]:
+    """Cheapest designs with equal 1x1 branch sizes whose kernel is dense but not exact."""
+    divs = divisors(channels)
+    candidates = sorted(
+        (
+            Design(channels, (k1, *([k] * (layers - 1))), kernel_area)
+            for k1 in ([1] if channelwise else divs)
+            for k in divs[1:]
+            if k1 * k ** (layers - 1) > channels
+        ),
+        key=Design.rank_key,
+    )
+    found = []
+    for d in candidates:
+        if d.product.condition == DENSE:
+            found.append(d)
+            if len(found) == limit:
+                break
+    return found
+
+
+def _nearby(channels: int, layers: int, kernel_area: int, channelwise: bool) -> list[Design]:
+    """The closest widths below and above ``channels`` with an exact design of ``layers``."""
+    out = []
+    for step in (-1, 1):
+        c = channels + step
+        while 1 <= c <= min(2 * channels, MAX_CHANNELS):
+            exact = _exact(c, layers, kernel_area, channelwise)
+            if exact:
+                out.append(min(exact, key=Design.rank_key))
+                break
+            c += step
+    return out
+
+
+def _check_request(channels: int, kernel_area: int) -> tuple[int, int]:
+    channels = _positive_int(channels, "channels")
+    kernel_area = _positive_int(kernel_area, "kernel area")
+    if channels > MAX_CHANNELS:
+        raise IGCError(f"channels {channels} is above the designer's limit {MAX_CHANNELS}")
+    return channels, kernel_area
+
+
+def design(
+    channels: int,
+    kernel_area: int = 9,
+    layers: int | None = None,
+    branch_size: int | None = None,
+    channelwise: bool = False,
+    limit: int = 10,
+) -> DesignReport:
+    """Rank the designs for width ``channels``.
+
+    ``layers`` fixes ``L``; ``branch_size`` fixes every 1x1 factor's ``K`` with a
+    channel-wise spatial factor, as in IGCV2* (``L = ceil(log_K C) + 1`` unless given);
+    ``channelwise`` forces ``K_1 = 1`` (the paper's recommended form).
+    """
+    channels, kernel_area = _check_request(channels, kernel_area)
+    if branch_size is not None:
+        return _fixed_branch(channels, kernel_area, _positive_int(branch_size, "branch size"),
+                             layers)
+    if layers is not None:
+        layers = _positive_int(layers, "layers")
+        counts = [layers]
+    else:
+        counts = range(1, _max_layers(channels) + 1)
+    designs = sorted(
+        (d for n in counts for d in _exact(channels, n, kernel_area, channelwise)),
+        key=Design.rank_key,
+    )
+    if designs:
+        return DesignReport(channels, kernel_area, designs[:limit])
+    loose = _loose(channels, layers, kernel_area, channelwise, limit)
+    nearby = _nearby(channels, layers, kernel_area, channelwise)
+    hint = ", ".join(f"C={d.channels} {list(d.branch_sizes)}" for d in nearby)
+    note = (f"no strictly complementary design of {layers} factors exists for C={channels}; "
+            f"showing the cheapest loose (dense) design"
+            + (f"; exact designs exist at {hint}" if hint else ""))
+    if not loose:
+        raise IGCError(f"no dense design of {layers} factors exists for C={channels}; "
+                       f"try fewer layers or a nearby width ({hint})")
+    return DesignReport(channels, kernel_area, loose, note, nearby)
+
+
+def _fixed_branch(channels: int, kernel_area: int, branch: int,
+                  layers: int | None) -> DesignReport:
+    if channels % branch:
+        near = sorted(divisors(channels), key=lambda d: abs(d - branch))[:3]
+        raise IGCError(f"branch size {branch} does not divide C={channels}; "
+                       f"divisors of {channels} near it: {', '.join(map(str, near))}")
+    if layers is None:
+        layers = 1 + max(1, math.ceil(math.log(channels, branch) - 1e-9)) if branch > 1 else 2
+    chosen = Design(channels, (1, *([branch] * (layers - 1))), kernel_area)
+    note = ""
+    condition = chosen.product.condition
+    if condition != STRICT:
+        note = (f"K={branch} with L={layers} is not exact for C={channels} "
+                f"(K^(L-1)={branch ** (layers - 1)}); the composed kernel is {condition}")
+    return DesignReport(channels, kernel_area, [chosen], note)
