@@ -15,7 +15,8 @@ def _sizes(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise IGCError(f"branch sizes must be comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"branch sizes must be comma-separated integers, got {text!r}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,8 +53,10 @@ def _check(args: argparse.Namespace) -> DesignReport:
 
 def _row(d: Design) -> str:
     c = d.product.connectivity
-    return (f"{str(list(d.branch_sizes)):<22} L={d.layers:<2} params={d.params:<9,} "
-            f"bound={d.bound:>11,.0f}  {c.condition:<7} paths {c.min_paths}..{c.max_paths}")
+    cw = d.bound_channelwise
+    bound = f"{d.bound:,.0f}" + (f" (channel-wise {cw:,.0f})" if cw is not None else "")
+    return (f"{str(list(d.branch_sizes)):<16} L={d.layers:<2} params={d.params:<9,} "
+            f"{c.condition:<7} paths {c.min_paths}..{c.max_paths:<4} bound {bound}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(args.alternatives), indent=2))
         return 0
     best, data = report.best, report.to_dict(args.alternatives)
-    print(f"C={report.channels} S={report.kernel_area}: "
-          f"best L by eq. 14 = {data['best_layers']}")
+    print(f"C={report.channels} S={report.kernel_area}: best L by eq. 14 = "
+          f"{data['best_layers']}; bound = eq. 10 (channel-wise: C S + C (L-1) C^(1/(L-1)))")
     print(f"chosen  {_row(best)}")
     if report.note:
         print(f"note    {report.note}")

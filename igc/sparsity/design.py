@@ -77,6 +77,13 @@ class Design:
         return params_bound(self.channels, self.layers, self.kernel_area)
 
     @property
+    def bound_channelwise(self) -> float | None:
+        """The tighter bound of the channel-wise family (``K_1 = 1``), or ``None``."""
+        if self.branch_sizes[0] != 1:
+            return None
+        return params_bound(self.channels, self.layers, self.kernel_area, channelwise=True)
+
+    @property
     def balance_gap(self) -> float:
         return balance_gap(self.branch_sizes, self.kernel_area)
 
@@ -93,6 +100,8 @@ class Design:
             "groups": [f.groups for f in self.product.factors],
             "params": self.params,
             "bound": round(self.bound, 2),
+            "bound_channelwise": (None if self.bound_channelwise is None
+                                  else round(self.bound_channelwise, 2)),
             "condition": c.condition,
             "min_paths": c.min_paths,
             "max_paths": c.max_paths,
@@ -110,6 +119,7 @@ class DesignReport:
     designs: list[Design]
     note: str = ""
     nearby: list[Design] = field(default_factory=list)
+    channelwise: bool = False
 
     @property
     def best(self) -> Design:
@@ -117,7 +127,7 @@ class DesignReport:
 
     def to_dict(self, alternatives: int = 5) -> dict:
         out = self.best.to_dict()
-        out["best_layers"] = best_layers(self.channels, self.kernel_area)
+        out["best_layers"] = best_layers(self.channels, self.kernel_area, self.channelwise)
         out["note"] = self.note
         out["alternatives"] = [d.to_dict() for d in self.designs[1 : 1 + alternatives]]
         out["nearby"] = [d.to_dict() for d in self.nearby]
@@ -215,7 +225,7 @@ def design(
         key=Design.rank_key,
     )
     if designs:
-        return DesignReport(channels, kernel_area, designs[:limit])
+        return DesignReport(channels, kernel_area, designs[:limit], channelwise=channelwise)
     loose = _loose(channels, layers, kernel_area, channelwise, limit)
     nearby = _nearby(channels, layers, kernel_area, channelwise)
     hint = ", ".join(f"C={d.channels} {list(d.branch_sizes)}" for d in nearby)
@@ -225,7 +235,7 @@ def design(
     if not loose:
         raise IGCError(f"no dense design of {layers} factors exists for C={channels}; "
                        f"try fewer layers or a nearby width ({hint})")
-    return DesignReport(channels, kernel_area, loose, note, nearby)
+    return DesignReport(channels, kernel_area, loose, note, nearby, channelwise)
 
 
 def _fixed_branch(channels: int, kernel_area: int, branch: int,
@@ -242,4 +252,4 @@ def _fixed_branch(channels: int, kernel_area: int, branch: int,
     if condition != STRICT:
         note = (f"K={branch} with L={layers} is not exact for C={channels} "
                 f"(K^(L-1)={branch ** (layers - 1)}); the composed kernel is {condition}")
-    return DesignReport(channels, kernel_area, [chosen], note)
+    return DesignReport(channels, kernel_area, [chosen], note, channelwise=True)
