@@ -119,19 +119,25 @@ class IGCV2Block(IGCBlock):
     ``groups`` (branch counts, paper Table 8). Linear form (CIFAR): BN after every factor, one
     ReLU at the end. ``nonlinear=True`` is Figure 5(b): 3x3 -> BN -> ReLU -> 1x1 -> BN ->
     shuffle -> ... -> 1x1 -> BN -> ReLU -> shuffle. ``spatial=False`` drops the 3x3 (the
-    paper's starred blocks, e.g. the ImageNet classifier).
+    paper's starred blocks, e.g. the ImageNet classifier). ``spatial_branch`` is ``K_1``,
+    the channels per branch of the 3x3 (1: channel-wise; 2: the group 3x3 of the paper's
+    IGCV2-I, Table 5).
     """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1,
                  branch_sizes: Sequence[int] | None = None, groups: Sequence[int] | None = None,
-                 nonlinear: bool = False, spatial: bool = True) -> None:
+                 nonlinear: bool = False, spatial: bool = True,
+                 spatial_branch: int = 1) -> None:
         if (branch_sizes is None) == (groups is None):
             raise IGCError("give the 1x1 factors as branch_sizes or as groups, not both")
         if groups is None:
             groups = groups_from_branch_sizes(in_ch, branch_sizes)
         factors = pointwise_factors(in_ch, out_ch, groups)
         if spatial:
-            factors.insert(0, Factor(in_ch, in_ch, in_ch, SPATIAL))
+            if spatial_branch < 1 or in_ch % spatial_branch:
+                raise IGCError(f"3x3 branch size {spatial_branch} does not divide the width "
+                               f"{in_ch}; use a divisor of {in_ch}")
+            factors.insert(0, Factor(in_ch, in_ch, in_ch // spatial_branch, SPATIAL))
         acts: list[str | None] = [None] * len(factors)
         acts[-1] = "relu"
         if nonlinear and spatial:
