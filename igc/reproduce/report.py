@@ -1,0 +1,232 @@
+"""What a reproduction target produces, and how it is written: markdown tables and PNG plots.
+
+Every target returns a :class:`Section`: an introduction, one or more :class:`Table` objects
+(ours beside the paper's, with the difference), notes where our result or ordering differs
+from the paper's, plots drawn with :func:`igc.viz.pyplot` (matplotlib, file backend), and the
+numbers behind them as JSON. :func:`write_section` puts ``<target>.md``, ``<target>.json``
+and the PNGs into a directory; :func:`write_document` joins sections into one markdown file
+(``docs/reproduction.md`` is generated this way).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Colours of the paper's Figure 2: red = (nearly) complementary, blue = dense with more than
+#: one path (redundant), green = sparse (some input-output pairs not connected).
+RED, BLUE, GREEN = "#d62728", "#1f77b4", "#2ca02c"
+
+
+@dataclass
+class Table:
+    """A markdown table: ``headers`` and ``rows`` of already formatted cells."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+    def markdown(self) -> str:
+        def line(cells: Sequence[str]) -> str:
+            return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+        out = [f"*{self.caption}*", ""] if self.caption else []
+        out.append(line(self.headers))
+        out.append("|" + "|".join("---" for _ in self.headers) + "|")
+        out.extend(line(r) for r in self.rows)
+        return "\n".join(out)
+
+
+@dataclass
+class Plot:
+    """A PNG to draw: ``draw(plt, path)`` writes it; ``caption`` goes under it."""
+
+    filename: str
+    caption: str
+    draw: Callable[[Any, Path], None]
+
+
+@dataclass
+class Section:
+    """One target's result."""
+
+    target: str
+    title: str
+    intro: str
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plots: list[Plot] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def markdown(self, image_dir: str = ".", level: int = 2) -> str:
+        head = "#" * level
+        parts = [f"{head} {self.title}", "", self.intro.strip(), ""]
+        for table in self.tables:
+            parts += [table.markdown(), ""]
+        for plot in self.plots:
+            parts += [f"![{plot.caption}]({image_dir}/{plot.filename})", "",
+                      f"*{plot.caption}*", ""]
+        if self.notes:
+            parts += [f"{head}# Notes" if level < 6 else "Notes:", ""]
+            parts += [f"* {n}" for n in self.notes]
+            parts.append("")
+        return "\n".join(parts).rstrip() + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def draw_plots(section: Section, directory: Path) -> list[Path]:
+    """Write ``section``'s PNGs into ``directory``."""
+    from igc.viz import pyplot
+
+    if not section.plots:
+        return []
+    plt = pyplot()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for plot in section.plots:
+        path = directory / plot.filename
+        try:
+            plot.draw(plt, path)
+        finally:
+            plt.close("all")
+        written.append(path)
+    return written
+
+
+def write_section(section: Section, directory: str | Path, plots: bool = True) -> Path:
+    """Write ``<target>.md``, ``<target>.json`` and the plots into ``directory``; return the
+    markdown file."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if plots:
+        draw_plots(section, directory)
+    md = directory / f"{section.target}.md"
+    _atomic_write(md, section.markdown("."))
+    _atomic_write(directory / f"{section.target}.json",
+                  json.dumps(section.data, indent=2, default=_json_default) + "\n")
+    return md
+
+
+def write_document(sections: Sequence[Section], path: str | Path, header: str,
+                   image_dir: str | Path | None = None,
+                   drawn: str | Path | None = None) -> Path:
+    """Join ``sections`` under ``header`` into one markdown file at ``path``.
+
+    Plots go into ``image_dir`` (default: a folder named after the file, beside it), copied
+    from ``drawn`` when they are there already, else drawn; they are linked relative to the
+    file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = Path(image_dir) if image_dir is not None else path.with_suffix("")
+    images.mkdir(parents=True, exist_ok=True)
+    for section in sections:
+        missing = []
+        for plot in section.plots:
+            source = Path(drawn) / plot.filename if drawn is not None else None
+            if source is not None and source.is_file():
+                shutil.copyfile(source, images / plot.filename)
+            else:
+                missing.append(plot)
+        if missing:
+            draw_plots(Section(section.target, "", "", plots=missing), images)
+    rel = os.path.relpath(images, path.parent)
+    body = [header.rstrip(), ""]
+    for section in sections:
+        body += [section.markdown(rel), ""]
+    _atomic_write(path, "\n".join(body).rstrip() + "\n")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+# ------------------------------------------------------------------------ cell formatting
+
+def fmt_int(value: float | int | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{round(value):,}"
+
+
+def fmt_count(value: float | None) -> str:
+    """A parameter or multiply-add count, compact: 4,672 / 0.447M / 1.31e8 style."""
+    if value is None:
+        return "—"
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.3g}M" if abs(value) < 1e9 else f"{value / 1e9:.3g}G"
+    return f"{round(value):,}"
+
+
+def fmt_pct(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.{digits}f}%"
+
+
+def fmt_mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
+    if mean is None:
+        return "—"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def relative(ours: float, paper: float | None) -> float | None:
+    """``(ours - paper) / paper`` in percent, or ``None`` without a paper value."""
+    if paper in (None, 0):
+        return None
+    return 100.0 * (ours - paper) / paper
+
+
+# ------------------------------------------------------------------------------ plots
+
+def difference_bars(rows: list[tuple[str, float | None, float | None]], title: str,
+                    band: tuple[list[float | None], list[float | None]] | None = None):
+    """A drawer: for each network, our count's difference to the paper's in percent, as
+    horizontal bars (parameters and multiply-adds); ``band`` gives per row the half-width in
+    percent of the paper's printed rounding, drawn as a grey tick."""
+
+    def draw(plt, path: Path) -> None:
+        n = len(rows)
+        fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.38 * n))
+        ys = list(range(n))[::-1]
+        h = 0.38
+        for offset, index, colour, label in ((h / 2, 1, BLUE, "parameters"),
+                                             (-h / 2, 2, "#ff7f0e", "multiply-adds")):
+            vals = [r[index] for r in rows]
+            pos = [y + offset for y, v in zip(ys, vals) if v is not None]
+            ax.barh(pos, [v for v in vals if v is not None], height=h, color=colour,
+                    label=label)
+            if band is not None:
+                for y, w in zip(ys, band[index - 1]):
+                    if w is not None:
+                        ax.plot([-w, w], [y + offset] * 2, color="0.35", lw=3, alpha=0.35,
+                                solid_capstyle="butt")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(ys, [r[0] for r in rows], fontsize=7)
+        ax.set_xlabel("ours - paper (% of the paper's number)"
+                      + ("; grey: the paper's printed rounding" if band else ""))
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+
+    return draw

@@ -1,0 +1,286 @@
+"""``igc reproduce``: every target at the smoke budget, the analytic numbers against the
+paper, caching and resuming of runs, and bad input.
+
+The empirical targets train on a tiny Fashion-MNIST written here in the official IDX format
+(80 training and 40 test images; the smoke budget keeps 64 / 32 and resizes them to 8x8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from igc.cli import main
+from igc.data import sources
+from igc.errors import IGCError
+from igc.reproduce import analytic, empirical, reproduce
+from igc.reproduce.targets import ANALYTIC, EMPIRICAL, GROUPS, TARGETS, resolve
+
+IDX = {"train-images-idx3-ubyte.gz": (80, 28, 28), "train-labels-idx1-ubyte.gz": (80,),
+       "t10k-images-idx3-ubyte.gz": (40, 28, 28), "t10k-labels-idx1-ubyte.gz": (40,)}
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A tiny Fashion-MNIST in the official format: class-dependent blobs, learnable."""
+    directory = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for name, shape in IDX.items():
+        if "labels" in name:
+            array = np.arange(shape[0]) % 10
+        else:
+            labels = np.arange(shape[0]) % 10
+            array = rng.integers(0, 60, shape)
+            for i, label in enumerate(labels):
+                array[i, 2 * label: 2 * label + 8, 4:24] += 180
+        (directory / name).write_bytes(gzip.compress(_idx_bytes(np.asarray(array))))
+    return directory
+
+
+def _trusted(mp: pytest.MonkeyPatch, data_dir: Path, cache: Path) -> None:
+    """No network, no system copy, and the files of ``data_dir`` taken as official."""
+    def no_network(url, dest):
+        raise AssertionError(f"test tried to download {url}")
+
+    mp.setattr(sources, "_fetch", no_network)
+    mp.setattr(sources, "SYSTEM_DIRS", {})
+    mp.setenv("IGC_DATA", str(cache))
+    source = sources.SOURCES["fashion-mnist"]
+    resources = tuple(dataclasses.replace(
+        r, md5=hashlib.md5((data_dir / r.filename).read_bytes()).hexdigest())
+        for r in source.resources)
+    mp.setitem(sources.SOURCES, "fashion-mnist", dataclasses.replace(source,
+                                                                     resources=resources))
+    mp.setattr(empirical, "_DATA_CACHE", {})
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, data_dir, tmp_path):
+    _trusted(monkeypatch, data_dir, tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, data_dir):
+    """Every target at the smoke budget, once, with the combined document."""
+    root = tmp_path_factory.mktemp("smoke")
+    out, docs = root / "out", root / "docs" / "reproduction.md"
+    with pytest.MonkeyPatch.context() as mp:
+        _trusted(mp, data_dir, root / "cache")
+        sections = reproduce(["all"], budget="smoke", out=out, data_dir=str(data_dir),
+                             docs=docs)
+    return {"out": out, "docs": docs, "sections": {s.target: s for s in sections}}
+
+
+def _args(out: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["reproduce", *extra, "--budget", "smoke", "--out", str(out), "--data-dir",
+            str(data_dir), "-q"]
+
+
+# ---------------------------------------------------------------------- the target list
+
+def test_list_names_every_target(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    text = capsys.readouterr().out
+    for name in TARGETS:
+        assert name in text
+    assert {t.kind for t in TARGETS.values()} == {ANALYTIC, EMPIRICAL}
+    assert [t.name for t in resolve(["all"])] == list(TARGETS)
+    assert set(GROUPS[ANALYTIC]) | set(GROUPS[EMPIRICAL]) == set(TARGETS)
+
+
+# ------------------------------------------------------------------ analytic: the math
+
+def test_width_vs_layers_gives_back_table2_widths():
+    for budget, xception, igcv2 in zip(analytic.TABLE2_BUDGETS, (64, 98, 125), (144, 256, 361)):
+        assert analytic.widest_channelwise(budget, 2) == xception
+        assert analytic.widest_channelwise(budget, 3) == igcv2
+    assert analytic.widest_channelwise(100, 9) is None  # 2^8 channels cost more
+    assert analytic.balanced_width(analytic.TABLE2_BUDGETS[1], 3) == pytest.approx(256, abs=1e-6)
+
+
+def test_params_vs_layers_never_beats_the_bound():
+    rows = analytic.params_vs_layers((64, 256)).data["rows"]
+    for row in rows:
+        assert row["params"] >= row["bound"] - 1e-6
+        if row["channelwise_params"] is not None:
+            assert row["channelwise_params"] >= row["channelwise_bound"] - 1e-6
+    assert {r["eq14_best"] for r in rows if r["width"] == 64} == {6}
+    c64 = {r["layers"]: r for r in rows if r["width"] == 64}
+    assert c64[3]["branch_sizes"] == [1, 8, 8] and c64[3]["params"] == 1600
+
+
+def test_figure2_sweep_conditions_and_colours():
+    pts = analytic.figure2_points()
+    panel_a = [p for p in pts if p["layers"] == 3]
+    red = [p for p in panel_a if p["colour"] == "red"]
+    assert [(p["branch"], p["width"], p["condition"]) for p in red] == [(8, 64, "strict")]
+    for p in pts:
+        assert p["colour"] != "green" or p["condition"] == "sparse"
+        assert abs(p["params"] - analytic.FIGURE2_BUDGET) <= 0.2 * analytic.FIGURE2_BUDGET + 1
+
+
+def test_figure3_nonsparsity_is_q_over_s_c_squared():
+    pts = analytic.figure3_points()
+    assert [p["layers"] for p in pts][:2] == [2, 3] and pts[1]["width"] == 256
+    for p in pts:
+        assert p["nonsparsity"] == pytest.approx(p["params"] / (9 * p["width"] ** 2))
+        assert p["condition"] == "strict" and p["params"] <= analytic.FIGURE3_BUDGET
+        assert math.prod(p["branch_sizes"]) == p["width"]
+
+
+# --------------------------------------------------- analytic: counts against the paper
+
+def test_block_counts_of_tables_2_and_5(smoke):
+    rows = {r["model"]: r for r in smoke["sections"]["table2-counts"].data["rows"]}
+    assert rows["xception_8l_c64"]["params"] == 4672  # 9 x 64 + 64^2, the paper's example
+    assert rows["igcv2_8l_c144"]["params"] == 4752  # 9 x 144 + 2 x 144 x 12
+    rows5 = smoke["sections"]["table5-counts"].data["rows"]
+    for row in [*rows.values(), *rows5]:
+        assert row["params"] == row["formula"]  # eq. 7, counted from the zoo's module
+        assert row["macs"] == 1024 * row["params"]  # one block at 32x32
+        assert abs(row["params_diff_pct"]) < 7  # the paper's shared '≈' cells
+
+
+def test_zoo_counts_match_the_paper_where_unambiguous(smoke):
+    def rows(target):
+        return {r["model"]: r for r in smoke["sections"][target].data["rows"]}
+
+    t4, t6, t9 = rows("table4-counts"), rows("table6-counts"), rows("table9-counts")
+    for depth in (8, 20, 26):
+        assert t4[f"xception_c35_d{depth}"]["params_within"] == "yes"
+        assert t4[f"xception_c35_d{depth}"]["macs_within"] == "yes"
+        assert t6[f"igcv1_c48_d{depth}"]["params_within"] == "yes"
+        assert t6[f"igcv1_c48_d{depth}"]["macs_within"] == "yes"
+    for alpha in ("1.0", "0.5", "0.25"):
+        assert t9[f"mobilenetv1_{alpha}"]["params_within"] == "yes"
+        assert t9[f"mobilenetv1_{alpha}"]["macs_within"] == "yes"
+    assert t9["mobilenetv1_1.0"]["macs"] == pytest.approx(569e6, rel=0.001)
+    for target in ("table3-counts", "table7-counts", "table11-counts"):
+        for row in smoke["sections"][target].data["rows"]:
+            assert abs(row["params_diff_pct"]) < 10, row
+
+
+# ---------------------------------------------------------------- every target, smoke
+
+def test_every_target_writes_markdown_json_and_a_plot(smoke):
+    out = smoke["out"]
+    assert set(smoke["sections"]) == set(TARGETS)
+    for name, section in smoke["sections"].items():
+        md = (out / f"{name}.md").read_text()
+        assert md.startswith(f"## {section.title}") and "|---|" in md
+        json.loads((out / f"{name}.json").read_text())
+        assert section.plots and all((out / p.filename).stat().st_size > 1000
+                                     for p in section.plots)
+
+
+def test_empirical_sections_hold_every_run(smoke):
+    for name in GROUPS[EMPIRICAL]:
+        section = smoke["sections"][name]
+        runs = section.data["runs"]
+        assert runs and all(r["done"] for r in runs.values())
+        for arm in section.data["arms"]:
+            assert len(arm["top1"]) == 1 and 0 <= arm["mean"] <= 100 and arm["params"] > 0
+        assert "budget `smoke`" in section.intro
+    table2 = smoke["sections"]["table2"]
+    assert "88.82 ± 0.38" in table2.markdown()  # the paper's CIFAR-10 column beside ours
+    assert any("ordering" in n for n in table2.notes)
+
+
+def test_document_has_commands_budget_and_the_cifar_note(smoke):
+    text = smoke["docs"].read_text()
+    assert "igc reproduce all --data fashion-mnist --budget smoke" in text
+    assert "CIFAR" in text and "only the orderings can be compared" in text
+    for section in smoke["sections"].values():
+        assert f"## {section.title}" in text
+        for plot in section.plots:
+            assert f"reproduction/{plot.filename}" in text
+            assert (smoke["docs"].parent / "reproduction" / plot.filename).is_file()
+
+
+# ------------------------------------------------------------------ caching and resuming
+
+def test_finished_runs_are_not_trained_again(smoke, monkeypatch, data_dir):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(empirical, "_train_one", no_training)
+    before = smoke["sections"]["table2"].data["arms"]
+    again = reproduce(["table2"], budget="smoke", out=smoke["out"], data_dir=str(data_dir))
+    assert [a["top1"] for a in again[0].data["arms"]] == [a["top1"] for a in before]
+
+
+def test_interrupted_reproduction_resumes_where_it_stopped(tmp_path, monkeypatch, data_dir,
+                                                           capsys):
+    out = tmp_path / "out"
+
+    def stop_at_first_step(trainer, event):
+        if event == "step":
+            trainer.stop.request()
+
+    monkeypatch.setattr(empirical, "CALLBACKS", [stop_at_first_step])
+    assert main(_args(out, data_dir, "table2")) == 130  # SIGINT-like stop, checkpoint saved
+    assert "run the same `igc reproduce` command again" in capsys.readouterr().err
+    run_dirs = list((out / "runs").iterdir())
+    assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
+    assert not (run_dirs[0] / "summary.json").exists()
+
+    monkeypatch.setattr(empirical, "CALLBACKS", [])
+    trained = []
+    real = empirical._train_one
+
+    def counting(rec, *args, **kwargs):
+        trained.append((rec.arm.model, args[-1]))  # (model, resume?)
+        return real(rec, *args, **kwargs)
+
+    monkeypatch.setattr(empirical, "_train_one", counting)
+    assert main(_args(out, data_dir, "table2")) == 0
+    assert trained == [("xception_8l_c64", True), ("igcv2_8l_c144", False)]
+    assert "(resuming)" in capsys.readouterr().err
+    assert all((d / "summary.json").is_file() for d in (out / "runs").iterdir())
+
+
+def test_run_keys_depend_on_seed_model_and_configuration():
+    config = empirical.Config("fashion-mnist", empirical.get_budget("smoke"))
+    arm, other = empirical.arms_for("table2", config)[:2]
+    keys = {empirical.run_key(arm, config, 0), empirical.run_key(arm, config, 1),
+            empirical.run_key(other, config, 0),
+            empirical.run_key(arm, dataclasses.replace(config, epochs=2), 0)}
+    assert len(keys) == 4
+    assert empirical.run_key(arm, config, 0) == empirical.run_key(arm, config, 0)
+
+
+# ------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "tabel2"], "unknown reproduction target 'tabel2'; did you mean table2"),
+    (["reproduce", "table2", "--budget", "medium"], "unknown budget 'medium'"),
+    (["reproduce", "table2", "--data", "cifar11"], "unknown data set 'cifar11'"),
+    (["reproduce", "table2", "--epochs", "0"], "positive integer"),
+    (["reproduce"], "name a target"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_out_dir_of_another_configuration_is_an_error(smoke, data_dir, capsys):
+    assert main(_args(smoke["out"], data_dir, "table2", "--epochs", "2")) == 2
+    err = capsys.readouterr().err
+    assert "holds results of another configuration" in err and err.count("\n") == 1
+    with pytest.raises(IGCError, match="another configuration"):
+        reproduce(["table2"], budget="short", out=smoke["out"], data_dir=str(data_dir))
