@@ -1,0 +1,303 @@
+"""A small timing harness: interleaved runs, medians and spread, and the machine's dense
+matrix-multiply rate as the physical ceiling.
+
+Several candidates timed one after the other in blocks drift apart when the machine is
+shared (another process takes a core for a while and one candidate pays for it). Here
+every round runs each candidate once, in a rotating order, after a warm-up; the summary
+is the median over rounds and the inter-quartile range.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: median, first and third quartiles, over ``rounds`` samples."""
+
+    median: float
+    q1: float
+    q3: float
+    rounds: int
+    calls_per_sample: int
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    def to_dict(self) -> dict:
+        return {"median_s": self.median, "q1_s": self.q1, "q3_s": self.q3,
+                "rounds": self.rounds, "calls_per_sample": self.calls_per_sample}
+
+
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    if len(xs) < 4:
+        m = statistics.median(xs)
+        return min(xs), m, max(xs)
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[1], q[2]
+
+
+def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 20,
+                     warmup: int = 2, min_sample_s: float = 0.002,
+                     max_calls: int = 50, clock: Callable[[], float] = time.perf_counter,
+                     ) -> dict[str, Timing]:
+    """Time each zero-argument callable, interleaved, and summarise per candidate.
+
+    Warm-up calls run first (``warmup`` each, at least one); a sample then repeats a call
+    enough times to last ``min_sample_s`` (at most ``max_calls``), so very short calls are
+    not lost in timer noise. ``repeats`` rounds each run every candidate once, the order
+    rotating from round to round. ``clock`` may be ``time.thread_time`` to count only this
+    thread's CPU time (robust on a shared machine, meaningful with one thread only).
+    """
+    names = list(candidates)
+    calls: dict[str, int] = {}
+    for name in names:
+        fn = candidates[name]
+        for _ in range(max(1, warmup)):
+            fn()
+        start = clock()
+        fn()
+        once = clock() - start
+        calls[name] = max(1, min(max_calls, int(min_sample_s / max(once, 1e-9))))
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(max(1, repeats)):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            fn, k = candidates[name], calls[name]
+            start = clock()
+            for _ in range(k):
+                fn()
+            samples[name].append((clock() - start) / k)
+    out = {}
+    for name in names:
+        q1, med, q3 = _quartiles(samples[name])
+        out[name] = Timing(med, q1, q3, len(samples[name]), calls[name])
+    return out
+
+
+def dense_matmul_rate(size: int = 1024, repeats: int = 7) -> float:
+    """Multiply-adds per second of ``torch.mm`` on ``size x size`` float32 matrices with
+    the current thread setting: the ceiling that a convolution network can approach."""
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    with torch.inference_mode():
+        timing = time_interleaved({"mm": lambda: torch.mm(a, b)}, repeats=repeats, warmup=2,
+                                  min_sample_s=0.02)
+    return size ** 3 / timing["mm"].median
+
+
+# ---------------------------------------------------------------------------------------
+# Models in several forms
+# ---------------------------------------------------------------------------------------
+
+#: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
+#: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
+#: to ONNX (in the form :data:`ONNX_FORM`) and run by onnxruntime.
+BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
+MATMUL_SIZE = 1024
+#: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
+#: shuffles kept as ONNX Conv/Reshape/Transpose, which onnxruntime's own fused
+#: convolutions run faster than the MatMul graph of the structured form (measured 22 ms
+#: vs 27-30 ms for IGCV2-1.0 at batch 1 on one thread).
+ONNX_FORM = "grouped"
+
+
+@dataclass
+class FormResult:
+    """One model in one form."""
+
+    model: str
+    form: str
+    batch: int
+    timing: Timing
+    macs: int  # multiply-adds of one batch
+    setup_s: float  # building (and compiling / exporting) the form
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / self.timing.median
+
+    @property
+    def macs_per_s(self) -> float:
+        return self.macs / self.timing.median
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "form": self.form, "batch": self.batch,
+                **self.timing.to_dict(), "latency_ms": self.timing.median * 1e3,
+                "iqr_ms": self.timing.iqr * 1e3, "images_per_s": self.images_per_s,
+                "macs": self.macs, "macs_per_s": self.macs_per_s, "setup_s": self.setup_s}
+
+
+@dataclass
+class BenchReport:
+    results: list[FormResult]
+    matmul: Timing  # torch.mm of MATMUL_SIZE squares, timed in the same rounds
+    threads: int
+    input_sizes: dict[str, int]
+    load_before: tuple[float, float, float] | None
+    load_after: tuple[float, float, float] | None
+    notes: list[str]
+
+    @property
+    def matmul_macs_per_s(self) -> float:
+        return MATMUL_SIZE ** 3 / self.matmul.median
+
+    def to_dict(self) -> dict:
+        return {"threads": self.threads, "torch": torch.__version__,
+                "matmul": {"size": MATMUL_SIZE, **self.matmul.to_dict(),
+                           "macs_per_s": self.matmul_macs_per_s},
+                "load_average_before": self.load_before, "load_average_after": self.load_after,
+                "input_sizes": self.input_sizes, "notes": self.notes,
+                "results": [r.to_dict() for r in self.results]}
+
+    def table(self) -> str:
+        """A plain-text table, one row per model and form."""
+        head = (f"{'model':<18} {'form':<12} {'batch':>5} {'latency ms':>11} {'IQR ms':>8} "
+                f"{'images/s':>9} {'GMAC/s':>7} {'of mm':>6} {'vs naive':>8}")
+        lines = [head]
+        naive = {r.model: r.timing.median for r in self.results if r.form == "naive"}
+        peak = self.matmul_macs_per_s
+        for r in self.results:
+            speedup = f"{naive[r.model] / r.timing.median:.2f}x" if r.model in naive else "-"
+            lines.append(
+                f"{r.model:<18} {r.form:<12} {r.batch:>5} {r.timing.median * 1e3:>11.3f} "
+                f"{r.timing.iqr * 1e3:>8.3f} {r.images_per_s:>9.1f} "
+                f"{r.macs_per_s / 1e9:>7.2f} {r.macs_per_s / peak:>6.1%} {speedup:>8}")
+        lines.append(f"dense matmul ceiling: torch.mm {MATMUL_SIZE}x{MATMUL_SIZE}, "
+                     f"{peak / 1e9:.1f} GMAC/s, {self.threads} thread(s), same rounds")
+        if self.load_before is not None:
+            lines.append(f"load average before {self.load_before[0]:.2f}, after "
+                         f"{self.load_after[0]:.2f} (1 min)")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _loadavg() -> tuple[float, float, float] | None:
+    import os
+
+    try:
+        return os.getloadavg()
+    except OSError:  # pragma: no cover - platform without it
+        return None
+
+
+def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int):
+    import tempfile
+    from pathlib import Path
+
+    from igc.deploy.export import export_onnx, onnx_session
+
+    folder = tempfile.mkdtemp(prefix="igc-bench-")
+    path = export_onnx(model, Path(folder) / "model.onnx", x.shape[1], x.shape[-1], x.shape[0])
+    session = onnx_session(path, threads)
+    name = session.get_inputs()[0].name
+    feed = {name: x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def _caller(model: Callable[[torch.Tensor], object], x: torch.Tensor) -> Callable[[], object]:
+    return lambda: model(x)
+
+
+def available_forms(forms: list[str]) -> tuple[list[str], list[str]]:
+    """The requested forms this machine can run, and a note for each one it cannot."""
+    import importlib.util
+    import shutil
+
+    keep, notes = [], []
+    for form in forms:
+        if form == "onnxruntime" and (importlib.util.find_spec("onnxruntime") is None
+                                      or importlib.util.find_spec("onnx") is None):
+            notes.append("onnxruntime form skipped: onnx/onnxruntime not installed "
+                         "(pip install 'igc[export]')")
+        elif form == "compiled" and shutil.which("g++") is None and shutil.which("c++") is None:
+            notes.append("compiled form skipped: torch.compile (inductor) needs a C++ compiler")
+        else:
+            keep.append(form)
+    return keep, notes
+
+
+def bench_models(names: list[str], batch: int = 1, input_size: int | None = None,
+                 threads: int | None = None, forms: list[str] | None = None,
+                 repeats: int = 20, warmup: int = 2,
+                 log: Callable[[str], None] | None = None) -> BenchReport:
+    """Latency of each registered model in each form, interleaved, with the dense matmul
+    rate timed in the same rounds. MACs come from :func:`igc.analysis.count.count_macs`."""
+    from igc.analysis.count import count_macs
+    from igc.deploy.export import check_input_size
+    from igc.deploy.optimize import optimize
+    from igc.errors import IGCError
+    from igc.models.registry import create_model, model_entry
+
+    say = log or (lambda _msg: None)
+    if threads:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
+    forms = list(forms or BENCH_FORMS)
+    for f in forms:
+        if f not in BENCH_FORMS:
+            raise IGCError(f"unknown form {f!r}; use some of {', '.join(BENCH_FORMS)}")
+    forms, notes = available_forms(forms)
+    if batch < 1:
+        raise IGCError(f"batch must be positive, got {batch}")
+    load_before = _loadavg()
+    import os
+
+    cores = os.cpu_count() or 1
+    if load_before is not None and load_before[0] + threads > cores + 0.5:
+        notes.append(f"machine busy (load average {load_before[0]:.2f} on {cores} cores): with "
+                     f"{threads} thread(s) wall times include waits for descheduled threads; "
+                     "compare ratios within this run only")
+    candidates: dict[str, Callable[[], object]] = {}
+    meta: dict[str, tuple[str, str, int, float]] = {}
+    sizes: dict[str, int] = {}
+    for name in names:
+        entry = model_entry(name)
+        size = input_size or entry.input_size
+        sizes[name] = size
+        model = create_model(name).eval()
+        check_input_size(model, entry.in_chans, size, name)
+        macs = count_macs(model, size, entry.in_chans, method="hooks") * batch
+        x = torch.randn(batch, entry.in_chans, size, size)
+        optimized = None
+        for form in forms:
+            say(f"preparing {name} ({form})")
+            start = time.perf_counter()
+            if form == "naive":
+                fn = _caller(model, x)
+            else:
+                optimized = optimized or optimize(model, batch=batch)
+                if form == "optimized":
+                    fn = _caller(optimized, x)
+                elif form == "compiled":
+                    compiled = torch.compile(optimized)
+                    with torch.inference_mode():
+                        compiled(x)  # compile now, not in the timed rounds
+                    fn = _caller(compiled, x)
+                else:  # onnxruntime runs grouped convolutions best: export that form
+                    fn = _onnx_runner(optimize(model, ONNX_FORM), x, threads)
+            setup = time.perf_counter() - start
+            key = f"{name}/{form}"
+            candidates[key] = fn
+            meta[key] = (name, form, macs, setup)
+    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    candidates["matmul"] = lambda: torch.mm(a, b)
+    say(f"timing {len(candidates)} candidates x {repeats} rounds")
+    with torch.inference_mode():
+        timing = time_interleaved(candidates, repeats=repeats, warmup=warmup)
+    results = [FormResult(meta[k][0], meta[k][1], batch, timing[k], meta[k][2], meta[k][3])
+               for k in candidates if k != "matmul"]
+    return BenchReport(results, timing["matmul"], threads, sizes, load_before, _loadavg(),
+                       notes)
+
+
+__all__ = ["BENCH_FORMS", "BenchReport", "FormResult", "Timing", "available_forms",
+           "bench_models", "dense_matmul_rate", "time_interleaved"]
