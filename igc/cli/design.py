@@ -55,7 +55,7 @@ def _row(d: Design) -> str:
     c = d.product.connectivity
     cw = d.bound_channelwise
     bound = f"{d.bound:,.0f}" + (f" (channel-wise {cw:,.0f})" if cw is not None else "")
-    return (f"{str(list(d.branch_sizes)):<16} L={d.layers:<2} params={d.params:<9,} "
+    return (f"{list(d.branch_sizes)!s:<16} L={d.layers:<2} params={d.params:<9,} "
             f"{c.condition:<7} paths {c.min_paths}..{c.max_paths:<4} bound {bound}")
 
 

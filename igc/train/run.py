@@ -1,0 +1,219 @@
+"""The pieces of a training run around the loop: its configuration and result, the
+device and thread choice, the data set and model (with the checks that turn bad input into
+one-line errors), the run-directory rules and the SIGINT/SIGTERM flag."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from igc.data import DatasetSplits, load_dataset
+from igc.errors import IGCError
+from igc.train.checkpoint import CHECKPOINT
+from igc.train.metrics import METRICS, SUMMARY, duration, human, pct
+from igc.train.recipe import Recipe
+
+RUN_FILES = ("recipe.toml", "run.json", METRICS, CHECKPOINT, SUMMARY, "curves.png")
+
+
+class TrainingDiverged(IGCError):
+    """The loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM stopped the run after saving a checkpoint; ``code`` is 130 or 143."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class RunConfig:
+    """Everything about a run that is not in the recipe."""
+
+    model: str
+    data: str
+    recipe: Recipe
+    out: Path
+    data_dir: str | None = None
+    device: str = "auto"
+    resume: bool = False
+    force: bool = False
+    quiet: bool = False
+    download: bool = True
+    num_workers: int = 0
+    overrides: list = field(default_factory=list)  # applied on top of a resumed recipe
+    command: str = ""
+
+
+@dataclass
+class RunResult:
+    """The outcome of :func:`train` (also written to ``summary.json``)."""
+
+    model: str
+    data: str
+    out: str
+    params: int
+    macs: int | None
+    epochs: int
+    top1: float | None
+    top5: float | None
+    test_loss: float | None
+    train_loss: float | None
+    seconds: float
+    train_seconds: float
+    images_per_s: float
+    seed: int
+    world_size: int
+    device: str
+    threads: int
+    recipe: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def summary_line(self) -> str:
+        return (f"{self.model} on {self.data}: {self.params:,} parameters, "
+                f"{human(self.macs)} multiply-adds, top-1 {pct(self.top1)}, "
+                f"top-5 {pct(self.top5)}, {self.epochs} epochs in {duration(self.seconds)} "
+                f"(training {duration(self.train_seconds)}), "
+                f"{self.images_per_s:,.0f} images/s")
+
+
+# ------------------------------------------------------------------------------ helpers
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise IGCError("--device cuda asked for, but no CUDA GPU is available; use "
+                           "--device cpu or auto")
+        return torch.device(name)
+    raise IGCError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int, procs_per_node: int) -> int:
+    """``torch.set_num_threads``: ``threads`` or the cores shared among the processes."""
+    n = threads or max(1, available_cores() // max(1, procs_per_node))
+    torch.set_num_threads(n)
+    return n
+
+
+def load_splits(data: str, data_dir: str | None, download: bool,
+                recipe: Recipe | dict) -> DatasetSplits:
+    get = recipe.get if isinstance(recipe, dict) else lambda k, d=None: getattr(recipe, k, d)
+    options = {}
+    if get("image_size"):
+        options["image_size"] = int(get("image_size"))
+    if get("resize_size"):
+        options["resize_size"] = int(get("resize_size"))
+    return load_dataset(data, data_dir, download, **options)
+
+
+def build_model(name: str, splits: DatasetSplits, model_args: dict) -> nn.Module:
+    """The registry's ``name`` for the data set's classes and channels."""
+    from igc.models.registry import create_model
+
+    return create_model(name, num_classes=splits.num_classes, in_chans=splits.in_channels,
+                        **model_args)
+
+
+def probe(model: nn.Module, splits: DatasetSplits, name: str) -> tuple[int, int | None]:
+    """Parameters and multiply-adds of ``model`` for the data set's images; IGCError when
+    the model cannot take them."""
+    size, chans = splits.image_size, splits.in_channels
+    params = sum(p.numel() for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, chans, size, size))
+    except (RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise IGCError(f"model {name!r} cannot take {size}x{size} images with {chans} "
+                       f"channel(s) ({reason}); pick a model for this input size") from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2 or out.shape[1] != splits.num_classes:
+        raise IGCError(f"model {name!r} gives outputs of shape {tuple(out.shape)} for "
+                       f"{size}x{size} images, not (1, {splits.num_classes})")
+    try:
+        from igc.analysis.count import count_macs
+    except ImportError:  # pragma: no cover - the counting module ships with igc
+        return params, None
+    return params, int(count_macs(model, size, chans))
+
+
+def check_run_dir(config: RunConfig) -> str | None:
+    """The error (or None) of the run directory rules: never overwrite without --force,
+    --resume needs a checkpoint, the directory must be writable."""
+    out = config.out
+    ckpt = out / CHECKPOINT
+    if config.resume:
+        if not ckpt.is_file():
+            return (f"--resume: no checkpoint {ckpt} to resume from; start the run without "
+                    "--resume")
+        return None
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a directory; choose another --out"
+    present = [n for n in RUN_FILES if (out / n).exists()]
+    if present and not config.force:
+        return (f"{out} already holds a run ({', '.join(present)}); continue it with "
+                "--resume, start over with --force, or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / f".write-test{os.getpid()}"
+        probe_file.write_text("")
+        probe_file.unlink()
+    except OSError as exc:
+        return f"cannot write to the output directory {out} ({exc.strerror or exc})"
+    if config.force:
+        for n in present:
+            (out / n).unlink()
+    return None
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM (the step in progress finishes, then the run saves and stops);
+    a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def request(self, signum: int = signal.SIGINT) -> None:
+        self.signum = signum

@@ -1,0 +1,113 @@
+"""Training curves: loss, accuracy and learning rate against epochs, for one or several
+runs (their ``metrics.jsonl``), drawn to a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from igc.errors import IGCError
+from igc.viz import pyplot
+
+
+def _labels(dirs: list[Path]) -> list[str]:
+    """Short distinct labels: the folder name, or parent/name where names repeat."""
+    names = [d.resolve().name for d in dirs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{d.resolve().parent.name}/{d.resolve().name}" for d in dirs]
+
+
+def _run_title(run: Path) -> str | None:
+    try:
+        info = json.loads((run / "run.json").read_text())
+        return f"{info['model']} on {info['data']}"
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _label_smoothing(run: Path) -> float | None:
+    from igc.train.recipe import load_recipe
+
+    try:
+        return load_recipe(run / "recipe.toml").label_smoothing
+    except (IGCError, OSError):
+        return None
+
+
+def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
+    """Draw the curves of ``runs`` (run directories) into the PNG ``out``; returns it."""
+    from igc.train.metrics import METRICS, read_jsonl
+
+    dirs = [Path(r) for r in runs]
+    data = []
+    for d in dirs:
+        path = d / METRICS if d.is_dir() else d
+        if not path.is_file():
+            raise IGCError(f"{d} has no {METRICS}; give run directories written by igc train")
+        records = read_jsonl(path)
+        if not records:
+            raise IGCError(f"{path} is empty: the run has not finished an epoch yet")
+        data.append(records)
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise IGCError(f"--out {out} must be a .png file")
+    plt = pyplot()
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(
+        1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.62]})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    accs: list[float] = []
+    for i, (label, records) in enumerate(zip(_labels(dirs), data)):
+        color = colors[i % len(colors)]
+        ep = [r["epoch"] for r in records]
+        tested = [r for r in records if r.get("top1") is not None]
+        te = [r["epoch"] for r in tested]
+        final = f" (top-1 {tested[-1]['top1']:.2f}%)" if tested else ""
+        ax_loss.plot(ep, [r["train_loss"] for r in records], color=color, lw=1.8,
+                     label=f"{label}")
+        ax_loss.plot(te, [r["test_loss"] for r in tested], color=color, lw=1.4, ls="--",
+                     marker="o", ms=3.5)
+        ax_acc.plot(ep, [r["train_acc"] for r in records], color=color, lw=1.8,
+                    label=f"{label}{final}")
+        ax_acc.plot(te, [r["top1"] for r in tested], color=color, lw=1.4, ls="--", marker="o",
+                    ms=3.5)
+        ax_lr.plot(ep, [r["lr"] for r in records], color=color, lw=1.6, marker=".", ms=4)
+        accs += [r["train_acc"] for r in records[1:]] + [r["top1"] for r in tested]
+        if tested:
+            last = tested[-1]
+            ax_acc.annotate(f"{last['top1']:.2f}%", (last["epoch"], last["top1"]),
+                            textcoords="offset points", xytext=(4, -12), color=color,
+                            fontsize=9)
+    if accs:
+        low = max(0.0, min(accs) - 2)
+        ax_acc.set_ylim(low, min(100.0, max(accs) + 1.5))
+    smoothing = {_label_smoothing(d) for d in dirs} - {0.0, None}
+    loss_title = "loss"
+    if smoothing:
+        values = ", ".join(f"{v:g}" for v in sorted(smoothing))
+        loss_title += f" (train includes label smoothing {values})"
+    ax_loss.set(title=loss_title, xlabel="epoch", ylabel="cross-entropy")
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="%")
+    ax_lr.set(title="learning rate (epoch start)", xlabel="epoch")
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    # one legend for the line styles, one per panel for the runs
+    from matplotlib.lines import Line2D
+
+    styles = [Line2D([], [], color="0.3", lw=1.8, label="train"),
+              Line2D([], [], color="0.3", lw=1.4, ls="--", marker="o", ms=3.5, label="test")]
+    ax_loss.legend(handles=[*ax_loss.get_legend_handles_labels()[0], *styles], fontsize=8,
+                   loc="upper right")
+    ax_acc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or (_run_title(dirs[0]) if len(dirs) == 1 else None)
+                 or f"{len(dirs)} runs")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, dpi=110)
+    except OSError as exc:
+        raise IGCError(f"cannot write {out} ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
+    return out

@@ -1,0 +1,391 @@
+"""Training, checkpoints, resume, interruption, metrics, eval, plot, summarize and the CLI's
+bad-input handling, on a tiny registered network and tiny generated data (fast)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import igc.train.run as run_mod
+from igc.cli import main
+from igc.data.base import DatasetSplits, TensorImageDataset
+from igc.errors import IGCError
+from igc.models import registry
+from igc.models.cifar import cifar_net
+from igc.train.checkpoint import load_checkpoint, save_checkpoint
+from igc.train.metrics import read_jsonl
+from igc.train.recipe import load_recipe, override
+from igc.train.trainer import Interrupted, RunConfig, TrainingDiverged, train
+
+TINY = "test_tiny_igcv2"
+TINY_OTHER = "test_tiny_igcv2_wide"
+FIXED = "test_fixed_input"
+
+
+class _FixedInput(nn.Module):
+    """A network that only takes 32x32 inputs (flatten + linear)."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_chans * 32 * 32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+@pytest.fixture(autouse=True)
+def tiny_models():
+    registry._load_families()
+    added = []
+    specs = {
+        TINY: dict(block="igcv2", width=4, depth=5, branch_sizes=((2, 2), (2, 4), (4, 4)),
+                   stem_stride=2),
+        TINY_OTHER: dict(block="igcv2", width=8, depth=5, branch_sizes=((2, 4), (4, 4),
+                                                                         (4, 8))),
+    }
+    for name, kwargs in specs.items():
+        if name not in registry._REGISTRY:
+            registry.register_model(name, cifar_net, family="igcv2", table="test",
+                                    dataset="fashion-mnist", input_size=8, num_classes=10,
+                                    in_chans=1, **kwargs)
+            added.append(name)
+    if FIXED not in registry._REGISTRY:
+        registry.register_model(FIXED, _FixedInput, family="test", table="test",
+                                dataset="cifar10", input_size=32, num_classes=10)
+        added.append(FIXED)
+    yield
+    for name in added:
+        registry._REGISTRY.pop(name, None)
+
+
+def tiny_splits(n_train: int = 96, n_test: int = 40, size: int = 8,
+                seed: int = 0) -> DatasetSplits:
+    """Class-dependent noisy patterns, 10 classes, 1 channel, ``size`` x ``size``."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(10, 1, size, size, generator=g) * 255
+
+    def split(n: int) -> TensorImageDataset:
+        labels = torch.arange(n) % 10
+        noise = torch.randn(n, 1, size, size, generator=g) * 40
+        images = (protos[labels] + noise).clamp(0, 255).to(torch.uint8)
+        return TensorImageDataset(images, labels)
+
+    classes = [f"class{i}" for i in range(10)]
+    return DatasetSplits("fashion-mnist", split(n_train), split(n_test), classes, 1, size,
+                         (0.5,), (0.25,))
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    splits = tiny_splits()
+    monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
+    return splits
+
+
+def tiny_recipe(**changes):
+    base = load_recipe("fashion-mnist-cpu")
+    settings = {"epochs": 2, "batch_size": 16, "eval_batch_size": 32, "lr": 0.05,
+                "schedule": "cosine", "warmup_epochs": 0.5, "log_every": 1, "eval_every": 1,
+                "threads": 1, "model": TINY, **changes}
+    return override(base, list(settings.items()))
+
+
+def config(out: Path, recipe=None, **kw) -> RunConfig:
+    return RunConfig(model=kw.pop("model", TINY), data="fashion-mnist",
+                     recipe=recipe or tiny_recipe(), out=out, quiet=True, device="cpu", **kw)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["state_dict"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+# ------------------------------------------------------------------ resume and interrupts
+def _stop_at(step: int, signum: int = signal.SIGINT, real_signal: bool = False):
+    def callback(trainer, event):
+        if event == "step" and trainer.global_step == step:
+            if real_signal:
+                os.kill(os.getpid(), signum)
+            else:
+                trainer.stop.request(signum)
+    return callback
+
+
+@pytest.mark.parametrize("stop_step", [6, 3], ids=["epoch-boundary", "mid-epoch"])
+def test_resume_gives_same_weights(tmp_path, tiny_data, stop_step):
+    recipe = tiny_recipe(train_augment=["pad_crop:1", "hflip", "normalize"])
+    straight = train(config(tmp_path / "a", recipe), splits=tiny_data)
+    assert straight.epochs == 2
+    with pytest.raises(Interrupted) as info:
+        train(config(tmp_path / "b", recipe), splits=tiny_data,
+              callbacks=[_stop_at(stop_step, real_signal=True)])
+    assert info.value.code == 130 and "--resume" in str(info.value)
+    state = load_checkpoint(tmp_path / "b")
+    assert state["global_step"] == stop_step and state["epoch"] == stop_step // 6
+    resumed = train(config(tmp_path / "b", recipe, resume=True), splits=tiny_data)
+    assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    assert resumed.top1 == pytest.approx(straight.top1)
+    a = read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    b = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    assert [r["epoch"] for r in b] == [1, 2]
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "train_acc", "test_loss", "top1", "top5", "lr"):
+            assert ra[key] == pytest.approx(rb[key], abs=1e-9), key
+
+
+def test_sigterm_saves_and_exits_143(tmp_path, tiny_data):
+    with pytest.raises(Interrupted) as info:
+        train(config(tmp_path / "r"), splits=tiny_data,
+              callbacks=[_stop_at(2, signal.SIGTERM)])
+    assert info.value.code == 143 and "SIGTERM" in str(info.value)
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert state["step_in_epoch"] == 2 and state["model"] == TINY
+
+
+def test_resume_of_finished_run_and_cli_resume(tmp_path, tiny_data, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--model", TINY, "--out", str(out), "--epochs", "1",
+                 "--batch-size", "16", "--quiet", "--set", "threads=1"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
+    again = capsys.readouterr().out.strip()
+    assert first.split(", top-1")[1].split(",")[0] == again.split(", top-1")[1].split(",")[0]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
+    def poison(trainer, event):
+        if event == "step" and trainer.global_step == 8:
+            with torch.no_grad():
+                trainer.model.head[-1].weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match=r"nan.*epoch 2.*last good checkpoint"):
+        train(config(tmp_path / "r"), splits=tiny_data, callbacks=[poison])
+    state = load_checkpoint(tmp_path / "r")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["state_dict"].values()
+               if t.is_floating_point())
+
+
+# ------------------------------------------------------------------ checkpoint errors
+def test_corrupt_checkpoint_is_clear_error(tmp_path, tiny_data, capsys):
+    out = tmp_path / "r"
+    train(config(out, tiny_recipe(epochs=1)), splits=tiny_data)
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    assert main(["train", "--model", TINY, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "Traceback" not in err and err.count("\n") == 1
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    assert main(["eval", str(out / "checkpoint.pt")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    torch.save({"weights": 1}, out / "foreign.pt")
+    with pytest.raises(IGCError, match="not an igc checkpoint"):
+        load_checkpoint(out / "foreign.pt")
+
+
+def test_checkpoint_of_another_model_is_clear_error(tmp_path, tiny_data, capsys):
+    out = tmp_path / "r"
+    train(config(out, tiny_recipe(epochs=1)), splits=tiny_data)
+    assert main(["train", "--model", TINY_OTHER, "--out", str(out), "--resume"]) == 2
+    assert f"of model {TINY!r}, not {TINY_OTHER!r}" in capsys.readouterr().err
+    state = load_checkpoint(out)
+    state["model"] = TINY_OTHER
+    del state["path"]
+    save_checkpoint(state, out / "relabelled.pt")
+    assert main(["eval", str(out / "relabelled.pt")]) == 2
+    assert "does not fit model" in capsys.readouterr().err
+
+
+def test_atomic_save_leaves_no_temp_files(tmp_path):
+    save_checkpoint({"x": torch.ones(2)}, tmp_path / "c.pt")
+    save_checkpoint({"x": torch.zeros(2)}, tmp_path / "c.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["x"].sum() == 0
+
+
+# ------------------------------------------------------------------ run directory rules
+def test_existing_run_needs_force_and_resume_needs_checkpoint(tmp_path, tiny_data, capsys):
+    out = tmp_path / "r"
+    args = ["train", "--model", TINY, "--out", str(out), "--epochs", "1", "--quiet",
+            "--batch-size", "16", "--set", "threads=1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert len(read_jsonl(out / "metrics.jsonl")) == 1  # overwritten, not appended
+    capsys.readouterr()
+    assert main(["train", "--model", TINY, "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ outputs
+def test_metrics_jsonl_and_summary(tmp_path, tiny_data, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--model", TINY, "--out", str(out), "--epochs", "3", "--quiet",
+                 "--set", "eval_every=2", "--set", "threads=1", "--batch-size", "32"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    for part in (TINY, "fashion-mnist", "parameters", "multiply-adds", "top-1", "top-5",
+                 "images/s"):
+        assert part in line
+    records = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    for key in ("train_loss", "train_acc", "test_loss", "top1", "top5", "lr", "seconds",
+                "images_per_s"):
+        assert key in records[0]
+    assert records[0]["top1"] is None and records[1]["top1"] is not None  # every 2 + last
+    assert records[2]["top1"] is not None and 0 <= records[2]["top1"] <= records[2]["top5"]
+    assert records[1]["lr"] > records[2]["lr"]  # cosine after the warm-up epoch
+    assert all(r["images_per_s"] > 0 for r in records)
+    assert records[0]["images"] == 96  # 3 batches of 32
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["top1"] == records[-1]["top1"] and summary["params"] > 0
+    saved = load_recipe(out / "recipe.toml")
+    assert saved.epochs == 3 and saved.batch_size == 32 and saved.eval_every == 2
+
+
+def test_eval_json_matches_training(tmp_path, tiny_data, capsys):
+    out = tmp_path / "r"
+    result = train(config(out, tiny_recipe(epochs=1)), splits=tiny_data)
+    assert main(["eval", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == TINY and report["images"] == 40
+    assert report["top1"] == pytest.approx(result.top1)
+    assert list(report["per_class"]) == tiny_data.classes
+    assert statistics.fmean(report["per_class"].values()) == pytest.approx(report["top1"])
+    assert main(["eval", str(out / "checkpoint.pt")]) == 0
+    text = capsys.readouterr().out
+    assert "top-1" in text and "class9" in text
+
+
+def test_plot_writes_png(tmp_path, tiny_data, capsys):
+    pytest.importorskip("matplotlib")
+    for name in ("a", "b"):
+        train(config(tmp_path / name, tiny_recipe(epochs=2)), splits=tiny_data)
+    assert main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                 str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+
+
+def test_summarize_mean_std(tmp_path, capsys):
+    for seed, top1 in enumerate([90.0, 92.0, 94.0]):
+        d = tmp_path / "runs" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps(
+            {"model": "m", "data": "fashion-mnist", "recipe": "r", "top1": top1,
+             "top5": 99.0, "params": 1000, "macs": 2000, "epochs": 3}))
+    assert main(["summarize", str(tmp_path / "runs"), "--json"]) == 0
+    (group,) = json.loads(capsys.readouterr().out)
+    assert group["runs"] == 3 and group["top1_mean"] == pytest.approx(92.0)
+    assert group["top1_std"] == pytest.approx(2.0)
+    assert main(["summarize", str(tmp_path / "runs")]) == 0
+    assert "92.00 ± 2.00" in capsys.readouterr().out
+
+
+def test_seeds_runs_subdirs_and_summarizes(tmp_path, tiny_data, capsys):
+    out = tmp_path / "s"
+    assert main(["train", "--model", TINY, "--out", str(out), "--epochs", "1", "--seeds", "2",
+                 "--seed", "5", "--quiet", "--batch-size", "16", "--set", "threads=1"]) == 0
+    text = capsys.readouterr().out
+    assert (out / "seed5" / "summary.json").is_file()
+    assert (out / "seed6" / "summary.json").is_file()
+    assert "±" in text
+    w5, w6 = weights(out / "seed5"), weights(out / "seed6")
+    assert any(not torch.equal(w5[k], w6[k]) for k in w5)
+
+
+# ------------------------------------------------------------------ CLI bad input
+@pytest.mark.parametrize("args, message", [
+    (["--model", "igcv2_fmnits"], "did you mean igcv2_fmnist"),
+    (["--data", "fashion-mnits"], "did you mean fashion-mnist"),
+    (["--recipe", "cifra"], "did you mean cifar"),
+    (["--recipe", "nope/missing.toml"], "does not exist"),
+    (["--batch-size", "0"], "batch size must be at least 1"),
+    (["--lr", "fast"], "expected a number"),
+    (["--lr", "-1"], "lr must be a positive"),
+    (["--set", "lr=abc"], "'lr' must be a number"),
+    (["--set", "learning_rate=0.1"], "unknown recipe key"),
+    (["--set", "schedule=cosin"], "did you mean cosine"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_cli_bad_input_one_line_exit_2(tmp_path, tiny_data, capsys, args, message):
+    code = main(["train", "--out", str(tmp_path / "r"), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("igc: error:") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_unwritable_out_and_image_size(tmp_path, tiny_data, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--model", TINY, "--out", str(blocker / "sub"), "--quiet"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert main(["train", "--model", FIXED, "--out", str(tmp_path / "f"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot take 8x8 images" in err and err.count("\n") == 1
+
+
+def test_cli_data_dir_wrong_layout(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--model", TINY, "--data", "imagefolder", "--data-dir",
+                 str(tmp_path / "empty"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "train/<class>" in capsys.readouterr().err
+    (tmp_path / "empty" / "train-images-idx3-ubyte.gz").write_bytes(b"not the images")
+    assert main(["train", "--model", TINY, "--data", "fashion-mnist", "--data-dir",
+                 str(tmp_path / "empty"), "--no-download", "--out", str(tmp_path / "r2"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and err.count("\n") == 1
+
+
+def test_model_and_recipe_defaults_resolve(tmp_path):
+    from igc.cli import build_parser
+    from igc.cli.train import resolve
+
+    args = build_parser().parse_args(["train"])
+    model, data, recipe, out, _ = resolve(args)
+    assert (model, data, recipe.name) == ("igcv2_fmnist", "fashion-mnist", "fashion-mnist-cpu")
+    assert out == Path("runs/igcv2_fmnist-fashion-mnist")
+    args = build_parser().parse_args(["train", "--model", TINY, "--data", "cifar10",
+                                      "--lr", "0.2", "--batch-size", "128"])
+    model, data, recipe, out, _ = resolve(args)
+    assert recipe.name == "cifar" and recipe.scaled_lr() == pytest.approx(0.4)
+
+
+def test_schedule_warmup_cosine_multistep():
+    from igc.train.optim import Schedule, param_groups
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 2))
+    groups = param_groups(model, 1e-4, decay_bn_bias=False)
+    assert [len(g["params"]) for g in groups] == [2, 4]
+    assert groups[1]["weight_decay"] == 0.0
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    r = tiny_recipe(schedule="cosine", epochs=10, warmup_epochs=1.0, warmup_factor=0.1,
+                    min_lr=0.0)
+    s = Schedule(opt, r, 1.0, steps_per_epoch=10)
+    assert s.lr_at(0) == pytest.approx(0.1) and s.lr_at(5) == pytest.approx(0.55)
+    assert s.lr_at(10) == pytest.approx(1.0) and s.lr_at(100) == pytest.approx(0.0, abs=1e-12)
+    assert s.lr_at(55) == pytest.approx(0.5)
+    r = tiny_recipe(schedule="multistep", epochs=10, milestones=[3, 6], gamma=0.1,
+                    warmup_epochs=0.0)
+    s = Schedule(opt, r, 0.1, steps_per_epoch=4)
+    assert [round(s.lr_at(e * 4), 6) for e in (0, 2, 3, 5, 6, 9)] == \
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    s.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert math.isclose(s.state_dict()["step"], 1)
