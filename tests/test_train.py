@@ -389,3 +389,38 @@ def test_schedule_warmup_cosine_multistep():
     s.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
     assert math.isclose(s.state_dict()["step"], 1)
+
+
+def test_thread_governor_drops_to_one_thread_while_machine_busy(monkeypatch):
+    import igc.train.threads as th
+
+    clock = {"t": 0.0, "busy": 0.0, "own": 0.0}
+    monkeypatch.setattr(th, "_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(th, "_own_seconds", lambda: clock["own"])
+    monkeypatch.setattr(th.time, "monotonic", lambda: clock["t"])
+    before = torch.get_num_threads()
+    try:
+        gov = th.ThreadGovernor(2, interval=3.0)
+        assert gov.enabled and gov.current == 2 and torch.get_num_threads() == 2
+
+        def advance(seconds: float, ours: float, others: float) -> None:
+            clock["t"] += seconds
+            clock["own"] += ours * seconds
+            clock["busy"] += (ours + others) * seconds
+            gov.tick()
+
+        advance(3.5, 2.0, 0.0)
+        assert gov.current == 2
+        advance(3.5, 1.0, 1.0)  # another process takes a core: one thread
+        assert gov.current == 1 and torch.get_num_threads() == 1
+        advance(3.5, 1.0, 0.4)  # in the hysteresis band: stay
+        assert gov.current == 1
+        advance(3.5, 1.0, 0.0)  # idle again: all cores
+        assert gov.current == 2 and gov.switches == 2
+        assert sum(gov.steps.values()) == 4 and "adaptive" in gov.describe()
+        fixed = th.ThreadGovernor(2, adaptive=False)
+        advance(3.5, 1.0, 1.0)
+        fixed.tick()
+        assert fixed.current == 2 and not fixed.enabled
+    finally:
+        torch.set_num_threads(before)

@@ -181,5 +181,5 @@ def _announce(trainer) -> None:
           f"{human(trainer.macs)} multiply-adds) on {s.name} ({len(s.train):,} train / "
           f"{len(s.test):,} test images); recipe {r.name}: {r.epochs} epochs, batch "
           f"{r.batch_size}, lr {trainer.lr:g} {r.schedule}; {trainer.device}, "
-          f"{trainer.threads} threads x {trainer.dist.world_size} process(es); "
+          f"{trainer.governor.describe()} x {trainer.dist.world_size} process(es); "
           f"{state} in {trainer.config.out}", file=sys.stderr)

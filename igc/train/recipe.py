@@ -35,7 +35,9 @@ eval_every         evaluate every N epochs (0 = only after the last epoch; the l
 drop_last          drop the incomplete last training batch of an epoch
 amp, channels_last, compile, sync_bn
                    mixed precision, channels-last memory, ``torch.compile``, SyncBatchNorm
-threads            ``torch.set_num_threads`` (0 = the cores available per process)
+threads            ``torch.set_num_threads``; 0 = every core, dropping to one thread
+                   while other processes keep the machine busy (:mod:`igc.train.threads`;
+                   in a distributed run: the cores per process)
 seed               the random seed (weights, data order, augmentation)
 grad_clip          clip the gradient norm (0 = off)
 log_every          steps between progress updates and loss checks

@@ -76,6 +76,7 @@ class RunResult:
     device: str
     threads: int
     recipe: str = ""
+    thread_steps: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -116,6 +117,16 @@ def set_threads(threads: int, procs_per_node: int) -> int:
     n = threads or max(1, available_cores() // max(1, procs_per_node))
     torch.set_num_threads(n)
     return n
+
+
+def thread_governor(threads: int, procs_per_node: int, device: torch.device):
+    """A :class:`~igc.train.threads.ThreadGovernor`: adaptive for ``threads = 0`` in a
+    single CPU process, else fixed at ``threads`` (or the cores per process)."""
+    from igc.train.threads import ThreadGovernor
+
+    n = set_threads(threads, procs_per_node)
+    adaptive = threads == 0 and procs_per_node == 1 and device.type == "cpu"
+    return ThreadGovernor(n, adaptive=adaptive)
 
 
 def load_splits(data: str, data_dir: str | None, download: bool,

@@ -53,7 +53,7 @@ from igc.train.run import (
     load_splits,
     pick_device,
     probe,
-    set_threads,
+    thread_governor,
 )
 
 # ------------------------------------------------------------------------------ the trainer
@@ -117,7 +117,8 @@ class Trainer:
             raise IGCError(f"the global batch size {r.batch_size} does not split evenly over "
                            f"{self.dist.world_size} processes; use a multiple of "
                            f"{self.dist.world_size}")
-        self.threads = set_threads(r.threads, self.dist.local_world_size)
+        self.governor = thread_governor(r.threads, self.dist.local_world_size, self.device)
+        self.threads = self.governor.max_threads
         self.amp = r.amp
         self.channels_last = r.channels_last
 
@@ -317,6 +318,7 @@ class Trainer:
                 correct += (logits.detach().argmax(1) == y).sum()
                 count += n
                 self.images_seen += n * self.dist.world_size
+                self.governor.tick()
                 self.step_in_epoch = i + 1
                 self.global_step += 1
                 window_images += n
@@ -418,7 +420,8 @@ class Trainer:
             train_seconds=self.train_seconds,
             images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
             seed=self.recipe.seed, world_size=self.dist.world_size, device=str(self.device),
-            threads=self.threads, recipe=self.recipe.name)
+            threads=self.threads, recipe=self.recipe.name,
+            thread_steps={str(k): v for k, v in sorted(self.governor.steps.items())})
         if self.main:
             (self.config.out / SUMMARY).write_text(json.dumps(result.to_dict(), indent=2)
                                                    + "\n")
@@ -444,5 +447,4 @@ def train(config: RunConfig, splits: DatasetSplits | None = None,
         torch.set_num_threads(threads)
 
 
-__all__ = ["Interrupted", "RunConfig", "RunResult", "Trainer", "TrainingDiverged",
-           "build_model", "load_splits", "pick_device", "set_threads", "train"]
+__all__ = ["Interrupted", "RunConfig", "RunResult", "Trainer", "TrainingDiverged", "train"]
