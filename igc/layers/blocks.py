@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from igc.errors import IGCError
-from igc.layers.chain import FactorChain
+from igc.layers.chain import ActLayer, FactorChain, NormLayer
 from igc.sparsity import Factor, KernelProduct
 
 SPATIAL = 9  # a 3x3 kernel's area
@@ -41,11 +41,12 @@ class IGCBlock(nn.Module):
 
     def __init__(self, product: KernelProduct, stride: int = 1,
                  norms: Sequence[bool] | bool = True, acts: Sequence[str | None] | None = None,
-                 skip: bool = False) -> None:
+                 skip: bool = False, norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> None:
         super().__init__()
         if skip and (stride != 1 or product.in_channels != product.out_channels):
             raise IGCError("an identity skip needs stride 1 and equal input and output widths")
-        self.body = FactorChain(product, stride, norms, acts)
+        self.body = FactorChain(product, stride, norms, acts, norm_layer, act_layer)
         self.skip = skip
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -21,15 +21,23 @@ from igc.sparsity import KernelProduct
 
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 
+#: ``norm_layer(num_channels) -> module``, e.g. ``nn.BatchNorm2d`` or
+#: ``lambda c: nn.GroupNorm(8, c)``.
+NormLayer = Callable[[int], nn.Module]
+#: ``act_layer() -> module``, e.g. ``nn.SiLU``; replaces every activation of a block.
+ActLayer = Callable[[], nn.Module]
 
-def make_activation(name: str | None) -> nn.Module | None:
-    """``"relu"``, ``"relu6"`` or ``None``."""
+
+def make_activation(name: str | None, act_layer: ActLayer | None = None) -> nn.Module | None:
+    """The activation named ``"relu"``, ``"relu6"`` (in place) or ``None``; with
+    ``act_layer``, ``act_layer()`` wherever the block has an activation."""
     if name is None:
         return None
-    try:
-        return ACTIVATIONS[name](inplace=True)
-    except KeyError:
-        raise IGCError(f"unknown activation {name!r}; use one of {sorted(ACTIVATIONS)}") from None
+    if name not in ACTIVATIONS:
+        raise IGCError(f"unknown activation {name!r}; use one of {sorted(ACTIVATIONS)}")
+    if act_layer is not None:
+        return act_layer()
+    return ACTIVATIONS[name](inplace=True)
 
 
 def kernel_size(area: int) -> int:
@@ -43,8 +51,11 @@ class FactorChain(nn.Module):
     """``(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)``: the factors of ``product`` in
     order, each ``conv -> [BN] -> [activation] -> [shuffle]``.
 
-    ``norms[l]`` and ``acts[l]`` say whether factor ``l`` has a BatchNorm and which
-    activation follows it. The stride is carried by the (first) spatial factor.
+    ``norms[l]`` and ``acts[l]`` say whether factor ``l`` has a normalisation layer and
+    which activation follows it. ``norm_layer`` builds the normalisation layers
+    (``nn.BatchNorm2d`` by default) and ``act_layer``, when given, replaces every
+    activation (see :func:`make_activation`). The stride is carried by the (first)
+    spatial factor.
     """
 
     def __init__(
@@ -53,6 +64,8 @@ class FactorChain(nn.Module):
         stride: int = 1,
         norms: Sequence[bool] | bool = True,
         acts: Sequence[str | None] | None = None,
+        norm_layer: NormLayer | None = None,
+        act_layer: ActLayer | None = None,
     ) -> None:
         super().__init__()
         count = product.layers
@@ -76,8 +89,8 @@ class FactorChain(nn.Module):
                 )
             }
             if norms[index]:
-                layers["bn"] = nn.BatchNorm2d(factor.out_channels)
-            act = make_activation(acts[index])
+                layers["bn"] = (norm_layer or nn.BatchNorm2d)(factor.out_channels)
+            act = make_activation(acts[index], act_layer)
             if act is not None:
                 layers["act"] = act
             if product.permutation(index) is not None:
