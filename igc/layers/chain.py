@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from igc.errors import IGCError
+from igc.layers.forms import Step, check_form, plan, run_planned
 from igc.layers.shuffle import ChannelShuffle
 from igc.sparsity import KernelProduct
 
@@ -51,6 +52,11 @@ class FactorChain(nn.Module):
     """``(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)``: the factors of ``product`` in
     order, each ``conv -> [BN] -> [activation] -> [shuffle]``.
 
+    In training mode the chain runs in its training ``form`` (:mod:`igc.layers.forms`:
+    ``"auto"``, ``"grouped"`` or ``"absorbed"``), which computes the same function with
+    the same parameters but absorbs shuffles into adjacent 1x1 factors where that is
+    cheaper; in evaluation mode it always runs the factors as built.
+
     ``norms[l]`` and ``acts[l]`` say whether factor ``l`` has a normalisation layer and
     which activation follows it. ``norm_layer`` builds the normalisation layers
     (``nn.BatchNorm2d`` by default) and ``act_layer``, when given, replaces every
@@ -66,8 +72,11 @@ class FactorChain(nn.Module):
         acts: Sequence[str | None] | None = None,
         norm_layer: NormLayer | None = None,
         act_layer: ActLayer | None = None,
+        form: str = "auto",
     ) -> None:
         super().__init__()
+        self.form = check_form(form)
+        self._plan: tuple[str, list[Step] | None] | None = None
         count = product.layers
         norms = [norms] * count if isinstance(norms, bool) else list(norms)
         acts = [None] * count if acts is None else list(acts)
@@ -98,6 +107,11 @@ class FactorChain(nn.Module):
             self.factors.append(nn.Sequential(OrderedDict(layers)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.form != "grouped":
+            if self._plan is None or self._plan[0] != self.form:
+                self._plan = (self.form, plan(self.product, self.factors, self.form))
+            if self._plan[1] is not None:
+                return run_planned(self.factors, self._plan[1], x)
         for factor in self.factors:
             x = factor(x)
         return x
