@@ -17,6 +17,7 @@ from igc.models.cifar import CifarConfig, IGCNet, ResidualUnit, cifar_net, eight
 from igc.models.imagenet import scale_width
 from igc.models.paper import paper_rows
 from igc.models.registry import create_model, list_models, model_entry
+from igc.models.residual import ZeroPadShortcut
 
 IMAGENET = [n for n in list_models() if model_entry(n).dataset == "imagenet"]
 
@@ -87,10 +88,12 @@ def test_unknown_model_suggests_close_names():
         create_model("igcv2_1.O")
 
 
-def test_create_model_overrides_and_records_entry():
+def test_create_model_overrides_and_records_its_metadata():
     model = create_model("xception_c35_d8", num_classes=10, in_chans=1, width=16)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
-    assert model.igc_entry.name == "xception_c35_d8"
+    cfg = model.pretrained_cfg
+    assert cfg["architecture"] == "xception_c35_d8" and cfg["input_size"] == (1, 32, 32)
+    assert cfg["num_classes"] == 10 and model.default_cfg is cfg
     assert blocks(model)[0].out_channels == 16
     with pytest.raises(IGCError, match="bad option"):
         create_model("xception_c35_d8", no_such_option=3)
@@ -172,6 +175,35 @@ def test_igcv2star_uses_k_8_and_l_star_per_stage():
         sizes = b.product.branch_sizes
         assert sizes[0] == 1 and set(sizes[1:]) == {8}
         assert len(sizes) - 1 == math.ceil(math.log(b.out_channels, 8))
+
+
+@pytest.mark.parametrize("name, stem", [("xception_c58_d20", 35), ("xception_c83_d20", 35),
+                                        ("xception_c35_d8", 35), ("igcv2star_c216_d20", 64)])
+def test_stem_to_first_stage_shortcut_has_no_weights(name, stem):
+    """Section 4.3 fixes Xception's first convolution at 35 channels (IGCV2*: 64, Table 1);
+    the first unit pads its input with zeros up to x channels, transitions project."""
+    model = create_model(name)
+    assert model.stem[0].out_channels == stem
+    units = [m for m in model.modules() if isinstance(m, ResidualUnit)]
+    x = model.config.width
+    first = units[0].shortcut
+    if stem == x:
+        assert isinstance(first, nn.Identity)
+    else:
+        assert isinstance(first, ZeroPadShortcut)
+        y = first(torch.randn(2, stem, 4, 4))
+        assert y.shape == (2, x, 4, 4) and not y[:, stem:].any()
+    projections = [u.shortcut for u in units if isinstance(u.shortcut, nn.Sequential)]
+    assert [p[0].stride for p in projections] == [(2, 2)] * 2  # the two stage transitions
+
+
+def test_final_permutation_follows_eqs_2_and_4():
+    """IGCV1 and linear IGCV2 blocks end with P_L; shuffle_last=False is the old network."""
+    for name in ("igcv1_c48_d8", "igcv2_c64_d8", "igcv2star_c216_d20", "igcv2_fmnist"):
+        found = [b for b in blocks(create_model(name)) if not isinstance(b, XceptionBlock)]
+        assert all(b.product.shuffle_last for b in found)
+        assert not any(b.product.shuffle_last
+                       for b in blocks(create_model(name, shuffle_last=False)))
 
 
 def test_igcv2_branch_sizes_per_stage():

@@ -169,7 +169,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
     def poison(trainer, event):
         if event == "step" and trainer.global_step == 8:
             with torch.no_grad():
-                trainer.model.head[-1].weight.fill_(float("nan"))
+                trainer.model.get_classifier().weight.fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match=r"nan.*epoch 2.*last good checkpoint"):
         train(config(tmp_path / "r"), splits=tiny_data, callbacks=[poison])

@@ -16,6 +16,10 @@ from igc.models.cifar import cifar_net, eight_layer_net
 from igc.models.imagenet import igcv2_imagenet, igcv3, mobilenet_v1, mobilenet_v2
 from igc.models.registry import register_model
 
+#: Width of the first convolution of every Xception network of Tables 3 and 4 (section 4.3:
+#: "we fix the channel number at the first convolutional layer in Xception as 35").
+XCEPTION_STEM = 35
+
 #: Per-stage IGCV2 branch sizes ``K_s`` (both group 1x1 convolutions of a stage).
 IGCV2_SIZES = {64: ((8, 8), (16, 16), (32, 32)), 80: ((10, 10), (16, 16), (20, 20))}
 
@@ -73,6 +77,8 @@ def _register_all() -> None:
         for depth in depths:
             name = f"{block}_c{width}_d{depth}"
             common = dict(block=block, width=width, depth=depth, branch_sizes=sizes)
+            if block == "xception":
+                common["stem_width"] = XCEPTION_STEM
             register_model(name, cifar_net, family=block, table=table, dataset="cifar100",
                            input_size=32, num_classes=100, **common)
             register_model(f"{name}_tiny", cifar_net, family=block, table=table,
