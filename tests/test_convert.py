@@ -37,10 +37,10 @@ CASES = [  # (name, builder options, old layout); these networks compute as they
     ("igcv1_c48_d8", {"shuffle_last": False}, "cifar"),
     ("xception_c35_d8", {}, "cifar"),
     ("xception_8l_c64", {}, "cifar"),
-    ("mobilenetv1_0.25", {}, "mobilenetv1"),
-    ("igcv2_0.25", {}, "igcv2"),
-    ("igcv3_0.7", {}, "inverted"),
-    ("mobilenetv2_0.7", {}, "inverted"),
+    ("mobilenetv1_025", {}, "mobilenetv1"),
+    ("igcv2_025", {}, "igcv2"),
+    ("igcv3_070", {}, "inverted"),
+    ("mobilenetv2_070", {}, "inverted"),
 ]
 
 

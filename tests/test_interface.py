@@ -16,8 +16,8 @@ from igc.models.registry import create_model, list_models
 
 #: One network of every family and head kind (the fast lane); every network is slow.
 REPRESENTATIVES = ["igcv2_fmnist", "igcv2_c64_d8", "igcv1_c48_d8_tiny", "xception_c58_d20",
-                   "igcv2star_c216_d20", "xception_8l_c64", "mobilenetv1_0.25", "igcv2_0.25",
-                   "igcv3_0.7", "mobilenetv2_0.7"]
+                   "igcv2star_c216_d20", "xception_8l_c64", "mobilenetv1_025", "igcv2_025",
+                   "igcv3_070", "mobilenetv2_070"]
 SIZE = 32  # small inputs: the ImageNet networks end at 1x1
 
 
@@ -108,14 +108,14 @@ def test_out_indices_need_features_only_and_num_classes_is_checked():
 
 
 def test_headless_network_returns_pooled_features():
-    model = create_model("igcv3_0.7", num_classes=0).eval()
+    model = create_model("igcv3_070", num_classes=0).eval()
     assert model.num_features == 896 and isinstance(model.get_classifier(), nn.Identity)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 896)
 
 
 def test_inverted_networks_end_their_features_in_the_1280_convolution():
     """timm's MobileNetV2: num_features 1280, the 320 -> 1280 1x1 in forward_features."""
-    for name in ("igcv3_1.0", "mobilenetv2_1.0"):
+    for name in ("igcv3_100", "mobilenetv2_100"):
         model = create_model(name)
         assert model.num_features == 1280 and model.feature_info[-1]["num_chs"] == 320
         assert model.final_conv[0].in_channels == 320
@@ -123,7 +123,7 @@ def test_inverted_networks_end_their_features_in_the_1280_convolution():
 
 
 def test_igcv2_group_classifier_is_kept_and_reset():
-    model = create_model("igcv2_1.0")
+    model = create_model("igcv2_100")
     classifier = model.get_classifier()
     assert isinstance(classifier, GroupClassifier)
     assert count_params(classifier) == 2048 * 1000 // 2 + 1000  # 2 branches + bias
@@ -134,7 +134,7 @@ def test_igcv2_group_classifier_is_kept_and_reset():
 
 
 @pytest.mark.parametrize("name", ["igcv2_c64_d8", "igcv1_c48_d8", "xception_c58_d20",
-                                  "mobilenetv1_0.25", "igcv2_0.25", "igcv3_0.7"])
+                                  "mobilenetv1_025", "igcv2_025", "igcv3_070"])
 def test_group_norm_and_silu_end_to_end(name):
     norm = functools.partial(nn.GroupNorm, 1)  # any width, e.g. the 35-channel stem
     model = create_model(name, num_classes=10, norm_layer=norm, act_layer=nn.SiLU)
@@ -150,7 +150,7 @@ def test_group_norm_and_silu_end_to_end(name):
     assert model(x).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", ["igcv2_c64_d20", "igcv2_1.0", "igcv3_1.0"])
+@pytest.mark.parametrize("name", ["igcv2_c64_d20", "igcv2_100", "igcv3_100"])
 def test_explicit_initialisation(name):
     """Convolutions He normal (fan-out), norm layers 1/0, classifier N(0, 0.01), biases 0."""
     torch.manual_seed(0)

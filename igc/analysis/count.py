@@ -248,6 +248,7 @@ def paper_counts(name: str, model: nn.Module | None = None,
         model = create_model(name)
     params = count_params(model)
     macs = count_macs(model, entry.input_size, entry.in_chans, method)
+    name = entry.name  # an alias counts as its canonical network
     ref = paper_reference(name) or {}
     scope = ref.get("scope", "network")
     if scope == "block":

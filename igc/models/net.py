@@ -25,7 +25,7 @@ std 0.01 and bias 0 (torchvision's MobileNetV2 rule for its linear classifier).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,10 +34,6 @@ from igc.errors import IGCError
 from igc.layers import IGCBlock, make_activation
 from igc.layers.chain import ActLayer, NormLayer
 from igc.sparsity import Factor, KernelProduct
-
-if TYPE_CHECKING:
-    from igc.models.cifar import CifarConfig
-    from igc.models.imagenet import ImageNetConfig
 
 __all__ = [
     "CLASSIFIER_STD", "FeatureInfo", "GroupClassifier", "IGCFeatures", "IGCNet",
@@ -192,7 +188,7 @@ class IGCNet(nn.Module):
     def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], num_classes: int, *,
                  final_conv: nn.Module | None = None,
                  classifier_groups: tuple[int, ...] | None = None,
-                 config: CifarConfig | ImageNetConfig | None = None,
+                 config: object | None = None,
                  norm_layer: NormLayer | None = None) -> None:
         super().__init__()
         self.stem = stem
