@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from igc.analysis.connectivity import measured_path_counts
 from igc.errors import IGCError
 from igc.layers import (
+    ChannelShuffle,
     DeepRootsBlock,
     FactorChain,
     IGCV1Block,
@@ -37,13 +38,14 @@ sizes = (
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=sizes, nonlinear=st.booleans())
-def test_igcv2_block_connectivity_matches_the_product(sizes, nonlinear):
+@given(sizes=sizes, nonlinear=st.booleans(), shuffle_last=st.booleans())
+def test_igcv2_block_connectivity_matches_the_product(sizes, nonlinear, shuffle_last):
     channels = math.prod(sizes)
-    block = IGCV2Block(channels, channels, branch_sizes=sizes, nonlinear=nonlinear)
+    block = IGCV2Block(channels, channels, branch_sizes=sizes, nonlinear=nonlinear,
+                       shuffle_last=shuffle_last)
     expected = KernelProduct.from_branch_sizes(channels, [1, *sizes]).path_counts
     measured = measured_path_counts(block.body, channels)
-    if nonlinear:  # the final shuffle only relabels the outputs
+    if shuffle_last:  # the final shuffle only relabels the outputs
         measured = measured[np.argsort(shuffle_permutation(channels, channels // sizes[-1]))]
     assert (measured == expected).all()
     assert (measured == 1).all() and block.product.condition == STRICT
@@ -83,6 +85,49 @@ def test_linear_chain_equals_one_dense_matrix(sizes, shuffle_last):
     x = torch.randn(3, channels, 4, 5, dtype=torch.float64)
     expected = np.einsum("oi,nihw->nohw", dense, x.numpy())
     np.testing.assert_allclose(chain(x).detach().numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=sizes)
+def test_final_permutation_restores_the_digit_order(sizes):
+    """With ShuffleNet's convention the permutations P_1..P_L of a strict IGCV2 block (and
+    P_1, P_2 of an IGCV1 block) compose to the identity: output channel i of the block
+    carries the digits of input channel i, the channel a residual unit adds it to."""
+    channels = math.prod(sizes)
+    igcv1 = IGCV1Block(channels, channels, primary_branch=sizes[0],
+                       secondary_groups=sizes[0])
+    for block in (IGCV2Block(channels, channels, branch_sizes=sizes), igcv1):
+        x = torch.arange(float(channels)).view(1, channels, 1, 1)
+        for module in block.modules():  # the shuffles alone, in the block's order
+            if isinstance(module, ChannelShuffle):
+                x = module(x)
+        assert x.flatten().tolist() == list(range(channels))
+        assert block.product.shuffle_last
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: XceptionBlock(8, 16, 2, **kw),
+    lambda **kw: IGCV1Block(8, 16, 2, **kw),
+    lambda **kw: IGCV2Block(8, 8, branch_sizes=(2, 4), **kw),
+    lambda **kw: IGCV3Block(8, 8, expansion=2, **kw),
+    lambda **kw: MobileNetV2Block(8, 16, 2, expansion=2, **kw),
+    lambda **kw: DeepRootsBlock(8, 8, groups=2, **kw),
+])
+def test_blocks_take_norm_and_activation_layers(make):
+    block = make(norm_layer=lambda c: torch.nn.GroupNorm(2, c), act_layer=torch.nn.SiLU)
+    kinds = {type(m) for m in block.modules()}
+    assert torch.nn.GroupNorm in kinds and torch.nn.BatchNorm2d not in kinds
+    assert torch.nn.SiLU in kinds and not kinds & {torch.nn.ReLU, torch.nn.ReLU6}
+    y = block(torch.randn(2, 8, 6, 6))
+    y.sum().backward()
+    assert all(p.grad is not None for p in block.parameters())
+
+
+def test_final_act_leaves_out_the_last_activation():
+    for block in (XceptionBlock(8, 8, final_act=False), IGCV1Block(8, 8, final_act=False),
+                  IGCV2Block(8, 8, branch_sizes=(2, 4), final_act=False)):
+        assert not any(isinstance(m, torch.nn.ReLU) for m in block.modules())
+        assert (block(torch.randn(2, 8, 4, 4)) < 0).any()  # BN output, no ReLU after it
 
 
 def test_channel_shuffle_matches_the_permutation():

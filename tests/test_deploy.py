@@ -275,9 +275,9 @@ def test_optimize_rejects_bad_requests():
 
 
 def _zoo_input(model: nn.Module) -> torch.Tensor:
-    entry = model.igc_entry
-    size = min(entry.input_size, 16 if entry.input_size > 64 else entry.input_size)
-    return torch.randn(2, entry.in_chans, size, size, generator=torch.Generator().manual_seed(0))
+    chans, side, _ = model.pretrained_cfg["input_size"]
+    size = min(side, 16 if side > 64 else side)
+    return torch.randn(2, chans, size, size, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -40,8 +40,7 @@ class _TinyNoBN(nn.Module):
 
 
 def _register() -> None:
-    registry._load_families()
-    if MODEL not in registry._REGISTRY:
+    if MODEL not in registry.list_models():
         registry.register_model(MODEL, _TinyNoBN, family="test", table="test",
                                 dataset="fashion-mnist", input_size=8, num_classes=10,
                                 in_chans=1)
@@ -96,7 +95,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
                        splits=_splits())
         mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     finally:
-        registry._REGISTRY.pop(MODEL, None)
+        registry.unregister_model(MODEL)
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for key in w0:

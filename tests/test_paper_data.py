@@ -13,7 +13,7 @@ from igc.models.paper import DATASETS, TABLES, paper_reference, paper_rows
 CIFAR_RE = re.compile(r"^(xception|igcv1|igcv2|igcv2star)_c(\d+)_d(\d+)(_tiny)?$")
 EIGHT_LAYER_RE = re.compile(r"^(xception|igcv1|igcv2|igcv2i|igcv2ii)_8l_c(\d+)$")
 IMAGENET_RE = re.compile(
-    r"^(?:(?:igcv2|mobilenetv1)_(?:1\.0|0\.5|0\.25)|(?:igcv3|mobilenetv2)_(?:1\.0|0\.7))$"
+    r"^(?:(?:igcv2|mobilenetv1)_(?:100|050|025)|(?:igcv3|mobilenetv2)_(?:100|070))$"
 )
 
 ROWS_PER_TABLE = {"2": 12, "3": 18, "4": 12, "5": 18, "6": 12, "7": 36, "9": 6, "11": 6}
@@ -85,10 +85,10 @@ def test_model_names_follow_the_convention():
 @pytest.mark.parametrize(
     ("model", "table", "dataset", "params", "macs", "top1", "std"),
     [
-        ("igcv2_1.0", "9", "imagenet", 4_100_000, 564_000_000, 70.7, None),
-        ("mobilenetv1_0.25", "9", "imagenet", 500_000, 41_000_000, 50.6, None),
-        ("igcv3_1.0", "11", "imagenet", 3_500_000, 320_000_000, 72.2, None),
-        ("igcv3_0.7", "11", "imagenet", 2_000_000, 170_000_000, 68.46, None),
+        ("igcv2_100", "9", "imagenet", 4_100_000, 564_000_000, 70.7, None),
+        ("mobilenetv1_025", "9", "imagenet", 500_000, 41_000_000, 50.6, None),
+        ("igcv3_100", "11", "imagenet", 3_500_000, 320_000_000, 72.2, None),
+        ("igcv3_070", "11", "imagenet", 2_000_000, 170_000_000, 68.46, None),
         ("igcv2star_c216_d20", "3", "cifar100", 320_000, 76_000_000, 75.35, 0.56),
         ("igcv1_c150_d20_tiny", "3", "tiny-imagenet", 790_000, 172_000_000, 60.73, 0.50),
         ("xception_c35_d26", "4", "cifar100", 223_000, 35_500_000, 72.48, 0.18),
@@ -128,16 +128,16 @@ def test_paper_reference():
     assert ref["scope"] == "block" and ref["dataset"] == "cifar100" and ref["params"] == 10_000
     ref = paper_reference("igcv2star_c304_d20_tiny")
     assert ref["dataset"] == "tiny-imagenet"
-    ref = paper_reference("mobilenetv1_1.0")
+    ref = paper_reference("mobilenetv1_100")
     assert ref["table"] == "9" and ref["macs"] == 569_000_000
     assert paper_reference("igcv2star_c64_d38") is None
     assert paper_reference("no_such_model") is None
 
 
 def test_rows_are_copies():
-    rows = paper_rows(model="igcv3_1.0")
+    rows = paper_rows(model="igcv3_100")
     rows[0]["params"] = -1
-    assert paper_rows(model="igcv3_1.0")[0]["params"] == 3_500_000
-    ref = paper_reference("igcv3_1.0")
+    assert paper_rows(model="igcv3_100")[0]["params"] == 3_500_000
+    ref = paper_reference("igcv3_100")
     ref["macs"] = -1
-    assert paper_reference("igcv3_1.0")["macs"] == 320_000_000
+    assert paper_reference("igcv3_100")["macs"] == 320_000_000

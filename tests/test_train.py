@@ -3,6 +3,7 @@ bad-input handling, on a tiny registered network and tiny generated data (fast).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -43,27 +44,21 @@ class _FixedInput(nn.Module):
 
 @pytest.fixture(autouse=True)
 def tiny_models():
-    registry._load_families()
-    added = []
     specs = {
         TINY: dict(block="igcv2", width=4, depth=5, branch_sizes=((2, 2), (2, 4), (4, 4)),
                    stem_stride=2),
         TINY_OTHER: dict(block="igcv2", width=8, depth=5, branch_sizes=((2, 4), (4, 4),
                                                                          (4, 8))),
     }
-    for name, kwargs in specs.items():
-        if name not in registry._REGISTRY:
-            registry.register_model(name, cifar_net, family="igcv2", table="test",
-                                    dataset="fashion-mnist", input_size=8, num_classes=10,
-                                    in_chans=1, **kwargs)
-            added.append(name)
-    if FIXED not in registry._REGISTRY:
-        registry.register_model(FIXED, _FixedInput, family="test", table="test",
-                                dataset="cifar10", input_size=32, num_classes=10)
-        added.append(FIXED)
-    yield
-    for name in added:
-        registry._REGISTRY.pop(name, None)
+    with contextlib.ExitStack() as stack:
+        for name, kwargs in specs.items():
+            stack.enter_context(registry.temporary_model(
+                name, cifar_net, family="igcv2", table="test", dataset="fashion-mnist",
+                input_size=8, num_classes=10, in_chans=1, **kwargs))
+        stack.enter_context(registry.temporary_model(
+            FIXED, _FixedInput, family="test", table="test", dataset="cifar10",
+            input_size=32, num_classes=10))
+        yield
 
 
 def tiny_splits(n_train: int = 96, n_test: int = 40, size: int = 8,
@@ -169,7 +164,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
     def poison(trainer, event):
         if event == "step" and trainer.global_step == 8:
             with torch.no_grad():
-                trainer.model.head[-1].weight.fill_(float("nan"))
+                trainer.model.get_classifier().weight.fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match=r"nan.*epoch 2.*last good checkpoint"):
         train(config(tmp_path / "r"), splits=tiny_data, callbacks=[poison])

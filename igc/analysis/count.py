@@ -136,23 +136,27 @@ class BlockCount:
 
 def _rows(model: nn.Module) -> Iterator[tuple[int, str, nn.Module]]:
     """``(stage, module name, module)`` for the stem, every block and projection shortcut,
-    and the head; for a model that is not an :class:`~igc.models.cifar.IGCNet`, every
-    :class:`IGCBlock` and the remainder."""
-    from igc.models.cifar import IGCNet, ResidualUnit
+    the final convolution and the classifier; for a model that is not an
+    :class:`~igc.models.net.IGCNet`, every :class:`IGCBlock` (stage 0) and the remainder."""
+    from igc.models.net import IGCNet
+    from igc.models.residual import ResidualUnit
 
     if isinstance(model, IGCNet):
         yield 0, "stem", model.stem
         for s, stage in enumerate(model.stages, 1):
             for name, module in stage.named_modules(prefix=f"stages.{s - 1}"):
                 if isinstance(module, IGCBlock):
-                    yield getattr(module, "igc_stage", s), name, module
+                    yield s, name, module
                 elif isinstance(module, ResidualUnit) and count_params(module.shortcut):
                     yield s, f"{name}.shortcut", module.shortcut
-        yield len(model.stages) + 1, "head", model.head
+        last = len(model.stages) + 1
+        if model.final_conv is not None:
+            yield last, "final_conv", model.final_conv
+        yield last, "classifier", model.classifier
     else:
         for name, module in model.named_modules():
             if isinstance(module, IGCBlock):
-                yield getattr(module, "igc_stage", 0), name, module
+                yield 0, name, module
 
 
 def _describe(module: nn.Module, name: str) -> dict:
@@ -184,7 +188,8 @@ def _describe(module: nn.Module, name: str) -> dict:
 
 def per_block_counts(model: nn.Module, input_size: int | tuple[int, int],
                      in_chans: int = 3) -> list[BlockCount]:
-    """One :class:`BlockCount` per stem, block, projection shortcut and head, with its
+    """One :class:`BlockCount` per stem, block, projection shortcut, final convolution and
+    classifier, with its
     parameters and the multiply-adds it performed in one forward pass (one
     :class:`FlopCounterMode` pass with forward hooks on the rows). For an
     :class:`~igc.models.cifar.IGCNet` the rows' counts add up to the network's."""
@@ -243,6 +248,7 @@ def paper_counts(name: str, model: nn.Module | None = None,
         model = create_model(name)
     params = count_params(model)
     macs = count_macs(model, entry.input_size, entry.in_chans, method)
+    name = entry.name  # an alias counts as its canonical network
     ref = paper_reference(name) or {}
     scope = ref.get("scope", "network")
     if scope == "block":

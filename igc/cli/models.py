@@ -19,16 +19,20 @@ _SOURCE_PACKAGES = ("models", "layers", "sparsity")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered networks with parameters and MACs",
                        description=__doc__.splitlines()[0])
-    p.add_argument("pattern", nargs="?", help="shell-style pattern or substring, e.g. 'igcv3*'")
+    p.add_argument("pattern", nargs="?",
+                   help="shell-style pattern of names or aliases, e.g. 'igcv3_*'")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only networks with released weights")
     p.add_argument("--no-cache", action="store_true",
                    help="recount instead of reading the cache (~/.cache/igc)")
     p.set_defaults(run=run_models)
 
     q = sub.add_parser("info", help="show one network block by block (paper Tables 8/10)",
                        description=__doc__.splitlines()[1])
-    q.add_argument("name", help="registered model name, e.g. igcv2_1.0")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.add_argument("name", help="registered model name or alias, e.g. igcv2_100")
+    q.add_argument("--json", action="store_true",
+                   help="print one JSON object (with the metadata, `pretrained_cfg`)")
     q.add_argument("--input-size", type=int, help="count at this input size instead")
     q.set_defaults(run=run_info)
 
@@ -102,19 +106,19 @@ def _save_cache(path: Path, cache: dict) -> None:
         pass  # a read-only home only costs the next run its speed
 
 
-def model_rows(pattern: str | None = None, use_cache: bool = True) -> list[dict]:
+def model_rows(pattern: str | None = None, use_cache: bool = True,
+               pretrained: bool = False) -> list[dict]:
     """One dict per registered model matching ``pattern`` (see :func:`paper_counts`)."""
     import torch
 
     from igc.analysis.count import paper_counts
     from igc.models.registry import list_models, model_entry
 
-    names = list_models(pattern)
-    if pattern and not names:
+    names = list_models(pattern or "", pretrained=pretrained)
+    if pattern and not names and not pretrained:
         from igc.errors import unknown_name
-        from igc.models.registry import list_models as all_models
 
-        raise unknown_name("model", pattern, all_models())
+        raise unknown_name("model", pattern, list_models())
     path = _cache_path() if use_cache else None
     cache = _load_cache(path) if path else {}
     rows, dirty = [], False
@@ -140,7 +144,7 @@ def model_rows(pattern: str | None = None, use_cache: bool = True) -> list[dict]
 
 
 def run_models(args: argparse.Namespace) -> int:
-    rows = model_rows(args.pattern, use_cache=not args.no_cache)
+    rows = model_rows(args.pattern, use_cache=not args.no_cache, pretrained=args.pretrained)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -185,6 +189,7 @@ def run_info(args: argparse.Namespace) -> int:
         "name": entry.name, "family": entry.family, "table": entry.table,
         "dataset": entry.dataset, "input_size": size, "num_classes": entry.num_classes,
         "in_chans": entry.in_chans, "config": {k: v for k, v in entry.kwargs.items()},
+        "aliases": list(entry.aliases), "pretrained_cfg": model.pretrained_cfg,
         "params": count_params(model), "weights": count_params(model, weights_only=True),
         "macs": count_macs(model, size, entry.in_chans, method="hooks"),
         "paper": {k: compared[k] for k in ("paper_params", "paper_macs", "params_counted",
@@ -199,6 +204,13 @@ def run_info(args: argparse.Namespace) -> int:
           f"{entry.in_chans}x{size}x{size} -> {entry.num_classes} classes")
     print(f"params {summary['params']:,} (weights {summary['weights']:,}), "
           f"MACs {summary['macs']:,}")
+    cfg = model.pretrained_cfg
+    if entry.aliases:
+        print(f"aliases: {', '.join(entry.aliases)}")
+    print(f"input: mean {cfg['mean']}, std {cfg['std']}, crop {cfg['crop_pct']:.3f} "
+          f"({cfg['interpolation']}); released weights: "
+          + (f"{cfg['released']['file']} (top-1 {cfg['released']['top1']}%)"
+             if cfg["released"] else "none"))
     if compared["paper_params"] is not None:
         print(f"paper  params {_si(compared['paper_params'])} / MACs "
               f"{_si(compared['paper_macs'])}; ours counted as the paper does "

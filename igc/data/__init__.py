@@ -23,8 +23,8 @@ DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "i
 
 __all__ = [
     "DATASETS", "BatchAugment", "DatasetSplits", "FileBatchLoader", "TensorBatchLoader",
-    "TensorImageDataset", "center_crop", "hflip", "load_dataset", "make_loader", "normalize",
-    "pad_crop", "scale_crop",
+    "TensorImageDataset", "center_crop", "hflip", "load_dataset", "make_loader", "normalization",
+    "normalize", "pad_crop", "scale_crop",
 ]
 
 
@@ -60,3 +60,20 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         raise IGCError("the imagefolder data set needs --data-dir DIR holding train/<class>/ "
                        "and val/<class>/ image folders")
     return load_image_folder(data_dir, image_size, resize_size)
+
+
+def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel ``(mean, std)`` on the 0..1 scale with which data set ``name``'s loader
+    normalises its images (ImageNet's for ``imagefolder``); IGCError if unknown."""
+    from igc.data import cifar, folder, mnist, tiny_imagenet
+
+    key = canonical_name(name)
+    if key in ("mnist", "fashion-mnist"):
+        _, mean, std = mnist._META[key]
+        return tuple(mean), tuple(std)
+    if key in ("cifar10", "cifar100"):
+        layout = cifar._LAYOUTS[key]
+        return layout.mean, layout.std
+    if key == "tiny-imagenet":
+        return tiny_imagenet.MEAN, tiny_imagenet.STD
+    return folder.IMAGENET_MEAN, folder.IMAGENET_STD

@@ -56,9 +56,7 @@ class OptimizedModel(nn.Module):
         self.model = model
         self.mode = mode
         self.layout = layout
-        entry = getattr(model, "igc_entry", None)
-        if entry is not None:
-            self.igc_entry = entry
+        self.pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
 
     def uses_channels_last(self, batch: int) -> bool:
         """Whether a batch of ``batch`` images runs in NHWC."""
@@ -124,13 +122,12 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
 
 def _example(model: nn.Module, batch: int, required: bool) -> torch.Tensor | None:
     """One image at the model's registered input size (``None`` outside the zoo)."""
-    entry = getattr(model, "igc_entry", None)
-    if entry is None:
+    shape = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    if shape is None:
         if required:
             raise IGCError("mode 'measure' needs an example input for a model outside the zoo")
         return None
-    return torch.randn(batch if required else 1, entry.in_chans, entry.input_size,
-                       entry.input_size)
+    return torch.randn(batch if required else 1, *shape)
 
 
 def _segment_inputs(model: OptimizedModel, example: torch.Tensor

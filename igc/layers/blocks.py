@@ -3,7 +3,10 @@ identity skip.
 
 Every block keeps the :class:`~igc.sparsity.KernelProduct` it was built from in
 ``block.product`` (the composed kernel of its residual branch), so its connectivity,
-parameters and condition can be read from the mathematics.
+parameters and condition can be read from the mathematics. Every block takes
+``norm_layer`` (``num_channels -> module``, BatchNorm by default) and ``act_layer`` (``() ->
+module``, replacing every ReLU/ReLU6 of the block when given), passed to its
+:class:`FactorChain`.
 
 ==================  ====================================================================
 block               factors (``->`` BN/activation placement)
@@ -11,9 +14,11 @@ block               factors (``->`` BN/activation placement)
 XceptionBlock       channel-wise 3x3 -> BN, dense 1x1 -> BN -> ReLU (linear form;
                     ``nonlinear=True`` adds a ReLU after the 3x3: MobileNetV1)
 IGCV1Block          group 3x3 (branches of 2) -> shuffle -> group 1x1 (2 branches) -> BN -> ReLU
-                    (the official IGCV1 order: no BN between the two convolutions)
+                    -> shuffle (eq. 2 with ``P_2``; the official IGCV1 order: no BN between
+                    the two convolutions)
 IGCV2Block          channel-wise 3x3 -> BN, ``L-1`` group 1x1 -> BN -> shuffle, one ReLU at the
-                    end (linear, CIFAR); ``nonlinear=True``: paper Figure 5(b)
+                    end before the last shuffle ``P_L`` (linear, CIFAR; eq. 4);
+                    ``nonlinear=True``: paper Figure 5(b)
 IGCV3Block          group 1x1 expand (g1) -> BN -> shuffle -> channel-wise 3x3 -> BN -> ReLU6 ->
                     group 1x1 reduce (g2) -> BN, skip when shapes allow
 MobileNetV2Block    dense 1x1 expand -> BN -> ReLU6 -> channel-wise 3x3 -> BN -> ReLU6 ->
@@ -92,29 +97,52 @@ def groups_from_branch_sizes(channels: int, branch_sizes: Sequence[int]) -> list
 
 
 class XceptionBlock(IGCBlock):
-    """Depthwise-separable block (Xception / MobileNetV1): channel-wise 3x3, dense 1x1."""
+    """Depthwise-separable block (Xception / MobileNetV1): channel-wise 3x3, dense 1x1.
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, nonlinear: bool = False) -> None:
+    ``final_act=False`` leaves out the last ReLU (the second block of a residual unit,
+    whose ReLU follows the addition)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, nonlinear: bool = False, *,
+                 final_act: bool = True, norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> None:
         product = KernelProduct((Factor(in_ch, in_ch, in_ch, SPATIAL), Factor(in_ch, out_ch, 1)))
-        super().__init__(product, stride, acts=["relu" if nonlinear else None, "relu"])
+        super().__init__(product, stride, acts=["relu" if nonlinear else None, _final(final_act)],
+                         norm_layer=norm_layer, act_layer=act_layer)
+
+
+def _final(final_act: bool) -> str | None:
+    return "relu" if final_act else None
 
 
 class IGCV1Block(IGCBlock):
-    """Interleaved group convolution (IGCV1): a primary group 3x3 whose branches produce
-    ``primary_branch`` channels each, a shuffle, then a secondary group 1x1 with
-    ``secondary_groups`` branches; BN and ReLU after the secondary only (official order)."""
+    """Interleaved group convolution (IGCV1, eq. 2): a primary group 3x3 whose branches
+    produce ``primary_branch`` channels each, ``P_1``, a secondary group 1x1 with
+    ``secondary_groups`` branches, ``P_2``, then BN and ReLU (the official code's order
+    conv -> reorder -> conv -> reorder -> BN -> ReLU; BN and ReLU act per channel, so
+    ``conv -> BN -> ReLU -> P_2`` here computes the same).
+
+    ``P_2`` undoes the relabelling of ``P_1`` (with ShuffleNet's convention the two
+    shuffles compose to the identity), so output channel ``i`` is the one that a residual
+    unit adds to input channel ``i``. ``shuffle_last=False`` drops ``P_2`` (the zoo before
+    this was fixed); ``final_act=False`` leaves out the ReLU (see :class:`XceptionBlock`).
+    """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1, primary_branch: int = 2,
-                 secondary_groups: int = 2) -> None:
+                 secondary_groups: int = 2, *, shuffle_last: bool = True,
+                 final_act: bool = True, norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> None:
         if out_ch % primary_branch:
             raise IGCError(f"primary branch size {primary_branch} does not divide width {out_ch}")
         primary = Factor(in_ch, out_ch, out_ch // primary_branch, SPATIAL)
-        product = KernelProduct((primary, Factor(out_ch, out_ch, secondary_groups)))
-        super().__init__(product, stride, norms=[False, True], acts=[None, "relu"])
+        product = KernelProduct((primary, Factor(out_ch, out_ch, secondary_groups)),
+                                shuffle_last=shuffle_last)
+        super().__init__(product, stride, norms=[False, True], acts=[None, _final(final_act)],
+                         norm_layer=norm_layer, act_layer=act_layer)
 
 
 class IGCV2Block(IGCBlock):
-    """IGCV2: channel-wise 3x3 then ``L-1`` group 1x1 convolutions.
+    """IGCV2 (eq. 4): channel-wise 3x3 then ``L-1`` group 1x1 convolutions, each followed by
+    its permutation ``P_l``, the last one ``P_L`` included.
 
     Give the 1x1 factors as ``branch_sizes`` (``K_l``, inputs per branch, paper Table 1) or as
     ``groups`` (branch counts, paper Table 8). Linear form (CIFAR): BN after every factor, one
@@ -123,12 +151,19 @@ class IGCV2Block(IGCBlock):
     paper's starred blocks, e.g. the ImageNet classifier). ``spatial_branch`` is ``K_1``,
     the channels per branch of the 3x3 (1: channel-wise; 2: the group 3x3 of the paper's
     IGCV2-I, Table 5).
+
+    ``P_L`` (``shuffle_last``, default on in both forms, as eq. 4 writes it): for a strict
+    design the shuffles compose to the identity, so the output channels come back in the
+    input's digit order and a residual unit adds each channel to the one it came from;
+    ``shuffle_last=False`` is the zoo's linear block before this was fixed.
+    ``final_act=False`` leaves out the last ReLU (see :class:`XceptionBlock`).
     """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1,
                  branch_sizes: Sequence[int] | None = None, groups: Sequence[int] | None = None,
                  nonlinear: bool = False, spatial: bool = True,
-                 spatial_branch: int = 1) -> None:
+                 spatial_branch: int = 1, *, shuffle_last: bool = True, final_act: bool = True,
+                 norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> None:
         if (branch_sizes is None) == (groups is None):
             raise IGCError("give the 1x1 factors as branch_sizes or as groups, not both")
         if groups is None:
@@ -140,11 +175,12 @@ class IGCV2Block(IGCBlock):
                                f"{in_ch}; use a divisor of {in_ch}")
             factors.insert(0, Factor(in_ch, in_ch, in_ch // spatial_branch, SPATIAL))
         acts: list[str | None] = [None] * len(factors)
-        acts[-1] = "relu"
+        acts[-1] = _final(final_act)
         if nonlinear and spatial:
             acts[0] = "relu"
-        product = KernelProduct(tuple(factors), shuffle_last=nonlinear)
-        super().__init__(product, stride, acts=acts)
+        product = KernelProduct(tuple(factors), shuffle_last=shuffle_last)
+        super().__init__(product, stride, acts=acts, norm_layer=norm_layer, act_layer=act_layer)
+        self.nonlinear = nonlinear
 
 
 class IGCV3Block(IGCBlock):
@@ -154,12 +190,14 @@ class IGCV3Block(IGCBlock):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
                  g1: int = 2, g2: int = 2, hidden: int | None = None,
-                 skip: bool | None = None) -> None:
+                 skip: bool | None = None, *, norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> None:
         hidden = hidden or round(in_ch * expansion)
         factors = (Factor(in_ch, hidden, g1), Factor(hidden, hidden, hidden, SPATIAL),
                    Factor(hidden, out_ch, g2))
         super().__init__(KernelProduct(factors), stride, acts=[None, "relu6", None],
-                         skip=_skip(skip, in_ch, out_ch, stride))
+                         skip=_skip(skip, in_ch, out_ch, stride), norm_layer=norm_layer,
+                         act_layer=act_layer)
 
 
 class MobileNetV2Block(IGCBlock):
@@ -167,7 +205,8 @@ class MobileNetV2Block(IGCBlock):
     channel-wise 3x3, dense 1x1 projection, linear bottleneck, skip when shapes allow."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
-                 hidden: int | None = None, skip: bool | None = None) -> None:
+                 hidden: int | None = None, skip: bool | None = None, *,
+                 norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> None:
         hidden = hidden or round(in_ch * expansion)
         factors = [Factor(hidden, hidden, hidden, SPATIAL), Factor(hidden, out_ch, 1)]
         acts: list[str | None] = ["relu6", None]
@@ -175,13 +214,16 @@ class MobileNetV2Block(IGCBlock):
             factors.insert(0, Factor(in_ch, hidden, 1))
             acts.insert(0, "relu6")
         super().__init__(KernelProduct(tuple(factors)), stride, acts=acts,
-                         skip=_skip(skip, in_ch, out_ch, stride))
+                         skip=_skip(skip, in_ch, out_ch, stride), norm_layer=norm_layer,
+                         act_layer=act_layer)
 
 
 class DeepRootsBlock(IGCBlock):
     """Deep roots (Ioannou et al.): a group 3x3 with ``groups`` branches, then a dense 1x1."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 4) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 4, *,
+                 norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> None:
         product = KernelProduct((Factor(in_ch, out_ch, groups, SPATIAL),
                                  Factor(out_ch, out_ch, 1)))
-        super().__init__(product, stride, acts=["relu", "relu"])
+        super().__init__(product, stride, acts=["relu", "relu"], norm_layer=norm_layer,
+                         act_layer=act_layer)

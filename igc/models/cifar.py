@@ -10,19 +10,24 @@ declaratively: a :class:`CifarConfig` says which block, which widths and which b
 
 Choices the paper leaves open, each made in one place (``docs/zoo.md`` shows what they give):
 
-* **Residual unit** (:class:`ResidualUnit`): two blocks and an identity shortcut in ResNet's
-  post-activation form, as in the official IGCV1 code: the second block's final ReLU moves
-  after the addition.
+* **Residual unit** (:class:`~igc.models.residual.ResidualUnit`): two blocks and a shortcut
+  in ResNet's post-activation form, as in the official IGCV1 code: the second block is
+  built without its final ReLU, which follows the addition.
 * **Width changes** (:func:`block_branch_sizes`, :attr:`BlockFamily.design`): the first
   block of stages 2 and 3 (and IGCV2*'s first block, whose stem has 64 channels) carries
   the stride in its 3x3 on the *input* width and widens in one factor: Xception in its
   dense 1x1; IGCV1 in its primary group 3x3 (the official code's fixed ``L`` partitions);
   IGCV2 and IGCV2* in the last group 1x1, keeping the factors of the input width, as the
   paper does for its ImageNet network.
-* **Shortcut on a width or resolution change** (:func:`make_shortcut`): a 1x1 convolution
-  with the grouping of the block's widening convolution, stride 2 where the block strides,
-  then BN. For Xception that is ResNet's dense projection (option B); for IGCV1 the
-  official code's group projection with ``L`` branches.
+* **Shortcut on a width or resolution change** (:func:`~igc.models.residual.make_shortcut`):
+  on a stage transition a 1x1 convolution with the grouping of the block's widening
+  convolution, stride 2, then BN (for Xception ResNet's dense projection, option B; for
+  IGCV1 the official code's group projection with ``L`` branches); after a stem narrower
+  than the first stage (Xception C58-C83, IGCV2*) zero channels appended (option A), the
+  only reading that fits Table 3's counts.
+* **Final permutation** ``P_L`` (eqs. 2 and 4): kept in IGCV1 and IGCV2 blocks, so a
+  residual unit adds each output channel to the input channel of the same digits
+  (``CifarConfig.shuffle_last``).
 * **Branch sizes**: IGCV2's ``K_s`` (8/16/32 for C64, 10/16/20 for C80) is the branch size
   of *both* group 1x1 convolutions of stage ``s`` (the only reading whose per-block cost
   reproduces the paper's increments between depths); IGCV1 (Cx) is the official
@@ -31,15 +36,16 @@ Choices the paper leaves open, each made in one place (``docs/zoo.md`` shows wha
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from igc.errors import IGCError
 from igc.layers import IGCBlock, IGCV1Block, IGCV2Block, XceptionBlock
+from igc.layers.chain import ActLayer, NormLayer
+from igc.models.net import IGCNet, conv_norm_act
+from igc.models.residual import ResidualUnit, make_shortcut
 
 __all__ = [
     "BLOCKS", "BlockFamily", "CifarConfig", "IGCNet", "ResidualUnit", "StageSpec", "cifar_net",
@@ -55,7 +61,8 @@ Sizes = tuple[int, ...]
 
 
 def _xception(in_ch: int, out_ch: int, stride: int, sizes: Sizes | None,
-              **kwargs: object) -> IGCBlock:
+              shuffle_last: bool = True, **kwargs: object) -> IGCBlock:
+    """``shuffle_last`` is ignored: after the dense 1x1, ``P_L`` is the identity."""
     if sizes:
         raise IGCError("an Xception block has no branch sizes (its 1x1 is dense)")
     return XceptionBlock(in_ch, out_ch, stride, **kwargs)
@@ -153,7 +160,10 @@ class CifarConfig:
     family's default (IGCV1: ``x/2`` primary partitions in every stage, as the official
     IGC-L{x/2}M2; IGCV2*: ``L*_s - 1`` factors of ``K`` with ``L*_s`` from the stage's
     width). ``stem_width`` defaults to the first-stage width (64 for
-    IGCV2*). ``down_sampling=False`` keeps every stage at ``width`` and stride 1.
+    IGCV2*; the zoo's Xception rows fix it at 35, section 4.3). ``down_sampling=False``
+    keeps every stage at ``width`` and stride 1. ``shuffle_last`` keeps the final
+    permutation ``P_L`` of eqs. 2 and 4 in IGCV1 and IGCV2 blocks (``False``: the zoo's
+    networks before it was added, for old checkpoints and ablations).
     """
 
     block: str
@@ -166,6 +176,7 @@ class CifarConfig:
     down_sampling: bool = True
     k: int = 8
     block_kwargs: dict = field(default_factory=dict)
+    shuffle_last: bool = True
 
     def __post_init__(self) -> None:
         if self.block not in BLOCKS:
@@ -235,111 +246,47 @@ def block_branch_sizes(stages: Sequence[StageSpec], stage: int, in_ch: int) -> S
 # ---------------------------------------------------------------------------------------
 
 
-def make_shortcut(block: IGCBlock, out_ch: int | None = None) -> nn.Module:
-    """The shortcut of a residual unit that starts with ``block`` and ends at ``out_ch``
-    channels: identity when shapes agree, else a 1x1 convolution with the grouping of the
-    block's widening convolution (the first factor that changes the width; dense when none
-    does), carrying the block's stride, then BN. See the module docstring."""
-    in_ch, stride = block.in_channels, block.stride
-    out_ch = block.out_channels if out_ch is None else out_ch
-    if in_ch == out_ch and stride == 1:
-        return nn.Identity()
-    widening = [f for f in block.product.factors if f.in_channels != f.out_channels]
-    groups = widening[0].groups if widening else 1
-    if in_ch % groups or out_ch % groups:
-        groups = math.gcd(groups, math.gcd(in_ch, out_ch))
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, groups=groups, bias=False),
-                         nn.BatchNorm2d(out_ch))
-
-
-def _drop_final_activation(block: IGCBlock) -> None:
-    last = block.body.factors[-1]
-    if "act" in last._modules:
-        del last._modules["act"]
-
-
-class ResidualUnit(nn.Module):
-    """``relu(blocks(x) + shortcut(x))``: the skip connection every two blocks."""
-
-    def __init__(self, blocks: Sequence[IGCBlock], shortcut: nn.Module) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
-        self.shortcut = shortcut
-        _drop_final_activation(blocks[-1])
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.blocks(x) + self.shortcut(x))
-
-
-class IGCNet(nn.Module):
-    """``stem -> stages -> head``: the skeleton shared by every network of the zoo.
-
-    ``stages[s]`` is a sequence of units (blocks or :class:`ResidualUnit` s);
-    ``head`` pools and classifies. :func:`igc.analysis.count.per_block_counts` reads this
-    layout to print a network the way the paper's tables do.
-    """
-
-    def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], head: nn.Module) -> None:
-        super().__init__()
-        self.stem = stem
-        self.stages = nn.ModuleList(stages)
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.head(x)
-
-
-def conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1,
-                 act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(out_ch), act(inplace=True))
-
-
-def pool_fc_head(width: int, num_classes: int) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(width, num_classes))
-
-
-def build_cifar(config: CifarConfig, num_classes: int = 10, in_chans: int = 3) -> IGCNet:
+def build_cifar(config: CifarConfig, num_classes: int = 10, in_chans: int = 3,
+                norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> IGCNet:
     """Modules for ``config``: each stage's blocks, paired into residual units."""
     specs = config.stages()
     width = config.stem_channels
-    stem = conv_bn_relu(in_chans, width, 3, config.stem_stride)
+    stem = conv_norm_act(in_chans, width, 3, config.stem_stride, "relu", norm_layer, act_layer)
+    layers = dict(norm_layer=norm_layer, act_layer=act_layer)
+    paired = config.skip == "every-two"
     stages = []
     for s, spec in enumerate(specs):
         blocks = []
         for i in range(spec.blocks):
             stride = spec.stride if i == 0 else 1
             sizes = block_branch_sizes(specs, s, width)
+            ends_unit = paired and i % 2 == 1  # its ReLU follows the unit's addition
             block = BLOCKS[spec.block].factory(width, spec.width, stride, sizes,
+                                               shuffle_last=config.shuffle_last,
+                                               final_act=not ends_unit, **layers,
                                                **config.block_kwargs)
-            block.igc_stage = s + 1
             blocks.append(block)
             width = spec.width
-        if config.skip == "every-two":
+        if paired:
             units = []
             for i in range(0, len(blocks) - 1, 2):
                 pair = blocks[i : i + 2]
-                shortcut = make_shortcut(pair[0], pair[-1].out_channels)
-                units.append(ResidualUnit(pair, shortcut))
+                shortcut = make_shortcut(pair[0], pair[-1].out_channels, norm_layer)
+                units.append(ResidualUnit(pair, shortcut, act_layer))
             if len(blocks) % 2:
                 units.append(blocks[-1])
         else:
             units = blocks
         stages.append(nn.Sequential(*units))
-    model = IGCNet(stem, stages, pool_fc_head(width, num_classes))
-    model.igc_config = config
-    return model
+    return IGCNet(stem, stages, num_classes, config=config, norm_layer=norm_layer)
 
 
 def cifar_net(block: str, width: int, depth: int, *, branch_sizes: Sizes | tuple[Sizes, ...]
               | None = None, num_classes: int = 10, in_chans: int = 3, stem_stride: int = 1,
               stem_width: int | None = None, skip: str = "every-two",
-              down_sampling: bool = True, k: int = 8, **block_kwargs: object) -> IGCNet:
+              down_sampling: bool = True, k: int = 8, shuffle_last: bool = True,
+              norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None,
+              **block_kwargs: object) -> IGCNet:
     """A network of Table 1: ``block`` in ``xception``, ``igcv1``, ``igcv2``, ``igcv2star``;
     ``width`` the first-stage width ``x``; ``depth = 3B + 2``.
 
@@ -347,10 +294,13 @@ def cifar_net(block: str, width: int, depth: int, *, branch_sizes: Sizes | tuple
     ``cifar_net("igcv2star", 32, 8, in_chans=1)``. ``branch_sizes``: IGCV2 the 1x1 branch
     sizes ``(K_2, ..., K_L)``; IGCV1 ``(primary, secondary)`` channels per branch; one tuple
     for all stages or one per stage. ``stem_stride=2`` is the Tiny ImageNet variant.
+    ``norm_layer`` / ``act_layer`` replace BatchNorm / ReLU everywhere (e.g.
+    ``functools.partial(nn.GroupNorm, 8)``, ``nn.SiLU``); see :class:`CifarConfig` for the
+    rest. ``num_classes=0`` builds the network without a classifier.
     """
     config = CifarConfig(block, width, depth, _freeze(branch_sizes), stem_width, stem_stride,
-                         skip, down_sampling, k, dict(block_kwargs))
-    return build_cifar(config, num_classes, in_chans)
+                         skip, down_sampling, k, dict(block_kwargs), shuffle_last)
+    return build_cifar(config, num_classes, in_chans, norm_layer, act_layer)
 
 
 def _freeze(sizes: object) -> Sizes | tuple[Sizes, ...] | None:

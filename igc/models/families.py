@@ -6,8 +6,12 @@ documented at the top of ``paper_results.toml``:
 * CIFAR family of Table 1 (``D = 3B + 2``): ``{block}_c{x}_d{D}``, CIFAR-100 by default,
   and ``{block}_c{x}_d{D}_tiny`` for Tiny ImageNet (64x64 input, 200 classes, stride-2 stem).
 * 8-layer networks without down-sampling (Tables 2, 5): ``{block}_8l_c{x}``.
-* ImageNet (Tables 8-11): ``igcv2_{alpha}``, ``mobilenetv1_{alpha}``, ``igcv3_{alpha}``,
-  ``mobilenetv2_{alpha}``.
+* ImageNet (Tables 8-11): ``igcv2_{a}``, ``mobilenetv1_{a}``, ``igcv3_{a}``,
+  ``mobilenetv2_{a}`` with ``a`` the width multiplier x 100 in three digits (``igcv2_100``,
+  ``igcv2_050``, ``igcv3_070``: timm-safe, as timm's ``mobilenetv2_100``); the zoo's first
+  names ``igcv2_1.0``, ``igcv2_0.5``, ... stay as aliases.
+
+Imported by ``igc/models/__init__.py``; the registry itself imports nothing of the zoo.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from __future__ import annotations
 from igc.models.cifar import cifar_net, eight_layer_net
 from igc.models.imagenet import igcv2_imagenet, igcv3, mobilenet_v1, mobilenet_v2
 from igc.models.registry import register_model
+
+#: Width of the first convolution of every Xception network of Tables 3 and 4 (section 4.3:
+#: "we fix the channel number at the first convolutional layer in Xception as 35").
+XCEPTION_STEM = 35
 
 #: Per-stage IGCV2 branch sizes ``K_s`` (both group 1x1 convolutions of a stage).
 IGCV2_SIZES = {64: ((8, 8), (16, 16), (32, 32)), 80: ((10, 10), (16, 16), (20, 20))}
@@ -57,14 +65,18 @@ EIGHT_LAYER_ROWS: tuple[tuple[str, str, int, tuple[int, ...] | None, dict, str],
     ("igcv2ii_8l_c256", "igcv2ii", 256, (16, 16), {}, "5"),
 )
 
-#: (name, builder, family, width multiplier, tables) of Tables 8-11.
+#: (family, builder, width multipliers, tables) of Tables 8-11.
 IMAGENET_ROWS = (
-    *((f"igcv2_{a}", igcv2_imagenet, "igcv2", a, "8, 9") for a in ("1.0", "0.5", "0.25")),
-    *((f"mobilenetv1_{a}", mobilenet_v1, "mobilenetv1", a, "8, 9")
-      for a in ("1.0", "0.5", "0.25")),
-    *((f"igcv3_{a}", igcv3, "igcv3", a, "10, 11") for a in ("1.0", "0.7")),
-    *((f"mobilenetv2_{a}", mobilenet_v2, "mobilenetv2", a, "10, 11") for a in ("1.0", "0.7")),
+    ("igcv2", igcv2_imagenet, ("1.0", "0.5", "0.25"), "8, 9"),
+    ("mobilenetv1", mobilenet_v1, ("1.0", "0.5", "0.25"), "8, 9"),
+    ("igcv3", igcv3, ("1.0", "0.7"), "10, 11"),
+    ("mobilenetv2", mobilenet_v2, ("1.0", "0.7"), "10, 11"),
 )
+
+
+def imagenet_name(family: str, alpha: str) -> str:
+    """``("igcv2", "0.5") -> "igcv2_050"``: the multiplier x 100 in three digits."""
+    return f"{family}_{round(float(alpha) * 100):03d}"
 
 
 def _register_all() -> None:
@@ -73,6 +85,8 @@ def _register_all() -> None:
         for depth in depths:
             name = f"{block}_c{width}_d{depth}"
             common = dict(block=block, width=width, depth=depth, branch_sizes=sizes)
+            if block == "xception":
+                common["stem_width"] = XCEPTION_STEM
             register_model(name, cifar_net, family=block, table=table, dataset="cifar100",
                            input_size=32, num_classes=100, **common)
             register_model(f"{name}_tiny", cifar_net, family=block, table=table,
@@ -82,15 +96,11 @@ def _register_all() -> None:
         register_model(name, eight_layer_net, family=f"{block}-8l", table=table,
                        dataset="cifar100", input_size=32, num_classes=100, block=block,
                        width=width, branch_sizes=sizes, **options)
-    for name, builder, family, alpha, table in IMAGENET_ROWS:
-        register_model(name, builder, family=family, table=table, dataset="imagenet",
-                       input_size=224, num_classes=1000, alpha=float(alpha))
+    for family, builder, alphas, table in IMAGENET_ROWS:
+        for alpha in alphas:
+            register_model(imagenet_name(family, alpha), builder, family=family, table=table,
+                           dataset="imagenet", input_size=224, num_classes=1000,
+                           aliases=(f"{family}_{alpha}",), alpha=float(alpha))
 
 
 _register_all()
-
-try:  # the small default models for Fashion-MNIST, when that module exists
-    import igc.models.small  # noqa: F401
-except ModuleNotFoundError as exc:
-    if exc.name != "igc.models.small":
-        raise

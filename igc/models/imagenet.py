@@ -11,9 +11,10 @@ IGCV3-alpha vs MobileNetV2-alpha (Table 10), each written as the table's rows.
   multiply-adds (564M / 156M / 46M) come from the five 1024-wide blocks either way.
 * :data:`INVERTED_ROWS`: ``(t, c, n_mobilenetv2, n_igcv3, s)`` per row of Table 10; IGCV3
   doubles the repeats of every repeated row ("two IGCV3 blocks correspond to one block
-  MobileNetV2"). The head is a 1x1 convolution 320 -> 1280 (dense for MobileNetV2; for
-  IGCV3 dense as in the official and pytorchcv code, ``head_groups=2`` for Table 10's
-  starred block), pooling and a 1280 -> 1000 classifier.
+  MobileNetV2"). The features end in ``final_conv``, a 1x1 convolution 320 -> 1280 with BN
+  and ReLU6 (dense for MobileNetV2; for IGCV3 dense as in the official and pytorchcv code,
+  ``head_groups=2`` for Table 10's starred block; ``num_features`` = 1280 as in timm's
+  MobileNetV2), then pooling and a linear 1280 -> 1000 classifier.
 
 Width multipliers (``width_rule``, one option per family): MobileNetV1 and IGCV2 use
 ``int(c * alpha)`` for every layer, which gives Table 9's counts exactly. MobileNetV2 and
@@ -26,18 +27,18 @@ At alpha = 1.0 both rules give the same network.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from igc.errors import IGCError
-from igc.layers import IGCBlock, IGCV2Block, IGCV3Block, MobileNetV2Block, XceptionBlock
-from igc.models.cifar import IGCNet, conv_bn_relu
-from igc.sparsity import Factor, KernelProduct
+from igc.layers import IGCV2Block, IGCV3Block, MobileNetV2Block, XceptionBlock
+from igc.layers.chain import ActLayer, NormLayer
+from igc.models.net import IGCNet, conv_norm_act
 
 __all__ = [
-    "IGCV2_ROWS", "INVERTED_ROWS", "MOBILENET_V1_ROWS", "igcv2_imagenet", "igcv3",
-    "mobilenet_v1", "mobilenet_v2", "scale_width",
+    "IGCV2_ROWS", "INVERTED_ROWS", "MOBILENET_V1_ROWS", "ImageNetConfig", "igcv2_imagenet",
+    "igcv3", "mobilenet_v1", "mobilenet_v2", "scale_width",
 ]
 
 #: Table 8, MobileNetV1-1.0: stem 3 -> 32 (stride 2), then (in, out, stride, repeats).
@@ -73,32 +74,18 @@ def scale_width(channels: int, alpha: float, rule: str) -> int:
     raise IGCError(f"unknown width rule {rule!r}; use one of {WIDTH_RULES}")
 
 
-def _tag(block: nn.Module, stage: int) -> nn.Module:
-    block.igc_stage = stage
-    return block
+@dataclass(frozen=True)
+class ImageNetConfig:
+    """An ImageNet network of Tables 8 and 10, as data: its ``family`` (``"mobilenetv1"``,
+    ``"igcv2"``, ``"mobilenetv2"``, ``"igcv3"``), width multiplier and the family's
+    options (the defaults are the zoo's)."""
 
-
-class GroupClassifier(nn.Module):
-    """The IGCV2* classifier (Table 8's last row): group 1x1 convolutions on the pooled
-    features with a channel shuffle and BN between them, a bias at the end, no 3x3."""
-
-    def __init__(self, in_ch: int, num_classes: int, groups: tuple[int, ...]) -> None:
-        super().__init__()
-        if any(in_ch % g or num_classes % g for g in groups):
-            groups = tuple(1 for _ in groups)  # e.g. 10 classes: fall back to dense
-        factors = [Factor(in_ch, in_ch, g) for g in groups[:-1]]
-        factors.append(Factor(in_ch, num_classes, groups[-1]))
-        n = len(factors)
-        self.block = IGCBlock(KernelProduct(tuple(factors)), norms=[True] * (n - 1) + [False],
-                              acts=[None] * n)
-        self.bias = nn.Parameter(torch.zeros(num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(x).flatten(1) + self.bias
-
-
-def _pooled(classifier: nn.Module) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), classifier)
+    family: str
+    alpha: float
+    width_rule: str = "int"
+    groups: tuple[int, ...] = ()
+    classifier_groups: tuple[int, ...] | None = None
+    head_groups: int = 1
 
 
 def _check_alpha(alpha: float) -> float:
@@ -107,83 +94,94 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def _separable_net(rows: tuple, stem: int, alpha: float, in_chans: int,
-                   block: Callable[[int, int, int], nn.Module],
-                   head: Callable[[int], nn.Module]) -> IGCNet:
-    """Stem, then one stage per distinct output resolution, then ``head(width)``."""
-    w = lambda c: scale_width(c, alpha, "int")  # noqa: E731
+def _separable_net(config: ImageNetConfig, rows: tuple, stem: int, in_chans: int,
+                   num_classes: int, block: Callable[..., nn.Module], layers: dict) -> IGCNet:
+    """Stem, then one stage per distinct output resolution (Table 8's rows)."""
+    w = lambda c: scale_width(c, config.alpha, "int")  # noqa: E731
     stages: list[list[nn.Module]] = [[]]
     for in_ch, out_ch, stride, repeats in rows:
         if stride == 2:
             stages.append([])
         for i in range(repeats):
-            stages[-1].append(_tag(block(w(in_ch if i == 0 else out_ch), w(out_ch),
-                                         stride if i == 0 else 1), len(stages)))
-    return IGCNet(conv_bn_relu(in_chans, w(stem), 3, 2),
-                  [nn.Sequential(*s) for s in stages], head(w(rows[-1][1])))
+            stages[-1].append(block(w(in_ch if i == 0 else out_ch), w(out_ch),
+                                    stride if i == 0 else 1, **layers))
+    return IGCNet(conv_norm_act(in_chans, w(stem), 3, 2, "relu", **layers),
+                  [nn.Sequential(*s) for s in stages], num_classes,
+                  classifier_groups=config.classifier_groups, config=config,
+                  norm_layer=layers["norm_layer"])
 
 
-def mobilenet_v1(alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3) -> IGCNet:
-    """MobileNetV1-alpha (Table 8, right): nonlinear Xception blocks, FC classifier."""
-    alpha = _check_alpha(alpha)
+def mobilenet_v1(alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3, *,
+                 norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> IGCNet:
+    """MobileNetV1-alpha (Table 8, right): nonlinear Xception blocks, linear classifier."""
+    config = ImageNetConfig("mobilenetv1", _check_alpha(alpha))
     return _separable_net(
-        MOBILENET_V1_ROWS, 32, alpha, in_chans,
-        lambda i, o, s: XceptionBlock(i, o, s, nonlinear=True),
-        lambda c: _pooled(nn.Sequential(nn.Flatten(1), nn.Linear(c, num_classes))))
+        config, MOBILENET_V1_ROWS, 32, in_chans, num_classes,
+        lambda i, o, s, **kw: XceptionBlock(i, o, s, nonlinear=True, **kw),
+        dict(norm_layer=norm_layer, act_layer=act_layer))
 
 
 def igcv2_imagenet(alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
                    groups: tuple[int, int] = (8, 8),
-                   classifier_groups: tuple[int, ...] = IGCV2_CLASSIFIER_GROUPS) -> IGCNet:
+                   classifier_groups: tuple[int, ...] = IGCV2_CLASSIFIER_GROUPS, *,
+                   norm_layer: NormLayer | None = None,
+                   act_layer: ActLayer | None = None) -> IGCNet:
     """IGCV2-alpha (Table 8, left): non-linear IGCV2 blocks with ``g1 = g2 = 8`` branches
     (loose complementary condition), IGCV2* classifier without 3x3."""
-    alpha = _check_alpha(alpha)
+    config = ImageNetConfig("igcv2", _check_alpha(alpha), groups=tuple(groups),
+                            classifier_groups=tuple(classifier_groups))
     return _separable_net(
-        IGCV2_ROWS, 64, alpha, in_chans,
-        lambda i, o, s: IGCV2Block(i, o, s, groups=groups, nonlinear=True),
-        lambda c: _pooled(GroupClassifier(c, num_classes, tuple(classifier_groups))))
+        config, IGCV2_ROWS, 64, in_chans, num_classes,
+        lambda i, o, s, **kw: IGCV2Block(i, o, s, groups=config.groups, nonlinear=True, **kw),
+        dict(norm_layer=norm_layer, act_layer=act_layer))
 
 
-def _inverted_net(kind: str, alpha: float, num_classes: int, in_chans: int, width_rule: str,
-                  head_groups: int) -> IGCNet:
-    alpha = _check_alpha(alpha)
-    if width_rule not in WIDTH_RULES:
-        raise IGCError(f"unknown width rule {width_rule!r}; use one of {WIDTH_RULES}")
-    w = lambda c: scale_width(c, alpha, width_rule)  # noqa: E731
+def _inverted_net(config: ImageNetConfig, num_classes: int, in_chans: int,
+                  norm_layer: NormLayer | None, act_layer: ActLayer | None) -> IGCNet:
+    if config.width_rule not in WIDTH_RULES:
+        raise IGCError(f"unknown width rule {config.width_rule!r}; use one of {WIDTH_RULES}")
+    alpha = config.alpha
+    w = lambda c: scale_width(c, alpha, config.width_rule)  # noqa: E731
+    layers = dict(norm_layer=norm_layer, act_layer=act_layer)
     width = w(32)
     stages: list[list[nn.Module]] = [[]]
     for t, c, n_v2, n_v3, s in INVERTED_ROWS:
         out = w(c)
         if s == 2:
             stages.append([])
-        for i in range(n_v3 if kind == "igcv3" else n_v2):
+        for i in range(n_v3 if config.family == "igcv3" else n_v2):
             stride = s if i == 0 else 1
-            if kind == "igcv3":
+            if config.family == "igcv3":
                 block = IGCV3Block(width, out, stride, expansion=t, g1=2, g2=2,
-                                   hidden=width * t)
+                                   hidden=width * t, **layers)
             else:
-                block = MobileNetV2Block(width, out, stride, expansion=t, hidden=width * t)
-            stages[-1].append(_tag(block, len(stages)))
+                block = MobileNetV2Block(width, out, stride, expansion=t, hidden=width * t,
+                                         **layers)
+            stages[-1].append(block)
             width = out
-    last = 1280 if width_rule == "torchvision" and alpha <= 1 else w(1280)
-    if last % head_groups or width % head_groups:
-        raise IGCError(f"head groups {head_groups} do not divide {width} -> {last}")
-    head = nn.Sequential(
-        nn.Conv2d(width, last, 1, groups=head_groups, bias=False), nn.BatchNorm2d(last),
-        nn.ReLU6(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
-        nn.Linear(last, num_classes))
-    return IGCNet(conv_bn_relu(in_chans, w(32), 3, 2, nn.ReLU6),
-                  [nn.Sequential(*s) for s in stages], head)
+    last = 1280 if config.width_rule == "torchvision" and alpha <= 1 else w(1280)
+    groups = config.head_groups
+    if groups < 1 or last % groups or width % groups:
+        raise IGCError(f"head groups {groups} do not divide {width} -> {last}")
+    final = conv_norm_act(width, last, 1, 1, "relu6", groups=groups, **layers)
+    return IGCNet(conv_norm_act(in_chans, w(32), 3, 2, "relu6", **layers),
+                  [nn.Sequential(*s) for s in stages], num_classes, final_conv=final,
+                  config=config, norm_layer=norm_layer)
 
 
 def mobilenet_v2(alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 width_rule: str = "paper") -> IGCNet:
+                 width_rule: str = "paper", *, norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> IGCNet:
     """MobileNetV2-alpha (Table 10, right)."""
-    return _inverted_net("mobilenetv2", alpha, num_classes, in_chans, width_rule, 1)
+    config = ImageNetConfig("mobilenetv2", _check_alpha(alpha), width_rule)
+    return _inverted_net(config, num_classes, in_chans, norm_layer, act_layer)
 
 
 def igcv3(alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-          width_rule: str = "paper", head_groups: int = 1) -> IGCNet:
+          width_rule: str = "paper", head_groups: int = 1, *,
+          norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> IGCNet:
     """IGCV3-alpha (Table 10, left): twice MobileNetV2's repeated blocks, each a group 1x1
     expansion (g1 = 2), shuffle, channel-wise 3x3, group 1x1 reduction (g2 = 2)."""
-    return _inverted_net("igcv3", alpha, num_classes, in_chans, width_rule, head_groups)
+    config = ImageNetConfig("igcv3", _check_alpha(alpha), width_rule, head_groups=head_groups)
+    return _inverted_net(config, num_classes, in_chans, norm_layer, act_layer)

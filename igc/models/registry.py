@@ -3,88 +3,170 @@
 A builder is registered with :func:`register_model` together with what a user needs to
 know before building it: its family, the paper table it comes from, its input size and
 data set. :func:`create_model` builds it by name; unknown names suggest the closest ones.
+The registry imports nothing of the zoo: the family modules register their networks when
+``igc.models`` is imported (``igc/models/__init__.py``), as timm's model modules do.
+
+Names: canonical names are timm-safe (lower case, digits and ``_``, e.g. ``igcv2_100``);
+a network may also answer to aliases (the zoo's dotted ``igcv2_1.0``), which resolve to
+the canonical entry and are never listed.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from torch import nn
 
 from igc.errors import IGCError, unknown_name
+from igc.models.entry import ModelEntry
 
+__all__ = [
+    "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
+    "temporary_model", "unregister_model",
+]
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """What the registry knows of one named network."""
-
-    name: str
-    builder: Callable[..., nn.Module]
-    family: str
-    table: str
-    dataset: str
-    input_size: int
-    num_classes: int
-    in_chans: int = 3
-    kwargs: dict = field(default_factory=dict)
+#: A canonical model name: timm-safe, no dots (a dot starts timm's pretrained tag).
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}
 
 
 def register_model(name: str, builder: Callable[..., nn.Module], *, family: str, table: str,
                    dataset: str, input_size: int, num_classes: int, in_chans: int = 3,
-                   **kwargs: object) -> ModelEntry:
-    """Register ``builder(num_classes=..., in_chans=..., **kwargs)`` under ``name``."""
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is registered twice")
+                   aliases: Sequence[str] = (), **kwargs: object) -> ModelEntry:
+    """Register ``builder(num_classes=..., in_chans=..., **kwargs)`` under ``name`` (and
+    ``aliases``); ValueError for a name that is not timm-safe or already taken."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"model name {name!r} is not timm-safe (a-z, 0-9, _)")
+    for key in (name, *aliases):
+        if key in _REGISTRY or key in _ALIASES:
+            raise ValueError(f"model {key!r} is registered twice")
     entry = ModelEntry(name, builder, family, table, dataset, input_size, num_classes,
-                       in_chans, dict(kwargs))
+                       in_chans, dict(kwargs), tuple(aliases))
     _REGISTRY[name] = entry
+    _ALIASES.update(dict.fromkeys(aliases, name))
     return entry
 
 
-def _load_families() -> None:
-    """Import the family modules once so that their names are registered."""
-    import igc.models.families  # noqa: F401  (registers on import)
+def unregister_model(name: str) -> None:
+    """Remove ``name`` and its aliases (a missing name is ignored)."""
+    entry = _REGISTRY.pop(name, None)
+    for alias in entry.aliases if entry else ():
+        _ALIASES.pop(alias, None)
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Registered names, sorted, optionally filtered by a shell-style ``pattern``."""
-    _load_families()
-    names = sorted(_REGISTRY)
-    if pattern:
-        names = [n for n in names if fnmatch.fnmatch(n, pattern) or pattern in n]
+@contextmanager
+def temporary_model(name: str, builder: Callable[..., nn.Module], **meta: object
+                    ) -> Iterator[ModelEntry]:
+    """Register a network for the duration of a ``with`` block (tests, experiments): the
+    arguments of :func:`register_model`; the name is free again afterwards."""
+    entry = register_model(name, builder, **meta)  # type: ignore[arg-type]
+    try:
+        yield entry
+    finally:
+        unregister_model(name)
+
+
+def _patterns(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequence[str] = (),
+                pretrained: bool = False) -> list[str]:
+    """Canonical names, sorted, that match a shell-style pattern of ``filter`` (fnmatch
+    only: ``"igcv2"`` matches only ``igcv2``; a name matches through its aliases too, and is
+    listed once) and none of ``exclude_filters``; with ``pretrained``, only networks with
+    released weights (``igc/weights/weights.toml``)."""
+    include = [p for p in _patterns(filter) if p]
+    exclude = [p for p in _patterns(exclude_filters) if p]
+
+    def matches(entry: ModelEntry, patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(n, p) for n in (entry.name, *entry.aliases)
+                   for p in patterns)
+
+    names = []
+    for name, entry in sorted(_REGISTRY.items()):
+        if include and not matches(entry, include):
+            continue
+        if exclude and matches(entry, exclude):
+            continue
+        names.append(name)
+    if pretrained:
+        from igc.models.pretrained import released
+
+        names = [n for n in names if n in released()]
     return names
 
 
 def model_entry(name: str) -> ModelEntry:
-    _load_families()
+    """The entry of canonical name or alias ``name``; IGCError with suggestions."""
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[_ALIASES.get(name, name)]
     except KeyError:
-        raise unknown_name("model", name, _REGISTRY) from None
+        raise unknown_name("model", name, [*_REGISTRY, *_ALIASES]) from None
 
 
-def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None,
+def create_model(name: str, pretrained: bool | str | Path = False,
+                 checkpoint_path: str | Path | None = None, num_classes: int | None = None,
+                 in_chans: int | None = None, *, features_only: bool = False,
+                 out_indices: Sequence[int] | None = None, strict: bool = True,
                  **overrides: object) -> nn.Module:
-    """Build the registered network ``name``.
+    """Build the registered network ``name`` (canonical or alias), as timm's
+    ``create_model``.
 
-    ``num_classes`` and ``in_chans`` default to the entry's data set; any other keyword
-    overrides the registered configuration (e.g. ``width=96``). The module gets an
-    ``igc_entry`` attribute recording its name and configuration.
+    ``pretrained=True`` loads its released weights (SHA-256 checked); ``pretrained=FILE``
+    or ``checkpoint_path=FILE`` loads an ``igc train`` checkpoint or a state dict (see
+    :func:`igc.models.pretrained.load_weights`: missing or unexpected keys are an error
+    unless ``strict=False``). ``num_classes`` and ``in_chans`` default to those of the
+    weights, else of the entry's data set; when they differ from the weights', the
+    classifier is re-initialised / the first convolution adapted. ``num_classes=0``: no
+    classifier, the network returns its pooled features. Any other keyword overrides the
+    registered configuration (e.g. ``width=96``, ``norm_layer=``, ``act_layer=``).
+    ``features_only=True`` returns an :class:`~igc.models.net.IGCFeatures` giving the
+    feature maps of the stages ``out_indices`` (all by default). ``model.pretrained_cfg``
+    holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
     """
+    from igc.models.metadata import model_cfg
+    from igc.models.pretrained import load_weights, read_source
+
     entry = model_entry(name)
-    kwargs = {**entry.kwargs, **overrides}
+    source = read_source(entry, pretrained, checkpoint_path)
+    if source is not None:
+        overrides = {**source.model_args, **overrides}
+        if source.model is not None and source.model in _ALIASES:
+            source.model = _ALIASES[source.model]
+    num_classes = _count("num_classes", num_classes,
+                         source.num_classes if source and source.num_classes is not None
+                         else entry.num_classes, minimum=0)
+    in_chans = _count("in_chans", in_chans, source.in_chans if source and source.in_chans
+                      else entry.in_chans, minimum=1)
     try:
-        model = entry.builder(
-            num_classes=entry.num_classes if num_classes is None else num_classes,
-            in_chans=entry.in_chans if in_chans is None else in_chans,
-            **kwargs,
-        )
+        model = entry.builder(num_classes=num_classes, in_chans=in_chans,
+                              **{**entry.kwargs, **overrides})
     except TypeError as exc:
-        raise IGCError(f"bad option for model {name!r}: {exc}") from None
-    model.igc_entry = entry
+        raise IGCError(f"bad option for model {entry.name!r}: {exc}") from None
+    model.pretrained_cfg = model_cfg(entry, num_classes, in_chans)
+    if source is not None:
+        load_weights(model, source, strict=strict)
+    if features_only:
+        from igc.models.net import IGCFeatures, IGCNet
+
+        if not isinstance(model, IGCNet):
+            raise IGCError(f"model {entry.name!r} has no stages to take features from")
+        return IGCFeatures(model, out_indices)
+    if out_indices is not None:
+        raise IGCError("out_indices needs features_only=True")
     return model
+
+
+def _count(what: str, value: object, default: int, minimum: int) -> int:
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise IGCError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value

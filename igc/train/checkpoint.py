@@ -95,9 +95,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def load_model_weights(model: torch.nn.Module, state: dict, name: str) -> None:
-    """Load ``state["state_dict"]`` into ``model``; IGCError naming the mismatch."""
+    """Load ``state["state_dict"]`` into ``model``; IGCError naming the mismatch. Old
+    layouts load through :func:`igc.models.convert.remap_legacy_state_dict`."""
+    from igc.models.convert import remap_legacy_state_dict
+
     try:
-        result = model.load_state_dict(state["state_dict"], strict=True)
+        result = model.load_state_dict(remap_legacy_state_dict(state["state_dict"], model),
+                                       strict=True)
     except RuntimeError as exc:
         first = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = first[1] if len(first) > 1 else first[0] if first else ""

@@ -1,0 +1,105 @@
+"""Checkpoints in the zoo's old layout (one ``head`` Sequential per family) load into
+today's networks and compute the same outputs."""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+
+import pytest
+import torch
+
+from igc.errors import IGCError
+from igc.models.convert import is_legacy_state_dict, remap_legacy_state_dict
+from igc.models.registry import create_model
+from igc.train.checkpoint import load_model_weights
+
+#: Today's key prefixes -> the prefixes main wrote before the uniform head (its layouts,
+#: typed from its state dicts, not computed by the code under test).
+OLD_NAMES = {
+    "cifar": {"classifier.": "head.2."},
+    "mobilenetv1": {"classifier.": "head.1.1."},
+    "igcv2": {"classifier.block.": "head.1.block.", "classifier.bias": "head.1.bias"},
+    "inverted": {"final_conv.0.": "head.0.", "final_conv.1.": "head.1.",
+                 "classifier.": "head.5."},
+}
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+#: The last keys of main's state dicts per layout, as main wrote them.
+OLD_TAILS = {
+    "cifar": ["head.2.weight", "head.2.bias"],
+    "mobilenetv1": ["head.1.1.weight", "head.1.1.bias"],
+    "igcv2": ["head.1.bias", "head.1.block.body.factors.0.conv.weight"],
+    "inverted": ["head.0.weight", *(f"head.1.{k}" for k in _BN), "head.5.weight",
+                 "head.5.bias"],
+}
+CASES = [  # (name, builder options, old layout); these networks compute as they did
+    ("igcv2_fmnist", {"shuffle_last": False}, "cifar"),
+    ("igcv1_c48_d8", {"shuffle_last": False}, "cifar"),
+    ("xception_c35_d8", {}, "cifar"),
+    ("xception_8l_c64", {}, "cifar"),
+    ("mobilenetv1_025", {}, "mobilenetv1"),
+    ("igcv2_025", {}, "igcv2"),
+    ("igcv3_070", {}, "inverted"),
+    ("mobilenetv2_070", {}, "inverted"),
+]
+
+
+def randomize(model: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.normal_(1, 0.1)
+                m.bias.normal_(0, 0.1)
+    return model.eval()
+
+
+def old_layout(state: dict, layout: str) -> OrderedDict:
+    renames = OLD_NAMES[layout]
+    old = OrderedDict()
+    for key, value in state.items():
+        prefix = next((p for p in sorted(renames, key=len, reverse=True)
+                       if key.startswith(p)), None)
+        old[key if prefix is None else renames[prefix] + key[len(prefix):]] = value
+    return old
+
+
+@pytest.mark.parametrize("name, options, layout", CASES)
+def test_old_checkpoints_load_with_identical_outputs(name, options, layout):
+    torch.manual_seed(1)
+    trained = randomize(create_model(name, **options))
+    old = old_layout(trained.state_dict(), layout)
+    assert is_legacy_state_dict(old) and not is_legacy_state_dict(trained.state_dict())
+    buffer = io.BytesIO()
+    torch.save(old, buffer)  # as a checkpoint file holds it
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+    fresh = create_model(name, **options).eval()
+    load_model_weights(fresh, {"state_dict": loaded, "path": "old.pt"}, name)
+    chans, side, _ = fresh.pretrained_cfg["input_size"]
+    x = torch.randn(2, chans, min(side, 32), min(side, 32))
+    with torch.no_grad():
+        assert torch.equal(fresh(x), trained(x))
+    # main's state dicts ended in exactly these keys, in this order (so the parameters keep
+    # their order and an optimizer state saved with them still fits)
+    assert list(old)[-len(OLD_TAILS[layout]):] == OLD_TAILS[layout]
+
+
+def test_remap_leaves_todays_layout_alone():
+    state = create_model("igcv2_fmnist").state_dict()
+    assert remap_legacy_state_dict(state) is state
+
+
+def test_old_checkpoint_of_a_block_that_gained_p_l_is_refused():
+    old = old_layout(create_model("igcv2_fmnist", shuffle_last=False).state_dict(), "cifar")
+    with pytest.raises(IGCError, match="shuffle_last=False"):
+        load_model_weights(create_model("igcv2_fmnist"), {"state_dict": old}, "igcv2_fmnist")
+    assert "classifier.weight" in remap_legacy_state_dict(old)  # without the model: renamed
+
+
+def test_foreign_head_keys_are_one_line_errors():
+    with pytest.raises(IGCError, match="no known igc"):
+        remap_legacy_state_dict({"head.7.weight": torch.zeros(1)})
+    with pytest.raises(IGCError, match="no known igc"):
+        remap_legacy_state_dict({"head.2.weight": torch.zeros(1), "head.9.x": torch.zeros(1)})
