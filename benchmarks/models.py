@@ -31,8 +31,8 @@ from igc.deploy.bench import (
     _caller,
     _onnx_runner,
     available_forms,
-    time_interleaved,
 )
+from igc.deploy.timing import time_interleaved
 from igc.models.registry import create_model
 
 PAIRS = (("igcv2_1.0", "mobilenetv1_1.0"), ("igcv3_1.0", "mobilenetv2_1.0"))

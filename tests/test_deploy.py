@@ -18,7 +18,6 @@ from igc.deploy import (
     format_block_forms,
     optimize,
 )
-from igc.deploy.bench import time_interleaved
 from igc.deploy.fast_chain import (
     ActOp,
     ConvOp,
@@ -294,10 +293,3 @@ def test_zoo_parity(name):
     leftovers = {type(m).__name__ for m in fast.modules()} & {"BatchNorm2d", "ChannelShuffle"}
     assert not leftovers, leftovers  # every BN folded, every shuffle deleted
 
-
-def test_timing_harness_interleaves():
-    calls = []
-    timing = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                              repeats=3, warmup=1, min_sample_s=0.0, max_calls=1)
-    assert set(timing) == {"a", "b"} and timing["a"].rounds == 3
-    assert calls[-6:] in (["a", "b", "b", "a", "a", "b"], ["b", "a", "a", "b", "b", "a"])

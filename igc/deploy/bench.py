@@ -1,97 +1,15 @@
-"""A small timing harness: interleaved runs, medians and spread, and the machine's dense
-matrix-multiply rate as the physical ceiling.
-
-Several candidates timed one after the other in blocks drift apart when the machine is
-shared (another process takes a core for a while and one candidate pays for it). Here
-every round runs each candidate once, in a rotating order, after a warm-up; the summary
-is the median over rounds and the inter-quartile range.
-"""
+"""``igc bench``'s driver: registered models in several inference forms, timed interleaved
+(:func:`igc.deploy.timing.time_interleaved`) beside the machine's dense matmul rate."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-
-@dataclass(frozen=True)
-class Timing:
-    """Seconds per call: median, first and third quartiles, over ``rounds`` samples."""
-
-    median: float
-    q1: float
-    q3: float
-    rounds: int
-    calls_per_sample: int
-
-    @property
-    def iqr(self) -> float:
-        return self.q3 - self.q1
-
-    def to_dict(self) -> dict:
-        return {"median_s": self.median, "q1_s": self.q1, "q3_s": self.q3,
-                "rounds": self.rounds, "calls_per_sample": self.calls_per_sample}
-
-
-def _quartiles(xs: list[float]) -> tuple[float, float, float]:
-    if len(xs) < 4:
-        m = statistics.median(xs)
-        return min(xs), m, max(xs)
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[0], q[1], q[2]
-
-
-def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 20,
-                     warmup: int = 2, min_sample_s: float = 0.002,
-                     max_calls: int = 50, clock: Callable[[], float] = time.perf_counter,
-                     ) -> dict[str, Timing]:
-    """Time each zero-argument callable, interleaved, and summarise per candidate.
-
-    Warm-up calls run first (``warmup`` each, at least one); a sample then repeats a call
-    enough times to last ``min_sample_s`` (at most ``max_calls``), so very short calls are
-    not lost in timer noise. ``repeats`` rounds each run every candidate once, the order
-    rotating from round to round. ``clock`` may be ``time.thread_time`` to count only this
-    thread's CPU time (robust on a shared machine, meaningful with one thread only).
-    """
-    names = list(candidates)
-    calls: dict[str, int] = {}
-    for name in names:
-        fn = candidates[name]
-        for _ in range(max(1, warmup)):
-            fn()
-        start = clock()
-        fn()
-        once = clock() - start
-        calls[name] = max(1, min(max_calls, int(min_sample_s / max(once, 1e-9))))
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(max(1, repeats)):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            fn, k = candidates[name], calls[name]
-            start = clock()
-            for _ in range(k):
-                fn()
-            samples[name].append((clock() - start) / k)
-    out = {}
-    for name in names:
-        q1, med, q3 = _quartiles(samples[name])
-        out[name] = Timing(med, q1, q3, len(samples[name]), calls[name])
-    return out
-
-
-def dense_matmul_rate(size: int = 1024, repeats: int = 7) -> float:
-    """Multiply-adds per second of ``torch.mm`` on ``size x size`` float32 matrices with
-    the current thread setting: the ceiling that a convolution network can approach."""
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
-    with torch.inference_mode():
-        timing = time_interleaved({"mm": lambda: torch.mm(a, b)}, repeats=repeats, warmup=2,
-                                  min_sample_s=0.02)
-    return size ** 3 / timing["mm"].median
-
+from igc.deploy.timing import Timing, num_threads, time_interleaved
 
 # ---------------------------------------------------------------------------------------
 # Models in several forms
@@ -229,7 +147,15 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
                  repeats: int = 20, warmup: int = 2,
                  log: Callable[[str], None] | None = None) -> BenchReport:
     """Latency of each registered model in each form, interleaved, with the dense matmul
-    rate timed in the same rounds. MACs come from :func:`igc.analysis.count.count_macs`."""
+    rate timed in the same rounds. MACs come from :func:`igc.analysis.count.count_macs`.
+    ``threads`` applies while this runs; the previous thread count is restored after."""
+    with num_threads(threads) as used:
+        return _bench(names, batch, input_size, used, forms, repeats, warmup, log)
+
+
+def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
+           forms: list[str] | None, repeats: int, warmup: int,
+           log: Callable[[str], None] | None) -> BenchReport:
     from igc.analysis.count import count_macs
     from igc.deploy.export import check_input_size
     from igc.deploy.optimize import optimize
@@ -237,9 +163,6 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
     from igc.models.registry import create_model, model_entry
 
     say = log or (lambda _msg: None)
-    if threads:
-        torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
     forms = list(forms or BENCH_FORMS)
     for f in forms:
         if f not in BENCH_FORMS:
@@ -299,5 +222,5 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
                        notes)
 
 
-__all__ = ["BENCH_FORMS", "BenchReport", "FormResult", "Timing", "available_forms",
-           "bench_models", "dense_matmul_rate", "time_interleaved"]
+__all__ = ["BENCH_FORMS", "ONNX_FORM", "BenchReport", "FormResult", "available_forms",
+           "bench_models"]

@@ -27,6 +27,7 @@ from torch import nn
 
 from igc.deploy.fast_chain import FORMS, SEGMENT_FORMS, FastChain, FormChoice
 from igc.deploy.fold import fold_batchnorms
+from igc.deploy.timing import time_interleaved
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
 
@@ -156,7 +157,6 @@ def _choose(model: OptimizedModel, example: torch.Tensor, measure: bool,
     """Re-choose every segment's form for the inputs it sees when the model runs
     ``example`` (times ``pixels_per_image_factor`` images): by the cost rule with the pixel
     count known, or by timing every form (``measure``)."""
-    from igc.deploy.bench import time_interleaved
     from igc.deploy.fast_chain import choose_form
 
     batch = example.shape[0] * pixels_per_image_factor
