@@ -13,12 +13,10 @@ from igc.deploy import (
     FastChain,
     block_forms,
     choose_form,
-    fold_batchnorms,
-    fold_bn,
     format_block_forms,
     optimize,
 )
-from igc.deploy.fast_chain import (
+from igc.deploy.chain import (
     ActOp,
     ConvOp,
     PermOp,
@@ -134,24 +132,6 @@ def test_no_shuffle_copies_left_in_the_inference_form():
         kinds = {type(m).__name__ for m in fast.modules()}
         assert "Permutation" not in kinds, name
         assert "ChannelShuffle" not in kinds and "BatchNorm2d" not in kinds, name
-
-
-def test_folding_grouped_and_depthwise_convolutions():
-    torch.manual_seed(0)
-    for groups in (1, 4, 16):
-        conv = nn.Conv2d(16, 32 if groups != 16 else 16, 3, padding=1, groups=groups,
-                         bias=groups == 4)
-        bn = randomize_bn(nn.BatchNorm2d(conv.out_channels))
-        x = torch.randn(2, 16, 5, 5)
-        with torch.no_grad():
-            assert (fold_bn(conv, bn)(x) - bn(conv(x))).abs().max() < 1e-5
-    lin, bn1 = nn.Linear(8, 6), randomize_bn(nn.BatchNorm1d(6))
-    seq = nn.Sequential(lin, bn1)
-    folded = fold_batchnorms(seq)
-    assert isinstance(folded[1], nn.Identity) and isinstance(seq[1], nn.BatchNorm1d)
-    x = torch.randn(4, 8)
-    with torch.no_grad():
-        assert (folded(x) - seq.eval()(x)).abs().max() < 1e-5
 
 
 def _random_perm(c: int, seed: int) -> torch.Tensor:

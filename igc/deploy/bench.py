@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from igc.deploy.timing import Timing, num_threads, time_interleaved
+from igc.errors import IGCError
 
 # ---------------------------------------------------------------------------------------
 # Models in several forms
@@ -17,14 +19,9 @@ from igc.deploy.timing import Timing, num_threads, time_interleaved
 
 #: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
 #: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
-#: to ONNX (in the form :data:`ONNX_FORM`) and run by onnxruntime.
+#: to ONNX (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
 BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
 MATMUL_SIZE = 1024
-#: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
-#: shuffles kept as ONNX Conv/Reshape/Transpose, which onnxruntime's own fused
-#: convolutions run faster than the MatMul graph of the structured form (measured 22 ms
-#: vs 27-30 ms for IGCV2-1.0 at batch 1 on one thread).
-ONNX_FORM = "grouped"
 
 
 @dataclass
@@ -98,25 +95,20 @@ class BenchReport:
 
 
 def _loadavg() -> tuple[float, float, float] | None:
-    import os
-
     try:
         return os.getloadavg()
     except OSError:  # pragma: no cover - platform without it
         return None
 
 
-def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int):
-    import tempfile
-    from pathlib import Path
+def onnxruntime_runner(model: torch.nn.Module, x: torch.Tensor,
+                       threads: int | None = None) -> Callable[[], object]:
+    """A zero-argument call that runs ``model`` exported to ONNX on ``x`` with
+    onnxruntime; the model is serialised in memory (no temporary files)."""
+    from igc.deploy.export import onnx_bytes, onnx_session
 
-    from igc.deploy.export import export_onnx, onnx_session
-
-    folder = tempfile.mkdtemp(prefix="igc-bench-")
-    path = export_onnx(model, Path(folder) / "model.onnx", x.shape[1], x.shape[-1], x.shape[0])
-    session = onnx_session(path, threads)
-    name = session.get_inputs()[0].name
-    feed = {name: x.numpy()}
+    session = onnx_session(onnx_bytes(model, x.shape[1], x.shape[-1], x.shape[0]), threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: session.run(None, feed)
 
 
@@ -157,9 +149,9 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
            forms: list[str] | None, repeats: int, warmup: int,
            log: Callable[[str], None] | None) -> BenchReport:
     from igc.analysis.count import count_macs
-    from igc.deploy.export import check_input_size
+    from igc.deploy.export import ONNX_FORM
+    from igc.deploy.inputs import MAX_BATCH, check_input, check_range
     from igc.deploy.optimize import optimize
-    from igc.errors import IGCError
     from igc.models.registry import create_model, model_entry
 
     say = log or (lambda _msg: None)
@@ -167,12 +159,14 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
     for f in forms:
         if f not in BENCH_FORMS:
             raise IGCError(f"unknown form {f!r}; use some of {', '.join(BENCH_FORMS)}")
+    if not names:
+        raise IGCError("give at least one model name")
+    check_range(batch, "batch", 1, MAX_BATCH)
+    check_range(repeats, "repeats", 1, 10000)
+    check_range(warmup, "warm-up calls", 0, 10000)
+    entries = [model_entry(name) for name in names]  # every name checked before any work
     forms, notes = available_forms(forms)
-    if batch < 1:
-        raise IGCError(f"batch must be positive, got {batch}")
     load_before = _loadavg()
-    import os
-
     cores = os.cpu_count() or 1
     if load_before is not None and load_before[0] + threads > cores + 0.5:
         notes.append(f"machine busy (load average {load_before[0]:.2f} on {cores} cores): with "
@@ -181,12 +175,11 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
     candidates: dict[str, Callable[[], object]] = {}
     meta: dict[str, tuple[str, str, int, float]] = {}
     sizes: dict[str, int] = {}
-    for name in names:
-        entry = model_entry(name)
-        size = input_size or entry.input_size
+    for name, entry in zip(names, entries):
+        size = entry.input_size if input_size is None else input_size
         sizes[name] = size
         model = create_model(name).eval()
-        check_input_size(model, entry.in_chans, size, name)
+        check_input(model, entry.in_chans, size, batch, name)
         macs = count_macs(model, size, entry.in_chans, method="hooks") * batch
         x = torch.randn(batch, entry.in_chans, size, size)
         optimized = None
@@ -205,7 +198,7 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
                         compiled(x)  # compile now, not in the timed rounds
                     fn = _caller(compiled, x)
                 else:  # onnxruntime runs grouped convolutions best: export that form
-                    fn = _onnx_runner(optimize(model, ONNX_FORM), x, threads)
+                    fn = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
             setup = time.perf_counter() - start
             key = f"{name}/{form}"
             candidates[key] = fn
@@ -222,5 +215,5 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
                        notes)
 
 
-__all__ = ["BENCH_FORMS", "ONNX_FORM", "BenchReport", "FormResult", "available_forms",
-           "bench_models"]
+__all__ = ["BENCH_FORMS", "MATMUL_SIZE", "BenchReport", "FormResult", "available_forms",
+           "bench_models", "onnxruntime_runner"]
