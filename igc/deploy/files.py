@@ -20,6 +20,14 @@ def _limits(folder: Path) -> tuple[int, int]:
         return 255, 4096
 
 
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except (OSError, ValueError):  # missing, too long, unreadable
+        return False
+    return True
+
+
 def check_output(path: str | os.PathLike, what: str = "output file") -> Path:
     """``path`` as a :class:`Path` if a file can be written there, else IGCError (one line):
     an empty path, an existing folder, a name or path too long for the file system, a
@@ -30,28 +38,26 @@ def check_output(path: str | os.PathLike, what: str = "output file") -> Path:
         raise IGCError(f"the {what} path is empty; give a file name")
     if "\0" in text:
         raise IGCError(f"the {what} path contains a NUL character")
-    target = Path(text).expanduser()
-    if target.is_dir():
-        raise IGCError(f"{what} {target} is a folder; give a file name")
+    given = Path(text).expanduser()
+    target = given.absolute()
     existing = target.parent
-    while not existing.exists() and existing != existing.parent:
+    while not _exists(existing) and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():
-        raise IGCError(f"cannot write {what} {target}: {existing} is not a folder")
     name_max, path_max = _limits(existing)
     too_long = [part for part in target.parts if len(os.fsencode(part)) > name_max]
     if too_long:
         raise IGCError(f"{what} name {too_long[0][:40]}... is longer than the {name_max} "
                        "bytes the file system allows; use a shorter name")
-    if len(os.fsencode(str(target.absolute()))) >= path_max:
+    if len(os.fsencode(str(target))) >= path_max:
         raise IGCError(f"{what} path is longer than the {path_max} bytes the file system "
                        "allows; use a shorter path")
+    if target.is_dir():
+        raise IGCError(f"{what} {target} is a folder; give a file name")
+    if not existing.is_dir():
+        raise IGCError(f"cannot write {what} {target}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise IGCError(f"cannot write {what} {target}: no write permission in {existing}")
-    if target.exists() and not os.access(target, os.W_OK) \
-            and not os.access(target.parent, os.W_OK):
-        raise IGCError(f"cannot replace {what} {target}: it is read-only")
-    return target
+    return given
 
 
 def _umask() -> int:
