@@ -36,7 +36,7 @@ from igc.layers import (
     MobileNetV2Block,
     XceptionBlock,
 )
-from igc.models.registry import create_model, list_models
+from igc.models.registry import create_model, list_models, model_entry
 
 TOL = 1e-4
 
@@ -227,6 +227,7 @@ def test_measure_mode_keeps_outputs():
         assert (fast(x) - model(x)).abs().max() < TOL
 
 
+@pytest.mark.slow
 def test_inference_mode_batch_sizes_and_compile():
     model = randomize_bn(create_model("igcv2_fmnist"))
     fast = optimize(model)
@@ -259,7 +260,19 @@ def _zoo_input(model: nn.Module) -> torch.Tensor:
     return torch.randn(2, entry.in_chans, size, size, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("name", list_models())
+def _zoo_params() -> list:
+    """Every registered model; the first of each family in the fast lane, the rest slow."""
+    seen: set[str] = set()
+    params = []
+    for name in list_models():
+        family = model_entry(name).family
+        marks = () if family not in seen else (pytest.mark.slow,)
+        seen.add(family)
+        params.append(pytest.param(name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("name", _zoo_params())
 def test_zoo_parity(name):
     model = randomize_bn(create_model(name))
     x = _zoo_input(model)

@@ -53,7 +53,8 @@ def tiny_net() -> nn.Module:
 
 
 @onnx_available
-@pytest.mark.parametrize("form", ["auto", "dense", "grouped"])
+@pytest.mark.parametrize("form", ["grouped", pytest.param("auto", marks=pytest.mark.slow),
+                                  pytest.param("dense", marks=pytest.mark.slow)])
 def test_onnx_round_trip_with_dynamic_batch(tmp_path, form):
     net = tiny_net()
     path = ex.export_onnx(optimize(net, form), tmp_path / "m.onnx", 3, 12, batch=2)
@@ -63,6 +64,7 @@ def test_onnx_round_trip_with_dynamic_batch(tmp_path, form):
     assert not isinstance(shape[0], int)  # the batch dimension is symbolic
 
 
+@pytest.mark.slow
 def test_pt2_round_trip_with_dynamic_batch(tmp_path):
     net = tiny_net()
     path = ex.export_pt2(optimize(net), tmp_path / "m.pt2", 3, 12)
