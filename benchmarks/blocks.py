@@ -24,7 +24,7 @@ import time
 import torch
 
 from igc.deploy import optimize
-from igc.deploy.bench import time_interleaved
+from igc.deploy.timing import time_interleaved
 from igc.layers import IGCV2Block, XceptionBlock
 
 CONFIGS = ((64, 32, (8, 8)), (256, 16, (16, 16)), (1024, 7, (32, 32)))

@@ -25,18 +25,17 @@ import torch
 
 from igc.analysis.count import count_macs
 from igc.deploy import optimize
-from igc.deploy.bench import (
-    MATMUL_SIZE,
-    ONNX_FORM,
-    _caller,
-    _onnx_runner,
-    available_forms,
-    time_interleaved,
-)
+from igc.deploy.bench import MATMUL_SIZE, available_forms, onnxruntime_runner
+from igc.deploy.export import ONNX_FORM
+from igc.deploy.timing import time_interleaved
 from igc.models.registry import create_model
 
 PAIRS = (("igcv2_1.0", "mobilenetv1_1.0"), ("igcv3_1.0", "mobilenetv2_1.0"))
 FORMS = ("naive", "optimized", "nchw", "compiled", "onnxruntime")
+
+
+def _caller(model, x: torch.Tensor):
+    return lambda: model(x)
 
 
 def _candidates(name: str, batch: int, forms: list[str], threads: int) -> dict:
@@ -59,7 +58,7 @@ def _candidates(name: str, batch: int, forms: list[str], threads: int) -> dict:
                 compiled(x)
             fn = _caller(compiled, x)
         else:
-            fn = _onnx_runner(optimize(model, ONNX_FORM), x, threads)
+            fn = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
         print(f"  {name} {form}: ready in {time.perf_counter() - start:.1f} s", file=sys.stderr,
               flush=True)
         out[f"{name}/{form}"] = fn

@@ -13,13 +13,10 @@ from igc.deploy import (
     FastChain,
     block_forms,
     choose_form,
-    fold_batchnorms,
-    fold_bn,
     format_block_forms,
     optimize,
 )
-from igc.deploy.bench import time_interleaved
-from igc.deploy.fast_chain import (
+from igc.deploy.chain import (
     ActOp,
     ConvOp,
     PermOp,
@@ -39,7 +36,7 @@ from igc.layers import (
     MobileNetV2Block,
     XceptionBlock,
 )
-from igc.models.registry import create_model, list_models
+from igc.models.registry import create_model, list_models, model_entry
 
 TOL = 1e-4
 
@@ -137,24 +134,6 @@ def test_no_shuffle_copies_left_in_the_inference_form():
         assert "ChannelShuffle" not in kinds and "BatchNorm2d" not in kinds, name
 
 
-def test_folding_grouped_and_depthwise_convolutions():
-    torch.manual_seed(0)
-    for groups in (1, 4, 16):
-        conv = nn.Conv2d(16, 32 if groups != 16 else 16, 3, padding=1, groups=groups,
-                         bias=groups == 4)
-        bn = randomize_bn(nn.BatchNorm2d(conv.out_channels))
-        x = torch.randn(2, 16, 5, 5)
-        with torch.no_grad():
-            assert (fold_bn(conv, bn)(x) - bn(conv(x))).abs().max() < 1e-5
-    lin, bn1 = nn.Linear(8, 6), randomize_bn(nn.BatchNorm1d(6))
-    seq = nn.Sequential(lin, bn1)
-    folded = fold_batchnorms(seq)
-    assert isinstance(folded[1], nn.Identity) and isinstance(seq[1], nn.BatchNorm1d)
-    x = torch.randn(4, 8)
-    with torch.no_grad():
-        assert (folded(x) - seq.eval()(x)).abs().max() < 1e-5
-
-
 def _random_perm(c: int, seed: int) -> torch.Tensor:
     return torch.randperm(c, generator=torch.Generator().manual_seed(seed))
 
@@ -248,6 +227,7 @@ def test_measure_mode_keeps_outputs():
         assert (fast(x) - model(x)).abs().max() < TOL
 
 
+@pytest.mark.slow
 def test_inference_mode_batch_sizes_and_compile():
     model = randomize_bn(create_model("igcv2_fmnist"))
     fast = optimize(model)
@@ -280,7 +260,19 @@ def _zoo_input(model: nn.Module) -> torch.Tensor:
     return torch.randn(2, chans, size, size, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("name", list_models())
+def _zoo_params() -> list:
+    """Every registered model; the first of each family in the fast lane, the rest slow."""
+    seen: set[str] = set()
+    params = []
+    for name in list_models():
+        family = model_entry(name).family
+        marks = () if family not in seen else (pytest.mark.slow,)
+        seen.add(family)
+        params.append(pytest.param(name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("name", _zoo_params())
 def test_zoo_parity(name):
     model = randomize_bn(create_model(name))
     x = _zoo_input(model)
@@ -294,10 +286,3 @@ def test_zoo_parity(name):
     leftovers = {type(m).__name__ for m in fast.modules()} & {"BatchNorm2d", "ChannelShuffle"}
     assert not leftovers, leftovers  # every BN folded, every shuffle deleted
 
-
-def test_timing_harness_interleaves():
-    calls = []
-    timing = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                              repeats=3, warmup=1, min_sample_s=0.0, max_calls=1)
-    assert set(timing) == {"a", "b"} and timing["a"].rounds == 3
-    assert calls[-6:] in (["a", "b", "b", "a", "a", "b"], ["b", "a", "a", "b", "b", "a"])

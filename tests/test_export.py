@@ -11,6 +11,7 @@ from torch import nn
 
 from igc.cli import main
 from igc.deploy import export as ex
+from igc.deploy import int8 as q8
 from igc.deploy import optimize
 from igc.errors import IGCError
 from igc.layers import IGCV2Block, IGCV3Block
@@ -52,7 +53,8 @@ def tiny_net() -> nn.Module:
 
 
 @onnx_available
-@pytest.mark.parametrize("form", ["auto", "dense", "grouped"])
+@pytest.mark.parametrize("form", ["grouped", pytest.param("auto", marks=pytest.mark.slow),
+                                  pytest.param("dense", marks=pytest.mark.slow)])
 def test_onnx_round_trip_with_dynamic_batch(tmp_path, form):
     net = tiny_net()
     path = ex.export_onnx(optimize(net, form), tmp_path / "m.onnx", 3, 12, batch=2)
@@ -62,6 +64,7 @@ def test_onnx_round_trip_with_dynamic_batch(tmp_path, form):
     assert not isinstance(shape[0], int)  # the batch dimension is symbolic
 
 
+@pytest.mark.slow
 def test_pt2_round_trip_with_dynamic_batch(tmp_path):
     net = tiny_net()
     path = ex.export_pt2(optimize(net), tmp_path / "m.pt2", 3, 12)
@@ -72,11 +75,11 @@ def test_pt2_round_trip_with_dynamic_batch(tmp_path):
 def test_int8_quantisation_runs(tmp_path):
     net = tiny_net()
     fp32 = ex.export_onnx(optimize(net), tmp_path / "m.onnx", 3, 12)
-    int8 = ex.quantize_int8(fp32, tmp_path / "m.int8.onnx",
-                            ex.random_images(16, 3, 12).images, batch=8)
-    test = ex.random_images(20, 3, 12, seed=5)
+    int8 = q8.quantize_int8(fp32, tmp_path / "m.int8.onnx",
+                            q8.random_images(16, 3, 12).images, batch=8)
+    test = q8.random_images(20, 3, 12, seed=5)
     test.labels = torch.zeros(20, dtype=torch.long)
-    report = ex.compare_int8(fp32, int8, test)
+    report = q8.compare_int8(fp32, int8, test)
     assert report.images == 20 and 0 <= report.agreement <= 1
     assert report.change is not None and report.max_logit_diff < 10
     import onnx
@@ -117,7 +120,7 @@ def test_cli_missing_onnx_packages(capsys, monkeypatch, tmp_path):
     line = _error_line(capsys)
     assert "pip install 'igc[export]'" in line and "onnxruntime" in line
     with pytest.raises(IGCError, match="int8 quantisation needs"):
-        ex.quantize_int8(tmp_path / "a.onnx", tmp_path / "b.onnx", torch.zeros(1, 1, 2, 2))
+        q8.quantize_int8(tmp_path / "a.onnx", tmp_path / "b.onnx", torch.zeros(1, 1, 2, 2))
 
 
 def _checkpoint(path, model_name: str, state_dict: dict) -> None:

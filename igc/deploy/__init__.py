@@ -6,7 +6,7 @@ and ``torch.export`` programs, int8 quantisation, and benchmarking.
 imports them until an ONNX function is called.
 """
 
-from igc.deploy.fast_chain import FORMS, FastChain, choose_form
+from igc.deploy.chain import FORMS, CostModel, FastChain, LoweringError, choose_form
 from igc.deploy.fold import fold_batchnorms, fold_bn
 from igc.deploy.optimize import (
     MODES,
@@ -18,6 +18,7 @@ from igc.deploy.optimize import (
 )
 
 __all__ = [
-    "FORMS", "MODES", "BlockForm", "FastChain", "OptimizedModel", "block_forms", "choose_form",
+    "FORMS", "MODES", "BlockForm", "CostModel", "FastChain", "LoweringError", "OptimizedModel",
+    "block_forms", "choose_form",
     "fold_batchnorms", "fold_bn", "format_block_forms", "optimize",
 ]

@@ -1,97 +1,17 @@
-"""A small timing harness: interleaved runs, medians and spread, and the machine's dense
-matrix-multiply rate as the physical ceiling.
-
-Several candidates timed one after the other in blocks drift apart when the machine is
-shared (another process takes a core for a while and one candidate pays for it). Here
-every round runs each candidate once, in a rotating order, after a warm-up; the summary
-is the median over rounds and the inter-quartile range.
-"""
+"""``igc bench``'s driver: registered models in several inference forms, timed interleaved
+(:func:`igc.deploy.timing.time_interleaved`) beside the machine's dense matmul rate."""
 
 from __future__ import annotations
 
-import statistics
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-
-@dataclass(frozen=True)
-class Timing:
-    """Seconds per call: median, first and third quartiles, over ``rounds`` samples."""
-
-    median: float
-    q1: float
-    q3: float
-    rounds: int
-    calls_per_sample: int
-
-    @property
-    def iqr(self) -> float:
-        return self.q3 - self.q1
-
-    def to_dict(self) -> dict:
-        return {"median_s": self.median, "q1_s": self.q1, "q3_s": self.q3,
-                "rounds": self.rounds, "calls_per_sample": self.calls_per_sample}
-
-
-def _quartiles(xs: list[float]) -> tuple[float, float, float]:
-    if len(xs) < 4:
-        m = statistics.median(xs)
-        return min(xs), m, max(xs)
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[0], q[1], q[2]
-
-
-def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 20,
-                     warmup: int = 2, min_sample_s: float = 0.002,
-                     max_calls: int = 50, clock: Callable[[], float] = time.perf_counter,
-                     ) -> dict[str, Timing]:
-    """Time each zero-argument callable, interleaved, and summarise per candidate.
-
-    Warm-up calls run first (``warmup`` each, at least one); a sample then repeats a call
-    enough times to last ``min_sample_s`` (at most ``max_calls``), so very short calls are
-    not lost in timer noise. ``repeats`` rounds each run every candidate once, the order
-    rotating from round to round. ``clock`` may be ``time.thread_time`` to count only this
-    thread's CPU time (robust on a shared machine, meaningful with one thread only).
-    """
-    names = list(candidates)
-    calls: dict[str, int] = {}
-    for name in names:
-        fn = candidates[name]
-        for _ in range(max(1, warmup)):
-            fn()
-        start = clock()
-        fn()
-        once = clock() - start
-        calls[name] = max(1, min(max_calls, int(min_sample_s / max(once, 1e-9))))
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(max(1, repeats)):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            fn, k = candidates[name], calls[name]
-            start = clock()
-            for _ in range(k):
-                fn()
-            samples[name].append((clock() - start) / k)
-    out = {}
-    for name in names:
-        q1, med, q3 = _quartiles(samples[name])
-        out[name] = Timing(med, q1, q3, len(samples[name]), calls[name])
-    return out
-
-
-def dense_matmul_rate(size: int = 1024, repeats: int = 7) -> float:
-    """Multiply-adds per second of ``torch.mm`` on ``size x size`` float32 matrices with
-    the current thread setting: the ceiling that a convolution network can approach."""
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
-    with torch.inference_mode():
-        timing = time_interleaved({"mm": lambda: torch.mm(a, b)}, repeats=repeats, warmup=2,
-                                  min_sample_s=0.02)
-    return size ** 3 / timing["mm"].median
-
+from igc.deploy.timing import Timing, num_threads, time_interleaved
+from igc.errors import IGCError
 
 # ---------------------------------------------------------------------------------------
 # Models in several forms
@@ -99,14 +19,9 @@ def dense_matmul_rate(size: int = 1024, repeats: int = 7) -> float:
 
 #: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
 #: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
-#: to ONNX (in the form :data:`ONNX_FORM`) and run by onnxruntime.
+#: to ONNX (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
 BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
 MATMUL_SIZE = 1024
-#: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
-#: shuffles kept as ONNX Conv/Reshape/Transpose, which onnxruntime's own fused
-#: convolutions run faster than the MatMul graph of the structured form (measured 22 ms
-#: vs 27-30 ms for IGCV2-1.0 at batch 1 on one thread).
-ONNX_FORM = "grouped"
 
 
 @dataclass
@@ -180,25 +95,20 @@ class BenchReport:
 
 
 def _loadavg() -> tuple[float, float, float] | None:
-    import os
-
     try:
         return os.getloadavg()
     except OSError:  # pragma: no cover - platform without it
         return None
 
 
-def _onnx_runner(model: torch.nn.Module, x: torch.Tensor, threads: int):
-    import tempfile
-    from pathlib import Path
+def onnxruntime_runner(model: torch.nn.Module, x: torch.Tensor,
+                       threads: int | None = None) -> Callable[[], object]:
+    """A zero-argument call that runs ``model`` exported to ONNX on ``x`` with
+    onnxruntime; the model is serialised in memory (no temporary files)."""
+    from igc.deploy.export import onnx_bytes, onnx_session
 
-    from igc.deploy.export import export_onnx, onnx_session
-
-    folder = tempfile.mkdtemp(prefix="igc-bench-")
-    path = export_onnx(model, Path(folder) / "model.onnx", x.shape[1], x.shape[-1], x.shape[0])
-    session = onnx_session(path, threads)
-    name = session.get_inputs()[0].name
-    feed = {name: x.numpy()}
+    session = onnx_session(onnx_bytes(model, x.shape[1], x.shape[-1], x.shape[0]), threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: session.run(None, feed)
 
 
@@ -229,27 +139,34 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
                  repeats: int = 20, warmup: int = 2,
                  log: Callable[[str], None] | None = None) -> BenchReport:
     """Latency of each registered model in each form, interleaved, with the dense matmul
-    rate timed in the same rounds. MACs come from :func:`igc.analysis.count.count_macs`."""
+    rate timed in the same rounds. MACs come from :func:`igc.analysis.count.count_macs`.
+    ``threads`` applies while this runs; the previous thread count is restored after."""
+    with num_threads(threads) as used:
+        return _bench(names, batch, input_size, used, forms, repeats, warmup, log)
+
+
+def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
+           forms: list[str] | None, repeats: int, warmup: int,
+           log: Callable[[str], None] | None) -> BenchReport:
     from igc.analysis.count import count_macs
-    from igc.deploy.export import check_input_size
+    from igc.deploy.export import ONNX_FORM
+    from igc.deploy.inputs import MAX_BATCH, check_input, check_range
     from igc.deploy.optimize import optimize
-    from igc.errors import IGCError
     from igc.models.registry import create_model, model_entry
 
     say = log or (lambda _msg: None)
-    if threads:
-        torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
     forms = list(forms or BENCH_FORMS)
     for f in forms:
         if f not in BENCH_FORMS:
             raise IGCError(f"unknown form {f!r}; use some of {', '.join(BENCH_FORMS)}")
+    if not names:
+        raise IGCError("give at least one model name")
+    check_range(batch, "batch", 1, MAX_BATCH)
+    check_range(repeats, "repeats", 1, 10000)
+    check_range(warmup, "warm-up calls", 0, 10000)
+    entries = [model_entry(name) for name in names]  # every name checked before any work
     forms, notes = available_forms(forms)
-    if batch < 1:
-        raise IGCError(f"batch must be positive, got {batch}")
     load_before = _loadavg()
-    import os
-
     cores = os.cpu_count() or 1
     if load_before is not None and load_before[0] + threads > cores + 0.5:
         notes.append(f"machine busy (load average {load_before[0]:.2f} on {cores} cores): with "
@@ -258,12 +175,11 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
     candidates: dict[str, Callable[[], object]] = {}
     meta: dict[str, tuple[str, str, int, float]] = {}
     sizes: dict[str, int] = {}
-    for name in names:
-        entry = model_entry(name)
-        size = input_size or entry.input_size
+    for name, entry in zip(names, entries):
+        size = entry.input_size if input_size is None else input_size
         sizes[name] = size
         model = create_model(name).eval()
-        check_input_size(model, entry.in_chans, size, name)
+        check_input(model, entry.in_chans, size, batch, name)
         macs = count_macs(model, size, entry.in_chans, method="hooks") * batch
         x = torch.randn(batch, entry.in_chans, size, size)
         optimized = None
@@ -282,7 +198,7 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
                         compiled(x)  # compile now, not in the timed rounds
                     fn = _caller(compiled, x)
                 else:  # onnxruntime runs grouped convolutions best: export that form
-                    fn = _onnx_runner(optimize(model, ONNX_FORM), x, threads)
+                    fn = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
             setup = time.perf_counter() - start
             key = f"{name}/{form}"
             candidates[key] = fn
@@ -299,5 +215,5 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
                        notes)
 
 
-__all__ = ["BENCH_FORMS", "BenchReport", "FormResult", "Timing", "available_forms",
-           "bench_models", "dense_matmul_rate", "time_interleaved"]
+__all__ = ["BENCH_FORMS", "MATMUL_SIZE", "BenchReport", "FormResult", "available_forms",
+           "bench_models", "onnxruntime_runner"]

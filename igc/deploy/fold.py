@@ -5,7 +5,8 @@ For a convolution ``y = W * x + b`` followed by ``BN(y) = s (y - mean) + beta`` 
 ``s = gamma / sqrt(var + eps)``, the folded layer has ``W' = s W`` (row ``o`` scaled by
 ``s_o``) and ``b' = s (b - mean) + beta``. A grouped or depthwise convolution's weight
 ``(out, in/groups, k, k)`` is indexed by output channel first too, so the same rule
-folds them all.
+folds them all. The arithmetic is PyTorch's (``torch.nn.utils.fusion``), in the layer's
+dtype.
 """
 
 from __future__ import annotations
@@ -15,39 +16,36 @@ import itertools
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, shift)`` with ``bn(y) == scale * y + shift`` per channel in eval mode."""
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("a BatchNorm without running statistics cannot be folded")
-    inv = torch.rsqrt(bn.running_var.detach().double() + bn.eps)
-    scale = inv if bn.weight is None else bn.weight.detach().double() * inv
-    shift = -bn.running_mean.detach().double() * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.detach().double()
-    return scale, shift
-
-
 def foldable(bn: nn.Module) -> bool:
     """True for a BatchNorm whose eval-mode form is a fixed affine map."""
-    return isinstance(bn, _NORMS) and bn.running_mean is not None
+    return isinstance(bn, _NORMS) and bn.running_mean is not None \
+        and bn.running_var is not None
 
 
 def fold_bn(layer: nn.Conv2d | nn.Linear, bn: nn.modules.batchnorm._BatchNorm
             ) -> nn.Conv2d | nn.Linear:
-    """A copy of ``layer`` (any groups) with ``bn`` folded in; the copy always has a bias."""
-    scale, shift = bn_affine(bn)
+    """A copy of ``layer`` (any groups) with ``bn`` folded in; the copy always has a bias
+    and its parameters need no gradient."""
+    if not foldable(bn):
+        raise ValueError("a BatchNorm without running statistics cannot be folded")
     folded = copy.deepcopy(layer)
-    weight = layer.weight.detach().double()
-    bias = (layer.bias.detach().double() if layer.bias is not None
-            else torch.zeros(weight.shape[0], dtype=torch.float64))
-    shape = (-1,) + (1,) * (weight.dim() - 1)
-    dtype = layer.weight.dtype
-    folded.weight = nn.Parameter((weight * scale.view(shape)).to(dtype), requires_grad=False)
-    folded.bias = nn.Parameter((bias * scale + shift).to(dtype), requires_grad=False)
+    ones = torch.ones_like(bn.running_mean)
+    gamma = bn.weight.detach() if bn.weight is not None else ones
+    beta = bn.bias.detach() if bn.bias is not None else torch.zeros_like(ones)
+    bias = None if layer.bias is None else layer.bias.detach()
+    if isinstance(layer, nn.Linear):
+        weight, bias = fuse_linear_bn_weights(layer.weight.detach(), bias, bn.running_mean,
+                                              bn.running_var, bn.eps, gamma, beta)
+    else:
+        weight, bias = fuse_conv_bn_weights(layer.weight.detach(), bias, bn.running_mean,
+                                            bn.running_var, bn.eps, gamma, beta)
+    folded.weight = nn.Parameter(weight.detach(), requires_grad=False)
+    folded.bias = nn.Parameter(bias.detach(), requires_grad=False)
     return folded
 
 
@@ -81,4 +79,5 @@ def fold_batchnorms(model: nn.Module, inplace: bool = False) -> nn.Module:
 
 
 def count_batchnorms(model: nn.Module) -> int:
+    """BatchNorm layers left in ``model``."""
     return sum(isinstance(m, _NORMS) for m in model.modules())

@@ -1,20 +1,22 @@
 """``optimize(model)``: the inference form of any network of the zoo (or any module built
 from :class:`~igc.layers.FactorChain` s and ``nn.Sequential`` s), with the same outputs.
 
-What it does, in order (see :mod:`igc.deploy.fast_chain` for the algebra):
+What it does, in order (see :mod:`igc.deploy.chain` for the algebra):
 
 1. every ``FactorChain`` (the body of every IGC block, and the IGCV2* classifier) becomes a
-   :class:`~igc.deploy.fast_chain.FastChain`: BatchNorm folded into the convolution before
+   :class:`~igc.deploy.chain.FastChain`: BatchNorm folded into the convolution before
    it (grouped and depthwise ones included), shuffles deleted by permutation algebra, each
-   linear run of 1x1 factors computed in the form the cost rule (or a measurement) picks;
+   linear run of 1x1 factors computed in the form the cost rule (or a measurement) picks
+   for the input that chain sees; a chain without an exact inference form (a GroupNorm,
+   a non-elementwise activation) is left as it is, and :func:`block_forms` says why;
 2. every other ``Conv2d``/``Linear`` followed by a ``BatchNorm`` inside an ``nn.Sequential``
    (stems, shortcuts, heads) is folded;
 3. the input is put in the memory layout that suits the model and the batch (NHWC in
    general; see :class:`OptimizedModel`), and every convolution and product follows it.
 
-The result is an :class:`OptimizedModel` in eval mode without gradients; it works under
-``torch.inference_mode``, ``torch.compile``, ``torch.export`` and ONNX export, at any batch
-size. :func:`block_forms` lists the form chosen for each block.
+The result is an :class:`OptimizedModel` in eval mode without gradients, on the model's
+device; it works under ``torch.inference_mode``, ``torch.compile``, ``torch.export`` and
+ONNX export, at any batch size.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from igc.deploy.fast_chain import FORMS, SEGMENT_FORMS, FastChain, FormChoice
+from igc.deploy.chain import FORMS, CostModel, FastChain, LoweringError
 from igc.deploy.fold import fold_batchnorms
+from igc.deploy.inputs import model_device, model_input
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
 
@@ -47,15 +50,18 @@ class OptimizedModel(nn.Module):
     trailing ones included, is a strided view; but depthwise convolutions run about 2x
     slower. ``"auto"``: NCHW for a batch of one when some structured product ends in a
     shuffle (the non-linear IGCV2 blocks: measured 5-10 % faster there), NHWC otherwise.
-    ``mode`` says how the model was made."""
+    ``mode`` says how the model was made; ``kept`` maps the path of every chain left as
+    it was to the reason."""
 
-    def __init__(self, model: nn.Module, mode: str, layout: str = "auto") -> None:
+    def __init__(self, model: nn.Module, mode: str, layout: str = "auto",
+                 kept: dict[str, str] | None = None) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise IGCError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
         self.model = model
         self.mode = mode
         self.layout = layout
+        self.kept: dict[str, str] = dict(kept or {})
         self.pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
 
     def uses_channels_last(self, batch: int) -> bool:
@@ -80,114 +86,81 @@ def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batch: int = 1,
-             example: torch.Tensor | None = None, inplace: bool = False) -> OptimizedModel:
+             example: torch.Tensor | None = None, inplace: bool = False,
+             cost: CostModel | None = None) -> OptimizedModel:
     """The inference form of ``model`` (a copy unless ``inplace``); outputs equal the
     eval-mode model's to float rounding, at any batch size.
 
-    ``mode``: ``"auto"`` (the documented cost rule,
-    :func:`igc.deploy.fast_chain.choose_form`, for batches of ``batch`` images at the
-    model's input size, or at ``example``'s size), ``"dense"``, ``"structured"`` or
-    ``"grouped"`` for every block, ``"measure"`` (time every candidate form of every
-    segment on ``batch`` random images, or on ``example``, and keep the fastest), or
-    ``"fold"`` (fold BatchNorm only). ``layout``: see :class:`OptimizedModel` (weights
-    stay in the standard layout; convolutions follow their input's).
+    ``mode``: ``"auto"`` (the cost rule, :meth:`igc.deploy.chain.CostModel.choose`, for
+    batches of ``batch`` images at the model's input size, or at ``example``'s size),
+    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"measure"`` (time
+    every candidate form of every segment on ``batch`` random images, or on ``example``,
+    and keep the fastest), or ``"fold"`` (fold BatchNorm only). ``layout``: see
+    :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
+    their input's). ``cost``: the cost model (default: the device's calibration file, or
+    the built-in constants; see :func:`igc.deploy.chain.cost_model`).
     """
     if mode not in MODES:
         raise IGCError(f"unknown optimize mode {mode!r}; use one of {', '.join(MODES)}")
+    if layout not in LAYOUTS:
+        raise IGCError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if isinstance(model, OptimizedModel):
         raise IGCError("this model is already optimized")
-    if batch < 1:
-        raise IGCError(f"batch must be positive, got {batch}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise IGCError(f"batch must be a positive integer, got {batch!r}")
     was_training = model.training
-    sample = example if example is not None else _example(model, batch, mode == "measure")
     net = model if inplace else copy.deepcopy(model)
     net.eval()
-    rechoose = mode in ("auto", "measure") and sample is not None
+    kept: dict[str, str] = {}
     if mode != "fold":
         chains = [(n, m) for n, m in net.named_modules() if isinstance(m, FactorChain)]
+        shapes = _chain_inputs(net, example, batch, mode == "measure") if chains else {}
         for name, chain in chains:
-            _replace(net, name, FastChain(chain, "auto" if mode == "measure" else mode,
-                                          keep_segments=rechoose))
+            try:
+                fast = FastChain(chain, mode, input_shape=shapes.get(name),
+                                 channel_major=layout == "contiguous", cost=cost)
+            except LoweringError as exc:
+                kept[name] = str(exc)
+                continue
+            _replace(net, name, fast)
     fold_batchnorms(net, inplace=True)
     for p in net.parameters():
         p.requires_grad_(False)
-    out = OptimizedModel(net, mode, layout).eval()
-    if rechoose:
-        _choose(out, sample, measure=mode == "measure",
-                pixels_per_image_factor=batch if example is None else 1)
     if inplace and was_training:
         model.eval()
-    return out
+    return OptimizedModel(net, mode, layout, kept).eval()
 
 
-def _example(model: nn.Module, batch: int, required: bool) -> torch.Tensor | None:
-    """One image at the model's registered input size (``None`` outside the zoo)."""
-    shape = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
-    if shape is None:
-        if required:
-            raise IGCError("mode 'measure' needs an example input for a model outside the zoo")
-        return None
-    return torch.randn(batch if required else 1, *shape)
-
-
-def _segment_inputs(model: OptimizedModel, example: torch.Tensor
-                    ) -> dict[nn.Module, tuple[int, ...]]:
-    seen: dict[nn.Module, tuple[int, ...]] = {}
+def _chain_inputs(net: nn.Module, example: torch.Tensor | None, batch: int, required: bool
+                  ) -> dict[str, tuple[int, int, int, int]]:
+    """The input shape of every ``FactorChain`` of ``net`` for ``example``, or for
+    ``batch`` images at the model's input size (one image is run, the batch scaled)."""
+    scale = 1
+    if example is None:
+        known = model_input(net)
+        if known is None:
+            if required:
+                raise IGCError("mode 'measure' needs an example input for a model outside "
+                               "the zoo")
+            return {}
+        in_chans, size = known
+        example = torch.randn(1, in_chans, size, size, device=model_device(net))
+        scale = batch
+    names = {m: n for n, m in net.named_modules() if isinstance(m, FactorChain)}
+    seen: dict[str, tuple[int, int, int, int]] = {}
 
     def record(module: nn.Module, args: tuple) -> None:
-        seen.setdefault(module, tuple(args[0].shape))
+        n, c, h, w = args[0].shape
+        seen.setdefault(names[module], (n * scale, c, h, w))
 
-    hooks = [m.register_forward_pre_hook(record)
-             for m in model.modules() if getattr(m, "form", None) in SEGMENT_FORMS]
+    hooks = [m.register_forward_pre_hook(record) for m in names]
     try:
         with torch.inference_mode():
-            model(example)
+            net(example)
     finally:
         for h in hooks:
             h.remove()
     return seen
-
-
-def _choose(model: OptimizedModel, example: torch.Tensor, measure: bool,
-            pixels_per_image_factor: int = 1, repeats: int = 5) -> None:
-    """Re-choose every segment's form for the inputs it sees when the model runs
-    ``example`` (times ``pixels_per_image_factor`` images): by the cost rule with the pixel
-    count known, or by timing every form (``measure``)."""
-    from igc.deploy.bench import time_interleaved
-    from igc.deploy.fast_chain import choose_form
-
-    batch = example.shape[0] * pixels_per_image_factor
-    channel_major = not model.uses_channels_last(batch)
-    seen = _segment_inputs(model, example)
-    for chain in [m for m in model.modules() if isinstance(m, FastChain)]:
-        segments = chain.__dict__.pop("segments")
-        positions = [j for j, s in enumerate(chain.steps) if getattr(s, "form", None)]
-        for k, (i, segment) in enumerate(zip(positions, segments)):
-            step = chain.steps[i]
-            if step not in seen:
-                continue
-            n, _, h, w = seen[step]
-            old = chain.forms[k]
-            if measure:
-                x = torch.randn(seen[step])
-                if not channel_major:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                candidates = {f: SEGMENT_FORMS[f](segment) for f in FORMS}
-                with torch.inference_mode():
-                    calls = {f: (lambda c=c, x=x: c(x)) for f, c in candidates.items()}
-                    timing = time_interleaved(calls, repeats=repeats, warmup=1,
-                                              min_sample_s=0.001)
-                best = min(timing, key=lambda f: timing[f].median)
-                reason = "measured " + " ".join(f"{f}={timing[f].median * 1e6:.0f}us"
-                                                for f in FORMS)
-                chain.steps[i] = candidates[best]
-            else:
-                best, reason = choose_form(segment, n * pixels_per_image_factor * h * w,
-                                           channel_major)
-                if best != old.form:
-                    chain.steps[i] = SEGMENT_FORMS[best](segment)
-            chain.forms[k] = FormChoice(old.segment, best, reason, old.dense_macs,
-                                        old.structured_macs)
 
 
 @dataclass(frozen=True)
@@ -197,7 +170,7 @@ class BlockForm:
     block: str  # the module path of the block's chain, e.g. "stages.0.1.body"
     kind: str  # the block class, e.g. "IGCV2Block"
     segment: str  # the linear segment, e.g. "1x1/g8 shuffle(8) 1x1/g8"
-    form: str  # "dense" | "structured" | "grouped"
+    form: str  # "dense" | "structured" | "grouped" | "kept" (left as trained, see reason)
     reason: str
     dense_macs: int  # multiply-adds per pixel of each form
     structured_macs: int
@@ -209,23 +182,31 @@ class BlockForm:
 def block_forms(model: nn.Module, mode: str = "auto", batch: int = 1) -> list[BlockForm]:
     """Per block of ``model`` and per linear 1x1 segment in it, the form of the inference
     form: read from an optimized model, or, for a trained model, what
-    ``optimize(model, mode, batch=batch)`` chooses (the model itself is not changed).
+    ``optimize(model, mode, batch=batch)`` chooses (the model itself is not changed). A
+    chain left as it was has one row of form ``"kept"`` whose reason says why.
     ``igc info`` prints it with :func:`format_block_forms`."""
-    if not any(isinstance(m, FastChain) for m in model.modules()):
+    if not isinstance(model, OptimizedModel) and \
+            not any(isinstance(m, FastChain) for m in model.modules()):
         if mode in ("fold", "measure"):
             raise IGCError(f"block_forms of a trained model needs a rule mode, not {mode!r}")
         if any(isinstance(m, FactorChain) for m in model.modules()):
             model = optimize(model, mode, batch=batch)
+    kept = model.kept if isinstance(model, OptimizedModel) else {}
+    modules = dict(model.named_modules())
     rows: list[BlockForm] = []
-    owners = {id(m.body): type(m).__name__ for m in model.modules()
-              if isinstance(getattr(m, "body", None), FastChain)}
-    for name, module in model.named_modules():
-        if not isinstance(module, FastChain):
+    for name, module in modules.items():
+        inner = name.removeprefix("model.") if isinstance(model, OptimizedModel) else name
+        if not isinstance(module, FastChain) and inner not in kept:
             continue
-        kind = owners.get(id(module), type(module).__name__)
-        name = name.removeprefix("model.")
+        parent = modules.get(name.rpartition(".")[0])
+        containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict, OptimizedModel)
+        kind = type(module if parent is None or isinstance(parent, containers)
+                    else parent).__name__
+        if not isinstance(module, FastChain):
+            rows.append(BlockForm(inner, kind, "-", "kept", kept[inner], 0, 0))
+            continue
         for f in module.forms:
-            rows.append(BlockForm(name, kind, f.segment, f.form, f.reason, f.dense_macs,
+            rows.append(BlockForm(inner, kind, f.segment, f.form, f.reason, f.dense_macs,
                                   f.structured_macs))
     return rows
 

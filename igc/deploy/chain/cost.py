@@ -1,0 +1,214 @@
+"""The cost rule that picks a form per linear segment: a roofline per product, with
+constants that describe the machine (:class:`CostModel`).
+
+Each form is a sequence of passes over the activations; a pass costs
+``max(multiply-adds / rate, bytes moved / memory_rate)`` per pixel. The dense form is one
+product ``C_in x C_out`` at ``dense_rate``. The structured form is one batched product per
+factor (``C_l K_l`` multiply-adds) at ``dense_rate * min(max_branch_efficiency,
+K_l / full_rate_branch)``, half that when its channels-last operands outgrow the L2 cache
+(pixel count known), plus, on channels-last activations, one pass to write its result in
+place, and one pass per activation copy (:func:`~igc.deploy.chain.segments.structured_copies`).
+
+:data:`BUILTIN` holds the constants measured on the development CPUs; ``igc bench
+--calibrate`` measures them on the machine at hand (:mod:`igc.deploy.chain.calibrate`)
+and writes them to :func:`calibration_path`, which :func:`cost_model` then reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from igc.deploy.chain.segments import Segment, structured_copies
+from igc.errors import IGCError
+
+log = logging.getLogger(__name__)
+
+#: The ``format`` field of a calibration file, and its version.
+FILE_FORMAT = "igc-cost-model"
+FILE_VERSION = 1
+
+#: Accepted ranges of the constants (anything outside is a corrupt or absurd file).
+_RANGES = {
+    "dense_rate": (1e6, 1e17),  # multiply-adds per second
+    "memory_rate": (1e6, 1e15),  # bytes per second
+    "l2_bytes": (1 << 10, 1 << 34),
+    "full_rate_branch": (1.0, 1e5),
+    "max_branch_efficiency": (0.01, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The machine constants of the cost rule.
+
+    ``dense_rate``: multiply-adds per second of a dense 1x1 product. ``memory_rate``:
+    bytes per second of a pass that reads and writes an activation. ``l2_bytes``: the L2
+    cache. A batched product over branches of ``k`` inputs runs at ``dense_rate *
+    min(max_branch_efficiency, k / full_rate_branch)`` (``k / (2 full_rate_branch)`` on
+    channels-last operands larger than L2). ``source`` says where the numbers came from.
+    """
+
+    dense_rate: float = 35e9
+    memory_rate: float = 12e9
+    l2_bytes: int = 1 << 20
+    full_rate_branch: float = 64.0
+    max_branch_efficiency: float = 0.8
+    source: str = field(default="built-in", compare=False)
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in _RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or not lo <= value <= hi:
+                raise IGCError(f"cost model {name} must be a number in [{lo:g}, {hi:g}], "
+                               f"got {value!r}")
+
+    @property
+    def calibrated(self) -> bool:
+        return self.source != "built-in"
+
+    def efficiency(self, k: int, strided_out_of_cache: bool = False) -> float:
+        """Rate of a batched product over branches of ``k`` inputs, relative to dense."""
+        full = self.full_rate_branch * (2 if strided_out_of_cache else 1)
+        return min(self.max_branch_efficiency, k / full)
+
+    def _pass(self, macs: float, rate: float, floats: float) -> float:
+        """Seconds per pixel of one pass: bound by arithmetic or by moving activations."""
+        return max(macs / rate, 4 * floats / self.memory_rate)
+
+    def estimate(self, segment: Segment, pixels: int | None = None,
+                 channel_major: bool = False) -> dict[str, float]:
+        """Seconds per output pixel of the ``dense`` and ``structured`` forms, for
+        ``pixels = N*H*W`` output pixels per call (``None``: small, in cache) on a
+        channel-major (NCHW, one image) or channels-last activation."""
+        dense = self._pass(segment.dense_macs(), self.dense_rate,
+                           segment.in_channels + segment.out_channels)
+        structured = 0.0
+        for c in segment.convs:
+            big = pixels is not None and \
+                pixels * 4 * (c.in_channels + c.out_channels) > self.l2_bytes
+            rate = self.dense_rate * (1.0 if c.dense else self.efficiency(
+                c.in_channels // c.groups, big and not channel_major))
+            structured += self._pass(c.macs_per_pixel(), rate, c.in_channels + c.out_channels)
+        width = max(max(c.in_channels, c.out_channels) for c in segment.convs)
+        copies = structured_copies(segment)
+        if channel_major:  # written in place, a trailing shuffle as strided rows
+            copies -= segment.items[-1] is not segment.convs[-1]
+        else:  # the result is written once more into the channels-last output
+            structured += 8 * segment.out_channels / self.memory_rate
+        structured += 8 * copies * width / self.memory_rate
+        return {"dense": dense, "structured": structured}
+
+    def choose(self, segment: Segment, pixels: int | None = None,
+               channel_major: bool = False) -> tuple[str, str]:
+        """``(form, reason)``: the cheaper of :meth:`estimate`'s forms (a segment of one
+        dense factor is dense)."""
+        convs = segment.convs
+        if len(convs) == 1 and convs[0].dense:
+            return "dense", "one dense 1x1"
+        cost = self.estimate(segment, pixels, channel_major)
+        form = min(cost, key=cost.get)
+        where = "" if pixels is None else \
+            f" at {pixels} pixels" + (" NCHW" if channel_major else "")
+        tag = " (calibrated)" if self.calibrated else ""
+        return form, (f"estimated {cost['dense'] * 1e9:.1f} ns/pixel dense, "
+                      f"{cost['structured'] * 1e9:.1f} structured{where}{tag}")
+
+    def constants(self) -> dict[str, float]:
+        """The five constants by name."""
+        return {k: v for k, v in asdict(self).items() if k in _RANGES}
+
+
+#: The constants measured on the development CPUs (2-core AMD EPYC, AVX-512, 1 MiB L2 per
+#: core, fp32, one thread; ``benchmarks/blocks.py``): 35 G multiply-adds/s dense, 12 GB/s
+#: effective memory rate, branches of ``k`` at about ``k / 64`` of the dense rate, at most
+#: 0.8 (18 GMAC/s for ``k = 32``, 28 for ``k = 128``).
+BUILTIN = CostModel()
+
+
+def calibration_path(device: str = "cpu") -> Path:
+    """Where ``igc bench --calibrate`` writes the cost model of a device type:
+    ``$XDG_CACHE_HOME/igc/cost-model-<device>.json`` (``~/.cache`` by default)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "igc" / f"cost-model-{device}.json"
+
+
+def to_json(model: CostModel, device: str, info: dict | None = None) -> str:
+    """The calibration file's text: ``format``, ``version``, ``device``, ``constants``
+    and free-form ``info`` (threads, torch version, machine, date)."""
+    return json.dumps({"format": FILE_FORMAT, "version": FILE_VERSION, "device": device,
+                       "constants": model.constants(), "info": info or {}}, indent=2) + "\n"
+
+
+def from_json(text: str, device: str, source: str) -> CostModel:
+    """A :class:`CostModel` from a calibration file's text; IGCError naming the first
+    problem (not JSON, another format or version, another device, a missing, extra or
+    out-of-range constant)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise IGCError(f"not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
+        raise IGCError(f"not an {FILE_FORMAT} file")
+    if data.get("version") != FILE_VERSION:
+        raise IGCError(f"version {data.get('version')!r}, expected {FILE_VERSION}")
+    if data.get("device") != device:
+        raise IGCError(f"made for device {data.get('device')!r}, not {device!r}")
+    constants = data.get("constants")
+    if not isinstance(constants, dict) or set(constants) != set(_RANGES):
+        raise IGCError(f"constants must be exactly {', '.join(sorted(_RANGES))}")
+    if not isinstance(data.get("info", {}), dict):
+        raise IGCError("info must be an object")
+    values = dict(constants)
+    if isinstance(values["l2_bytes"], float) and values["l2_bytes"].is_integer():
+        values["l2_bytes"] = int(values["l2_bytes"])
+    if not isinstance(values["l2_bytes"], int) or isinstance(values["l2_bytes"], bool):
+        raise IGCError(f"l2_bytes must be an integer, got {values['l2_bytes']!r}")
+    return CostModel(**values, source=source)
+
+
+_loaded: dict[tuple[str, bytes, str], CostModel] = {}
+
+
+def _read_small(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > 1 << 16:
+        raise IGCError(f"{size} bytes, more than a calibration file holds")
+    return path.read_bytes()
+
+
+def cost_model(device: torch.device | str | None = None) -> CostModel:
+    """The cost model for ``device``'s type: its calibration file when there is a valid
+    one, else :data:`BUILTIN`. A file that cannot be read or fails validation is ignored
+    with one warning line (logged once per file content)."""
+    kind = torch.device(device or "cpu").type
+    path = calibration_path(kind)
+    if not path.exists():
+        return BUILTIN
+    try:
+        blob, problem = _read_small(path), ""
+    except (OSError, IGCError) as exc:
+        blob, problem = b"", str(exc) or type(exc).__name__
+    key = (str(path), blob, problem)
+    if key not in _loaded:
+        try:
+            if problem:
+                raise IGCError(problem)
+            _loaded[key] = from_json(blob.decode(), kind, f"calibrated ({path})")
+        except (UnicodeDecodeError, IGCError) as exc:
+            reason = (str(exc) or type(exc).__name__).splitlines()[0]
+            log.warning("igc: ignoring the cost-model calibration %s: %s; using the built-in "
+                        "constants (rerun `igc bench --calibrate`)", path, reason)
+            _loaded[key] = BUILTIN
+    return _loaded[key]
+
+
+__all__ = ["BUILTIN", "FILE_FORMAT", "FILE_VERSION", "CostModel", "calibration_path",
+           "cost_model", "from_json", "to_json"]

@@ -1,0 +1,106 @@
+"""The cost model's calibration file: written by ``igc bench --calibrate``, validated past
+its top level when read, and a corrupt one ignored with one warning line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from igc.cli import main
+from igc.deploy import block_forms, optimize
+from igc.deploy.chain import BUILTIN, CostModel, calibration_path, cost_model
+from igc.deploy.chain.calibrate import fit_branch_rate, write_calibration
+from igc.deploy.chain.cost import FILE_FORMAT, from_json, to_json
+from igc.errors import IGCError
+from igc.models.registry import create_model
+
+
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _valid(**constants) -> dict:
+    data = json.loads(to_json(CostModel(dense_rate=5e9), "cpu", {"threads": 1}))
+    data["constants"].update(constants)
+    return data
+
+
+def test_round_trip_and_use(cache_home):
+    model = CostModel(dense_rate=1e10, memory_rate=2e10, l2_bytes=1 << 21,
+                      full_rate_branch=32.0, max_branch_efficiency=0.9)
+    path = write_calibration(model, "cpu", {"threads": 1})
+    assert path == calibration_path("cpu") and path.parent == cache_home / "igc"
+    loaded = cost_model("cpu")
+    assert loaded == model and loaded.calibrated
+    assert cost_model("cuda") is BUILTIN  # another device type has its own file
+    rows = block_forms(optimize(create_model("igcv2_fmnist")))
+    assert all(r.reason.endswith("(calibrated)") for r in rows if r.reason.startswith("est"))
+
+
+CORRUPT = {
+    "not json": "{not json",
+    "binary": b"\xff\xfe\x00garbage",
+    "a list": json.dumps([1, 2]),
+    "other format": json.dumps({**_valid(), "format": "something"}),
+    "other version": json.dumps({**_valid(), "version": 99}),
+    "other device": json.dumps({**_valid(), "device": "cuda"}),
+    "missing constant": json.dumps({**_valid(), "constants": {"dense_rate": 1e10}}),
+    "extra constant": json.dumps(_valid(turbo=1.0)),
+    "string rate": json.dumps(_valid(dense_rate="fast")),
+    "negative rate": json.dumps(_valid(memory_rate=-1.0)),
+    "absurd rate": json.dumps(_valid(dense_rate=1e30)),
+    "bool": json.dumps(_valid(max_branch_efficiency=True)),
+    "fractional l2": json.dumps(_valid(l2_bytes=1000.5)),
+    "info not an object": json.dumps({**_valid(), "info": [1]}),
+    "huge": " " * (1 << 17),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPT))
+def test_corrupt_file_is_ignored_with_one_warning(name, caplog):
+    path = calibration_path("cpu")
+    path.parent.mkdir(parents=True)
+    content = CORRUPT[name]
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with caplog.at_level(logging.WARNING):
+        assert cost_model("cpu") is BUILTIN
+        assert cost_model("cpu") is BUILTIN  # warned once per file content
+        fast = optimize(create_model("igcv2_fmnist"))  # not fatal
+    assert fast is not None
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    assert "\n" not in message and str(path) in message and "built-in" in message
+
+
+def test_from_json_names_the_problem():
+    with pytest.raises(IGCError, match="dense_rate"):
+        from_json(json.dumps(_valid(dense_rate=0)), "cpu", "test")
+    with pytest.raises(IGCError, match=FILE_FORMAT):
+        from_json("{}", "cpu", "test")
+
+
+def test_fit_recovers_the_model_it_fits():
+    truth = CostModel(full_rate_branch=48.0, max_branch_efficiency=0.7)
+    measured = {k: truth.efficiency(k) for k in (4, 8, 16, 32, 64, 128)}
+    full, top = fit_branch_rate(measured)
+    assert top == pytest.approx(0.7)
+    assert full == pytest.approx(48.0, rel=0.03)
+
+
+def test_cli_calibrate_writes_a_valid_file(capsys, cache_home):
+    assert main(["bench", "--calibrate", "--threads", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    path = calibration_path("cpu")
+    assert out["file"] == str(path)
+    model = from_json(path.read_text(), "cpu", "test")
+    assert model.constants() == out["constants"]
+    assert out["info"]["threads"] == 1
+    assert main(["bench", "igcv2_fmnist", "--calibrate"]) == 2
+    assert "drop the names" in capsys.readouterr().err
+    assert main(["bench"]) == 2
+    assert "--calibrate" in capsys.readouterr().err
