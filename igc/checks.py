@@ -30,6 +30,8 @@ MAX_THREADS = 1024
 MAX_IMAGE_SIZE = 4096
 MAX_CLASSES = 100_000
 MAX_CHANNELS = 16
+#: The largest number a model option (``model_args``: widths, depths, branch sizes) may be.
+MAX_OPTION = 65_536
 #: The largest learning rate (anything above diverges at once) and free-text lengths.
 MAX_LR = 1000.0
 MAX_NAME = 200
@@ -159,7 +161,7 @@ def check_existing(value: object, name: str, kind: str = "any") -> Path:
 
 __all__ = [
     "MAX_BATCH", "MAX_CHANNELS", "MAX_CLASSES", "MAX_EPOCHS", "MAX_IMAGE_SIZE", "MAX_LR",
-    "MAX_NAME", "MAX_SEED", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS", "NAME_MAX", "PATH_MAX",
+    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS", "NAME_MAX", "PATH_MAX",
     "check_existing", "check_int", "check_name", "check_number", "check_path",
     "check_writable_dir", "check_writable_file",
 ]

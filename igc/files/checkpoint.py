@@ -23,6 +23,7 @@ from igc.checks import (
     MAX_EPOCHS,
     MAX_IMAGE_SIZE,
     MAX_NAME,
+    MAX_OPTION,
     MAX_SEED,
 )
 from igc.errors import IGCError
@@ -123,7 +124,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise IGCError(f"checkpoint {path} has format version {version}; this igc reads up "
                        f"to {VERSION}: upgrade igc")
     check_fields(state, MODEL_FIELDS, f"checkpoint {path}", _fix(path))
-    check_plain(state["model_args"], f"checkpoint {path}: model_args", _fix(path))
+    check_plain(state["model_args"], f"checkpoint {path}: model_args", _fix(path),
+                max_number=MAX_OPTION)
     check_plain(state["recipe"], f"checkpoint {path}: recipe", _fix(path))
     for key in ("classes", "mean", "std"):
         if key in state:

@@ -123,10 +123,14 @@ def check_fields(record: Any, fields: Mapping[str, Spec], where: str, fix: str) 
 
 
 
-def check_plain(value: Any, where: str, fix: str, depth: int = 4, size: int = 256) -> Any:
+def check_plain(value: Any, where: str, fix: str, depth: int = 4, size: int = 256,
+                max_number: float | None = None) -> Any:
     """A small JSON-like value (None, bool, int, finite float, str, and lists or
-    string-keyed tables of those, nested at most ``depth`` deep, ``size`` entries each):
-    what model options and recipe tables may hold."""
+    string-keyed tables of those, nested at most ``depth`` deep, ``size`` entries each,
+    numbers at most ``max_number`` in size): what model options and recipe tables hold."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and \
+            max_number is not None and math.isfinite(value) and abs(value) > max_number:
+        raise IGCError(f"{where} = {value:,} is over {max_number:,}; {fix}")
     if value is None or isinstance(value, bool | int | str):
         if isinstance(value, str) and len(value) > 10_000:
             raise IGCError(f"{where} is a string of {len(value):,} characters; {fix}")
@@ -145,9 +149,9 @@ def check_plain(value: Any, where: str, fix: str, depth: int = 4, size: int = 25
             if not isinstance(key, str):
                 raise IGCError(f"{where} has a key {shorten(repr(key), 40)} that is not a "
                                f"string; {fix}")
-            check_plain(item, f"{where}.{key}", fix, depth - 1, size)
+            check_plain(item, f"{where}.{key}", fix, depth - 1, size, max_number)
     else:
         for i, item in enumerate(value):
-            check_plain(item, f"{where}[{i}]", fix, depth - 1, size)
+            check_plain(item, f"{where}[{i}]", fix, depth - 1, size, max_number)
     return value
 __all__ = ["Spec", "check", "check_fields", "check_plain"]

@@ -23,7 +23,14 @@ from igc.train.checkpoint import check_resumable, load_checkpoint
 from igc.train.evaluate import eval_loader
 from igc.train.optim import build_ema, build_optimizer
 from igc.train.recipe import Recipe, from_mapping, override
-from igc.train.run import RunConfig, build_model, load_splits, pick_device, probe
+from igc.train.run import (
+    RunConfig,
+    build_model,
+    load_splits,
+    memory_bytes,
+    pick_device,
+    probe,
+)
 
 
 # ------------------------------------------------------------------------------ process
@@ -120,7 +127,9 @@ def build_network(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
     """The model on ``device`` (SyncBatchNorm, channels-last as the recipe says) with its
     parameter and multiply-add counts; the weights are drawn from ``recipe.seed``."""
     torch.manual_seed(recipe.seed)
-    model = build_model(config.model, splits, recipe.model_args)
+    model = build_model(config.model, splits, recipe.model_args,
+                        batch=recipe.batch_size // dist.world_size,
+                        memory=memory_bytes(device))
     params, macs = probe(model, splits, config.model)
     if dist.enabled and recipe.sync_bn:
         if device.type != "cuda":

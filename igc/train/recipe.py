@@ -237,7 +237,8 @@ def validate(recipe: Recipe) -> Recipe:
     need(r.grad_clip >= 0, "grad_clip must be >= 0")
     within(r.log_every, "log_every", 1, 1 << 30)
     need(0 < r.ema_decay < 1, f"ema_decay must be in (0, 1), got {r.ema_decay}")
-    check_plain(r.model_args, f"recipe {r.name!r}: model_args", "fix the recipe")
+    check_plain(r.model_args, f"recipe {r.name!r}: model_args", "model options are widths, "
+                "depths and branch sizes: fix the value", max_number=checks.MAX_OPTION)
     check_plain(r.train_augment + r.eval_augment, f"recipe {r.name!r}: augment",
                 "fix the recipe", size=64)
     from igc.data import BatchAugment

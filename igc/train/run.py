@@ -23,6 +23,8 @@ from igc.train.recipe import Recipe, validate
 
 #: The most parameters a network may have before it is built (4 GB of float32 weights).
 MAX_PARAMS = 10**9
+#: The most elements of one activation tensor for one image (1 GiB of float32).
+MAX_ACTIVATION = 2**28
 
 
 class TrainingDiverged(IGCError):
@@ -175,10 +177,13 @@ def load_splits(data: str, data_dir: str | None, download: bool,
     return load_dataset(data, data_dir, download, **options)
 
 
-def build_model(name: str, splits: DatasetSplits, model_args: dict) -> nn.Module:
-    """The registry's ``name`` for the data set's classes and channels; IGCError when it
-    would have more than :data:`MAX_PARAMS` parameters (counted on the meta device first,
-    so an absurd option is refused before memory is allocated)."""
+def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int = 1,
+                memory: int | None = None) -> nn.Module:
+    """The registry's ``name`` for the data set's classes and channels. Measured on the
+    meta device first (nothing allocated), it is refused with IGCError when it has more
+    than :data:`MAX_PARAMS` parameters, an activation over :data:`MAX_ACTIVATION` values
+    per image, or (given ``memory`` bytes) activations for a training ``batch`` that do
+    not fit in that memory."""
     from igc.models.registry import create_model
 
     def build() -> nn.Module:
@@ -187,16 +192,59 @@ def build_model(name: str, splits: DatasetSplits, model_args: dict) -> nn.Module
 
     try:
         with torch.device("meta"):
-            params = sum(p.numel() for p in build().parameters())
+            meta = build()
     except IGCError:
         raise
-    except Exception:  # a builder that cannot run on the meta device: count after building
-        params = None
-    if params is not None and params > MAX_PARAMS:
-        raise IGCError(f"model {name!r} with {splits.num_classes} classes and options "
-                       f"{model_args} has {params:,} parameters, over the limit of "
+    except Exception:  # a builder that cannot run on the meta device: no estimate
+        return build()
+    params = sum(p.numel() for p in meta.parameters())
+    largest, total = _activations(meta, splits.in_channels, splits.image_size)
+    options = f"{name!r} with {splits.num_classes} classes and options {model_args}"
+    if params > MAX_PARAMS:
+        raise IGCError(f"model {options} has {params:,} parameters, over the limit of "
                        f"{MAX_PARAMS:,}; check --set model_args and the data set")
+    if largest is not None and largest > MAX_ACTIVATION:
+        raise IGCError(f"model {options} makes an activation of {largest:,} values per "
+                       f"{splits.image_size}x{splits.image_size} image, over the limit of "
+                       f"{MAX_ACTIVATION:,}; check --set model_args and the image size")
+    need = 4 * total * batch
+    if memory is not None and need > memory:
+        raise IGCError(f"training {name!r} at batch {batch} keeps about {need / 2**30:,.1f} "
+                       f"GiB of activations, more than the {memory / 2**30:,.1f} GiB of "
+                       "memory here; lower --batch-size or the model's width")
     return build()
+
+
+def _activations(meta: nn.Module, chans: int, size: int) -> tuple[int, int]:
+    """Elements of the largest output of a leaf module, and of all of them, for one image:
+    measured on the meta device (shapes only); zeros when the pass cannot run there."""
+    sizes: list[int] = []
+
+    def hook(module: nn.Module, inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel())
+
+    handles = [m.register_forward_hook(hook) for m in meta.modules()
+               if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            meta.eval()(torch.empty(1, chans, size, size, device="meta"))
+    except Exception:  # shapes that do not fit are reported by probe()
+        return 0, 0
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(sizes, default=0), sum(sizes)
+
+
+def memory_bytes(device: torch.device) -> int | None:
+    """The memory of ``device`` (the machine's RAM for the CPU), or None if unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
 
 
 def probe(model: nn.Module, splits: DatasetSplits, name: str) -> tuple[int, int | None]:
