@@ -161,7 +161,8 @@ def check_existing(value: object, name: str, kind: str = "any") -> Path:
 
 __all__ = [
     "MAX_BATCH", "MAX_CHANNELS", "MAX_CLASSES", "MAX_EPOCHS", "MAX_IMAGE_SIZE", "MAX_LR",
-    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS", "NAME_MAX", "PATH_MAX",
+    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS",
+    "NAME_MAX", "PATH_MAX",
     "check_existing", "check_int", "check_name", "check_number", "check_path",
     "check_writable_dir", "check_writable_file",
 ]
