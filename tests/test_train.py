@@ -3,7 +3,6 @@ bad-input handling, on a tiny registered network and tiny generated data (fast).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -15,11 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-import igc.train.run as run_mod
 from igc.cli import main
-from igc.data.base import DatasetSplits, TensorImageDataset
 from igc.errors import IGCError
-from igc.models import registry
 from igc.models.cifar import cifar_net
 from igc.train.checkpoint import load_checkpoint, save_checkpoint
 from igc.train.metrics import read_jsonl
@@ -43,46 +39,18 @@ class _FixedInput(nn.Module):
 
 
 @pytest.fixture(autouse=True)
-def tiny_models():
+def tiny_models(temp_model):
     specs = {
         TINY: dict(block="igcv2", width=4, depth=5, branch_sizes=((2, 2), (2, 4), (4, 4)),
                    stem_stride=2),
         TINY_OTHER: dict(block="igcv2", width=8, depth=5, branch_sizes=((2, 4), (4, 4),
                                                                          (4, 8))),
     }
-    with contextlib.ExitStack() as stack:
-        for name, kwargs in specs.items():
-            stack.enter_context(registry.temporary_model(
-                name, cifar_net, family="igcv2", table="test", dataset="fashion-mnist",
-                input_size=8, num_classes=10, in_chans=1, **kwargs))
-        stack.enter_context(registry.temporary_model(
-            FIXED, _FixedInput, family="test", table="test", dataset="cifar10",
-            input_size=32, num_classes=10))
-        yield
-
-
-def tiny_splits(n_train: int = 96, n_test: int = 40, size: int = 8,
-                seed: int = 0) -> DatasetSplits:
-    """Class-dependent noisy patterns, 10 classes, 1 channel, ``size`` x ``size``."""
-    g = torch.Generator().manual_seed(seed)
-    protos = torch.rand(10, 1, size, size, generator=g) * 255
-
-    def split(n: int) -> TensorImageDataset:
-        labels = torch.arange(n) % 10
-        noise = torch.randn(n, 1, size, size, generator=g) * 40
-        images = (protos[labels] + noise).clamp(0, 255).to(torch.uint8)
-        return TensorImageDataset(images, labels)
-
-    classes = [f"class{i}" for i in range(10)]
-    return DatasetSplits("fashion-mnist", split(n_train), split(n_test), classes, 1, size,
-                         (0.5,), (0.25,))
-
-
-@pytest.fixture
-def tiny_data(monkeypatch):
-    splits = tiny_splits()
-    monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
-    return splits
+    for name, kwargs in specs.items():
+        temp_model(name, cifar_net, family="igcv2", table="test", dataset="fashion-mnist",
+                   input_size=8, num_classes=10, in_chans=1, **kwargs)
+    temp_model(FIXED, _FixedInput, family="test", table="test", dataset="cifar10",
+               input_size=32, num_classes=10)
 
 
 def tiny_recipe(**changes):
@@ -351,19 +319,23 @@ def test_cli_data_dir_wrong_layout(tmp_path, capsys):
 def test_model_and_recipe_defaults_resolve(tmp_path):
     from igc.cli import build_parser
     from igc.cli.train import resolve
+    from igc.train.resolve import resolve_run
 
-    args = build_parser().parse_args(["train"])
-    model, data, recipe, out, _ = resolve(args)
-    assert (model, data, recipe.name) == ("igcv2_fmnist", "fashion-mnist", "fashion-mnist-cpu")
-    assert out == Path("runs/igcv2_fmnist-fashion-mnist")
-    args = build_parser().parse_args(["train", "--model", TINY, "--data", "cifar10",
-                                      "--lr", "0.2", "--batch-size", "128"])
-    model, data, recipe, out, _ = resolve(args)
-    assert recipe.name == "cifar" and recipe.scaled_lr() == pytest.approx(0.4)
+    c = resolve(build_parser().parse_args(["train"]))
+    assert (c.model, c.data, c.recipe.name) == ("igcv2_fmnist", "fashion-mnist",
+                                                "fashion-mnist-cpu")
+    assert c.out == Path("runs/igcv2_fmnist-fashion-mnist")
+    c = resolve(build_parser().parse_args(["train", "--model", TINY, "--data", "cifar10",
+                                           "--lr", "0.2", "--batch-size", "128"]))
+    assert c.recipe.name == "cifar" and c.recipe.scaled_lr() == pytest.approx(0.4)
+    api = resolve_run(TINY, "cifar10", overrides=[("lr", 0.2), ("batch_size", 128)])
+    assert api.recipe.to_dict() == c.recipe.to_dict() and api.out == c.out
 
 
 def test_schedule_warmup_cosine_multistep():
-    from igc.train.optim import Schedule, param_groups
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from igc.train.optim import build_scheduler, param_groups
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 2))
     groups = param_groups(model, 1e-4, decay_bn_bias=False)
@@ -372,18 +344,27 @@ def test_schedule_warmup_cosine_multistep():
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     r = tiny_recipe(schedule="cosine", epochs=10, warmup_epochs=1.0, warmup_factor=0.1,
                     min_lr=0.0)
-    s = Schedule(opt, r, 1.0, steps_per_epoch=10)
-    assert s.lr_at(0) == pytest.approx(0.1) and s.lr_at(5) == pytest.approx(0.55)
-    assert s.lr_at(10) == pytest.approx(1.0) and s.lr_at(100) == pytest.approx(0.0, abs=1e-12)
-    assert s.lr_at(55) == pytest.approx(0.5)
+    s = build_scheduler(opt, r, 1.0, steps_per_epoch=10)
+    assert isinstance(s, LambdaLR)
+    lr_at = s.lr_lambdas[0]
+    assert lr_at(0) == pytest.approx(0.1) and lr_at(5) == pytest.approx(0.55)
+    assert lr_at(10) == pytest.approx(1.0) and lr_at(100) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(55) == pytest.approx(0.5)
     r = tiny_recipe(schedule="multistep", epochs=10, milestones=[3, 6], gamma=0.1,
                     warmup_epochs=0.0)
-    s = Schedule(opt, r, 0.1, steps_per_epoch=4)
-    assert [round(s.lr_at(e * 4), 6) for e in (0, 2, 3, 5, 6, 9)] == \
+    s = build_scheduler(opt, r, 0.1, steps_per_epoch=4)
+    assert [round(0.1 * s.lr_lambdas[0](e * 4), 6) for e in (0, 2, 3, 5, 6, 9)] == \
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    opt.step()
     s.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
-    assert math.isclose(s.state_dict()["step"], 1)
+    assert math.isclose(s.last_epoch, 1)
+    # a scheduler rebuilt at step 13 (a resume) continues exactly where this one is
+    for _ in range(12):
+        opt.step()
+        s.step()
+    again = build_scheduler(torch.optim.SGD(model.parameters(), lr=5.0), r, 0.1, 4, 13)
+    assert again.get_last_lr() == s.get_last_lr() and again.last_epoch == 13
 
 
 def test_thread_governor_drops_to_one_thread_while_machine_busy(monkeypatch):

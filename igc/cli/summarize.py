@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from igc.cli import args as A
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summarize", help="mean ± std of final accuracy over runs",
                        description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", type=A.existing("dir", "run folder"),
                    help="run directories, or directories holding runs (e.g. seed*/)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)

@@ -32,6 +32,9 @@ def canonical_name(name: str) -> str:
     """``name`` in the form of :data:`DATASETS` (case and ``_`` forgiven); IGCError if
     unknown."""
     key = name.strip().lower().replace("_", "-")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise IGCError(f"the data set name must be one of {', '.join(DATASETS)}, got "
+                       f"{name!r:.60}")
     key = {"fashionmnist": "fashion-mnist", "tinyimagenet": "tiny-imagenet",
            "cifar-10": "cifar10", "cifar-100": "cifar100", "image-folder": "imagefolder"}.get(
                key, key)
@@ -51,15 +54,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     """
     key = canonical_name(name)
     if key in ("mnist", "fashion-mnist"):
-        return load_mnist_family(key, data_dir, download)
+        return load_mnist_family(key, data_dir, download).check()
     if key in ("cifar10", "cifar100"):
-        return load_cifar(key, data_dir, download)
+        return load_cifar(key, data_dir, download).check()
     if key == "tiny-imagenet":
-        return load_tiny_imagenet(data_dir, download)
+        return load_tiny_imagenet(data_dir, download).check()
     if data_dir is None:
         raise IGCError("the imagefolder data set needs --data-dir DIR holding train/<class>/ "
                        "and val/<class>/ image folders")
-    return load_image_folder(data_dir, image_size, resize_size)
+    return load_image_folder(data_dir, image_size, resize_size).check()
 
 
 def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

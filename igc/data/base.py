@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from igc.errors import IGCError
+from igc.formatting import first_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -59,6 +60,7 @@ class DatasetSplits:
     ``train``/``test`` are :class:`TensorImageDataset` (in memory) or file-backed datasets
     yielding ``(uint8 (C, H, W) tensor, int label)``. ``mean``/``std`` are per-channel
     statistics on the 0..1 pixel scale; ``image_size`` is the (square) side fed to the model.
+    ``origin`` says where the files were read from ("" when made in memory).
     """
 
     name: str
@@ -69,11 +71,37 @@ class DatasetSplits:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    origin: str = ""
 
     @property
     def num_classes(self) -> int:
         """How many classes the labels index (``len(classes)``)."""
         return len(self.classes)
+
+    def check(self) -> DatasetSplits:
+        """``self`` if its metadata agree and every in-memory label indexes a class;
+        IGCError naming the split otherwise (a bad label would fail deep in a loss)."""
+        where = f"data set {self.name}" + (f" ({self.origin})" if self.origin else "")
+        if not self.classes or self.in_channels < 1 or self.image_size < 1:
+            raise IGCError(f"{where} has {len(self.classes)} classes, {self.in_channels} "
+                           f"channels, image size {self.image_size}; all must be positive")
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels or \
+                min(self.std) <= 0:
+            raise IGCError(f"{where}: mean and std need {self.in_channels} entries and a "
+                           "positive std")
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            if len(split) == 0:
+                raise IGCError(f"{where} has an empty {split_name} split")
+            if isinstance(split, TensorImageDataset):
+                low, high = int(split.labels.min()), int(split.labels.max())
+                if low < 0 or high >= self.num_classes:
+                    raise IGCError(f"{where} {split_name} split has label "
+                                   f"{low if low < 0 else high}, outside the "
+                                   f"{self.num_classes} classes; replace the damaged file")
+                if split.images.shape[1] != self.in_channels:
+                    raise IGCError(f"{where} {split_name} split has {split.images.shape[1]}"
+                                   f"-channel images, not {self.in_channels}")
+        return self
 
     @property
     def in_memory(self) -> bool:
@@ -92,8 +120,9 @@ def decode_rgb(data: bytes | Path, name: str | None = None) -> Image.Image:
     try:
         with Image.open(data if isinstance(data, Path) else io.BytesIO(data)) as img:
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise IGCError(f"cannot decode image {label} ({err}); delete or replace the file") from err
+    except Exception as err:  # Pillow raises many types (even SyntaxError) for a bad file
+        raise IGCError(f"cannot decode image {label} ({first_line(err, 100)}); delete or "
+                       "replace the file") from None
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

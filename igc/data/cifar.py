@@ -90,4 +90,4 @@ def load_cifar(name: str, data_dir: str | Path | None = None,
         raise IGCError(f"{layout.meta} in {tree.label} names {len(classes)} classes but labels "
                        f"go up to {top}; pass the official archive")
     return DatasetSplits(name, train, test, classes, in_channels=3, image_size=32,
-                         mean=layout.mean, std=layout.std)
+                         mean=layout.mean, std=layout.std, origin=tree.label)

@@ -144,4 +144,5 @@ def load_image_folder(root: str | Path, size: int = 224, resize: int | None = No
     return DatasetSplits(
         "imagefolder", ImageFolderDataset(train, classes, ScaleCrop(size, scale)),
         ImageFolderDataset(val, classes, ResizeCenterCrop(resize, size)), classes,
-        in_channels=3, image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        in_channels=3, image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        origin=str(root))

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from igc.checks import MAX_BATCH, MAX_WORKERS, check_int
 from igc.data.augment import BatchAugment
 from igc.data.base import TensorImageDataset, mix_seed
 from igc.errors import IGCError
@@ -32,8 +33,7 @@ def _to_float(x: torch.Tensor, augment: BatchAugment | None,
 
 
 def _check_shard(batch_size: int, rank: int, world_size: int) -> None:
-    if batch_size < 1:
-        raise IGCError(f"batch size must be at least 1, got {batch_size}")
+    check_int(batch_size, "batch size", 1, MAX_BATCH)
     if world_size < 1 or not 0 <= rank < world_size:
         raise IGCError(f"rank {rank} is not in 0..{world_size - 1}; fix the distributed setup")
 
@@ -112,6 +112,7 @@ class FileBatchLoader:
                  rank: int = 0, world_size: int = 1, num_workers: int = 0,
                  device: torch.device | str | None = None) -> None:
         _check_shard(batch_size, rank, world_size)
+        check_int(num_workers, "the number of loader workers", 0, MAX_WORKERS)
         self.dataset, self.augment, self.seed, self.rank = dataset, augment, seed, rank
         self.device = torch.device(device) if device is not None else None
         self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
@@ -133,11 +134,25 @@ class FileBatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, self.rank, 1))
-        for x, y in self.loader:
-            if self.device is not None:
-                x = x.to(self.device, non_blocking=True)
-                y = y.to(self.device, non_blocking=True)
-            yield _to_float(x, self.augment, g), y
+        try:
+            for x, y in self.loader:
+                if self.device is not None:
+                    x = x.to(self.device, non_blocking=True)
+                    y = y.to(self.device, non_blocking=True)
+                yield _to_float(x, self.augment, g), y
+        except IGCError as exc:
+            raise worker_error(exc) from None
+
+
+def worker_error(exc: IGCError) -> IGCError:
+    """A user error raised in a ``DataLoader`` worker, as its one line again (the loader
+    re-raises it with the worker's whole traceback in the message)."""
+    text = str(exc)
+    if "Traceback" not in text:
+        return exc
+    lines = [line for line in text.splitlines() if line.strip()]
+    _, found, message = lines[-1].partition("IGCError: ")
+    return IGCError(message.strip() if found else lines[0].strip())
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from igc.data.base import DatasetSplits
 from igc.data.idx import read_idx_split
-from igc.data.sources import locate
+from igc.data.sources import describe_origin, locate
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot"]
@@ -30,4 +30,5 @@ def load_mnist_family(name: str, data_dir: str | Path | None = None,
     test = read_idx_split(files["t10k-images-idx3-ubyte.gz"], files["t10k-labels-idx1-ubyte.gz"])
     classes, mean, std = _META[name]
     return DatasetSplits(name, train, test, list(classes), in_channels=1,
-                         image_size=train.images.shape[-1], mean=mean, std=std)
+                         image_size=train.images.shape[-1], mean=mean, std=std,
+                         origin=describe_origin(list(files.values())))

@@ -4,10 +4,13 @@ Each data set has a :class:`Source`: its files (:class:`Resource`, with official
 and MD5 checksums) and where a system package may have installed them. :func:`locate`
 looks for every file in this order and verifies the first copy it finds:
 
-1. the ``data_dir`` argument (``--data-dir``);
-2. system directories (Fashion-MNIST: the Debian package ``dataset-fashion-mnist``);
-3. the cache ``$IGC_DATA/<name>`` (default ``~/.cache/igc/<name>``);
-4. a download from the official addresses into the cache (temp file, checked, renamed).
+1. system directories (Fashion-MNIST: the Debian package ``dataset-fashion-mnist``);
+2. the cache ``$IGC_DATA/<name>`` (default ``~/.cache/igc/<name>``);
+3. a download from the official addresses into the cache (temp file, checked, renamed).
+
+A ``data_dir`` argument (``--data-dir``) replaces all three: the files are read from it and
+from nowhere else (a folder that lacks them is an error, never a silent fall-back to
+another copy). :func:`describe_origin` says which folder the files came from.
 
 A ``.gz`` resource may also carry the MD5 of its decompressed payload (``raw_md5``): a
 recompressed copy (the Debian package rebuilt the gzip headers) or an uncompressed copy
@@ -139,9 +142,17 @@ def cache_dir(name: str) -> Path:
 
 
 def search_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
-    """The directories searched for ``name``'s files, in order (see the module docstring)."""
-    dirs = [Path(data_dir).expanduser()] if data_dir is not None else []
-    return [*dirs, *SYSTEM_DIRS.get(name, ()), cache_dir(name)]
+    """The directories searched for ``name``'s files, in order (see the module docstring):
+    ``data_dir`` alone when given."""
+    if data_dir is not None:
+        return [Path(data_dir).expanduser()]
+    return [*SYSTEM_DIRS.get(name, ()), cache_dir(name)]
+
+
+def describe_origin(paths: Sequence[Path]) -> str:
+    """The folder (or folders) the files ``paths`` were read from, for messages."""
+    folders = sorted({str(Path(p).parent) for p in paths})
+    return folders[0] if len(folders) == 1 else ", ".join(folders)
 
 
 def md5_file(path: Path) -> str:
@@ -239,6 +250,12 @@ def locate(name: str, data_dir: str | Path | None = None, download_ok: bool = Tr
                     None)
         if path is not None:
             verify(path, resource)
+        elif data_dir is not None:
+            others = ", ".join(map(str, search_dirs(name, None)))
+            raise IGCError(
+                f"{source.title} file {resource.filename} is not in --data-dir {dirs[0]}, "
+                f"the only folder read when it is given; download {resource.urls[0]} into "
+                f"it, or drop --data-dir to use {others} ({source.hint}or the download)")
         elif download_ok:
             path = download(source, resource)
         else:

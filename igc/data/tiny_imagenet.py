@@ -108,4 +108,4 @@ def load_tiny_imagenet(data_dir: str | Path | None = None, download: bool = True
     train = _decode(tree, _train_files(tree, index), workers)
     test = _decode(tree, _val_files(tree, index), workers)
     return DatasetSplits("tiny-imagenet", train, test, _class_names(tree, wnids), in_channels=3,
-                         image_size=SIZE, mean=MEAN, std=STD)
+                         image_size=SIZE, mean=MEAN, std=STD, origin=tree.label)

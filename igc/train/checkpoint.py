@@ -1,78 +1,30 @@
-"""Checkpoints: written atomically, read with validation.
+"""Checkpoints in training: the RNG states, loading weights, and the model of a checkpoint.
 
-A checkpoint is one ``torch.save`` dictionary (``FORMAT`` marks it) holding everything a run
-needs to continue exactly: the model name, its builder overrides and the data set's shape;
-the weights; the optimizer, schedule and gradient-scaler states; the RNG states; the epoch,
-the step inside it and the running sums of a half-done epoch; the resolved recipe. Writes go
-to a temporary file in the same directory, then ``os.replace``: a crash never leaves a torn
-checkpoint, and the previous one stays until the new one is complete.
+The file format itself (atomic writes, weights-only reads, field validation) lives in
+:mod:`igc.files.checkpoint`; its names are re-exported here. :func:`model_from_checkpoint`
+is the one way to rebuild the network a checkpoint holds (``igc eval``, ``igc export``).
 """
 
 from __future__ import annotations
 
-import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from igc.errors import IGCError
-
-FORMAT = "igc-checkpoint"
-VERSION = 1
-#: File name of the latest checkpoint inside a run directory.
-CHECKPOINT = "checkpoint.pt"
-
-
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` (plus the format marker) to ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    payload = {"format": FORMAT, "version": VERSION, **state}
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise IGCError(f"cannot write checkpoint {path} ({exc.strerror or exc}); check the "
-                       "disk space and permissions of the run directory") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read and check a checkpoint; IGCError for a missing, corrupt or foreign file.
-
-    ``path`` may be a run directory (its ``checkpoint.pt`` is read).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise IGCError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IGCError(f"checkpoint {path} is corrupt or not a torch file ({reason[:120]}); "
-                       "delete it, or resume from another copy") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise IGCError(f"{path} is not an igc checkpoint (no {FORMAT!r} marker)")
-    if state.get("version", 0) > VERSION:
-        raise IGCError(f"checkpoint {path} has format version {state['version']}; this igc "
-                       f"reads up to {VERSION}: upgrade igc")
-    missing = [k for k in ("model", "model_args", "num_classes", "in_chans", "state_dict",
-                           "recipe", "epoch") if k not in state]
-    if missing:
-        raise IGCError(f"checkpoint {path} lacks {', '.join(missing)}; it is incomplete")
-    state["path"] = str(path)
-    return state
+from igc.files.checkpoint import (
+    CHECKPOINT,
+    FORMAT,
+    VERSION,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+)
+from igc.formatting import first_line, shorten
 
 
 def rng_state() -> dict[str, Any]:
@@ -83,28 +35,83 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    if "python" in state:
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        cuda = [s.cpu() for s in state["cuda"]]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+def set_rng_state(state: dict[str, Any], origin: str = "the checkpoint") -> None:
+    """Restore :func:`rng_state`'s output; IGCError when it is malformed."""
+    try:
+        torch.set_rng_state(state["torch"].cpu())
+        if "python" in state:
+            version, internal, gauss = state["python"]
+            random.setstate((version, tuple(internal), gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            cuda = [s.cpu() for s in state["cuda"]]
+            if len(cuda) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise IGCError(f"the random-number state in {origin} is malformed "
+                       f"({first_line(exc, 80)}); it cannot be resumed exactly: start a new "
+                       "run") from None
 
 
-def load_model_weights(model: torch.nn.Module, state: dict, name: str) -> None:
-    """Load ``state["state_dict"]`` into ``model``; IGCError naming the mismatch. Old
+def load_model_weights(model: nn.Module, state: dict, name: str,
+                       key: str = "state_dict") -> None:
+    """Load ``state[key]`` into ``model`` (strict); IGCError naming the mismatch. Old
     layouts load through :func:`igc.models.convert.remap_legacy_state_dict`."""
+    weights = state[key]
+    if key == "ema_state_dict":  # an AveragedModel's: "module." prefixes, a step count
+        weights = {k.removeprefix("module."): v for k, v in weights.items()
+                   if k != "n_averaged"}
     from igc.models.convert import remap_legacy_state_dict
 
     try:
-        result = model.load_state_dict(remap_legacy_state_dict(state["state_dict"], model),
-                                       strict=True)
+        model.load_state_dict(remap_legacy_state_dict(weights, model), strict=True)
     except RuntimeError as exc:
-        first = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = first[1] if len(first) > 1 else first[0] if first else ""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
         raise IGCError(f"checkpoint {state.get('path', '')} does not fit model {name!r} "
-                       f"({detail[:160]})") from None
-    del result
+                       f"({shorten(detail, 160)})") from None
+
+
+@dataclass
+class CheckpointModel:
+    """A network rebuilt from a checkpoint, with what the checkpoint says about it."""
+
+    model: nn.Module
+    state: dict
+    name: str
+    num_classes: int
+    in_chans: int
+    image_size: int | None
+    data: str | None
+    recipe: dict
+    path: str
+
+
+def model_from_checkpoint(source: str | Path | dict, ema: bool = False) -> CheckpointModel:
+    """The network of a checkpoint (a file, a run folder, or a loaded checkpoint table),
+    built with ``create_model`` for its classes and channels and loaded with its weights
+    (``ema``: the moving average of the weights, when the run kept one). In eval mode.
+    Raises IGCError for a bad file, an unknown model or weights that do not fit it."""
+    from igc.models.registry import create_model
+
+    state = source if isinstance(source, dict) else load_checkpoint(source)
+    name = state["model"]
+    key = "ema_state_dict" if ema else "state_dict"
+    if ema and not state.get(key):
+        raise IGCError(f"checkpoint {state.get('path', '')} holds no moving average of the "
+                       "weights (the run had ema = false); drop the EMA option")
+    try:
+        model = create_model(name, num_classes=state["num_classes"],
+                             in_chans=state["in_chans"], **dict(state["model_args"]))
+    except IGCError as exc:
+        raise IGCError(f"checkpoint {state.get('path', '')}: {exc}") from None
+    load_model_weights(model, state, name, key)
+    recipe = dict(state.get("recipe") or {})
+    size = state.get("image_size") or recipe.get("image_size") or None
+    return CheckpointModel(model.eval(), state, name, int(state["num_classes"]),
+                           int(state["in_chans"]), size, state.get("data"), recipe,
+                           str(state.get("path", "")))
+
+
+__all__ = ["CHECKPOINT", "FORMAT", "VERSION", "CheckpointModel", "check_resumable",
+           "load_checkpoint", "load_model_weights", "model_from_checkpoint", "rng_state",
+           "save_checkpoint", "set_rng_state"]

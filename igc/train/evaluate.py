@@ -119,44 +119,60 @@ def eval_loader(splits: DatasetSplits, augment_spec: list, batch_size: int,
 def evaluate_checkpoint(path: str | Path, data: str | None = None,
                         data_dir: str | None = None, device: str = "auto",
                         batch_size: int | None = None, download: bool = True,
-                        quiet: bool = True) -> dict:
+                        quiet: bool = True, ema: bool = False) -> dict:
     """Evaluate a saved checkpoint on its data set's test split (or on ``data``).
 
+    ``ema``: evaluate the moving average of the weights (runs with ``ema = true``).
     Returns a JSON-ready dict: model, data set, checkpoint epoch, loss, top-1, top-5,
-    per-class accuracies with the class names, images/s.
+    per-class accuracies with the class names, images/s. Every argument is range-checked
+    as ``igc eval`` checks it; the caller's torch thread count is restored.
     """
+    from igc import checks
     from igc.errors import IGCError
-    from igc.train.checkpoint import load_checkpoint, load_model_weights
-    from igc.train.run import build_model, load_splits, pick_device
+    from igc.runtime import num_threads
+    from igc.train.checkpoint import model_from_checkpoint
+    from igc.train.recipe import from_mapping
+    from igc.train.run import load_splits, pick_device, set_threads
 
+    checks.check_existing(path, "checkpoint")
+    if batch_size is not None:
+        checks.check_int(batch_size, "batch size", 1, checks.MAX_BATCH)
+    if data_dir is not None:
+        checks.check_existing(data_dir, "--data-dir", "dir")
     dev = pick_device(device)
-    state = load_checkpoint(path)
-    recipe = state["recipe"]
-    data_name = data or state.get("data")
-    if not data_name:
-        raise IGCError("the checkpoint does not name its data set; pass --data NAME")
-    splits = load_splits(data_name, data_dir, download, recipe)
-    if splits.num_classes != state["num_classes"] or splits.in_channels != state["in_chans"]:
-        raise IGCError(
-            f"{splits.name} has {splits.num_classes} classes and {splits.in_channels} "
-            f"channels, but the checkpoint's model was built for {state['num_classes']} "
-            f"classes and {state['in_chans']} channels; evaluate it on its own data set "
-            f"({state.get('data')})")
-    model = build_model(state["model"], splits, state["model_args"])
-    load_model_weights(model, state, state["model"])
-    channels_last = bool(recipe.get("channels_last")) or dev.type == "cpu"
-    model.to(dev)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    loader = eval_loader(splits, recipe.get("eval_augment", ["normalize"]),
-                         batch_size or int(recipe.get("eval_batch_size", 256)), dev)
-    result = evaluate(model, loader, splits.num_classes, dev, channels_last=channels_last,
-                      amp=bool(recipe.get("amp")) and dev.type == "cuda")
+    with num_threads():
+        set_threads(0, 1)
+        loaded = model_from_checkpoint(path, ema=ema)
+        state = loaded.state
+        try:
+            recipe = from_mapping({k: v for k, v in loaded.recipe.items() if k != "name"})
+        except IGCError as exc:
+            raise IGCError(f"checkpoint {loaded.path} holds a bad recipe ({exc})") from None
+        data_name = data or loaded.data
+        if not data_name:
+            raise IGCError("the checkpoint does not name its data set; pass --data NAME")
+        splits = load_splits(data_name, data_dir, download, recipe).check()
+        if splits.num_classes != loaded.num_classes or splits.in_channels != loaded.in_chans:
+            raise IGCError(
+                f"{splits.name} has {splits.num_classes} classes and {splits.in_channels} "
+                f"channels, but the checkpoint's model was built for {loaded.num_classes} "
+                f"classes and {loaded.in_chans} channels; evaluate it on its own data set "
+                f"({loaded.data})")
+        model = loaded.model
+        channels_last = recipe.channels_last or dev.type == "cpu"
+        model.to(dev)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        loader = eval_loader(splits, recipe.eval_augment,
+                             batch_size or recipe.eval_batch_size, dev)
+        result = evaluate(model, loader, splits.num_classes, dev, channels_last=channels_last,
+                          amp=recipe.amp and dev.type == "cuda")
     return {
-        "checkpoint": state["path"], "model": state["model"], "data": splits.name,
-        "epoch": state["epoch"], "epochs": recipe.get("epochs"), "images": result.count,
+        "checkpoint": loaded.path, "model": loaded.name, "data": splits.name,
+        "data_files": splits.origin, "weights": "ema" if ema else "trained",
+        "epoch": state["epoch"], "epochs": recipe.epochs, "images": result.count,
         "loss": result.loss, "top1": result.top1, "top5": result.top5,
         "per_class": {name: acc for name, acc in zip(splits.classes, result.per_class)},
-        "eval_augment": recipe.get("eval_augment"), "seconds": result.seconds,
+        "eval_augment": recipe.eval_augment, "seconds": result.seconds,
         "images_per_s": result.images_per_s,
     }

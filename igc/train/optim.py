@@ -1,12 +1,16 @@
-"""SGD with (Nesterov) momentum, parameter groups for weight decay, and the learning-rate
-schedules of the recipes (per step: warm-up, multi-step, cosine, exponential, constant)."""
+"""SGD with (Nesterov) momentum, parameter groups for weight decay, the learning-rate
+schedules of the recipes (per step: warm-up, multi-step, cosine, exponential, constant) as a
+``LambdaLR``, and the exponential moving average of the weights (``AveragedModel``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from igc.train.recipe import Recipe
 
@@ -33,62 +37,63 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
                            nesterov=recipe.nesterov and recipe.momentum > 0)
 
 
-class Schedule:
-    """The learning rate at every optimizer step, a pure function of the step.
+def lr_factor(recipe: Recipe, lr: float, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate at optimizer step ``step`` as a multiple of the peak ``lr``: a
+    pure function of the step, for :class:`~torch.optim.lr_scheduler.LambdaLR`.
 
     ``steps_per_epoch`` converts steps to (fractional) epochs. Warm-up rises linearly from
-    ``warmup_factor * lr`` to ``lr`` over ``warmup_epochs``; after it, ``multistep`` multiplies
-    by ``gamma`` at each milestone epoch, ``exponential`` by ``gamma`` at every epoch,
+    ``warmup_factor`` to 1 over ``warmup_epochs``; after it, ``multistep`` multiplies by
+    ``gamma`` at each milestone epoch, ``exponential`` by ``gamma`` at every epoch,
     ``cosine`` anneals to ``min_lr`` at the end of the last epoch (per step), ``constant``
-    keeps ``lr``. Its state is just the step, so a checkpoint restores it exactly.
+    keeps 1.
     """
+    kind, milestones, gamma = recipe.schedule, list(recipe.milestones), recipe.gamma
+    epochs, floor = recipe.epochs, recipe.min_lr / lr
+    warmup, warmup_factor = recipe.warmup_epochs, recipe.warmup_factor
+    per_epoch = max(1, steps_per_epoch)
 
-    def __init__(self, optimizer: torch.optim.Optimizer, recipe: Recipe, lr: float,
-                 steps_per_epoch: int) -> None:
-        self.optimizer, self.lr = optimizer, lr
-        self.kind, self.milestones, self.gamma = recipe.schedule, list(recipe.milestones), \
-            recipe.gamma
-        self.epochs, self.min_lr = recipe.epochs, recipe.min_lr
-        self.warmup, self.warmup_factor = recipe.warmup_epochs, recipe.warmup_factor
-        self.steps_per_epoch = max(1, steps_per_epoch)
-        self.step_count = 0
-        self.apply()
-
-    def lr_at(self, step: int) -> float:
-        epoch = step / self.steps_per_epoch  # fractional epochs done
-        whole = step // self.steps_per_epoch  # index of the current epoch
-        if self.kind == "multistep":
-            lr = self.lr * self.gamma ** sum(1 for m in self.milestones if whole >= m)
-        elif self.kind == "exponential":
-            lr = self.lr * self.gamma ** whole
-        elif self.kind == "cosine":
-            span = max(self.epochs - self.warmup, 1e-12)
-            t = min(max(epoch - self.warmup, 0.0) / span, 1.0)
-            lr = self.min_lr + (self.lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+    def factor(step: int) -> float:
+        epoch = step / per_epoch  # fractional epochs done
+        whole = step // per_epoch  # index of the current epoch
+        if kind == "multistep":
+            f = gamma ** sum(1 for m in milestones if whole >= m)
+        elif kind == "exponential":
+            f = gamma ** whole
+        elif kind == "cosine":
+            span = max(epochs - warmup, 1e-12)
+            t = min(max(epoch - warmup, 0.0) / span, 1.0)
+            f = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
         else:
-            lr = self.lr
-        if self.warmup > 0 and epoch < self.warmup:
-            f = self.warmup_factor + (1 - self.warmup_factor) * epoch / self.warmup
-            lr = lr * f
-        return lr
+            f = 1.0
+        if warmup > 0 and epoch < warmup:
+            f *= warmup_factor + (1 - warmup_factor) * epoch / warmup
+        return f
 
-    @property
-    def current(self) -> float:
-        return self.lr_at(self.step_count)
+    return factor
 
-    def apply(self) -> None:
-        lr = self.current
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
 
-    def step(self) -> None:
-        """Advance one optimizer step and set the next step's learning rate."""
-        self.step_count += 1
-        self.apply()
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, lr: float,
+                    steps_per_epoch: int, start_step: int = 0) -> LambdaLR:
+    """A standard ``LambdaLR`` around :func:`lr_factor`, positioned at ``start_step``.
 
-    def state_dict(self) -> dict:
-        return {"step": self.step_count, "lr": self.lr, "kind": self.kind}
+    The schedule's state is only its position, so a resumed run rebuilds it at the step it
+    stopped at (also after a change of batch size at an epoch boundary, when the step is
+    counted in the new batches): every group's base lr becomes ``lr``.
+    """
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr
+        group["lr"] = lr
+    return LambdaLR(optimizer, lr_factor(recipe, lr, steps_per_epoch),
+                    last_epoch=start_step - 1)
 
-    def load_state_dict(self, state: dict) -> None:
-        self.step_count = int(state["step"])
-        self.apply()
+
+def current_lr(scheduler: LambdaLR) -> float:
+    """The learning rate of the first group at the scheduler's position."""
+    return float(scheduler.get_last_lr()[0])
+
+
+def build_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s parameters and buffers (BatchNorm
+    statistics), updated with :meth:`AveragedModel.update_parameters` after every step:
+    ``ema = decay * ema + (1 - decay) * weights``."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -41,6 +41,10 @@ threads            ``torch.set_num_threads``; 0 = every core, dropping to one th
 seed               the random seed (weights, data order, augmentation)
 grad_clip          clip the gradient norm (0 = off)
 log_every          steps between progress updates and loss checks
+ema                keep an exponential moving average of the weights (and BatchNorm
+                   buffers) with ``torch.optim.swa_utils.AveragedModel``; it is evaluated
+                   beside the trained weights (``ema_top1``...) and checkpointed
+ema_decay          the average's decay per optimizer step (e.g. 0.999)
 =================  ======================================================================
 
 ``--set key=value`` overrides any key (``value`` in TOML syntax; a bare word is a string;
@@ -57,12 +61,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from igc import checks
 from igc.errors import IGCError, unknown_name
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from igc.files.schema import check_plain
+from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, tomllib, write_toml
 
 SCHEDULES = ("multistep", "cosine", "exponential", "constant")
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -108,6 +110,8 @@ class Recipe:
     seed: int = 0
     grad_clip: float = 0.0
     log_every: int = 20
+    ema: bool = False
+    ema_decay: float = 0.999
 
     # ---------------------------------------------------------------- derived values
     def scaled_lr(self) -> float:
@@ -125,49 +129,16 @@ class Recipe:
 
     def to_toml(self) -> str:
         """The recipe as TOML (readable again by :func:`load_recipe`)."""
-        lines = [f"# igc training recipe {self.name!r}, resolved", ""]
-        tables = []
-        for key, value in self.to_dict().items():
-            if isinstance(value, dict):
-                tables.append((key, value))
-            else:
-                lines.append(f"{key} = {toml_value(value)}")
-        for key, table in tables:
-            lines += ["", f"[{key}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
-        return "\n".join(lines) + "\n"
+        return dumps_toml(self.to_dict(), f"igc training recipe {self.name!r}, resolved")
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_toml(), encoding="utf-8")
+        """Write the recipe as TOML to ``path`` atomically."""
+        write_toml(path, self.to_dict(), f"igc training recipe {self.name!r}, resolved",
+                   "recipe")
 
 
 _TYPES = {f.name: f.type for f in fields(Recipe)}
 _DEFAULTS = Recipe()
-
-
-def toml_value(value: Any) -> str:
-    """A TOML literal for a str, bool, int, float, list or table value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    raise IGCError(f"cannot write {value!r} into a recipe")
-
-
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else toml_value(key)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -214,47 +185,69 @@ def _kind_name(kind: str) -> str:
 
 
 def validate(recipe: Recipe) -> Recipe:
-    """Check the values of ``recipe`` (types are checked on the way in); returns it."""
+    """Check the values of ``recipe`` (types are checked on the way in); returns it.
+
+    Ranges use the shared limits of :mod:`igc.checks` (e.g. batch sizes up to
+    ``MAX_BATCH``, seeds up to ``MAX_SEED``)."""
     def need(ok: bool, message: str) -> None:
         if not ok:
             raise IGCError(f"recipe {recipe.name!r}: {message}")
 
-    need(recipe.epochs >= 1, f"epochs must be at least 1, got {recipe.epochs}")
-    need(recipe.batch_size >= 1, f"batch size must be at least 1, got {recipe.batch_size}")
-    need(recipe.eval_batch_size >= 1,
-         f"eval_batch_size must be at least 1, got {recipe.eval_batch_size}")
-    need(math.isfinite(recipe.lr) and recipe.lr > 0, f"lr must be a positive number, got "
-         f"{recipe.lr}")
-    need(recipe.lr_scaling in LR_SCALINGS,
-         f"lr_scaling must be one of {', '.join(LR_SCALINGS)}, got {recipe.lr_scaling!r}")
-    need(recipe.reference_batch >= 0, "reference_batch must be >= 0")
-    need(0 <= recipe.momentum < 1, f"momentum must be in [0, 1), got {recipe.momentum}")
-    need(not recipe.nesterov or recipe.momentum > 0, "nesterov needs a momentum > 0")
-    need(recipe.weight_decay >= 0, f"weight_decay must be >= 0, got {recipe.weight_decay}")
-    if recipe.schedule not in SCHEDULES:
-        raise unknown_name("schedule", recipe.schedule, SCHEDULES)
-    need(all(isinstance(m, int) and not isinstance(m, bool) and m > 0
-             for m in recipe.milestones),
-         f"milestones must be positive integers (epochs), got {recipe.milestones}")
-    need(list(recipe.milestones) == sorted(recipe.milestones), "milestones must increase")
-    need(0 < recipe.gamma <= 1, f"gamma must be in (0, 1], got {recipe.gamma}")
-    need(recipe.warmup_epochs >= 0, "warmup_epochs must be >= 0")
-    need(0 <= recipe.warmup_factor <= 1, "warmup_factor must be in [0, 1]")
-    need(recipe.min_lr >= 0, "min_lr must be >= 0")
-    need(0 <= recipe.label_smoothing < 1, "label_smoothing must be in [0, 1)")
-    need(recipe.image_size >= 0 and recipe.resize_size >= 0, "image sizes must be >= 0")
-    need(recipe.eval_every >= 0, "eval_every must be >= 0")
-    need(recipe.threads >= 0, "threads must be >= 0")
-    need(recipe.seed >= 0, f"seed must be >= 0, got {recipe.seed}")
-    need(recipe.grad_clip >= 0, "grad_clip must be >= 0")
-    need(recipe.log_every >= 1, "log_every must be >= 1")
+    def within(value: float, key: str, lo: float, hi: float, label: str = "") -> None:
+        label = label or key
+        need(value >= lo, f"{label} must be at least {lo:g}, got {value:g}")
+        need(value <= hi, f"{label} must be at most {hi:g}, got {value:g}")
+
+    r = recipe
+    need(len(r.name) <= checks.MAX_NAME and len(r.description) <= checks.MAX_TEXT,
+         "name and description must be at most 200 and 2000 characters")
+    within(r.epochs, "epochs", 1, checks.MAX_EPOCHS)
+    within(r.batch_size, "batch_size", 1, checks.MAX_BATCH, "batch size")
+    within(r.eval_batch_size, "eval_batch_size", 1, checks.MAX_BATCH)
+    need(all(math.isfinite(getattr(r, k)) for k, t in _TYPES.items() if t == "float"),
+         "every number must be finite")
+    need(r.lr > 0, f"lr must be a positive number, got {r.lr}")
+    within(r.lr, "lr", 0, checks.MAX_LR)
+    need(r.lr_scaling in LR_SCALINGS,
+         f"lr_scaling must be one of {', '.join(LR_SCALINGS)}, got {r.lr_scaling!r}")
+    within(r.reference_batch, "reference_batch", 0, checks.MAX_BATCH)
+    need(0 <= r.momentum < 1, f"momentum must be in [0, 1), got {r.momentum}")
+    need(not r.nesterov or r.momentum > 0, "nesterov needs a momentum > 0")
+    need(r.weight_decay >= 0, f"weight_decay must be >= 0, got {r.weight_decay}")
+    within(r.weight_decay, "weight_decay", 0, 1)
+    if r.schedule not in SCHEDULES:
+        raise unknown_name("schedule", r.schedule, SCHEDULES)
+    need(all(isinstance(m, int) and not isinstance(m, bool) and 0 < m <= checks.MAX_EPOCHS
+             for m in r.milestones) and len(r.milestones) <= 1000,
+         f"milestones must be positive integers (epochs), got {r.milestones}")
+    need(list(r.milestones) == sorted(r.milestones), "milestones must increase")
+    need(0 < r.gamma <= 1, f"gamma must be in (0, 1], got {r.gamma}")
+    within(r.warmup_epochs, "warmup_epochs", 0, checks.MAX_EPOCHS)
+    need(0 <= r.warmup_factor <= 1, "warmup_factor must be in [0, 1]")
+    need(r.min_lr >= 0, "min_lr must be >= 0")
+    within(r.min_lr, "min_lr", 0, checks.MAX_LR)
+    need(0 <= r.label_smoothing < 1, "label_smoothing must be in [0, 1)")
+    need(r.image_size >= 0 and r.resize_size >= 0, "image sizes must be >= 0")
+    within(r.image_size, "image_size", 0, checks.MAX_IMAGE_SIZE)
+    within(r.resize_size, "resize_size", 0, checks.MAX_IMAGE_SIZE)
+    within(r.eval_every, "eval_every", 0, checks.MAX_EPOCHS)
+    within(r.threads, "threads", 0, checks.MAX_THREADS)
+    need(r.seed >= 0, f"seed must be >= 0, got {r.seed}")
+    within(r.seed, "seed", 0, checks.MAX_SEED)
+    need(r.grad_clip >= 0, "grad_clip must be >= 0")
+    within(r.log_every, "log_every", 1, 1 << 30)
+    need(0 < r.ema_decay < 1, f"ema_decay must be in (0, 1), got {r.ema_decay}")
+    check_plain(r.model_args, f"recipe {r.name!r}: model_args", "model options are widths, "
+                "depths and branch sizes: fix the value", max_number=checks.MAX_OPTION)
+    check_plain(r.train_augment + r.eval_augment, f"recipe {r.name!r}: augment",
+                "fix the recipe", size=64)
     from igc.data import BatchAugment
 
     for key in ("train_augment", "eval_augment"):
         try:
-            BatchAugment(getattr(recipe, key), (0.0,), (1.0,))
+            BatchAugment(getattr(r, key), (0.0,), (1.0,))
         except IGCError as exc:
-            raise IGCError(f"recipe {recipe.name!r} {key}: {exc}") from None
+            raise IGCError(f"recipe {r.name!r} {key}: {exc}") from None
     return recipe
 
 
@@ -281,31 +274,25 @@ def list_recipes() -> list[str]:
     return sorted(p.name[:-5] for p in _recipe_dir().iterdir() if p.name.endswith(".toml"))
 
 
-def _parse_toml(text: str, origin: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise IGCError(f"recipe {origin} is not valid TOML ({exc}); fix the file") from None
-
-
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A shipped recipe by name (``cifar``) or a TOML file (``runs/x/recipe.toml``)."""
     text = str(name_or_path)
-    path = Path(text).expanduser()
+    if not text.strip():
+        raise IGCError("the recipe name is empty; give a shipped recipe name "
+                       f"({', '.join(list_recipes())}) or a .toml file")
+    path = checks.check_path(text, "recipe file")
     if text.endswith(".toml") or path.is_file() or "/" in text:
         if not path.is_file():
             raise IGCError(f"recipe file {path} does not exist; give a shipped recipe name "
                            f"({', '.join(list_recipes())}) or an existing .toml file")
-        try:
-            content = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise IGCError(f"cannot read recipe {path} ({exc})") from None
-        data = _parse_toml(content, str(path))
-        return from_mapping(data, str(data.pop("name", path.stem)))
+        data = read_toml(path, "recipe")
+        name = data.pop("name", path.stem)
+        return from_mapping(data, checks.check_name(str(name), f"recipe {path} name"))
     names = list_recipes()
     if text not in names:
         raise unknown_name("recipe", text, names)
-    data = _parse_toml(_recipe_dir().joinpath(f"{text}.toml").read_text("utf-8"), text)
+    data = parse_toml(_recipe_dir().joinpath(f"{text}.toml").read_text("utf-8"),
+                      f"recipe {text}")
     data.pop("name", None)
     return from_mapping(data, text)
 

@@ -1,10 +1,11 @@
 """The pieces of a training run around the loop: its configuration and result, the
 device and thread choice, the data set and model (with the checks that turn bad input into
-one-line errors), the run-directory rules and the SIGINT/SIGTERM flag."""
+one-line errors) and the SIGINT/SIGTERM flag. Run-folder rules: :mod:`igc.files.run_dir`."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -14,13 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from igc import checks
 from igc.data import DatasetSplits, load_dataset
 from igc.errors import IGCError
-from igc.train.checkpoint import CHECKPOINT
-from igc.train.metrics import METRICS, SUMMARY, duration, human, pct
-from igc.train.recipe import Recipe
+from igc.formatting import count, duration, first_line, pct
+from igc.train.recipe import Recipe, validate
 
-RUN_FILES = ("recipe.toml", "run.json", METRICS, CHECKPOINT, SUMMARY, "curves.png")
+#: The most parameters a network may have before it is built (4 GB of float32 weights).
+MAX_PARAMS = 10**9
+#: The most elements of one activation tensor for one image (1 GiB of float32).
+MAX_ACTIVATION = 2**28
 
 
 class TrainingDiverged(IGCError):
@@ -53,6 +57,37 @@ class RunConfig:
     overrides: list = field(default_factory=list)  # applied on top of a resumed recipe
     command: str = ""
 
+    def check(self) -> RunConfig:
+        """``self`` with every field range-checked (the API accepts what the CLI does)."""
+        checks.check_name(self.model, "model")
+        checks.check_name(self.data, "data set")
+        if not isinstance(self.recipe, Recipe):
+            raise IGCError(f"recipe must be a Recipe (see igc.train.load_recipe), got "
+                           f"{type(self.recipe).__name__}")
+        validate(self.recipe)
+        self.out = checks.check_path(self.out, "--out")
+        if self.data_dir is not None:
+            checks.check_existing(self.data_dir, "--data-dir", "dir")
+        checks.check_name(self.device, "device", 40)
+        checks.check_int(self.num_workers, "--workers", 0, checks.MAX_WORKERS)
+        if len(self.command) > 100_000:
+            raise IGCError("the command line recorded for the run is over 100,000 characters")
+        return self
+
+    def resume_command(self) -> str:
+        """The ``igc train`` command that continues this run (every option it needs)."""
+        parts = ["igc", "train", "--model", self.model, "--data", self.data, "--out",
+                 str(self.out)]
+        if self.data_dir is not None:
+            parts += ["--data-dir", str(self.data_dir)]
+        if self.device not in ("auto", ""):
+            parts += ["--device", self.device]
+        if self.num_workers:
+            parts += ["--workers", str(self.num_workers)]
+        if not self.download:
+            parts.append("--no-download")
+        return " ".join(shlex.quote(p) for p in [*parts, "--resume"])
+
 
 @dataclass
 class RunResult:
@@ -77,13 +112,15 @@ class RunResult:
     threads: int
     recipe: str = ""
     thread_steps: dict = field(default_factory=dict)
+    ema_top1: float | None = None
+    ema_top5: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     def summary_line(self) -> str:
         return (f"{self.model} on {self.data}: {self.params:,} parameters, "
-                f"{human(self.macs)} multiply-adds, top-1 {pct(self.top1)}, "
+                f"{count(self.macs)} multiply-adds, top-1 {pct(self.top1)}, "
                 f"top-5 {pct(self.top5)}, {self.epochs} epochs in {duration(self.seconds)} "
                 f"(training {duration(self.train_seconds)}), "
                 f"{self.images_per_s:,.0f} images/s")
@@ -140,12 +177,74 @@ def load_splits(data: str, data_dir: str | None, download: bool,
     return load_dataset(data, data_dir, download, **options)
 
 
-def build_model(name: str, splits: DatasetSplits, model_args: dict) -> nn.Module:
-    """The registry's ``name`` for the data set's classes and channels."""
+def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int = 1,
+                memory: int | None = None) -> nn.Module:
+    """The registry's ``name`` for the data set's classes and channels. Measured on the
+    meta device first (nothing allocated), it is refused with IGCError when it has more
+    than :data:`MAX_PARAMS` parameters, an activation over :data:`MAX_ACTIVATION` values
+    per image, or (given ``memory`` bytes) activations for a training ``batch`` that do
+    not fit in that memory."""
     from igc.models.registry import create_model
 
-    return create_model(name, num_classes=splits.num_classes, in_chans=splits.in_channels,
-                        **model_args)
+    def build() -> nn.Module:
+        return create_model(name, num_classes=splits.num_classes,
+                            in_chans=splits.in_channels, **model_args)
+
+    try:
+        with torch.device("meta"):
+            meta = build()
+    except IGCError:
+        raise
+    except Exception:  # a builder that cannot run on the meta device: no estimate
+        return build()
+    params = sum(p.numel() for p in meta.parameters())
+    largest, total = _activations(meta, splits.in_channels, splits.image_size)
+    options = f"{name!r} with {splits.num_classes} classes and options {model_args}"
+    if params > MAX_PARAMS:
+        raise IGCError(f"model {options} has {params:,} parameters, over the limit of "
+                       f"{MAX_PARAMS:,}; check --set model_args and the data set")
+    if largest is not None and largest > MAX_ACTIVATION:
+        raise IGCError(f"model {options} makes an activation of {largest:,} values per "
+                       f"{splits.image_size}x{splits.image_size} image, over the limit of "
+                       f"{MAX_ACTIVATION:,}; check --set model_args and the image size")
+    need = 4 * total * batch
+    if memory is not None and need > memory:
+        raise IGCError(f"training {name!r} at batch {batch} keeps about {need / 2**30:,.1f} "
+                       f"GiB of activations, more than the {memory / 2**30:,.1f} GiB of "
+                       "memory here; lower --batch-size or the model's width")
+    return build()
+
+
+def _activations(meta: nn.Module, chans: int, size: int) -> tuple[int, int]:
+    """Elements of the largest output of a leaf module, and of all of them, for one image:
+    measured on the meta device (shapes only); zeros when the pass cannot run there."""
+    sizes: list[int] = []
+
+    def hook(module: nn.Module, inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel())
+
+    handles = [m.register_forward_hook(hook) for m in meta.modules()
+               if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            meta.eval()(torch.empty(1, chans, size, size, device="meta"))
+    except Exception:  # shapes that do not fit are reported by probe()
+        return 0, 0
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(sizes, default=0), sum(sizes)
+
+
+def memory_bytes(device: torch.device) -> int | None:
+    """The memory of ``device`` (the machine's RAM for the CPU), or None if unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
 
 
 def probe(model: nn.Module, splits: DatasetSplits, name: str) -> tuple[int, int | None]:
@@ -159,7 +258,7 @@ def probe(model: nn.Module, splits: DatasetSplits, name: str) -> tuple[int, int 
         with torch.no_grad():
             out = model(torch.zeros(1, chans, size, size))
     except (RuntimeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        reason = first_line(exc, 160)
         raise IGCError(f"model {name!r} cannot take {size}x{size} images with {chans} "
                        f"channel(s) ({reason}); pick a model for this input size") from None
     finally:
@@ -167,40 +266,9 @@ def probe(model: nn.Module, splits: DatasetSplits, name: str) -> tuple[int, int 
     if out.ndim != 2 or out.shape[1] != splits.num_classes:
         raise IGCError(f"model {name!r} gives outputs of shape {tuple(out.shape)} for "
                        f"{size}x{size} images, not (1, {splits.num_classes})")
-    try:
-        from igc.analysis.count import count_macs
-    except ImportError:  # pragma: no cover - the counting module ships with igc
-        return params, None
+    from igc.analysis.count import count_macs
+
     return params, int(count_macs(model, size, chans))
-
-
-def check_run_dir(config: RunConfig) -> str | None:
-    """The error (or None) of the run directory rules: never overwrite without --force,
-    --resume needs a checkpoint, the directory must be writable."""
-    out = config.out
-    ckpt = out / CHECKPOINT
-    if config.resume:
-        if not ckpt.is_file():
-            return (f"--resume: no checkpoint {ckpt} to resume from; start the run without "
-                    "--resume")
-        return None
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is a file, not a directory; choose another --out"
-    present = [n for n in RUN_FILES if (out / n).exists()]
-    if present and not config.force:
-        return (f"{out} already holds a run ({', '.join(present)}); continue it with "
-                "--resume, start over with --force, or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe_file = out / f".write-test{os.getpid()}"
-        probe_file.write_text("")
-        probe_file.unlink()
-    except OSError as exc:
-        return f"cannot write to the output directory {out} ({exc.strerror or exc})"
-    if config.force:
-        for n in present:
-            (out / n).unlink()
-    return None
 
 
 class StopFlag:

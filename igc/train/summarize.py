@@ -8,15 +8,26 @@ that ``igc train --seeds N`` writes).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from igc.checks import check_existing
 from igc.errors import IGCError
-from igc.train.metrics import METRICS, SUMMARY, human, read_jsonl
+from igc.files.records import (
+    METRICS,
+    RUN_INFO,
+    SUMMARY,
+    read_metrics,
+    read_run_info,
+    read_summary,
+)
+from igc.formatting import count, mean_std
+
+#: The most run folders one call reads (a typo like ``/`` must not walk the whole disk).
+MAX_RUNS = 10_000
 
 
 def is_run_dir(path: Path) -> bool:
@@ -24,23 +35,15 @@ def is_run_dir(path: Path) -> bool:
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
-    """The final result of one run directory (``complete`` says whether it finished)."""
+    """The final result of one run directory (``complete`` says whether it finished);
+    every file read is validated (:mod:`igc.files.records`)."""
     path = Path(path)
     if (path / SUMMARY).is_file():
-        try:
-            result = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IGCError(f"cannot read {path / SUMMARY} ({exc})") from None
-        return {**result, "out": str(path), "complete": True}
+        return {**read_summary(path), "out": str(path), "complete": True}
     if not (path / METRICS).is_file():
         raise IGCError(f"{path} is not a run directory (no {SUMMARY} or {METRICS})")
-    records = [r for r in read_jsonl(path / METRICS) if r.get("top1") is not None]
-    info: dict[str, Any] = {}
-    if (path / "run.json").is_file():
-        try:
-            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            info = {}
+    records = [r for r in read_metrics(path / METRICS) if r.get("top1") is not None]
+    info = read_run_info(path) if (path / RUN_INFO).is_file() else {}
     last = records[-1] if records else {}
     return {"model": info.get("model", path.name), "data": info.get("data", "?"),
             "recipe": info.get("recipe", "?"), "params": info.get("params"),
@@ -56,14 +59,20 @@ def find_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         p = Path(p)
         if not p.exists():
             raise IGCError(f"{p} does not exist; give run directories written by igc train")
+        p = check_existing(p, "run folder", "dir")
         if is_run_dir(p):
             runs.append(load_run(p))
             continue
-        found = sorted({m.parent for pattern in (SUMMARY, METRICS)
-                        for m in p.rglob(pattern)})
+        found: set[Path] = set()
+        for pattern in (SUMMARY, METRICS):
+            for m in p.rglob(pattern):
+                found.add(m.parent)
+                if len(found) > MAX_RUNS:
+                    raise IGCError(f"{p} holds over {MAX_RUNS:,} runs; give the folders of "
+                                   "the runs to summarize")
         if not found:
             raise IGCError(f"{p} holds no runs (no {SUMMARY} or {METRICS} below it)")
-        runs += [load_run(d) for d in found]
+        runs += [load_run(d) for d in sorted(found)]
     return runs
 
 
@@ -97,12 +106,6 @@ def group_runs(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def mean_std(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
-
-
 def format_groups(groups: list[dict[str, Any]]) -> str:
     """A table: one row per group, top-1 and top-5 as mean ± std (%)."""
     header = (f"{'model':<26} {'data':<14} {'runs':>4}  {'top-1 % (mean ± std)':>21}  "
@@ -113,7 +116,7 @@ def format_groups(groups: list[dict[str, Any]]) -> str:
         lines.append(f"{g['model']!s:<26} {g['data']!s:<14} {runs:>4}  "
                      f"{mean_std(g['top1_mean'], g['top1_std']):>21}  "
                      f"{mean_std(g['top5_mean'], g['top5_std']):>14}  "
-                     f"{human(g['params']):>7}  {human(g['macs']):>7}")
+                     f"{count(g['params']):>7}  {count(g['macs']):>7}")
     if any(g["complete"] < g["runs"] for g in groups):
         lines.append("runs a/b: a of b runs finished; unfinished ones count with their last "
                      "evaluated epoch")

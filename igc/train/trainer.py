@@ -1,22 +1,23 @@
 """The training loop behind ``igc train``.
 
-:func:`train` runs one training run into a run directory::
+:func:`train` runs one training run into a run folder (made with the first checkpoint)::
 
-    run/recipe.toml      the resolved recipe (readable with --recipe run/recipe.toml)
-    run/run.json         model, data set, command line, versions, world size
-    run/metrics.jsonl    one JSON line per epoch
+    run/.igc-run         marks the folder as igc's (see igc.files.run_dir)
     run/checkpoint.pt    the latest checkpoint (every epoch, and on SIGINT/SIGTERM)
+    run/recipe.toml      the resolved recipe of that checkpoint (--recipe run/recipe.toml)
+    run/run.json         model, data set and its files, command line, versions, world size
+    run/metrics.jsonl    one JSON line per epoch
     run/summary.json     the final result (written when the last epoch is done)
 
 Exactness: the data order and augmentation of every epoch depend only on (seed, epoch,
-rank), and a checkpoint holds the weights, optimizer, schedule, scaler and RNG states plus
-the position inside the epoch, so a resumed run on CPU ends with the same weights as an
-uninterrupted one.
+rank), and a checkpoint holds the weights, their moving average, the optimizer, scaler and
+RNG states, and the position inside the epoch (in images), so a resumed run on CPU ends
+with the same weights as an uninterrupted one. The schedule is a ``LambdaLR`` rebuilt at
+that position.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
@@ -27,190 +28,141 @@ from typing import Any
 import torch
 from torch import nn
 
-from igc.data import BatchAugment, DatasetSplits, make_loader
+from igc.data import DatasetSplits
 from igc.errors import IGCError
+from igc.files.records import METRICS, RUN_INFO, truncate_metrics, write_json
+from igc.files.run_dir import RECIPE
+from igc.formatting import first_line
+from igc.runtime import num_threads
+from igc.train import builders as B
 from igc.train import distributed as D
+from igc.train.callbacks import CallbackFn, default_callbacks
 from igc.train.checkpoint import (
     CHECKPOINT,
-    load_checkpoint,
     load_model_weights,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from igc.train.evaluate import EvalResult, autocast, eval_loader, evaluate
-from igc.train.metrics import METRICS, SUMMARY, append_jsonl, duration, pct, truncate_metrics
-from igc.train.optim import Schedule, build_optimizer
-from igc.train.recipe import from_mapping
+from igc.train.evaluate import EvalResult, autocast, evaluate
+from igc.train.optim import build_scheduler, current_lr
 from igc.train.run import (
     Interrupted,
     RunConfig,
     RunResult,
     StopFlag,
     TrainingDiverged,
-    build_model,
-    check_run_dir,
-    load_splits,
-    pick_device,
-    probe,
     thread_governor,
 )
 
-# ------------------------------------------------------------------------------ the trainer
-Callback = Callable[["Trainer", str], None]
+Callback = CallbackFn
+_NO_TEST = {"test_loss": None, "top1": None, "top5": None, "eval_seconds": 0.0}
 
 
 class Trainer:
-    """One run: build everything, then :meth:`fit`. ``callbacks(trainer, event)`` are
-    called with events ``"step"`` (after every optimizer step) and ``"epoch"``."""
+    """One run: :meth:`setup` builds everything (:mod:`igc.train.builders`), then
+    :meth:`fit`. ``callbacks(trainer, event)`` get the events listed in
+    :mod:`igc.train.callbacks`, after the trainer's own."""
 
     def __init__(self, config: RunConfig, splits: DatasetSplits | None = None,
                  callbacks: list[Callback] | None = None) -> None:
         self.config = config
-        self.callbacks = list(callbacks or [])
+        self.user_callbacks = list(callbacks or [])
+        self.callbacks: list[Callback] = []
         self.start_time = time.perf_counter()
         self.stop = StopFlag()
         self._splits = splits
+        self.resume_state: dict | None = None
+        self.result: RunResult | None = None
+        self.evaluated = False
+        self.progress: dict[str, float] = {}
+        self._meta_written = False
 
     # -------------------------------------------------------------- setup
     def setup(self) -> None:
-        c = self.config
-        self.device = pick_device(c.device)
-        self.dist = D.setup(self.device.type)
-        if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+        """Build the run from its configuration; nothing is written to disk yet."""
+        c = self.config.check()
+        self.device, self.dist = B.build_process(c)
         self.main = self.dist.is_main
         self.quiet = c.quiet or not self.main
-
-        D.agree(check_run_dir(c) if self.main else None, self.dist)
-        self.resume_state: dict | None = None
-        recipe = c.recipe
-        if c.resume:
-            loaded: tuple[dict | None, str | None] = (None, None)
-            if self.main:
-                try:
-                    loaded = (load_checkpoint(c.out), None)
-                except IGCError as exc:
-                    loaded = (None, str(exc))
-            state, error = D.broadcast(loaded, self.dist)
-            if error:
-                raise IGCError(error)
-            self.resume_state = state
-            if state["model"] != c.model:
-                raise IGCError(f"the checkpoint in {c.out} is of model {state['model']!r}, "
-                               f"not {c.model!r}; resume with --model {state['model']} or "
-                               "choose another --out")
-            if state.get("data") and state["data"] != c.data:
-                raise IGCError(f"the checkpoint in {c.out} was trained on {state['data']}, "
-                               f"not {c.data}; resume with --data {state['data']}")
-            saved = from_mapping({k: v for k, v in state["recipe"].items() if k != "name"},
-                                 state["recipe"].get("name", "custom"))
-            from igc.train.recipe import override
-
-            recipe = override(saved, c.overrides) if c.overrides else saved
-            changed = [k for k, v in recipe.to_dict().items() if saved.to_dict()[k] != v]
-            if changed and not self.quiet:
-                print(f"igc: resuming with changed recipe keys: {', '.join(changed)}",
-                      file=sys.stderr)
-        self.recipe = r = recipe
-        if r.batch_size % self.dist.world_size:
-            raise IGCError(f"the global batch size {r.batch_size} does not split evenly over "
-                           f"{self.dist.world_size} processes; use a multiple of "
-                           f"{self.dist.world_size}")
+        self.folder = B.open_run_folder(c, self.dist)
+        self.resume_state = B.load_resume_state(c, self.dist)
+        self.recipe, self.changes = B.build_recipe(c, self.resume_state, self.dist)
+        r = self.recipe
         self.governor = thread_governor(r.threads, self.dist.local_world_size, self.device)
         self.threads = self.governor.max_threads
-        self.amp = r.amp
-        self.channels_last = r.channels_last
-
-        splits = self._splits or load_splits(c.data, c.data_dir, c.download, r)
-        self.splits = splits
-        torch.manual_seed(r.seed)
-        model = build_model(c.model, splits, r.model_args)
-        self.params, self.macs = probe(model, splits, c.model)
-        if self.dist.enabled and r.sync_bn:
-            if self.device.type != "cuda":
-                raise IGCError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm does not run on "
-                               "CPU; drop --sync-bn for CPU processes")
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model.to(self.device)
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-
-        per_rank = r.batch_size // self.dist.world_size
-        augment = BatchAugment(r.train_augment, splits.mean, splits.std)
-        on_gpu = self.device if self.device.type == "cuda" else None
-        self.train_loader = make_loader(
-            splits.train, per_rank, shuffle=True, drop_last=r.drop_last, augment=augment,
-            seed=r.seed, rank=self.dist.rank, world_size=self.dist.world_size,
-            num_workers=c.num_workers, device=on_gpu)
+        self.amp, self.channels_last = r.amp, r.channels_last
+        self.splits = B.build_splits(c, r, self._splits)
+        self.model, self.params, self.macs = B.build_network(c, self.splits, r, self.device,
+                                                             self.dist)
+        self.train_loader, self.test_loader = B.build_loaders(c, self.splits, r, self.device,
+                                                              self.dist)
         self.steps_per_epoch = len(self.train_loader)
-        if self.steps_per_epoch == 0:
-            raise IGCError(f"the training split has too few images ({len(splits.train)}) for "
-                           f"one batch of {r.batch_size}; lower --batch-size")
-        self.test_loader = eval_loader(splits, r.eval_augment, r.eval_batch_size, self.device,
-                                       self.dist, c.num_workers)
-
-        self.lr = r.scaled_lr()
-        self.optimizer = build_optimizer(self.model, r, self.lr)
-        self.schedule = Schedule(self.optimizer, r, self.lr, self.steps_per_epoch)
-        use_scaler = self.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
-
+        opt = B.build_optimiser(self.model, r, self.device)
+        self.optimizer, self.scaler, self.criterion = opt.optimizer, opt.scaler, opt.criterion
+        self.ema, self.lr = opt.ema, opt.lr
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.partial = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-        self.train_seconds = 0.0
-        self.images_seen = 0
+        self.train_seconds, self.images_seen = 0.0, 0
         self.last_eval: EvalResult | None = None
         self.last_record: dict | None = None
+        self.pending_eval = False
         if self.resume_state is not None:
             self._restore(self.resume_state)
-
+        self.scheduler = build_scheduler(self.optimizer, r, self.lr, self.steps_per_epoch,
+                                         self.epoch * self.steps_per_epoch + self.step_in_epoch)
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         if r.compile:
             self.net = torch.compile(self.net)
-
-        if self.main:
-            c.out.mkdir(parents=True, exist_ok=True)
-            r.save(c.out / "recipe.toml")
-            info = {"model": c.model, "data": splits.name, "model_args": r.model_args,
-                    "params": self.params, "macs": self.macs, "recipe": r.name,
-                    "command": c.command, "world_size": self.dist.world_size,
-                    "device": str(self.device), "threads": self.threads,
-                    "torch": str(torch.__version__), "lr": self.lr,
-                    "steps_per_epoch": self.steps_per_epoch}
-            (c.out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
-            if self.resume_state is not None:
-                truncate_metrics(c.out / METRICS, self.epoch)
+        self.callbacks = [*default_callbacks(self.quiet), *self.user_callbacks]
+        if self.main and self.changes:  # reported even with --quiet
+            print(f"igc train: resuming {c.out} at epoch {self.epoch + 1} with changes: "
+                  f"{'; '.join(self.changes)}", file=sys.stderr, flush=True)
 
     def _restore(self, state: dict) -> None:
+        where = state["path"]
         load_model_weights(self.model, state, self.config.model)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as exc:
-            raise IGCError(f"the optimizer state in {state['path']} does not fit ({exc}); "
-                           "the checkpoint belongs to another configuration") from None
-        self.schedule.load_state_dict(state["schedule"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+            raise IGCError(f"the optimizer state in {where} does not fit "
+                           f"({first_line(exc, 100)}); the checkpoint belongs to another "
+                           "configuration") from None
+        B.check_optimizer_state(self.optimizer, where)
+        if state.get("scaler") and self.scaler.is_enabled():
+            try:
+                self.scaler.load_state_dict(state["scaler"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise IGCError(f"the gradient-scaler state in {where} is malformed "
+                               f"({first_line(exc, 80)})") from None
+        if self.ema is not None and state.get("ema_state_dict"):
+            try:
+                self.ema.load_state_dict(state["ema_state_dict"])
+            except RuntimeError as exc:
+                raise IGCError(f"the weight average in {where} does not fit the model "
+                               f"({first_line(exc, 100)})") from None
         self.epoch = int(state["epoch"])
-        self.step_in_epoch = int(state.get("step_in_epoch", 0))
+        self.step_in_epoch = B.position_samples(state, self.recipe) // self.recipe.batch_size
         self.global_step = int(state.get("global_step", 0))
-        self.partial = dict(state.get("partial") or self.partial)
+        partial = state.get("partial") or {}
+        self.partial = {"loss": float(partial.get("loss", 0.0)),
+                        "correct": int(partial.get("correct", 0)),
+                        "count": int(partial.get("count", 0)),
+                        "seconds": float(partial.get("seconds", 0.0))}
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.images_seen = int(state.get("images_seen", 0))
         self.last_record = state.get("last_record")
-        rng = state.get("rng")
-        if isinstance(rng, list):  # one entry per rank
-            rng = rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0]
-        if rng:
-            set_rng_state(rng)
+        self.pending_eval = bool(state.get("pending_eval", False))
+        rng = state["rng"]
+        set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0], where)
 
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
+        """Everything the checkpoint holds (every rank takes part: RNG states are
+        gathered)."""
         rngs = [rng_state()]
         if self.dist.enabled:
             import torch.distributed as dist
@@ -218,65 +170,84 @@ class Trainer:
             gathered: list = [None] * self.dist.world_size
             dist.all_gather_object(gathered, rngs[0])
             rngs = gathered
+        s, r = self.splits, self.recipe
         return {
-            "model": self.config.model, "model_args": dict(self.recipe.model_args),
-            "data": self.splits.name, "classes": list(self.splits.classes),
-            "num_classes": self.splits.num_classes, "in_chans": self.splits.in_channels,
-            "image_size": self.splits.image_size, "mean": list(self.splits.mean),
-            "std": list(self.splits.std), "params": self.params, "macs": self.macs,
-            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
+            "model": self.config.model, "model_args": dict(r.model_args), "data": s.name,
+            "classes": list(s.classes), "num_classes": s.num_classes,
+            "in_chans": s.in_channels, "image_size": s.image_size, "mean": list(s.mean),
+            "std": list(s.std), "params": self.params, "macs": self.macs,
+            "state_dict": self.model.state_dict(),
+            "ema_state_dict": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "rng": rngs, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "samples_in_epoch": self.step_in_epoch * r.batch_size,
             "global_step": self.global_step, "partial": dict(self.partial),
             "train_seconds": self.train_seconds, "images_seen": self.images_seen,
-            "loader": {"seed": self.recipe.seed, "epoch": self.epoch,
-                       "world_size": self.dist.world_size},
-            "recipe": self.recipe.to_dict(), "last_record": self.last_record,
-            "complete": self.epoch >= self.recipe.epochs, "torch": str(torch.__version__),
+            "loader": {"seed": r.seed, "epoch": self.epoch,
+                       "world_size": self.dist.world_size, "batch_size": r.batch_size},
+            "recipe": r.to_dict(), "last_record": self.last_record,
+            "pending_eval": self.pending_eval, "complete": self.epoch >= r.epochs,
+            "torch": str(torch.__version__),
         }
 
     def save(self) -> None:
-        state = self.state()  # every rank takes part (RNG states are gathered)
-        if self.main:
-            save_checkpoint(state, self.config.out / CHECKPOINT)
+        """Write the checkpoint (rank 0), then, once per process, the run's metadata that
+        matches it (``recipe.toml``, ``run.json``)."""
+        state = self.state()
+        if not self.main:
+            return
+        assert self.folder is not None
+        self.folder.begin()
+        save_checkpoint(state, self.config.out / CHECKPOINT)
+        if not self._meta_written:
+            self.recipe.save(self.config.out / RECIPE)
+            write_json(self.config.out / RUN_INFO, self.run_info(), "run info")
+            self._meta_written = True
+
+    def run_info(self) -> dict[str, Any]:
+        """The content of ``run.json``."""
+        c, r = self.config, self.recipe
+        return {"model": c.model, "data": self.splits.name, "data_files": self.splits.origin,
+                "model_args": r.model_args, "params": self.params, "macs": self.macs,
+                "recipe": r.name, "command": c.command, "world_size": self.dist.world_size,
+                "device": str(self.device), "threads": self.threads,
+                "torch": str(torch.__version__), "lr": self.lr, "ema": r.ema,
+                "steps_per_epoch": self.steps_per_epoch}
 
     # -------------------------------------------------------------- the loop
     def _emit(self, event: str) -> None:
         for callback in self.callbacks:
             callback(self, event)
 
-    def _print(self, text: str) -> None:
-        if not self.quiet:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stderr)
+    def close(self) -> None:
+        """Close the callbacks (progress bars), also after an error."""
+        for callback in self.callbacks:
+            closer = getattr(callback, "close", None)
+            if closer is not None:
+                closer()
 
     def _check_finite(self, loss_sum: torch.Tensor) -> None:
         value = loss_sum.item()
         if not math.isfinite(value):
             where = f"epoch {self.epoch + 1}, step {self.step_in_epoch}"
-            kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in "
-                    f"{self.config.out / CHECKPOINT}" if self.epoch > 0 or
-                    (self.config.out / CHECKPOINT).exists() else "no checkpoint was written")
+            ckpt = self.config.out / CHECKPOINT
+            kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in {ckpt}"
+                    if self.epoch > 0 or ckpt.exists() else "no checkpoint was written")
             raise TrainingDiverged(f"the training loss became {value} at {where}; {kept}; "
                                    f"lower the learning rate (now {self.lr:g}) or enable "
                                    "warm-up and start again")
 
-    def _stop(self) -> None:
-        """Save and raise :class:`Interrupted` after a SIGINT/SIGTERM."""
+    def _interrupted(self, where: str) -> Interrupted:
         signum = self.stop.signum or signal.SIGINT
-        self.save()
-        code = 128 + int(signum)
-        name = signal.Signals(signum).name
-        c = self.config
-        message = (f"{name}: stopped at epoch {self.epoch + 1}, step {self.step_in_epoch} of "
-                   f"{self.steps_per_epoch}; checkpoint saved to {c.out / CHECKPOINT}; "
-                   f"continue with: igc train --model {c.model} --data {c.data} "
-                   f"--out {c.out} --resume")
-        raise Interrupted(code, message)
+        return Interrupted(128 + int(signum),
+                           f"{signal.Signals(signum).name}: stopped {where}; checkpoint saved "
+                           f"to {self.config.out / CHECKPOINT}; continue with: "
+                           f"{self.config.resume_command()}")
 
     def train_epoch(self) -> dict[str, Any]:
+        """Train the rest of the current epoch; returns its training statistics."""
         r, dev = self.recipe, self.device
         loader = self.train_loader
         loader.set_epoch(self.epoch)
@@ -286,70 +257,62 @@ class Trainer:
         count = int(self.partial["count"])
         seconds = float(self.partial["seconds"])
         self.net.train()
-        bar = None
-        if not self.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.steps_per_epoch, initial=skip, leave=False, file=sys.stderr,
-                       desc=f"epoch {self.epoch + 1}/{r.epochs}", unit="step",
-                       dynamic_ncols=True)
+        self._emit("epoch_start")
         tick = time.perf_counter()
         window_images, window_start = 0, tick
-        try:
-            for i, (x, y) in enumerate(loader):
-                if i < skip:  # resumed mid-epoch: these batches were trained on already
-                    continue
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-                with autocast(dev, self.amp):
-                    logits = self.net(x)
-                    loss = self.criterion(logits.float(), y)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if r.grad_clip > 0:
-                    self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.schedule.step()
-                n = y.shape[0]
-                loss_sum += loss.detach().double() * n
-                correct += (logits.detach().argmax(1) == y).sum()
-                count += n
-                self.images_seen += n * self.dist.world_size
-                self.governor.tick()
-                self.step_in_epoch = i + 1
-                self.global_step += 1
-                window_images += n
-                if self.step_in_epoch % r.log_every == 0 or \
-                        self.step_in_epoch == self.steps_per_epoch:
-                    self._check_finite(loss_sum)
-                    if bar is not None:
-                        now = time.perf_counter()
-                        rate = window_images * self.dist.world_size / max(now - window_start,
-                                                                           1e-9)
-                        bar.set_postfix_str(
-                            f"loss {loss_sum.item() / max(count, 1):.4f} "
-                            f"acc {100.0 * correct.item() / max(count, 1):.2f}% "
-                            f"{rate:,.0f} img/s lr {self.schedule.current:.4g}", refresh=False)
-                        bar.update(self.step_in_epoch - bar.n)
-                        window_images, window_start = 0, now
-                self._emit("step")
-                # a stop on the epoch's last step is handled after the epoch (eval + save)
-                if self.step_in_epoch < self.steps_per_epoch and \
-                        D.any_rank(self.stop.signum is not None, self.dist, dev):
-                    self._check_finite(loss_sum)
-                    if self.stop.signum is None:
-                        self.stop.request(signal.SIGTERM)
-                    now = time.perf_counter()
-                    self.partial = {"loss": loss_sum.item(), "correct": int(correct.item()),
-                                    "count": count, "seconds": seconds + now - tick}
-                    self.train_seconds += now - tick
-                    self._stop()
-        finally:
-            if bar is not None:
-                bar.close()
+        for i, (x, y) in enumerate(loader):
+            if i < skip:  # resumed mid-epoch: these batches were trained on already
+                continue
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            with autocast(dev, self.amp):
+                logits = self.net(x)
+                loss = self.criterion(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if r.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            n = y.shape[0]
+            loss_sum += loss.detach().double() * n
+            correct += (logits.detach().argmax(1) == y).sum()
+            count += n
+            self.images_seen += n * self.dist.world_size
+            self.governor.tick()
+            self.step_in_epoch = i + 1
+            self.global_step += 1
+            window_images += n
+            if self.step_in_epoch % r.log_every == 0 or \
+                    self.step_in_epoch == self.steps_per_epoch:
+                self._check_finite(loss_sum)
+                now = time.perf_counter()
+                self.progress = {
+                    "loss": loss_sum.item() / max(count, 1),
+                    "acc": 100.0 * correct.item() / max(count, 1),
+                    "images_per_s": window_images * self.dist.world_size
+                    / max(now - window_start, 1e-9), "lr": current_lr(self.scheduler)}
+                self._emit("log")
+                window_images, window_start = 0, now
+            self._emit("step")
+            # a stop on the epoch's last step is handled after the epoch (save + eval)
+            if self.step_in_epoch < self.steps_per_epoch and \
+                    D.any_rank(self.stop.signum is not None, self.dist, dev):
+                self._check_finite(loss_sum)
+                if self.stop.signum is None:
+                    self.stop.request(signal.SIGTERM)
+                now = time.perf_counter()
+                self.partial = {"loss": loss_sum.item(), "correct": int(correct.item()),
+                                "count": count, "seconds": seconds + now - tick}
+                self.train_seconds += now - tick
+                self._emit("stop")
+                raise self._interrupted(f"at epoch {self.epoch + 1}, step "
+                                        f"{self.step_in_epoch} of {self.steps_per_epoch}")
         elapsed = time.perf_counter() - tick
         self._check_finite(loss_sum)
         seconds += elapsed
@@ -364,55 +327,63 @@ class Trainer:
                 "images": images, "seconds": seconds,
                 "images_per_s": images / seconds if seconds > 0 else float("nan")}
 
+    def _evaluate(self, model: nn.Module) -> EvalResult:
+        return evaluate(model, self.test_loader, self.splits.num_classes, self.device,
+                        channels_last=self.channels_last, amp=self.amp, dist=self.dist)
+
+    def _complete_epoch(self) -> None:
+        """Evaluate the epoch just trained if due (after its checkpoint), then emit
+        ``epoch`` with the complete record."""
+        record = dict(self.last_record or {})
+        self.evaluated = self.pending_eval
+        if self.pending_eval:
+            result = self.last_eval = self._evaluate(self.model)
+            record.update({"test_loss": result.loss, "top1": result.top1,
+                           "top5": result.top5, "eval_seconds": result.seconds})
+            if self.ema is not None:
+                averaged = self._evaluate(self.ema.module)
+                record.update({"ema_test_loss": averaged.loss, "ema_top1": averaged.top1,
+                               "ema_top5": averaged.top5})
+        self.pending_eval = False
+        self.last_record = record
+        self._emit("epoch")
+
+    def _reconcile_metrics(self) -> None:
+        """On resume: drop ``metrics.jsonl`` lines the checkpoint does not cover (a torn
+        last line, or the record of an epoch whose evaluation is still pending)."""
+        if self.main and self.resume_state is not None:
+            truncate_metrics(self.config.out / METRICS,
+                             self.epoch - (1 if self.pending_eval else 0))
+
     def fit(self) -> RunResult:
+        """Train the remaining epochs; saves and raises :class:`Interrupted` on a stop."""
         r = self.recipe
         with self.stop:
+            self._reconcile_metrics()
+            self._emit("start")
+            if self.pending_eval:  # the checkpoint was saved, its evaluation failed
+                self._complete_epoch()
             while self.epoch < r.epochs:
-                lr = self.schedule.lr_at(self.epoch * self.steps_per_epoch)
+                lr = self.lr * self.scheduler.lr_lambdas[0](self.epoch * self.steps_per_epoch)
                 stats = self.train_epoch()
                 self.epoch += 1
                 self.step_in_epoch = 0
-                last = self.epoch == r.epochs
-                record: dict[str, Any] = {"epoch": self.epoch, **stats, "lr": lr}
-                if last or (r.eval_every and self.epoch % r.eval_every == 0):
-                    result = evaluate(self.model, self.test_loader, self.splits.num_classes,
-                                      self.device, channels_last=self.channels_last,
-                                      amp=self.amp, dist=self.dist)
-                    self.last_eval = result
-                    record.update({"test_loss": result.loss, "top1": result.top1,
-                                   "top5": result.top5, "eval_seconds": result.seconds})
-                else:
-                    record.update({"test_loss": None, "top1": None, "top5": None,
-                                   "eval_seconds": 0.0})
-                record["step"] = self.global_step
-                self.last_record = record
-                self.save()
-                if self.main:
-                    append_jsonl(self.config.out / METRICS, record)
-                self._print(self._epoch_line(record))
-                self._emit("epoch")
+                due = self.epoch == r.epochs or bool(r.eval_every and
+                                                     self.epoch % r.eval_every == 0)
+                self.last_record = {"epoch": self.epoch, **stats, "lr": lr, **_NO_TEST,
+                                    "step": self.global_step}
+                self.pending_eval = due
+                self._emit("trained")  # the checkpoint first: evaluation cannot lose it
+                self._complete_epoch()
                 if D.any_rank(self.stop.signum is not None, self.dist, self.device):
-                    self._stop_after_epoch()
-        return self._finish()
-
-    def _stop_after_epoch(self) -> None:
-        c = self.config
-        signum = self.stop.signum or signal.SIGINT
-        raise Interrupted(128 + int(signum),
-                          f"{signal.Signals(signum).name}: stopped after epoch {self.epoch}; "
-                          f"checkpoint saved to {c.out / CHECKPOINT}; continue with: igc "
-                          f"train --model {c.model} --data {c.data} --out {c.out} --resume")
-
-    def _epoch_line(self, rec: dict[str, Any]) -> str:
-        test = (f"test loss {rec['test_loss']:.4f} top-1 {pct(rec['top1'])} "
-                f"top-5 {pct(rec['top5'])}  " if rec.get("top1") is not None else "")
-        return (f"epoch {rec['epoch']:>3}/{self.recipe.epochs}  train loss "
-                f"{rec['train_loss']:.4f} acc {pct(rec['train_acc'])}  {test}lr {rec['lr']:.4g}  "
-                f"{duration(rec['seconds'])} {rec['images_per_s']:,.0f} img/s")
+                    raise self._interrupted(f"after epoch {self.epoch}")
+        self.result = self._finish()
+        self._emit("end")
+        return self.result
 
     def _finish(self) -> RunResult:
         rec = self.last_record or {}
-        result = RunResult(
+        return RunResult(
             model=self.config.model, data=self.splits.name, out=str(self.config.out),
             params=self.params, macs=self.macs, epochs=self.epoch, top1=rec.get("top1"),
             top5=rec.get("top5"), test_loss=rec.get("test_loss"),
@@ -421,11 +392,8 @@ class Trainer:
             images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
             seed=self.recipe.seed, world_size=self.dist.world_size, device=str(self.device),
             threads=self.threads, recipe=self.recipe.name,
-            thread_steps={str(k): v for k, v in sorted(self.governor.steps.items())})
-        if self.main:
-            (self.config.out / SUMMARY).write_text(json.dumps(result.to_dict(), indent=2)
-                                                   + "\n")
-        return result
+            thread_steps={str(k): v for k, v in sorted(self.governor.steps.items())},
+            ema_top1=rec.get("ema_top1"), ema_top5=rec.get("ema_top5"))
 
 
 def train(config: RunConfig, splits: DatasetSplits | None = None,
@@ -434,17 +402,17 @@ def train(config: RunConfig, splits: DatasetSplits | None = None,
     """Run (or resume) one training run; see :class:`Trainer`. ``splits`` replaces loading
     ``config.data``; ``on_start(trainer)`` runs on rank 0 after the setup. Raises
     :class:`Interrupted` after saving on SIGINT/SIGTERM and IGCError on bad input or
-    divergence."""
+    divergence. The caller's torch thread count is restored."""
     trainer = Trainer(config, splits, callbacks)
-    threads = torch.get_num_threads()
-    try:
-        trainer.setup()
-        if on_start is not None and trainer.main:
-            on_start(trainer)
-        return trainer.fit()
-    finally:
-        D.teardown(getattr(trainer, "dist", D.DistInfo()))
-        torch.set_num_threads(threads)
+    with num_threads():
+        try:
+            trainer.setup()
+            if on_start is not None and trainer.main:
+                on_start(trainer)
+            return trainer.fit()
+        finally:
+            trainer.close()
+            D.teardown(getattr(trainer, "dist", D.DistInfo()))
 
 
 __all__ = ["Interrupted", "RunConfig", "RunResult", "Trainer", "TrainingDiverged", "train"]

@@ -3,11 +3,16 @@ runs (their ``metrics.jsonl``), drawn to a PNG."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from igc import checks
 from igc.errors import IGCError
+from igc.files.atomic import atomic_writer
+from igc.files.records import METRICS, RUN_INFO, read_metrics, read_run_info
 from igc.viz import pyplot
+
+#: The most runs drawn into one figure.
+MAX_RUNS = 50
 
 
 def _labels(dirs: list[Path]) -> list[str]:
@@ -19,39 +24,38 @@ def _labels(dirs: list[Path]) -> list[str]:
 
 
 def _run_title(run: Path) -> str | None:
-    try:
-        info = json.loads((run / "run.json").read_text())
-        return f"{info['model']} on {info['data']}"
-    except (OSError, ValueError, KeyError):
+    if not (run / RUN_INFO).is_file():
         return None
+    info = read_run_info(run)
+    return f"{info['model']} on {info['data']}"
 
 
 def _label_smoothing(run: Path) -> float | None:
     from igc.train.recipe import load_recipe
 
-    try:
-        return load_recipe(run / "recipe.toml").label_smoothing
-    except (IGCError, OSError):
-        return None
+    recipe = run / "recipe.toml"
+    return load_recipe(recipe).label_smoothing if recipe.is_file() else None
 
 
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
-    """Draw the curves of ``runs`` (run directories) into the PNG ``out``; returns it."""
-    from igc.train.metrics import METRICS, read_jsonl
-
-    dirs = [Path(r) for r in runs]
+    """Draw the curves of ``runs`` (run directories, or their ``metrics.jsonl``) into the
+    PNG ``out``, written atomically; returns it. Every file read is validated."""
+    if not runs or len(runs) > MAX_RUNS:
+        raise IGCError(f"give 1 to {MAX_RUNS} run folders to plot, got {len(runs)}")
+    out = checks.check_writable_file(out, "--out", (".png",))
+    if title is not None:
+        title = checks.check_name(title, "--title", 200)
+    dirs = [checks.check_path(r, "run folder") for r in runs]
     data = []
     for d in dirs:
         path = d / METRICS if d.is_dir() else d
         if not path.is_file():
             raise IGCError(f"{d} has no {METRICS}; give run directories written by igc train")
-        records = read_jsonl(path)
+        records = read_metrics(path)
         if not records:
             raise IGCError(f"{path} is empty: the run has not finished an epoch yet")
         data.append(records)
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise IGCError(f"--out {out} must be a .png file")
+    dirs = [d if d.is_dir() else d.parent for d in dirs]
     plt = pyplot()
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(
         1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.62]})
@@ -103,9 +107,10 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     fig.suptitle(title or (_run_title(dirs[0]) if len(dirs) == 1 else None)
                  or f"{len(dirs)} runs")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.savefig(out, dpi=110)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(out, "figure") as handle:
+            fig.savefig(handle, dpi=110, format="png")
     except OSError as exc:
         raise IGCError(f"cannot write {out} ({exc.strerror or exc})") from None
     finally:

@@ -1,0 +1,88 @@
+"""Atomic file writes: a temporary file beside the target, flushed to disk, then renamed.
+
+A reader (or a crash) sees either the old file or the complete new one, never a torn one.
+The temporary file is named ``.NAME.tmpPID`` in the target's folder (``os.replace`` is
+atomic within one file system); on any error it is removed and the old file stays.
+:func:`stale_temp_files` finds the ones a killed process (SIGKILL, power loss) left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from igc.errors import IGCError
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary file this process writes ``path`` through."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextmanager
+def atomic_writer(path: str | Path, what: str = "file") -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces ``path`` when the block ends without error.
+
+    Raises :class:`IGCError` (naming ``what`` and ``path``) when the file cannot be
+    written; the previous ``path`` is then unchanged.
+    """
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IGCError(f"cannot write {what} {path} ({exc.strerror or exc}); check the disk "
+                       "space and permissions of its folder") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: bytes | str, what: str = "file") -> Path:
+    """Write ``data`` (text is UTF-8) to ``path`` atomically; returns ``path``."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_writer(path, what) as handle:
+        handle.write(payload)
+    return Path(path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def stale_temp_files(folder: Path, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Temporary files in ``folder`` left by processes that no longer run (optionally only
+    those of the targets ``names``)."""
+    found = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match and (names is None or match["name"] in names) and entry.is_file() \
+                and not _alive(int(match["pid"])):
+            found.append(entry)
+    return sorted(found)
+
+
+__all__ = ["atomic_write", "atomic_writer", "stale_temp_files", "temp_path"]

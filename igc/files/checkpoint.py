@@ -1,0 +1,155 @@
+"""The checkpoint file (``checkpoint.pt``): written atomically, read weights-only, validated.
+
+A checkpoint is one ``torch.save`` table marked ``format = "igc-checkpoint"``. Every reader
+(``igc train --resume``, ``igc eval``, ``igc export``) goes through :func:`load_checkpoint`:
+``torch.load(weights_only=True)`` (no code in a crafted pickle runs), a size limit on the
+file, then :data:`MODEL_FIELDS` checked field by field (a classifier of 10^9 classes is
+refused before anything is allocated). :func:`check_resumable` adds the training fields
+(:data:`TRAINING_FIELDS`) that ``--resume`` needs. Writes go through
+:func:`~igc.files.atomic.atomic_writer`: a crash never leaves a torn checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from igc.checks import (
+    MAX_BATCH,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_NAME,
+    MAX_OPTION,
+    MAX_SEED,
+)
+from igc.errors import IGCError
+from igc.files.atomic import atomic_writer
+from igc.files.schema import Spec, check, check_fields, check_plain
+from igc.formatting import first_line
+
+FORMAT = "igc-checkpoint"
+VERSION = 1
+#: File name of the latest checkpoint inside a run folder.
+CHECKPOINT = "checkpoint.pt"
+#: The largest checkpoint file read (the largest network of the zoo needs ~100 MB).
+MAX_BYTES = 4 << 30
+#: The most tensors a state dict may hold.
+MAX_TENSORS = 100_000
+_BIG = 2**62
+
+#: What every reader needs: the model, its options and input, the weights.
+MODEL_FIELDS: dict[str, Spec] = {
+    "model": Spec(str, 1, MAX_NAME),
+    "model_args": Spec(dict, 0, 256),
+    "num_classes": Spec(int, 1, MAX_CLASSES),
+    "in_chans": Spec(int, 1, MAX_CHANNELS),
+    "state_dict": Spec(dict, 1, MAX_TENSORS, items=Spec(torch.Tensor)),
+    "recipe": Spec(dict, 0, 256),
+    "epoch": Spec(int, 0, MAX_EPOCHS),
+    "data": Spec(str, 0, MAX_NAME, optional=True, null=True),
+    "image_size": Spec(int, 1, MAX_IMAGE_SIZE, optional=True, null=True),
+    "classes": Spec(list, 1, MAX_CLASSES, optional=True, items=Spec(str, 0, 1000)),
+    "mean": Spec(list, 1, MAX_CHANNELS, optional=True, items=Spec(float, -1e3, 1e3)),
+    "std": Spec(list, 1, MAX_CHANNELS, optional=True, items=Spec(float, 1e-9, 1e3)),
+    "params": Spec(int, 0, _BIG, optional=True, null=True),
+    "macs": Spec(int, 0, _BIG, optional=True, null=True),
+    "ema_state_dict": Spec(dict, 1, MAX_TENSORS + 1, optional=True, null=True,
+                           items=Spec(torch.Tensor)),
+}
+
+#: What ``--resume`` needs besides :data:`MODEL_FIELDS`.
+TRAINING_FIELDS: dict[str, Spec] = {
+    "optimizer": Spec(dict, 1, 16),
+    "schedule": Spec(dict, 0, 64, optional=True),
+    "scaler": Spec(dict, 0, 64, null=True, optional=True),
+    "rng": Spec(list, 1, 4096, items=Spec(dict, 1, 8)),
+    "step_in_epoch": Spec(int, 0, _BIG, optional=True),
+    "samples_in_epoch": Spec(int, 0, _BIG, optional=True),
+    "global_step": Spec(int, 0, _BIG, optional=True),
+    "partial": Spec(dict, 0, 8, optional=True, null=True, items=Spec(float, 0, None)),
+    "train_seconds": Spec(float, 0, None, optional=True),
+    "images_seen": Spec(int, 0, _BIG, optional=True),
+    "loader": Spec(dict, 0, 8, optional=True),
+    "last_record": Spec(dict, 0, 64, optional=True, null=True),
+}
+
+LOADER_FIELDS: dict[str, Spec] = {
+    "seed": Spec(int, 0, MAX_SEED),
+    "epoch": Spec(int, 0, MAX_EPOCHS),
+    "world_size": Spec(int, 1, 1 << 16),
+    "batch_size": Spec(int, 1, MAX_BATCH, optional=True),
+}
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` (plus the format marker) to ``path`` atomically."""
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    with atomic_writer(path, "checkpoint") as handle:
+        torch.save(payload, handle)
+    return Path(path)
+
+
+def _fix(path: Path) -> str:
+    return f"{path} is damaged or was not written by igc: resume from another copy"
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint (``path`` may be a run folder); IGCError for a
+    missing, oversized, corrupt, foreign or malformed file. The table gets ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise IGCError(f"checkpoint {path} does not exist")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise IGCError(f"checkpoint {path} is {size / 2**30:.1f} GiB, over the "
+                       f"{MAX_BYTES >> 30} GiB limit; it is not a checkpoint of this zoo")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise IGCError(f"checkpoint {path} is corrupt or not a torch file "
+                       f"({first_line(exc, 120)}); delete it, or resume from another "
+                       "copy") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise IGCError(f"{path} is not an igc checkpoint (no {FORMAT!r} marker)")
+    version = state.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise IGCError(f"{path} has a bad format version {version!r}; {_fix(path)}")
+    if version > VERSION:
+        raise IGCError(f"checkpoint {path} has format version {version}; this igc reads up "
+                       f"to {VERSION}: upgrade igc")
+    check_fields(state, MODEL_FIELDS, f"checkpoint {path}", _fix(path))
+    check_plain(state["model_args"], f"checkpoint {path}: model_args", _fix(path),
+                max_number=MAX_OPTION)
+    check_plain(state["recipe"], f"checkpoint {path}: recipe", _fix(path))
+    for key in ("classes", "mean", "std"):
+        if key in state:
+            want = state["num_classes"] if key == "classes" else state["in_chans"]
+            if len(state[key]) != want:
+                raise IGCError(f"checkpoint {path}: {key} has {len(state[key])} entries, "
+                               f"not {want}; {_fix(path)}")
+    state["path"] = str(path)
+    return state
+
+
+def check_resumable(state: dict) -> dict:
+    """``state`` if it also holds the training fields ``--resume`` needs."""
+    path = state.get("path", "the checkpoint")
+    fix = f"{path} cannot be resumed: start a new run (the weights can still be evaluated)"
+    check_fields(state, TRAINING_FIELDS, f"checkpoint {path}", fix)
+    if "loader" in state:
+        check_fields(state["loader"], LOADER_FIELDS, f"checkpoint {path}: loader", fix)
+    if state.get("last_record") is not None:
+        check_plain(state["last_record"], f"checkpoint {path}: last_record", fix)
+    for i, rng in enumerate(state["rng"]):
+        check(rng.get("torch"), Spec(torch.Tensor), f"checkpoint {path}: rng[{i}].torch", fix)
+    return state
+
+
+__all__ = ["CHECKPOINT", "FORMAT", "MODEL_FIELDS", "TRAINING_FIELDS", "VERSION",
+           "check_resumable", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,30 @@
+"""Process-wide torch settings changed for a block and restored after it.
+
+:func:`num_threads` is the one way igc changes ``torch.set_num_threads``: library calls
+(training, evaluation, benchmarks) leave the caller's thread count as they found it, also
+when they raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def num_threads(threads: int | None = None) -> Iterator[int]:
+    """Run the block with ``threads`` intra-op threads (``None``: unchanged; code inside
+    may change it further) and restore the caller's count afterwards. Yields the count."""
+    before = torch.get_num_threads()
+    try:
+        if threads is not None and threads != before:
+            torch.set_num_threads(max(1, int(threads)))
+        yield torch.get_num_threads()
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+__all__ = ["num_threads"]

@@ -1,0 +1,157 @@
+"""What happens around the training loop, as callbacks on the trainer's events.
+
+A callback is any callable ``callback(trainer, event)``. :class:`~igc.train.trainer.Trainer`
+emits, in order:
+
+=============  ============================================================================
+event          when
+=============  ============================================================================
+``start``      after the set-up, before the first step
+``epoch_start`` before the first step of an epoch (also a resumed, half-done one)
+``step``       after every optimizer step
+``log``        every ``log_every`` steps and at the end of an epoch (``trainer.progress``)
+``trained``    an epoch's steps are done (``trainer.epoch`` counts it; not yet evaluated)
+``epoch``      the epoch's record is complete (``trainer.last_record``, evaluated if due)
+``stop``       SIGINT/SIGTERM: the run saves and stops
+``end``        the last epoch is done (``trainer.result``)
+=============  ============================================================================
+
+The trainer's own duties are callbacks too, run before the user's: :class:`Checkpointer`
+(save after training an epoch *before* evaluating it, so a failing evaluation never loses
+a trained epoch; again after the evaluation; on a stop), :class:`MetricsLog`
+(``metrics.jsonl``, ``summary.json``) and :class:`Progress` (the bar and the epoch lines;
+absent with ``quiet``). :class:`Callback` dispatches an event to its ``on_<event>`` method.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from igc.files.records import METRICS, SUMMARY, append_jsonl, write_json
+from igc.formatting import count, duration, pct
+
+if TYPE_CHECKING:
+    from igc.train.trainer import Trainer
+
+CallbackFn = Callable[["Trainer", str], None]
+
+
+class Callback:
+    """Base class: ``callback(trainer, event)`` calls ``self.on_<event>(trainer)`` if it
+    exists; :meth:`close` runs when the run ends, also on an error."""
+
+    def __call__(self, trainer: Trainer, event: str) -> None:
+        handler = getattr(self, f"on_{event}", None)
+        if handler is not None:
+            handler(trainer)
+
+    def close(self) -> None:
+        """Release what the callback holds (a progress bar)."""
+
+
+class Checkpointer(Callback):
+    """Save the checkpoint: after an epoch's steps, after its evaluation, on a stop."""
+
+    def on_trained(self, trainer: Trainer) -> None:
+        trainer.save()
+
+    def on_epoch(self, trainer: Trainer) -> None:
+        if trainer.evaluated:  # the record gained the test results since the last save
+            trainer.save()
+
+    def on_stop(self, trainer: Trainer) -> None:
+        trainer.save()
+
+
+class MetricsLog(Callback):
+    """Append each epoch's record to ``metrics.jsonl``; write ``summary.json`` at the end
+    (rank 0 only)."""
+
+    def on_epoch(self, trainer: Trainer) -> None:
+        if trainer.main and trainer.last_record is not None:
+            append_jsonl(trainer.config.out / METRICS, trainer.last_record)
+
+    def on_end(self, trainer: Trainer) -> None:
+        if trainer.main and trainer.result is not None:
+            write_json(trainer.config.out / SUMMARY, trainer.result.to_dict(), "summary")
+
+
+class Progress(Callback):
+    """The header line, a progress bar per epoch (loss, accuracy, images/s, lr) and one
+    line per epoch, on stderr."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        print(header(trainer), file=sys.stderr, flush=True)
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(total=trainer.steps_per_epoch, initial=trainer.step_in_epoch,
+                        leave=False, file=sys.stderr, unit="step", dynamic_ncols=True,
+                        desc=f"epoch {trainer.epoch + 1}/{trainer.recipe.epochs}")
+
+    def on_log(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            p = trainer.progress
+            self.bar.set_postfix_str(
+                f"loss {p['loss']:.4f} acc {p['acc']:.2f}% {p['images_per_s']:,.0f} img/s "
+                f"lr {p['lr']:.4g}", refresh=False)
+            self.bar.update(trainer.step_in_epoch - self.bar.n)
+
+    def on_trained(self, trainer: Trainer) -> None:
+        self.close()
+
+    def on_epoch(self, trainer: Trainer) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(epoch_line(trainer.last_record or {}, trainer.recipe.epochs),
+                   file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def header(trainer: Trainer) -> str:
+    """One line before training: model, data, recipe, device, threads, folder."""
+    r, s = trainer.recipe, trainer.splits
+    state = f"resuming at epoch {trainer.epoch + 1}" if trainer.resume_state else "new run"
+    origin = f" from {s.origin}" if s.origin else ""
+    ema = f", EMA {r.ema_decay:g}" if r.ema else ""
+    return (f"igc train: {trainer.config.model} ({trainer.params:,} parameters, "
+            f"{count(trainer.macs)} multiply-adds) on {s.name}{origin} ({len(s.train):,} "
+            f"train / {len(s.test):,} test images); recipe {r.name}: {r.epochs} epochs, batch "
+            f"{r.batch_size}, lr {trainer.lr:g} {r.schedule}{ema}; {trainer.device}, "
+            f"{trainer.governor.describe()} x {trainer.dist.world_size} process(es); "
+            f"{state} in {trainer.config.out}")
+
+
+def epoch_line(rec: dict[str, Any], epochs: int) -> str:
+    """``epoch   3/15  train loss … acc …  test loss … top-1 … top-5 …  lr …  12.3s 1,676
+    img/s``."""
+    test = (f"test loss {rec['test_loss']:.4f} top-1 {pct(rec['top1'])} "
+            f"top-5 {pct(rec['top5'])}  " if rec.get("top1") is not None else "")
+    if rec.get("ema_top1") is not None:
+        test += f"EMA top-1 {pct(rec['ema_top1'])}  "
+    return (f"epoch {rec.get('epoch', 0):>3}/{epochs}  train loss "
+            f"{rec.get('train_loss', float('nan')):.4f} acc {pct(rec.get('train_acc'))}  "
+            f"{test}lr {rec.get('lr', float('nan')):.4g}  "
+            f"{duration(rec.get('seconds', float('nan')))} "
+            f"{rec.get('images_per_s', float('nan')):,.0f} img/s")
+
+
+def default_callbacks(quiet: bool) -> list[Callback]:
+    """The trainer's own callbacks, in the order they run."""
+    own: list[Callback] = [MetricsLog(), Checkpointer()]
+    return own if quiet else [*own, Progress()]
+
+
+__all__ = ["Callback", "CallbackFn", "Checkpointer", "MetricsLog", "Progress",
+           "default_callbacks", "epoch_line", "header"]

@@ -1,0 +1,124 @@
+"""Shared fixtures: one torch thread, BatchNorm randomisation, temporary models, tiny data,
+a time limit per test.
+
+The fast lane is ``pytest -m "not slow"``; the full suite (what CI runs) is ``pytest``.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from igc.data.base import DatasetSplits, TensorImageDataset
+
+
+# ------------------------------------------------------------------------------ threads
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module of many tiny passes (OpenMP stalls on a shared 2-core
+    machine; the numbers do not depend on it); the count is restored after."""
+    from igc.runtime import num_threads
+
+    with num_threads(1):
+        yield
+
+
+# ------------------------------------------------------------------------------ BatchNorm
+def _randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial running statistics and affine parameters in every BatchNorm of
+    ``module`` (so that folding and exports are tested on more than the identity);
+    returns it in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+                m.bias.data.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
+    return module.eval()
+
+
+@pytest.fixture
+def randomize_bn() -> Callable[..., nn.Module]:
+    """``randomize_bn(module, seed=0)``: see :func:`_randomize_bn`."""
+    return _randomize_bn
+
+
+# ------------------------------------------------------------------------------ models
+@pytest.fixture
+def temp_model() -> Iterator[Callable[..., None]]:
+    """``temp_model(name, builder, **entry)`` registers a model for one test (through the
+    registry's public :func:`~igc.models.registry.temporary_model`) and removes it after."""
+    import contextlib
+
+    from igc.models import registry
+
+    with contextlib.ExitStack() as stack:
+        def register(name: str, builder: Callable[..., nn.Module], **entry: object) -> None:
+            if name not in registry.list_models():
+                stack.enter_context(registry.temporary_model(name, builder, **entry))
+
+        yield register
+
+
+# ------------------------------------------------------------------------------ tiny data
+def make_tiny_splits(n_train: int = 96, n_test: int = 40, size: int = 8, seed: int = 0,
+                     channels: int = 1, classes: int = 10) -> DatasetSplits:
+    """Class-dependent noisy patterns: ``classes`` classes, ``channels`` x ``size`` x
+    ``size`` uint8 images, labels ``i % classes``; named fashion-mnist."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(classes, channels, size, size, generator=g) * 255
+
+    def split(n: int) -> TensorImageDataset:
+        labels = torch.arange(n) % classes
+        noise = torch.randn(n, channels, size, size, generator=g) * 40
+        images = (protos[labels] + noise).clamp(0, 255).to(torch.uint8)
+        return TensorImageDataset(images, labels)
+
+    names = [f"class{i}" for i in range(classes)]
+    return DatasetSplits("fashion-mnist", split(n_train), split(n_test), names, channels,
+                         size, (0.5,) * channels, (0.25,) * channels)
+
+
+@pytest.fixture
+def tiny_splits() -> Callable[..., DatasetSplits]:
+    """The factory :func:`make_tiny_splits`."""
+    return make_tiny_splits
+
+
+@pytest.fixture
+def tiny_data(monkeypatch) -> DatasetSplits:
+    """Every data set name loads the default tiny splits (96 train / 40 test, 8x8)."""
+    import igc.train.run as run_mod
+
+    splits = make_tiny_splits()
+    monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
+    return splits
+
+
+# ------------------------------------------------------------------------------ time limit
+class TimeLimitExceeded(Exception):
+    """A test ran past its time limit (a hang fails instead of blocking the suite)."""
+
+
+@pytest.fixture
+def time_limit() -> Iterator[Callable[[float], None]]:
+    """``time_limit(seconds)``: fail the test with :class:`TimeLimitExceeded` once it runs
+    longer (SIGALRM; the main thread only). Cleared after the test."""
+    def alarm(signum, frame):
+        raise TimeLimitExceeded("the test ran past its time limit")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+
+    def start(seconds: float) -> None:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    yield start
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
