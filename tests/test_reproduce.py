@@ -21,7 +21,9 @@ import pytest
 from igc.cli import main
 from igc.data import sources
 from igc.errors import IGCError
-from igc.reproduce import analytic, empirical, reproduce
+from igc.reproduce import analytic, cache, config, reproduce, runner, sweeps
+from igc.reproduce.arms import arms_for
+from igc.reproduce.budgets import get_budget
 from igc.reproduce.targets import ANALYTIC, EMPIRICAL, GROUPS, TARGETS, resolve
 
 IDX = {"train-images-idx3-ubyte.gz": (80, 28, 28), "train-labels-idx1-ubyte.gz": (80,),
@@ -65,7 +67,7 @@ def _trusted(mp: pytest.MonkeyPatch, data_dir: Path, cache: Path) -> None:
         for r in source.resources)
     mp.setitem(sources.SOURCES, "fashion-mnist", dataclasses.replace(source,
                                                                      resources=resources))
-    mp.setattr(empirical, "_DATA_CACHE", {})
+    mp.setattr(config, "_DATA_CACHE", {})
 
 
 @pytest.fixture(autouse=True)
@@ -105,41 +107,41 @@ def test_list_names_every_target(capsys):
 # ------------------------------------------------------------------ analytic: the math
 
 def test_width_vs_layers_gives_back_table2_widths():
-    for budget, xception, igcv2 in zip(analytic.TABLE2_BUDGETS, (64, 98, 125), (144, 256, 361)):
-        assert analytic.widest_channelwise(budget, 2) == xception
-        assert analytic.widest_channelwise(budget, 3) == igcv2
-    assert analytic.widest_channelwise(100, 9) is None  # 2^8 channels cost more
-    assert analytic.balanced_width(analytic.TABLE2_BUDGETS[1], 3) == pytest.approx(256, abs=1e-6)
+    for budget, xception, igcv2 in zip(sweeps.TABLE2_BUDGETS, (64, 98, 125), (144, 256, 361)):
+        assert sweeps.widest_channelwise(budget, 2) == xception
+        assert sweeps.widest_channelwise(budget, 3) == igcv2
+    assert sweeps.widest_channelwise(100, 9) is None  # 2^8 channels cost more
+    assert sweeps.balanced_width(sweeps.TABLE2_BUDGETS[1], 3) == pytest.approx(256, abs=1e-6)
 
 
 def test_params_vs_layers_never_beats_the_bound():
-    rows = analytic.params_vs_layers((64, 256)).data["rows"]
+    rows = analytic.params_vs_layers((64, 256)).rows
     for row in rows:
-        assert row["params"] >= row["bound"] - 1e-6
-        if row["channelwise_params"] is not None:
-            assert row["channelwise_params"] >= row["channelwise_bound"] - 1e-6
-    assert {r["eq14_best"] for r in rows if r["width"] == 64} == {6}
-    c64 = {r["layers"]: r for r in rows if r["width"] == 64}
-    assert c64[3]["branch_sizes"] == [1, 8, 8] and c64[3]["params"] == 1600
+        assert row.params >= row.bound - 1e-6
+        if row.channelwise_params is not None:
+            assert row.channelwise_params >= row.channelwise_bound - 1e-6
+    assert {r.eq14_best for r in rows if r.width == 64} == {6}
+    c64 = {r.layers: r for r in rows if r.width == 64}
+    assert c64[3].branch_sizes == [1, 8, 8] and c64[3].params == 1600
 
 
 def test_figure2_sweep_conditions_and_colours():
-    pts = analytic.figure2_points()
-    panel_a = [p for p in pts if p["layers"] == 3]
-    red = [p for p in panel_a if p["colour"] == "red"]
-    assert [(p["branch"], p["width"], p["condition"]) for p in red] == [(8, 64, "strict")]
+    pts = sweeps.figure2_points()
+    panel_a = [p for p in pts if p.layers == 3]
+    red = [p for p in panel_a if p.colour == "red"]
+    assert [(p.branch, p.width, p.condition) for p in red] == [(8, 64, "strict")]
     for p in pts:
-        assert p["colour"] != "green" or p["condition"] == "sparse"
-        assert abs(p["params"] - analytic.FIGURE2_BUDGET) <= 0.2 * analytic.FIGURE2_BUDGET + 1
+        assert p.colour != "green" or p.condition == "sparse"
+        assert abs(p.params - sweeps.FIGURE2_BUDGET) <= 0.2 * sweeps.FIGURE2_BUDGET + 1
 
 
 def test_figure3_nonsparsity_is_q_over_s_c_squared():
-    pts = analytic.figure3_points()
-    assert [p["layers"] for p in pts][:2] == [2, 3] and pts[1]["width"] == 256
+    pts = sweeps.figure3_points()
+    assert [p.layers for p in pts][:2] == [2, 3] and pts[1].width == 256
     for p in pts:
-        assert p["nonsparsity"] == pytest.approx(p["params"] / (9 * p["width"] ** 2))
-        assert p["condition"] == "strict" and p["params"] <= analytic.FIGURE3_BUDGET
-        assert math.prod(p["branch_sizes"]) == p["width"]
+        assert p.nonsparsity == pytest.approx(p.params / (9 * p.width ** 2))
+        assert p.condition == "strict" and p.params <= sweeps.FIGURE3_BUDGET
+        assert math.prod(p.branch_sizes) == p.width
 
 
 # --------------------------------------------------- analytic: counts against the paper
@@ -188,16 +190,18 @@ def test_every_target_writes_markdown_json_and_a_plot(smoke):
 
 
 def test_empirical_sections_hold_every_run(smoke):
-    for name in GROUPS[EMPIRICAL]:
+    for name in get_budget("smoke").targets or GROUPS[EMPIRICAL]:
         section = smoke["sections"][name]
-        runs = section.data["runs"]
-        assert runs and all(r["done"] for r in runs.values())
+        assert section.data["runs_done"] == section.data["runs_total"] > 0
         for arm in section.data["arms"]:
             assert len(arm["top1"]) == 1 and 0 <= arm["mean"] <= 100 and arm["params"] > 0
+            assert arm["seeds"] == [0] and arm["runs"]["0"]["machine"]["cpu"]
         assert "budget `smoke`" in section.intro
     table2 = smoke["sections"]["table2"]
     assert "88.82 ± 0.38" in table2.markdown()  # the paper's CIFAR-10 column beside ours
-    assert any("ordering" in n for n in table2.notes)
+    # one seed: the claim is listed but cannot be tested
+    assert [t["verdict"] for t in table2.data["tests"]] == [
+        "not tested (needs 2 or more seeds of each network)"]
 
 
 def test_document_has_commands_budget_and_the_cifar_note(smoke):
@@ -217,7 +221,7 @@ def test_finished_runs_are_not_trained_again(smoke, monkeypatch, data_dir):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached run was trained again")
 
-    monkeypatch.setattr(empirical, "_train_one", no_training)
+    monkeypatch.setattr(runner, "_train", no_training)
     before = smoke["sections"]["table2"].data["arms"]
     again = reproduce(["table2"], budget="smoke", out=smoke["out"], data_dir=str(data_dir))
     assert [a["top1"] for a in again[0].data["arms"]] == [a["top1"] for a in before]
@@ -231,43 +235,46 @@ def test_interrupted_reproduction_resumes_where_it_stopped(tmp_path, monkeypatch
         if event == "step":
             trainer.stop.request()
 
-    monkeypatch.setattr(empirical, "CALLBACKS", [stop_at_first_step])
+    monkeypatch.setattr(runner, "CALLBACKS", [stop_at_first_step])
     assert main(_args(out, data_dir, "table2")) == 130  # SIGINT-like stop, checkpoint saved
     assert "run the same `igc reproduce` command again" in capsys.readouterr().err
-    run_dirs = list((out / "runs").iterdir())
+    run_dirs = [p.parent for p in out.glob("table2/*/seed-0/identity.json")]
     assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
-    assert not (run_dirs[0] / "summary.json").exists()
+    assert not (run_dirs[0] / "result.json").exists()
 
-    monkeypatch.setattr(empirical, "CALLBACKS", [])
+    monkeypatch.setattr(runner, "CALLBACKS", [])
     trained = []
-    real = empirical._train_one
+    real = runner._train
 
-    def counting(rec, *args, **kwargs):
-        trained.append((rec.arm.model, args[-1]))  # (model, resume?)
-        return real(rec, *args, **kwargs)
+    def counting(task, resume, started):
+        trained.append((task.spec.arm.model, resume))
+        return real(task, resume, started)
 
-    monkeypatch.setattr(empirical, "_train_one", counting)
+    monkeypatch.setattr(runner, "_train", counting)
     assert main(_args(out, data_dir, "table2")) == 0
     assert trained == [("xception_8l_c64", True), ("igcv2_8l_c144", False)]
     assert "(resuming)" in capsys.readouterr().err
-    assert all((d / "summary.json").is_file() for d in (out / "runs").iterdir())
+    assert len(list(out.glob("table2/*/seed-0/result.json"))) == 2
 
 
 def test_run_keys_depend_on_seed_model_and_configuration():
-    config = empirical.Config("fashion-mnist", empirical.get_budget("smoke"))
-    arm, other = empirical.arms_for("table2", config)[:2]
-    keys = {empirical.run_key(arm, config, 0), empirical.run_key(arm, config, 1),
-            empirical.run_key(other, config, 0),
-            empirical.run_key(arm, dataclasses.replace(config, epochs=2), 0)}
-    assert len(keys) == 4
-    assert empirical.run_key(arm, config, 0) == empirical.run_key(arm, config, 0)
+    conf = config.Config("fashion-mnist", get_budget("smoke"))
+    arm, other = arms_for("table2", conf.budget)[:2]
+    keys = {cache.run_key("table2", arm, conf, 0), cache.run_key("table2", arm, conf, 1),
+            cache.run_key("table2", other, conf, 0), cache.run_key("table5", arm, conf, 0),
+            cache.run_key("table2", arm, dataclasses.replace(conf, epochs=2), 0)}
+    assert len(keys) == 5
+    assert cache.run_key("table2", arm, conf, 0) == cache.run_key("table2", arm, conf, 0)
+    # threads and device do not change what a run computes
+    assert cache.run_key("table2", arm, conf, 0) == cache.run_key(
+        "table2", arm, dataclasses.replace(conf, threads=2, device="cpu"), 0)
 
 
 # ------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "tabel2"], "unknown reproduction target 'tabel2'; did you mean table2"),
-    (["reproduce", "table2", "--budget", "medium"], "unknown budget 'medium'"),
+    (["reproduce", "table2", "--budget", "huge"], "unknown budget 'huge'"),
     (["reproduce", "table2", "--data", "cifar11"], "unknown data set 'cifar11'"),
     (["reproduce", "table2", "--epochs", "0"], "positive integer"),
     (["reproduce"], "name a target"),
