@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import struct
 from pathlib import Path
 
@@ -291,3 +292,192 @@ def test_out_dir_of_another_configuration_is_an_error(smoke, data_dir, capsys):
     assert "holds results of another configuration" in err and err.count("\n") == 1
     with pytest.raises(IGCError, match="another configuration"):
         reproduce(["table2"], budget="short", out=smoke["out"], data_dir=str(data_dir))
+
+
+# ------------------------------------------------------- the run cache: damaged runs
+
+def _trained(monkeypatch) -> list[tuple[str, int, bool]]:
+    """Record (arm id, seed, resumed?) of every run trained from now on."""
+    trained: list[tuple[str, int, bool]] = []
+    real = runner._train
+
+    def counting(task, resume, started):
+        trained.append((task.spec.arm.id, task.spec.seed, resume))
+        return real(task, resume, started)
+
+    monkeypatch.setattr(runner, "_train", counting)
+    return trained
+
+
+def test_a_corrupt_run_is_reported_by_name_and_trained_again(tmp_path, monkeypatch, data_dir,
+                                                              capsys):
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2")) == 0
+    capsys.readouterr()
+    damaged = out / "table2" / "xception_8l_c64" / "seed-0"
+    (damaged / "result.json").write_text('{"top1": 9')  # torn
+    trained = _trained(monkeypatch)
+    assert main(_args(out, data_dir, "table2")) == 0
+    err = capsys.readouterr().err
+    assert ("run table2/xception_8l_c64/seed-0 is corrupt (result.json is not valid JSON); "
+            "moved to seed-0.bad-1") in err
+    assert trained == [("xception_8l_c64", 0, False)]
+    assert (damaged.parent / "seed-0.bad-1" / "result.json").is_file()
+
+    # a record that disagrees with the trainer's summary is not believed either
+    other = out / "table2" / "igcv2_8l_c144" / "seed-0" / "result.json"
+    record = json.loads(other.read_text())
+    record["top1"] = 99.0
+    other.write_text(json.dumps(record))
+    assert main(_args(out, data_dir, "table2", "--report-only")) == 0
+    err = capsys.readouterr().err
+    assert "run table2/igcv2_8l_c144/seed-0 is corrupt (result.json disagrees with the " \
+           "trainer's summary.json); not used" in err
+    assert len(trained) == 1  # --report-only trains nothing
+    section = json.loads((out / "table2.json").read_text())
+    assert section["runs_done"] == 1 and "99.0" not in json.dumps(section["arms"])
+
+
+def test_a_checkpoint_that_cannot_be_resumed_is_trained_from_the_start(tmp_path, monkeypatch,
+                                                                       data_dir, capsys):
+    out = tmp_path / "out"
+
+    def stop_at_first_step(trainer, event):
+        if event == "step":
+            trainer.stop.request()
+
+    monkeypatch.setattr(runner, "CALLBACKS", [stop_at_first_step])
+    assert main(_args(out, data_dir, "table2")) == 130
+    monkeypatch.setattr(runner, "CALLBACKS", [])
+    run_dir = out / "table2" / "xception_8l_c64" / "seed-0"
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    trained = _trained(monkeypatch)
+    capsys.readouterr()
+    assert main(_args(out, data_dir, "table2")) == 0
+    err = capsys.readouterr().err
+    assert "run table2/xception_8l_c64/seed-0: its checkpoint cannot be resumed" in err
+    assert trained == [("xception_8l_c64", 0, True), ("xception_8l_c64", 0, False),
+                       ("igcv2_8l_c144", 0, False)]
+    assert json.loads((run_dir / "result.json").read_text())["top1"] >= 0
+    assert list(run_dir.parent.glob("seed-0.bad-*"))
+
+
+def test_stale_and_locked_runs(tmp_path, monkeypatch, data_dir, capsys):
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2")) == 0
+    stale = out / "table2" / "igcv2_8l_c144" / "seed-0"
+    identity = json.loads((stale / "identity.json").read_text())
+    (stale / "identity.json").write_text(json.dumps({**identity, "key": "0" * 16}))
+    locked = out / "table2" / "xception_8l_c64" / "seed-0"
+    (locked / "result.json").unlink()
+    (locked / ".lock").write_text(f"{cache._this_host()} {os.getpid()}\n")  # alive: us
+    trained = _trained(monkeypatch)
+    capsys.readouterr()
+    assert main(_args(out, data_dir, "table2")) == 0
+    err = capsys.readouterr().err
+    assert "run table2/igcv2_8l_c144/seed-0 is stale" in err
+    assert f"run table2/xception_8l_c64/seed-0 is being trained by {cache._this_host()} " \
+           f"pid {os.getpid()}; skipped" in err
+    assert trained == [("igcv2_8l_c144", 0, False)]
+    # its holder died: the lock is taken over; the training had finished (summary.json),
+    # only the record is missing, so it is recovered, not trained again
+    (locked / ".lock").write_text(f"{cache._this_host()} 999999999\n")
+    assert main(_args(out, data_dir, "table2")) == 0
+    assert "run table2/xception_8l_c64/seed-0: finished without its record; recovered it " \
+           "from the trainer's summary.json" in capsys.readouterr().err
+    assert len(trained) == 1 and (locked / "result.json").is_file()
+
+
+def test_status_estimate_and_shards(tmp_path, monkeypatch, data_dir, capsys):
+    out = tmp_path / "out"
+    trained = _trained(monkeypatch)
+    assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "2/2")) == 0
+    err = capsys.readouterr().err
+    assert "0 of 4 runs done; shard 2/2: 0 of 2 done" in err
+    assert "2 run(s) to train with 1 job(s) x 1 thread(s): about" in err
+    assert "2 network(s) timed for a few steps" in err
+    # each network's seeds go to different shards
+    assert trained == [("igcv2_8l_c144", 0, False), ("xception_8l_c64", 1, False)]
+    assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "1/2")) == 0
+    err = capsys.readouterr().err
+    assert "2 of 4 runs done; shard 1/2: 0 of 2 done" in err
+    assert "from measured runs of 2 network(s))" in err
+    assert len(trained) == 4 and len(list(out.glob("table2/*/seed-*/result.json"))) == 4
+    assert main(_args(out, data_dir, "table2", "--seeds", "2")) == 0
+    assert "4 of 4 runs done" in capsys.readouterr().err and len(trained) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--shard", "3/2"], "--shard must be i/n with 1 <= i <= n"),
+    (["--shard", "x"], "--shard must be i/n"),
+    (["--jobs", "0"], "positive integer"),
+    (["--threads", "-1"], "integer >= 0"),
+])
+def test_bad_parallel_options(argv, message, tmp_path, data_dir, capsys):
+    assert main(_args(tmp_path / "out", data_dir, "table2", *argv)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_folder_that_is_not_a_reproduction_is_refused(tmp_path, data_dir, capsys):
+    out = tmp_path / "out"
+    (out / "table2").mkdir(parents=True)
+    assert main(_args(out, data_dir, "table2")) == 2
+    assert "holds runs but no reproduce.json" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(_args(tmp_path / "file", data_dir, "table2")) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_the_medium_budget_plans_three_seeds_of_eleven_networks(tmp_path):
+    conf = config.Config("fashion-mnist", get_budget("medium"))
+    specs = cache.plan(list(conf.budget.targets), conf, tmp_path)
+    assert len(specs) == 33 and {s.seed for s in specs} == {0, 1, 2}
+    by_target = {t: {s.arm.id: s.arm.args for s in specs if s.target == t}
+                 for t in conf.budget.targets}
+    assert set(by_target["table4"]) == {"xception_c35_d8", "igcv2_c64_d8", "igcv1_c48_d8",
+                                        "igcv2_c80_d8"}
+    assert all(args == {} for args in by_target["table4"].values())  # stride-1 stem
+    assert set(by_target["table2"]) == {"xception_8l_c64", "igcv2_8l_c144"}
+    assert len(by_target["figure2"]) == 5
+    for target in ("table2", "figure2"):  # the 8-layer networks get the stride-2 stem
+        assert all(args["stem_stride"] == 2 for args in by_target[target].values())
+    recipe = conf.recipe()
+    assert recipe.name == "reproduce-medium" and recipe.eval_every == 1
+    assert recipe.milestones == [3, 4, 5] and recipe.epochs == conf.budget.epochs == 6
+    shards = [cache.shard(specs, i, 2) for i in (1, 2)]
+    assert sorted(s.name for part in shards for s in part) == sorted(s.name for s in specs)
+    assert abs(len(shards[0]) - len(shards[1])) <= 1
+    for arm in {s.arm.id for s in specs}:  # no network has all its seeds on one machine
+        assert all(any(s.arm.id == arm for s in part) for part in shards)
+
+
+@pytest.mark.slow
+def test_jobs_train_in_worker_processes(tmp_path, monkeypatch, capsys):
+    """Two worker processes, on the real Fashion-MNIST (the workers find it where
+    `igc train` does; skipped where it is not installed)."""
+    monkeypatch.undo()  # the workers cannot see this process's patched sources
+    from igc.data import sources as real_sources
+
+    if not any((d / "train-images-idx3-ubyte.gz").is_file()
+               for d in real_sources.SYSTEM_DIRS.get("fashion-mnist", ())):
+        pytest.skip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
+    out = tmp_path / "out"
+    argv = ["reproduce", "table2", "--budget", "smoke", "--seeds", "2", "--jobs", "2",
+            "--out", str(out), "-q"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "4 run(s) to train with 2 job(s)" in err
+    records = [json.loads(p.read_text()) for p in out.glob("table2/*/seed-*/result.json")]
+    assert len(records) == 4 and all(r["machine"]["threads"] == 1 for r in records)
+
+
+# ------------------------------------------------------------------------ the document
+
+def test_the_documents_analytic_sections_are_what_the_code_computes(smoke):
+    """docs/reproduction.md cannot drift from the code: each analytic section in it is the
+    section the current code renders (regenerate the document when this fails)."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reproduction.md").read_text()
+    for name in GROUPS[ANALYTIC]:
+        text = smoke["sections"][name].markdown("reproduction")
+        assert text in doc, f"the {name} section of docs/reproduction.md is out of date"

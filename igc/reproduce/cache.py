@@ -74,8 +74,16 @@ def plan(targets: Sequence[str], config: Config, out: Path) -> list[RunSpec]:
 
 
 def shard(specs: Sequence[RunSpec], index: int, count: int) -> list[RunSpec]:
-    """The runs of shard ``index`` of ``count`` (1-based): every count-th run."""
-    return [s for i, s in enumerate(specs) if i % count == index - 1]
+    """The runs of shard ``index`` of ``count`` (1-based): round robin over each seed's
+    runs, shifted by one per seed, so that every network's seeds spread over the shards
+    (the same split on every machine, from the plan alone)."""
+    position: dict[int, int] = {}
+    out = []
+    for s in specs:
+        p = position[s.seed] = position.get(s.seed, -1) + 1
+        if (p + s.seed) % count == index - 1:
+            out.append(s)
+    return out
 
 
 # ------------------------------------------------------------------------------ reading

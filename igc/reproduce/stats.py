@@ -81,6 +81,8 @@ def t_quantile(p: float, df: float) -> float:
     ``t_quantile(0.975, 10) = 2.228``), by bisection on :func:`t_cdf`."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"a quantile needs 0 < p < 1, got {p}")
+    if not df > 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
     if p < 0.5:
         return -t_quantile(1.0 - p, df)
     if p == 0.5:
