@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", "--no-train", dest="report_only", action="store_true",
                    help="train nothing: rewrite the results (and --docs) from the runs the "
                         "output folder holds")
+    p.add_argument("--estimate-only", action="store_true",
+                   help="only print how many runs are done and an estimate of the time the "
+                        "rest takes (with these --jobs, --threads, --device); train nothing")
     p.add_argument("--jobs", "-j", type=_positive, default=1,
                    help="worker processes training runs at the same time (default 1)")
     p.add_argument("--threads", type=_count,
@@ -83,11 +86,12 @@ def run(args: argparse.Namespace) -> int:
         reproduce(args.targets, data=args.data, budget=args.budget, epochs=args.epochs,
                   seeds=args.seeds, out=args.out, data_dir=args.data_dir, docs=args.docs,
                   train=not args.report_only, device=args.device, echo=not args.quiet,
-                  jobs=args.jobs, threads=args.threads, shard=args.shard)
+                  jobs=args.jobs, threads=args.threads, shard=args.shard,
+                  estimate_only=args.estimate_only)
     except Stopped as exc:
         print(f"igc: {exc}; run the same `igc reproduce` command again to resume "
               "(finished runs are kept)", file=sys.stderr)
         return exc.code
-    if args.docs:
+    if args.docs and not args.estimate_only:
         print(f"wrote {args.docs}")
     return 0

@@ -86,7 +86,8 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
               out: str | Path | None = None, data_dir: str | None = None,
               docs: str | Path | None = None, train: bool = True, device: str = "auto",
               echo: bool = False, jobs: int = 1, threads: int | None = None,
-              shard: str | tuple[int, int] | None = None) -> list[Section]:
+              shard: str | tuple[int, int] | None = None,
+              estimate_only: bool = False) -> list[Section]:
     """Reproduce the targets ``names`` (target or group names).
 
     Analytic targets are computed exactly; empirical ones train into ``out`` (default
@@ -94,8 +95,10 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
     ``threads`` torch threads each, only shard ``i`` of ``n`` of the runs when ``shard``
     says (``train=False``: report only what is there). Each target's ``<name>.md``,
     ``.json`` and plots go into ``out``; ``docs`` also joins every section into one
-    markdown document. Returns the sections. Raises :class:`Stopped` when interrupted
-    (after saving) and IGCError on bad input or failed runs.
+    markdown document. Returns the sections. ``estimate_only``: only say how many runs are
+    done and how long the rest would take (nothing is trained or written). Raises
+    :class:`Stopped` when interrupted (after saving) and IGCError on bad input or failed
+    runs.
     """
     from igc.data import canonical_name
     from igc.reproduce.budgets import get_budget
@@ -119,6 +122,16 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
                            Path(docs) if docs else None, train, data_dir, jobs, threads,
                            where, device)
     empirical_names = [t.name for t in targets if t.kind == EMPIRICAL]
+    if estimate_only:
+        from igc.reproduce.session import Session
+
+        if not empirical_names:
+            raise IGCError("--estimate-only needs an empirical target (see `igc reproduce "
+                           "--list`)")
+        config.recipe()
+        check_out_dir(out, config, create=False)
+        Session(empirical_names, config, out, command, jobs, where).estimate_only()
+        return []
     if empirical_names:
         config.recipe()  # validates the recipe before anything is written
         check_out_dir(out, config)

@@ -114,6 +114,17 @@ class Session:
                     failures.append(o.message)
         return self.results(), stopped, failures
 
+    def estimate_only(self) -> None:
+        """Log what is done and the estimate of the time left; train and write nothing."""
+        mine = {s.key for s in self.mine}
+        states = self.states()
+        self._repair(states, train=False)
+        log(self._status(states, mine))
+        todo = [s for s in states if s.spec.key in mine
+                and s.state in (cache.NEW, cache.RESUME, cache.CORRUPT, cache.STALE)]
+        if todo:
+            self._announce(states, todo)
+
     def _announce(self, states: Sequence[RunState], todo: Sequence[RunState]) -> None:
         """Log the estimate of the time left before training starts."""
         splits = load_data(self.config)
