@@ -481,3 +481,12 @@ def test_the_documents_analytic_sections_are_what_the_code_computes(smoke):
     for name in GROUPS[ANALYTIC]:
         text = smoke["sections"][name].markdown("reproduction")
         assert text in doc, f"the {name} section of docs/reproduction.md is out of date"
+
+
+def test_estimate_only_trains_and_writes_nothing(tmp_path, monkeypatch, data_dir, capsys):
+    trained = _trained(monkeypatch)
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2", "--estimate-only", "--jobs", "2")) == 0
+    err = capsys.readouterr().err
+    assert "0 of 2 runs done" in err and "2 run(s) to train with 2 job(s)" in err
+    assert trained == [] and not out.exists()
