@@ -125,21 +125,17 @@ def collect(target: str, config: Config, states: Sequence[RunState]) -> TargetRe
         elif s.state in (cache.CORRUPT, cache.STALE, cache.LOCKED):
             problems.append(f"{s.spec.name}: {s.state} ({s.problem})")
     arms = list(by_arm.values())
-    paper = {}
-    if spec.paper_datasets:
-        for a in arms:
-            for claim in claims():
-                if claim.target == target and claim.paper:
-                    acc = paper_accuracy(a.arm, claim.paper)
-                    if acc is not None:
-                        paper[(claim.paper, a.arm.id)] = acc[0]
-    tests = []
     results = {a.arm.id: a for a in arms}
+    tests = []
     for claim in claims():
         if claim.target != target:
             continue
-        mine = {k: v for (ds, k), v in paper.items() if ds == claim.paper}
-        test = check_claim(claim, results, mine)
+        paper = {}
+        for a in arms if claim.paper else ():
+            acc = paper_accuracy(a.arm, claim.paper)
+            if acc is not None:
+                paper[a.arm.id] = acc[0]
+        test = check_claim(claim, results, paper)
         if test is not None:
             tests.append(test)
     return TargetResult(spec, config, arms, problems, tests)

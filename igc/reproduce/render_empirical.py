@@ -43,7 +43,7 @@ def compared(test: ClaimTest) -> str:
     return f"{test.better.arm.label} vs {test.worse.arm.label}"
 
 
-def claims_table(tests: list[ClaimTest], with_target: bool = False) -> Table:
+def claims_table(tests: list[ClaimTest]) -> Table:
     """The claims of the paper and our verdicts."""
     headers = ["claim (paper)", "where", "compared", "paper: difference",
                "ours: difference of means [95 % CI]", "seeds", "verdict"]

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from igc.errors import IGCError
@@ -160,7 +161,7 @@ def train_run(task: Task) -> Outcome:
         cache.release(spec.path)
 
 
-def _move_aside(spec: RunSpec):
+def _move_aside(spec: RunSpec) -> Path:
     """Quarantine the run folder but keep holding the lock in a fresh one."""
     cache.release(spec.path)
     bad = cache.quarantine(spec)

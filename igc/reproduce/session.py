@@ -82,6 +82,9 @@ class Session:
                     log(f"run {s.spec.name} is {s.state} ({s.problem}); not used")
             elif s.state == cache.LOCKED:
                 log(f"run {s.spec.name} is {s.problem}; skipped")
+            elif s.state == cache.RECOVER:
+                log(f"run {s.spec.name} finished without its record; run without "
+                    "--report-only to recover it")
             out.append(s)
         return out
 
