@@ -15,8 +15,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
+import igc.reproduce.stats as stats
 from igc.errors import IGCError, unknown_name
-from igc.reproduce import stats
 
 try:
     import tomllib

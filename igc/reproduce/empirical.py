@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from igc.reproduce import cache
+import igc.reproduce.cache as cache
 from igc.reproduce.arms import SPECS, Arm, EmpiricalSpec, paper_accuracy
 from igc.reproduce.cache import RunState
 from igc.reproduce.claims import ClaimTest, check_claim, claims

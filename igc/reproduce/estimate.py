@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import igc.reproduce.cache as cache
 from igc.errors import IGCError
-from igc.reproduce import cache
 from igc.reproduce.cache import RunState
 from igc.reproduce.config import Config
 

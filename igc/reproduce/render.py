@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from igc.reproduce import plots
+import igc.reproduce.plots as plots
 from igc.reproduce.analytic import Figure2Design, Figure3Sparsity, ParamsVsLayers, WidthVsLayers
 from igc.reproduce.counts import PRINT_UNITS, BlockRow, CountResult, ZooRow
 from igc.reproduce.report import (

@@ -5,7 +5,7 @@ curves and plots."""
 
 from __future__ import annotations
 
-from igc.reproduce import plots
+import igc.reproduce.plots as plots
 from igc.reproduce.arms import paper_accuracy
 from igc.reproduce.claims import ClaimTest
 from igc.reproduce.config import Config

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import igc.reproduce.cache as cache
 from igc.errors import IGCError
-from igc.reproduce import cache
 from igc.reproduce.cache import RunSpec
 from igc.reproduce.config import Config, load_data
 from igc.reproduce.machine import git_commit, machine

@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from igc.reproduce import cache, runner
+import igc.reproduce.cache as cache
+import igc.reproduce.runner as runner
 from igc.reproduce.cache import RunSpec, RunState
 from igc.reproduce.config import Config, load_data
 from igc.reproduce.empirical import TargetResult, collect

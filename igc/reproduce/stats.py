@@ -3,7 +3,8 @@
 Pure Python (no SciPy): the t distribution's CDF is the regularised incomplete beta
 function,
 
-    F(t; v) = 1 - I_x(v/2, 1/2) / 2,   x = v / (v + t^2),   t >= 0,
+    F(t; v) = 1 - I_x(v/2, 1/2) / 2 = 1/2 + I_(1-x)(1/2, v/2) / 2,   x = v / (v + t^2),
+    t >= 0 (the second form near t = 0, where x rounds to 1),
 
 evaluated by its continued fraction (modified Lentz), and the quantile inverts it by
 bisection, which works for any real ``v > 0`` (Welch's degrees of freedom are not
@@ -72,7 +73,11 @@ def t_cdf(t: float, df: float) -> float:
         raise ValueError(f"degrees of freedom must be positive, got {df}")
     if math.isinf(df):
         return 0.5 * math.erfc(-t / math.sqrt(2.0))
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    t2 = t * t
+    if t2 < df:  # near 0: 1 - x = t^2 / (v + t^2) keeps its digits, x would round to 1
+        half = 0.5 * betainc(0.5, df / 2.0, t2 / (df + t2))  # P(0 <= T <= |t|)
+        return 0.5 + half if t >= 0 else 0.5 - half
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t2))
     return 1.0 - tail if t >= 0 else tail
 
 
