@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 import struct
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import pytest
 from igc.cli import main
 from igc.data import sources
 from igc.errors import IGCError
-from igc.reproduce import analytic, empirical, reproduce
+from igc.reproduce import analytic, cache, config, reproduce, runner, sweeps
+from igc.reproduce.arms import arms_for
+from igc.reproduce.budgets import get_budget
 from igc.reproduce.targets import ANALYTIC, EMPIRICAL, GROUPS, TARGETS, resolve
 
 IDX = {"train-images-idx3-ubyte.gz": (80, 28, 28), "train-labels-idx1-ubyte.gz": (80,),
@@ -65,7 +68,7 @@ def _trusted(mp: pytest.MonkeyPatch, data_dir: Path, cache: Path) -> None:
         for r in source.resources)
     mp.setitem(sources.SOURCES, "fashion-mnist", dataclasses.replace(source,
                                                                      resources=resources))
-    mp.setattr(empirical, "_DATA_CACHE", {})
+    mp.setattr(config, "_DATA_CACHE", {})
 
 
 @pytest.fixture(autouse=True)
@@ -105,41 +108,41 @@ def test_list_names_every_target(capsys):
 # ------------------------------------------------------------------ analytic: the math
 
 def test_width_vs_layers_gives_back_table2_widths():
-    for budget, xception, igcv2 in zip(analytic.TABLE2_BUDGETS, (64, 98, 125), (144, 256, 361)):
-        assert analytic.widest_channelwise(budget, 2) == xception
-        assert analytic.widest_channelwise(budget, 3) == igcv2
-    assert analytic.widest_channelwise(100, 9) is None  # 2^8 channels cost more
-    assert analytic.balanced_width(analytic.TABLE2_BUDGETS[1], 3) == pytest.approx(256, abs=1e-6)
+    for budget, xception, igcv2 in zip(sweeps.TABLE2_BUDGETS, (64, 98, 125), (144, 256, 361)):
+        assert sweeps.widest_channelwise(budget, 2) == xception
+        assert sweeps.widest_channelwise(budget, 3) == igcv2
+    assert sweeps.widest_channelwise(100, 9) is None  # 2^8 channels cost more
+    assert sweeps.balanced_width(sweeps.TABLE2_BUDGETS[1], 3) == pytest.approx(256, abs=1e-6)
 
 
 def test_params_vs_layers_never_beats_the_bound():
-    rows = analytic.params_vs_layers((64, 256)).data["rows"]
+    rows = analytic.params_vs_layers((64, 256)).rows
     for row in rows:
-        assert row["params"] >= row["bound"] - 1e-6
-        if row["channelwise_params"] is not None:
-            assert row["channelwise_params"] >= row["channelwise_bound"] - 1e-6
-    assert {r["eq14_best"] for r in rows if r["width"] == 64} == {6}
-    c64 = {r["layers"]: r for r in rows if r["width"] == 64}
-    assert c64[3]["branch_sizes"] == [1, 8, 8] and c64[3]["params"] == 1600
+        assert row.params >= row.bound - 1e-6
+        if row.channelwise_params is not None:
+            assert row.channelwise_params >= row.channelwise_bound - 1e-6
+    assert {r.eq14_best for r in rows if r.width == 64} == {6}
+    c64 = {r.layers: r for r in rows if r.width == 64}
+    assert c64[3].branch_sizes == [1, 8, 8] and c64[3].params == 1600
 
 
 def test_figure2_sweep_conditions_and_colours():
-    pts = analytic.figure2_points()
-    panel_a = [p for p in pts if p["layers"] == 3]
-    red = [p for p in panel_a if p["colour"] == "red"]
-    assert [(p["branch"], p["width"], p["condition"]) for p in red] == [(8, 64, "strict")]
+    pts = sweeps.figure2_points()
+    panel_a = [p for p in pts if p.layers == 3]
+    red = [p for p in panel_a if p.colour == "red"]
+    assert [(p.branch, p.width, p.condition) for p in red] == [(8, 64, "strict")]
     for p in pts:
-        assert p["colour"] != "green" or p["condition"] == "sparse"
-        assert abs(p["params"] - analytic.FIGURE2_BUDGET) <= 0.2 * analytic.FIGURE2_BUDGET + 1
+        assert p.colour != "green" or p.condition == "sparse"
+        assert abs(p.params - sweeps.FIGURE2_BUDGET) <= 0.2 * sweeps.FIGURE2_BUDGET + 1
 
 
 def test_figure3_nonsparsity_is_q_over_s_c_squared():
-    pts = analytic.figure3_points()
-    assert [p["layers"] for p in pts][:2] == [2, 3] and pts[1]["width"] == 256
+    pts = sweeps.figure3_points()
+    assert [p.layers for p in pts][:2] == [2, 3] and pts[1].width == 256
     for p in pts:
-        assert p["nonsparsity"] == pytest.approx(p["params"] / (9 * p["width"] ** 2))
-        assert p["condition"] == "strict" and p["params"] <= analytic.FIGURE3_BUDGET
-        assert math.prod(p["branch_sizes"]) == p["width"]
+        assert p.nonsparsity == pytest.approx(p.params / (9 * p.width ** 2))
+        assert p.condition == "strict" and p.params <= sweeps.FIGURE3_BUDGET
+        assert math.prod(p.branch_sizes) == p.width
 
 
 # --------------------------------------------------- analytic: counts against the paper
@@ -188,16 +191,18 @@ def test_every_target_writes_markdown_json_and_a_plot(smoke):
 
 
 def test_empirical_sections_hold_every_run(smoke):
-    for name in GROUPS[EMPIRICAL]:
+    for name in get_budget("smoke").targets or GROUPS[EMPIRICAL]:
         section = smoke["sections"][name]
-        runs = section.data["runs"]
-        assert runs and all(r["done"] for r in runs.values())
+        assert section.data["runs_done"] == section.data["runs_total"] > 0
         for arm in section.data["arms"]:
             assert len(arm["top1"]) == 1 and 0 <= arm["mean"] <= 100 and arm["params"] > 0
+            assert arm["seeds"] == [0] and arm["runs"]["0"]["machine"]["cpu"]
         assert "budget `smoke`" in section.intro
     table2 = smoke["sections"]["table2"]
     assert "88.82 ± 0.38" in table2.markdown()  # the paper's CIFAR-10 column beside ours
-    assert any("ordering" in n for n in table2.notes)
+    # one seed: the claim is listed but cannot be tested
+    assert [t["verdict"] for t in table2.data["tests"]] == [
+        "not tested (needs 2 or more seeds of each network)"]
 
 
 def test_document_has_commands_budget_and_the_cifar_note(smoke):
@@ -217,7 +222,7 @@ def test_finished_runs_are_not_trained_again(smoke, monkeypatch, data_dir):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached run was trained again")
 
-    monkeypatch.setattr(empirical, "_train_one", no_training)
+    monkeypatch.setattr(runner, "_train", no_training)
     before = smoke["sections"]["table2"].data["arms"]
     again = reproduce(["table2"], budget="smoke", out=smoke["out"], data_dir=str(data_dir))
     assert [a["top1"] for a in again[0].data["arms"]] == [a["top1"] for a in before]
@@ -231,43 +236,46 @@ def test_interrupted_reproduction_resumes_where_it_stopped(tmp_path, monkeypatch
         if event == "step":
             trainer.stop.request()
 
-    monkeypatch.setattr(empirical, "CALLBACKS", [stop_at_first_step])
+    monkeypatch.setattr(runner, "CALLBACKS", [stop_at_first_step])
     assert main(_args(out, data_dir, "table2")) == 130  # SIGINT-like stop, checkpoint saved
     assert "run the same `igc reproduce` command again" in capsys.readouterr().err
-    run_dirs = list((out / "runs").iterdir())
+    run_dirs = [p.parent for p in out.glob("table2/*/seed-0/identity.json")]
     assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
-    assert not (run_dirs[0] / "summary.json").exists()
+    assert not (run_dirs[0] / "result.json").exists()
 
-    monkeypatch.setattr(empirical, "CALLBACKS", [])
+    monkeypatch.setattr(runner, "CALLBACKS", [])
     trained = []
-    real = empirical._train_one
+    real = runner._train
 
-    def counting(rec, *args, **kwargs):
-        trained.append((rec.arm.model, args[-1]))  # (model, resume?)
-        return real(rec, *args, **kwargs)
+    def counting(task, resume, started):
+        trained.append((task.spec.arm.model, resume))
+        return real(task, resume, started)
 
-    monkeypatch.setattr(empirical, "_train_one", counting)
+    monkeypatch.setattr(runner, "_train", counting)
     assert main(_args(out, data_dir, "table2")) == 0
     assert trained == [("xception_8l_c64", True), ("igcv2_8l_c144", False)]
     assert "(resuming)" in capsys.readouterr().err
-    assert all((d / "summary.json").is_file() for d in (out / "runs").iterdir())
+    assert len(list(out.glob("table2/*/seed-0/result.json"))) == 2
 
 
 def test_run_keys_depend_on_seed_model_and_configuration():
-    config = empirical.Config("fashion-mnist", empirical.get_budget("smoke"))
-    arm, other = empirical.arms_for("table2", config)[:2]
-    keys = {empirical.run_key(arm, config, 0), empirical.run_key(arm, config, 1),
-            empirical.run_key(other, config, 0),
-            empirical.run_key(arm, dataclasses.replace(config, epochs=2), 0)}
-    assert len(keys) == 4
-    assert empirical.run_key(arm, config, 0) == empirical.run_key(arm, config, 0)
+    conf = config.Config("fashion-mnist", get_budget("smoke"))
+    arm, other = arms_for("table2", conf.budget)[:2]
+    keys = {cache.run_key("table2", arm, conf, 0), cache.run_key("table2", arm, conf, 1),
+            cache.run_key("table2", other, conf, 0), cache.run_key("table5", arm, conf, 0),
+            cache.run_key("table2", arm, dataclasses.replace(conf, epochs=2), 0)}
+    assert len(keys) == 5
+    assert cache.run_key("table2", arm, conf, 0) == cache.run_key("table2", arm, conf, 0)
+    # threads and device do not change what a run computes
+    assert cache.run_key("table2", arm, conf, 0) == cache.run_key(
+        "table2", arm, dataclasses.replace(conf, threads=2, device="cpu"), 0)
 
 
 # ------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "tabel2"], "unknown reproduction target 'tabel2'; did you mean table2"),
-    (["reproduce", "table2", "--budget", "medium"], "unknown budget 'medium'"),
+    (["reproduce", "table2", "--budget", "huge"], "unknown budget 'huge'"),
     (["reproduce", "table2", "--data", "cifar11"], "unknown data set 'cifar11'"),
     (["reproduce", "table2", "--epochs", "0"], "positive integer"),
     (["reproduce"], "name a target"),
@@ -284,3 +292,201 @@ def test_out_dir_of_another_configuration_is_an_error(smoke, data_dir, capsys):
     assert "holds results of another configuration" in err and err.count("\n") == 1
     with pytest.raises(IGCError, match="another configuration"):
         reproduce(["table2"], budget="short", out=smoke["out"], data_dir=str(data_dir))
+
+
+# ------------------------------------------------------- the run cache: damaged runs
+
+def _trained(monkeypatch) -> list[tuple[str, int, bool]]:
+    """Record (arm id, seed, resumed?) of every run trained from now on."""
+    trained: list[tuple[str, int, bool]] = []
+    real = runner._train
+
+    def counting(task, resume, started):
+        trained.append((task.spec.arm.id, task.spec.seed, resume))
+        return real(task, resume, started)
+
+    monkeypatch.setattr(runner, "_train", counting)
+    return trained
+
+
+def test_a_corrupt_run_is_reported_by_name_and_trained_again(tmp_path, monkeypatch, data_dir,
+                                                              capsys):
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2")) == 0
+    capsys.readouterr()
+    damaged = out / "table2" / "xception_8l_c64" / "seed-0"
+    (damaged / "result.json").write_text('{"top1": 9')  # torn
+    trained = _trained(monkeypatch)
+    assert main(_args(out, data_dir, "table2")) == 0
+    err = capsys.readouterr().err
+    assert ("run table2/xception_8l_c64/seed-0 is corrupt (result.json is not valid JSON); "
+            "moved to seed-0.bad-1") in err
+    assert trained == [("xception_8l_c64", 0, False)]
+    assert (damaged.parent / "seed-0.bad-1" / "result.json").is_file()
+
+    # a record that disagrees with the trainer's summary is not believed either
+    other = out / "table2" / "igcv2_8l_c144" / "seed-0" / "result.json"
+    record = json.loads(other.read_text())
+    record["top1"] = 99.0
+    other.write_text(json.dumps(record))
+    assert main(_args(out, data_dir, "table2", "--report-only")) == 0
+    err = capsys.readouterr().err
+    assert "run table2/igcv2_8l_c144/seed-0 is corrupt (result.json disagrees with the " \
+           "trainer's summary.json); not used" in err
+    assert len(trained) == 1  # --report-only trains nothing
+    section = json.loads((out / "table2.json").read_text())
+    assert section["runs_done"] == 1 and "99.0" not in json.dumps(section["arms"])
+
+
+def test_a_checkpoint_that_cannot_be_resumed_is_trained_from_the_start(tmp_path, monkeypatch,
+                                                                       data_dir, capsys):
+    out = tmp_path / "out"
+
+    def stop_at_first_step(trainer, event):
+        if event == "step":
+            trainer.stop.request()
+
+    monkeypatch.setattr(runner, "CALLBACKS", [stop_at_first_step])
+    assert main(_args(out, data_dir, "table2")) == 130
+    monkeypatch.setattr(runner, "CALLBACKS", [])
+    run_dir = out / "table2" / "xception_8l_c64" / "seed-0"
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    trained = _trained(monkeypatch)
+    capsys.readouterr()
+    assert main(_args(out, data_dir, "table2")) == 0
+    err = capsys.readouterr().err
+    assert "run table2/xception_8l_c64/seed-0: its checkpoint cannot be resumed" in err
+    assert trained == [("xception_8l_c64", 0, True), ("xception_8l_c64", 0, False),
+                       ("igcv2_8l_c144", 0, False)]
+    assert json.loads((run_dir / "result.json").read_text())["top1"] >= 0
+    assert list(run_dir.parent.glob("seed-0.bad-*"))
+
+
+def test_stale_and_locked_runs(tmp_path, monkeypatch, data_dir, capsys):
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2")) == 0
+    stale = out / "table2" / "igcv2_8l_c144" / "seed-0"
+    identity = json.loads((stale / "identity.json").read_text())
+    (stale / "identity.json").write_text(json.dumps({**identity, "key": "0" * 16}))
+    locked = out / "table2" / "xception_8l_c64" / "seed-0"
+    (locked / "result.json").unlink()
+    (locked / ".lock").write_text(f"{cache._this_host()} {os.getpid()}\n")  # alive: us
+    trained = _trained(monkeypatch)
+    capsys.readouterr()
+    assert main(_args(out, data_dir, "table2")) == 0
+    err = capsys.readouterr().err
+    assert "run table2/igcv2_8l_c144/seed-0 is stale" in err
+    assert f"run table2/xception_8l_c64/seed-0 is being trained by {cache._this_host()} " \
+           f"pid {os.getpid()}; skipped" in err
+    assert trained == [("igcv2_8l_c144", 0, False)]
+    # its holder died: the lock is taken over; the training had finished (summary.json),
+    # only the record is missing, so it is recovered, not trained again
+    (locked / ".lock").write_text(f"{cache._this_host()} 999999999\n")
+    assert main(_args(out, data_dir, "table2")) == 0
+    assert "run table2/xception_8l_c64/seed-0: finished without its record; recovered it " \
+           "from the trainer's summary.json" in capsys.readouterr().err
+    assert len(trained) == 1 and (locked / "result.json").is_file()
+
+
+def test_status_estimate_and_shards(tmp_path, monkeypatch, data_dir, capsys):
+    out = tmp_path / "out"
+    trained = _trained(monkeypatch)
+    assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "2/2")) == 0
+    err = capsys.readouterr().err
+    assert "0 of 4 runs done; shard 2/2: 0 of 2 done" in err
+    assert "2 run(s) to train with 1 job(s) x 1 thread(s): about" in err
+    assert "2 network(s) timed for a few steps" in err
+    # each network's seeds go to different shards
+    assert trained == [("igcv2_8l_c144", 0, False), ("xception_8l_c64", 1, False)]
+    assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "1/2")) == 0
+    err = capsys.readouterr().err
+    assert "2 of 4 runs done; shard 1/2: 0 of 2 done" in err
+    assert "from measured runs of 2 network(s))" in err
+    assert len(trained) == 4 and len(list(out.glob("table2/*/seed-*/result.json"))) == 4
+    assert main(_args(out, data_dir, "table2", "--seeds", "2")) == 0
+    assert "4 of 4 runs done" in capsys.readouterr().err and len(trained) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--shard", "3/2"], "--shard must be i/n with 1 <= i <= n"),
+    (["--shard", "x"], "--shard must be i/n"),
+    (["--jobs", "0"], "positive integer"),
+    (["--threads", "-1"], "integer >= 0"),
+])
+def test_bad_parallel_options(argv, message, tmp_path, data_dir, capsys):
+    assert main(_args(tmp_path / "out", data_dir, "table2", *argv)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_folder_that_is_not_a_reproduction_is_refused(tmp_path, data_dir, capsys):
+    out = tmp_path / "out"
+    (out / "table2").mkdir(parents=True)
+    assert main(_args(out, data_dir, "table2")) == 2
+    assert "holds runs but no reproduce.json" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(_args(tmp_path / "file", data_dir, "table2")) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_the_medium_budget_plans_three_seeds_of_eleven_networks(tmp_path):
+    conf = config.Config("fashion-mnist", get_budget("medium"))
+    specs = cache.plan(list(conf.budget.targets), conf, tmp_path)
+    assert len(specs) == 33 and {s.seed for s in specs} == {0, 1, 2}
+    by_target = {t: {s.arm.id: s.arm.args for s in specs if s.target == t}
+                 for t in conf.budget.targets}
+    assert set(by_target["table4"]) == {"xception_c35_d8", "igcv2_c64_d8", "igcv1_c48_d8",
+                                        "igcv2_c80_d8"}
+    assert all(args == {} for args in by_target["table4"].values())  # stride-1 stem
+    assert set(by_target["table2"]) == {"xception_8l_c64", "igcv2_8l_c144"}
+    assert len(by_target["figure2"]) == 5
+    for target in ("table2", "figure2"):  # the 8-layer networks get the stride-2 stem
+        assert all(args["stem_stride"] == 2 for args in by_target[target].values())
+    recipe = conf.recipe()
+    assert recipe.name == "reproduce-medium" and recipe.eval_every == 1
+    assert recipe.milestones == [3, 4, 5] and recipe.epochs == conf.budget.epochs == 6
+    shards = [cache.shard(specs, i, 2) for i in (1, 2)]
+    assert sorted(s.name for part in shards for s in part) == sorted(s.name for s in specs)
+    assert abs(len(shards[0]) - len(shards[1])) <= 1
+    for arm in {s.arm.id for s in specs}:  # no network has all its seeds on one machine
+        assert all(any(s.arm.id == arm for s in part) for part in shards)
+
+
+@pytest.mark.slow
+def test_jobs_train_in_worker_processes(tmp_path, monkeypatch, capsys):
+    """Two worker processes, on the real Fashion-MNIST (the workers find it where
+    `igc train` does; skipped where it is not installed)."""
+    monkeypatch.undo()  # the workers cannot see this process's patched sources
+    from igc.data import sources as real_sources
+
+    if not any((d / "train-images-idx3-ubyte.gz").is_file()
+               for d in real_sources.SYSTEM_DIRS.get("fashion-mnist", ())):
+        pytest.skip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
+    out = tmp_path / "out"
+    argv = ["reproduce", "table2", "--budget", "smoke", "--seeds", "2", "--jobs", "2",
+            "--out", str(out), "-q"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "4 run(s) to train with 2 job(s)" in err
+    records = [json.loads(p.read_text()) for p in out.glob("table2/*/seed-*/result.json")]
+    assert len(records) == 4 and all(r["machine"]["threads"] == 1 for r in records)
+
+
+# ------------------------------------------------------------------------ the document
+
+def test_the_documents_analytic_sections_are_what_the_code_computes(smoke):
+    """docs/reproduction.md cannot drift from the code: each analytic section in it is the
+    section the current code renders (regenerate the document when this fails)."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reproduction.md").read_text()
+    for name in GROUPS[ANALYTIC]:
+        text = smoke["sections"][name].markdown("reproduction")
+        assert text in doc, f"the {name} section of docs/reproduction.md is out of date"
+
+
+def test_estimate_only_trains_and_writes_nothing(tmp_path, monkeypatch, data_dir, capsys):
+    trained = _trained(monkeypatch)
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2", "--estimate-only", "--jobs", "2")) == 0
+    err = capsys.readouterr().err
+    assert "0 of 2 runs done" in err and "2 run(s) to train with 2 job(s)" in err
+    assert trained == [] and not out.exists()

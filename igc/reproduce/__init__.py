@@ -1,17 +1,21 @@
 """Reproduce the IGCV2 paper's figures and tables: ``igc reproduce TARGET``.
 
-:mod:`igc.reproduce.targets` names every target; :mod:`~igc.reproduce.analytic` computes the
-exact ones (mathematics and module counts), :mod:`~igc.reproduce.empirical` trains the
-others under a budget with cached, resumable runs, and :mod:`~igc.reproduce.report` writes
-markdown and plots. :func:`reproduce` is the Python API behind the command.
+:mod:`~igc.reproduce.targets` names every target. Analytic targets are computed exactly
+(:mod:`~igc.reproduce.analytic`, :mod:`~igc.reproduce.counts`, on the sweeps of
+:mod:`~igc.reproduce.sweeps`); empirical ones train the networks of
+:mod:`~igc.reproduce.arms` under a budget (:mod:`~igc.reproduce.budgets`) into a cache of
+runs (:mod:`~igc.reproduce.cache`, :mod:`~igc.reproduce.runner`), and their results
+(:mod:`~igc.reproduce.empirical`) test the paper's claims (:mod:`~igc.reproduce.claims`,
+:mod:`~igc.reproduce.stats`). :mod:`~igc.reproduce.render` and
+:mod:`~igc.reproduce.render_empirical` write markdown, :mod:`~igc.reproduce.plots` draws,
+:mod:`~igc.reproduce.document` heads ``docs/reproduction.md``. :func:`reproduce` is the
+Python API behind the command.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
 import shlex
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +23,16 @@ from igc.errors import IGCError
 from igc.reproduce.report import Section, write_document, write_section
 from igc.reproduce.targets import ANALYTIC, EMPIRICAL, GROUPS, TARGETS, Target, resolve
 
-__all__ = ["ANALYTIC", "EMPIRICAL", "GROUPS", "TARGETS", "Target", "command_line",
-           "default_out", "reproduce", "resolve"]
+__all__ = ["ANALYTIC", "EMPIRICAL", "GROUPS", "TARGETS", "Stopped", "Target", "command_line",
+           "default_out", "parse_shard", "reproduce", "resolve"]
+
+
+class Stopped(Exception):
+    """SIGINT/SIGTERM stopped the runs after saving their checkpoints (``code`` 130/143)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def default_out(data: str, budget: str) -> Path:
@@ -28,143 +40,130 @@ def default_out(data: str, budget: str) -> Path:
     return Path("runs") / "reproduce" / f"{data}-{budget}"
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` (1 <= i <= n) as ``(i, n)``; IGCError otherwise."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        raise IGCError(f"--shard must be i/n with 1 <= i <= n (e.g. 1/2), got {text!r}")
+    return i, n
+
+
 def command_line(names: Sequence[str], data: str, budget: str, seeds: int | None,
                  epochs: int | None, out: Path | None, docs: Path | None = None,
-                 train: bool = True, data_dir: str | None = None) -> str:
+                 train: bool = True, data_dir: str | None = None, jobs: int = 1,
+                 threads: int | None = None, shard: tuple[int, int] | None = None,
+                 device: str = "auto") -> str:
     """The ``igc reproduce`` command that regenerates these results."""
     parts = ["igc", "reproduce", *names, "--data", data, "--budget", budget]
-    if seeds:
-        parts += ["--seeds", str(seeds)]
-    if epochs:
-        parts += ["--epochs", str(epochs)]
-    if data_dir:
-        parts += ["--data-dir", str(data_dir)]
-    if out is not None:
-        parts += ["--out", str(out)]
-    if docs is not None:
-        parts += ["--docs", str(docs)]
+    for flag, value in (("--seeds", seeds), ("--epochs", epochs), ("--data-dir", data_dir),
+                        ("--out", out), ("--docs", docs), ("--threads", threads)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if jobs != 1:
+        parts += ["--jobs", str(jobs)]
+    if shard:
+        parts += ["--shard", f"{shard[0]}/{shard[1]}"]
+    if device != "auto":
+        parts += ["--device", device]
     if not train:
-        parts.append("--no-train")
+        parts.append("--report-only")
     return shlex.join(parts)
+
+
+def _positive(name: str, value: int | None, low: int = 1) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < low):
+        raise IGCError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "short",
               epochs: int | None = None, seeds: int | None = None,
               out: str | Path | None = None, data_dir: str | None = None,
               docs: str | Path | None = None, train: bool = True, device: str = "auto",
-              echo: bool = False) -> list[Section]:
+              echo: bool = False, jobs: int = 1, threads: int | None = None,
+              shard: str | tuple[int, int] | None = None,
+              estimate_only: bool = False) -> list[Section]:
     """Reproduce the targets ``names`` (target or group names).
 
     Analytic targets are computed exactly; empirical ones train into ``out`` (default
-    :func:`default_out`) what is not there yet (``train=False``: report only what is there).
-    Each target's ``<name>.md``, ``.json`` and plot go into ``out``; ``docs`` also joins
-    every section into one markdown document. Returns the sections.
+    :func:`default_out`) what is not there yet, with ``jobs`` worker processes of
+    ``threads`` torch threads each, only shard ``i`` of ``n`` of the runs when ``shard``
+    says (``train=False``: report only what is there). Each target's ``<name>.md``,
+    ``.json`` and plots go into ``out``; ``docs`` also joins every section into one
+    markdown document. Returns the sections. ``estimate_only``: only say how many runs are
+    done and how long the rest would take (nothing is trained or written). Raises
+    :class:`Stopped` when interrupted (after saving) and IGCError on bad input or failed
+    runs.
     """
     from igc.data import canonical_name
-    from igc.reproduce import empirical
+    from igc.reproduce.budgets import get_budget
+    from igc.reproduce.config import Config, check_out_dir
 
-    targets = resolve(names)
-    plan = empirical.get_budget(budget)
+    start = time.monotonic()
+    plan = get_budget(budget)
     data = canonical_name(data)
-    for what, value in (("--epochs", epochs), ("--seeds", seeds)):
-        if value is not None and (isinstance(value, bool) or int(value) < 1):
-            raise IGCError(f"{what} must be a positive integer, got {value}")
-    out = Path(out) if out is not None else default_out(data, budget)
-    config = empirical.Config(data, plan, epochs, data_dir, seeds, device)
+    _positive("--epochs", epochs)
+    _positive("--seeds", seeds)
+    _positive("--jobs", jobs)
+    _positive("--threads", threads, 0)
+    where = parse_shard(shard) if isinstance(shard, str) or shard is None else shard
+    if where is not None:
+        parse_shard(f"{where[0]}/{where[1]}")
+    targets = resolve(names, plan.targets)
+    out = Path(out) if out is not None else default_out(data, plan.name)
+    config = Config(data, plan, epochs, data_dir, seeds, device, threads)
     given = list(dict.fromkeys(n.strip().lower() for n in names))
-    command = command_line(["all"] if len(targets) == len(TARGETS) else given, data, budget,
-                           seeds, epochs, out, Path(docs) if docs else None, train, data_dir)
-    if any(t.kind == EMPIRICAL for t in targets):
+    command = command_line(given, data, plan.name, seeds, epochs, out,
+                           Path(docs) if docs else None, train, data_dir, jobs, threads,
+                           where, device)
+    empirical_names = [t.name for t in targets if t.kind == EMPIRICAL]
+    if estimate_only:
+        from igc.reproduce.session import Session
+
+        if not empirical_names:
+            raise IGCError("--estimate-only needs an empirical target (see `igc reproduce "
+                           "--list`)")
+        config.recipe()
+        check_out_dir(out, config, create=False)
+        Session(empirical_names, config, out, command, jobs, where).estimate_only()
+        return []
+    if empirical_names:
         config.recipe()  # validates the recipe before anything is written
-        empirical.check_out_dir(out, config)
+        check_out_dir(out, config)
     else:
         out.mkdir(parents=True, exist_ok=True)
-    sections = []
+    sections: dict[str, Section] = {}
     for target in targets:
         if target.kind == ANALYTIC:
-            section = target.runner()()
-        else:
-            section = empirical.run_target(target.name, config, out, train=train,
-                                           command=command,
-                                           write=lambda s: write_section(s, out))
-        write_section(section, out)
-        sections.append(section)
-        if echo:
-            print(section.markdown(str(out)), flush=True)
+            sections[target.name] = target.section()
+            write_section(sections[target.name], out)
+            if echo:
+                print(sections[target.name].markdown(str(out)), flush=True)
+    results, stopped, failures = [], None, []
+    if empirical_names:
+        from igc.reproduce.session import Session
+
+        session = Session(empirical_names, config, out, command, jobs, where)
+        results, stopped, failures = session.run(train)
+        for r in results:
+            sections[r.target] = session.section(r)
+            write_section(sections[r.target], out)
+            if echo:
+                print(sections[r.target].markdown(str(out)), flush=True)
+    ordered = [sections[t.name] for t in targets]
     if docs is not None:
-        write_document(sections, docs, document_header(
-            sections, config, command, train), drawn=out)
-    return sections
+        from igc.reproduce.document import header
 
-
-def document_header(sections: Sequence[Section], config, command: str,
-                    trained: bool) -> str:
-    """The top of ``docs/reproduction.md``: how it was made and what differs."""
-    import torch
-
-    empirical_sections = [s for s in sections if TARGETS[s.target].kind == EMPIRICAL]
-    runs = [a for s in empirical_sections for a in s.data.get("arms", [])]
-    done = sum(len(a["top1"]) for a in runs)
-    total = sum(len(s.data.get("runs", {})) for s in empirical_sections)
-    wall = sum(t for a in runs for t in a["seconds"])
-    lines = [
-        "# Reproducing the IGCV2 paper",
-        "",
-        "Generated by `igc reproduce` (do not edit by hand). Regenerate with:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC with torch "
-        f"{torch.__version__} on {platform.machine()} ({os.cpu_count()} CPU cores); "
-        f"`igc reproduce --list` names every target.",
-        "",
-        "* **Analytic targets** (parameters, multiply-adds, widths, non-sparsity) are exact: "
-        "computed from the mathematics of `igc.sparsity` and counted from the modules of the "
-        "model zoo, each beside the paper's printed number with the difference.",
-    ]
-    if empirical_sections:
-        b = config.budget
-        lines += [
-            f"* **Empirical targets** were trained on **{config.data}** at the `{b.name}` "
-            f"budget: {b.summary()}; seeds 0..{config.num_seeds - 1}. {done} of {total} runs "
-            f"finished, {wall / 60:.1f} min of training wall time in all (the sum over runs; "
-            f"runs of different targets may have run at the same time).",
-            "* **The paper's accuracy columns are its own CIFAR-10 / CIFAR-100 / Tiny ImageNet "
-            "results with full training (400 epochs)**; ours are a different data set under "
-            "a much smaller budget, so only the orderings can be compared. Where our ordering "
-            "differs from the paper's, the section says so; nothing was tuned to agree.",
-        ]
-        if done < total:
-            lines.append(f"* {total - done} runs were not produced in this session"
-                         + ("" if trained else " (generated with --no-train)")
-                         + "; the same command trains them (finished runs are reused).")
-    left = [n for n in GROUPS[EMPIRICAL] if n not in {s.target for s in sections}]
-    if left:
-        lines.append("* Empirical targets not in this document: "
-                     + ", ".join(f"`{n}`" for n in left)
-                     + f" (`igc reproduce {' '.join(left)} --budget {config.budget.name}`).")
-    differs = [f"{s.title.split(':')[0]}: {n}" for s in sections for n in s.notes if "**" in n]
-    if differs:
-        lines += ["", "## Where we differ from the paper", ""]
-        lines += [f"* {d}" for d in differs]
-    from igc.reproduce.empirical import BUDGETS
-
-    lines += ["", "## Budgets", "",
-              "`igc reproduce TARGET --budget B [--data NAME] [--seeds N] [--epochs N]`; every "
-              "run is cached under `--out` (default `runs/reproduce/DATA-BUDGET`), so an "
-              "interrupted reproduction resumes where it stopped and a finished one is not "
-              "trained again.", ""]
-    lines += [f"* `{b.name}`: {b.description}." for b in BUDGETS.values()]
-    lines += ["", "The paper's own setting is `igc reproduce empirical --budget full --data "
-              "cifar100` (or `cifar10`) on a GPU machine."]
-    lines += ["", "## Contents", ""]
-    lines += [f"* [{s.title}](#{_anchor(s.title)})" for s in sections]
-    return "\n".join(lines) + "\n"
-
-
-def _anchor(title: str) -> str:
-    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -")
-    return keep.replace(" ", "-")
-
+        analytic = [sections[t.name] for t in targets if t.kind == ANALYTIC]
+        write_document(ordered, docs, header(analytic, results, config, command, train,
+                                             time.monotonic() - start), drawn=out)
+    if stopped is not None:
+        raise Stopped(stopped.code, stopped.message)
+    if failures:
+        raise IGCError(f"{len(failures)} run(s) failed; first: {failures[0]}")
+    return ordered

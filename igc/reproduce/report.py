@@ -1,15 +1,17 @@
-"""What a reproduction target produces, and how it is written: markdown tables and PNG plots.
+"""What a reproduction target produces, and how it is written: markdown and PNG files.
 
-Every target returns a :class:`Section`: an introduction, one or more :class:`Table` objects
-(ours beside the paper's, with the difference), notes where our result or ordering differs
-from the paper's, plots drawn with :func:`igc.viz.pyplot` (matplotlib, file backend), and the
-numbers behind them as JSON. :func:`write_section` puts ``<target>.md``, ``<target>.json``
-and the PNGs into a directory; :func:`write_document` joins sections into one markdown file
+Every target is rendered (:mod:`igc.reproduce.render`) into a :class:`Section`: an
+introduction, one or more :class:`Table` objects (ours beside the paper's, with the
+difference), notes where our result differs from the paper's, plots (drawers of
+:mod:`igc.reproduce.plots`, run with :func:`igc.viz.pyplot`) and the numbers behind them as
+JSON. :func:`write_section` puts ``<target>.md``, ``<target>.json`` and the PNGs into a
+directory; :func:`write_document` joins sections into one markdown file
 (``docs/reproduction.md`` is generated this way).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,10 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-#: Colours of the paper's Figure 2: red = (nearly) complementary, blue = dense with more than
-#: one path (redundant), green = sparse (some input-output pairs not connected).
-RED, BLUE, GREEN = "#d62728", "#1f77b4", "#2ca02c"
 
 
 @dataclass
@@ -149,6 +147,26 @@ def write_document(sections: Sequence[Section], path: str | Path, header: str,
     return path
 
 
+def as_record(obj: Any) -> Any:
+    """A dataclass (recursively, also inside lists and dicts) as JSON-ready data, its fields
+    in order; a field with metadata ``json=False`` is left out, one with ``omit_none``
+    only when it is None."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if not f.metadata.get("json", True) or (f.metadata.get("omit_none")
+                                                     and value is None):
+                continue
+            out[f.name] = as_record(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [as_record(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: as_record(v) for k, v in obj.items()}
+    return obj
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
@@ -193,40 +211,3 @@ def relative(ours: float, paper: float | None) -> float | None:
     if paper in (None, 0):
         return None
     return 100.0 * (ours - paper) / paper
-
-
-# ------------------------------------------------------------------------------ plots
-
-def difference_bars(rows: list[tuple[str, float | None, float | None]], title: str,
-                    band: tuple[list[float | None], list[float | None]] | None = None):
-    """A drawer: for each network, our count's difference to the paper's in percent, as
-    horizontal bars (parameters and multiply-adds); ``band`` gives per row the half-width in
-    percent of the paper's printed rounding, drawn as a grey tick."""
-
-    def draw(plt, path: Path) -> None:
-        n = len(rows)
-        fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.38 * n))
-        ys = list(range(n))[::-1]
-        h = 0.38
-        for offset, index, colour, label in ((h / 2, 1, BLUE, "parameters"),
-                                             (-h / 2, 2, "#ff7f0e", "multiply-adds")):
-            vals = [r[index] for r in rows]
-            pos = [y + offset for y, v in zip(ys, vals) if v is not None]
-            ax.barh(pos, [v for v in vals if v is not None], height=h, color=colour,
-                    label=label)
-            if band is not None:
-                for y, w in zip(ys, band[index - 1]):
-                    if w is not None:
-                        ax.plot([-w, w], [y + offset] * 2, color="0.35", lw=3, alpha=0.35,
-                                solid_capstyle="butt")
-        ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(ys, [r[0] for r in rows], fontsize=7)
-        ax.set_xlabel("ours - paper (% of the paper's number)"
-                      + ("; grey: the paper's printed rounding" if band else ""))
-        ax.set_title(title, fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-
-    return draw

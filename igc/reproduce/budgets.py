@@ -1,0 +1,159 @@
+"""Budgets of the empirical targets, read from the data file ``budgets.toml`` beside this
+module.
+
+One TOML table per budget; keys (type, default when absent):
+
+==============  ==========================================================================
+description     one line for the document and ``igc reproduce --help`` (required)
+recipe          the shipped recipe every network trains with (required)
+train_size      training images: a fixed subset of that many (absent: the whole split)
+test_size       test images, likewise
+epochs          epochs (absent: the recipe's); step milestones keep their fractions
+seeds           seeds per network (required, >= 1)
+image_size      resize every image to this square size (absent: keep the data's)
+stem_stride_8l  stem stride of the 8-layer networks without down-sampling (1 or 2; 1)
+depths          depths D of the Table 4/6 networks ([8])
+figure2_panels  how many panels of Figure 2 (1-3; 1: only panel (a), L = 3)
+figure3_budget  per-block parameters of the Figure 3 sweep
+threads         torch threads per run unless ``--threads`` says (0: every core; 1)
+groups          Tables 2 and 5: only their first N groups of rows (absent: all)
+batch_size      override the recipe's batch (absent: the recipe's)
+eval_every      evaluate every N epochs (0: only after the last epoch; 0)
+targets         the empirical targets of ``all`` / ``empirical`` at this budget (absent:
+                every empirical target)
+==============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from igc.errors import IGCError, unknown_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+FILE = "budgets.toml"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a reproduction gets (see the module docstring for every key)."""
+
+    name: str
+    description: str
+    recipe: str
+    seeds: int
+    train_size: int | None = None
+    test_size: int | None = None
+    epochs: int | None = None
+    image_size: int | None = None
+    stem_stride_8l: int = 1
+    depths: tuple[int, ...] = (8,)
+    figure2_panels: int = 1
+    figure3_budget: int = 1600
+    threads: int = 1
+    groups: int | None = None
+    batch_size: int | None = None
+    eval_every: int = 0
+    targets: tuple[str, ...] | None = None
+
+    def summary(self, seeds: int | None = None) -> str:
+        """One line: the data, epochs, seeds (``seeds`` when --seeds changed them) and the
+        budget's other choices."""
+        parts = [f"training images: {self.train_size or 'all'}",
+                 f"test images: {self.test_size or 'all'}",
+                 f"epochs: {self.epochs or 'as the recipe says'}",
+                 f"seeds: {seeds or self.seeds}"]
+        if self.image_size:
+            parts.append(f"images resized to {self.image_size}x{self.image_size}")
+        if self.stem_stride_8l != 1:
+            parts.append(f"the 8-layer networks with a stride-{self.stem_stride_8l} stem")
+        if self.batch_size:
+            parts.append(f"batch {self.batch_size}")
+        if self.threads:
+            parts.append(f"{self.threads} thread{'s' if self.threads > 1 else ''} per run")
+        if self.groups:
+            parts.append(f"Tables 2 and 5: only their first {self.groups} group(s) of rows")
+        return "; ".join(parts)
+
+
+#: key -> (type, smallest value) of the optional integer keys.
+_INTS = {"train_size": 1, "test_size": 1, "epochs": 1, "image_size": 4,
+         "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100, "threads": 0,
+         "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1}
+_REQUIRED = ("description", "recipe", "seeds")
+
+
+def parse_budget(name: str, table: Any, origin: str = FILE) -> Budget:
+    """A :class:`Budget` from one TOML table, every key checked (IGCError naming it)."""
+    where = f"{origin} [{name}]"
+    if not isinstance(table, dict):
+        raise IGCError(f"{where} is not a table; fix the file")
+    known = {"description", "recipe", "depths", "targets", *_INTS}
+    extra = sorted(set(table) - known)
+    if extra:
+        raise unknown_name(f"key of {where}", extra[0], known)
+    missing = [k for k in _REQUIRED if k not in table]
+    if missing:
+        raise IGCError(f"{where} lacks {', '.join(missing)}; add it")
+    values: dict[str, Any] = {}
+    for key in ("description", "recipe"):
+        if not isinstance(table[key], str) or not table[key].strip():
+            raise IGCError(f"{where}: {key} must be a non-empty string")
+        values[key] = table[key]
+    for key, low in _INTS.items():
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise IGCError(f"{where}: {key} must be an integer >= {low}, got {value!r}")
+            values[key] = value
+    if values.get("stem_stride_8l", 1) not in (1, 2):
+        raise IGCError(f"{where}: stem_stride_8l must be 1 or 2")
+    if values.get("figure2_panels", 1) > 3:
+        raise IGCError(f"{where}: figure2_panels must be 1, 2 or 3 (Figure 2 has 3 panels)")
+    if "depths" in table:
+        depths = table["depths"]
+        if (not isinstance(depths, list) or not depths
+                or any(isinstance(d, bool) or not isinstance(d, int) or d < 5 or (d - 2) % 3
+                       for d in depths)):
+            raise IGCError(f"{where}: depths must be a list of D = 3B + 2 >= 5, got {depths!r}")
+        values["depths"] = tuple(depths)
+    if "targets" in table:
+        targets = table["targets"]
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise IGCError(f"{where}: targets must be a list of target names")
+        values["targets"] = tuple(targets)
+    return Budget(name=name, **values)
+
+
+@cache
+def budgets() -> dict[str, Budget]:
+    """Every budget of the shipped ``budgets.toml``, in file order."""
+    text = resources.files("igc.reproduce").joinpath(FILE).read_text(encoding="utf-8")
+    return parse_budgets(text)
+
+
+def parse_budgets(text: str, origin: str = FILE) -> dict[str, Budget]:
+    """Parse and check a budgets file's text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise IGCError(f"{origin} is not valid TOML ({exc}); fix the file") from None
+    if not data:
+        raise IGCError(f"{origin} defines no budget")
+    return {name: parse_budget(name, table, origin) for name, table in data.items()}
+
+
+def get_budget(name: str) -> Budget:
+    """The budget ``name``; IGCError naming the known ones otherwise."""
+    known = budgets()
+    key = str(name).strip().lower()
+    if key not in known:
+        raise unknown_name("budget", str(name), known)
+    return known[key]

@@ -1,0 +1,159 @@
+"""The paper's claimed orderings (data: ``claims.toml``) and their test on our runs.
+
+A claim says that the networks ``better`` beat the networks ``worse`` of one empirical
+target. With one network on each side it is a plain ordering; with several, the best of each
+side (highest mean over seeds) is compared (e.g. "the best K of Figure 2 is the
+complementary one or next to it"). The test is Welch's 95 % interval for the difference of
+the two means over seeds (:mod:`igc.reproduce.stats`), and its verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Protocol
+
+import igc.reproduce.stats as stats
+from igc.errors import IGCError, unknown_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+FILE = "claims.toml"
+#: Words that stand for the inner points / the two end points of a sweep (in arm order).
+INTERIOR, ENDS = "interior", "ends"
+_KEYS = {"target", "better", "worse", "claim", "where", "paper"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One ordering the paper claims (see ``claims.toml``)."""
+
+    target: str
+    better: tuple[str, ...]
+    worse: tuple[str, ...]
+    claim: str
+    where: str
+    paper: str | None = None
+
+    @property
+    def pairwise(self) -> bool:
+        return len(self.better) == 1 and len(self.worse) == 1 and not self._special
+
+    @property
+    def _special(self) -> bool:
+        return bool({INTERIOR, ENDS} & {*self.better, *self.worse})
+
+
+def parse_claims(text: str, targets: Sequence[str], origin: str = FILE) -> list[Claim]:
+    """Parse and check a claims file's text (``targets``: the empirical target names)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise IGCError(f"{origin} is not valid TOML ({exc}); fix the file") from None
+    rows = data.get("claim")
+    if not isinstance(rows, list) or not rows or set(data) != {"claim"}:
+        raise IGCError(f"{origin} must hold [[claim]] tables and nothing else")
+    out = []
+    for i, row in enumerate(rows, 1):
+        where = f"{origin} claim {i}"
+        if not isinstance(row, dict):
+            raise IGCError(f"{where} is not a table")
+        extra = sorted(set(row) - _KEYS)
+        if extra:
+            raise unknown_name(f"key of {where}", extra[0], _KEYS)
+        for key in ("target", "claim", "where"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise IGCError(f"{where}: {key} must be a non-empty string")
+        if row["target"] not in targets:
+            raise unknown_name(f"empirical target of {where}", row["target"], targets)
+        sides = []
+        for key in ("better", "worse"):
+            ids = row.get(key)
+            if (not isinstance(ids, list) or not ids
+                    or not all(isinstance(x, str) and x for x in ids)):
+                raise IGCError(f"{where}: {key} must be a non-empty list of arm ids")
+            sides.append(tuple(ids))
+        if set(sides[0]) & set(sides[1]):
+            raise IGCError(f"{where}: a network is on both sides of the claim")
+        paper = row.get("paper")
+        if paper is not None and paper not in ("cifar10", "cifar100", "tiny-imagenet"):
+            raise IGCError(f"{where}: paper must be cifar10, cifar100 or tiny-imagenet")
+        out.append(Claim(row["target"], sides[0], sides[1], row["claim"], row["where"], paper))
+    return out
+
+
+@cache
+def claims() -> tuple[Claim, ...]:
+    """Every claim of the shipped ``claims.toml``."""
+    from igc.reproduce.targets import GROUPS
+
+    text = resources.files("igc.reproduce").joinpath(FILE).read_text(encoding="utf-8")
+    return tuple(parse_claims(text, GROUPS["empirical"]))
+
+
+class Result(Protocol):
+    """What a claim needs of one network's results (an ``empirical.ArmResult``)."""
+
+    top1: list[float]
+
+    @property
+    def mean(self) -> float | None: ...
+
+
+@dataclass
+class ClaimTest:
+    """A claim tested on our runs: the two networks compared, Welch's interval for
+    ``better - worse`` and the verdict."""
+
+    claim: Claim
+    better: Any  # the Result compared on the "better" side (the best of it)
+    worse: Any
+    interval: stats.Welch | None
+    verdict: str
+    paper_diff: float | None = None  # the paper's better - worse, on claim.paper
+
+
+def _side(ids: Sequence[str], arms: Sequence[str]) -> list[str] | None:
+    """Arm ids of one side (``interior`` / ``ends`` resolved in ``arms``' order), or None
+    when a network of the side was not trained at this budget."""
+    out: list[str] = []
+    for x in ids:
+        if x == INTERIOR:
+            out += list(arms[1:-1])
+        elif x == ENDS:
+            out += [arms[0], arms[-1]] if len(arms) > 1 else list(arms)
+        elif x in arms:
+            out.append(x)
+        else:
+            return None
+    return out or None
+
+
+def check_claim(claim: Claim, results: Mapping[str, Result],
+               paper: Mapping[str, float] | None = None) -> ClaimTest | None:
+    """Test ``claim`` on ``results`` (arm id -> results, in the target's order); None when
+    the budget did not train its networks. ``paper``: arm id -> the paper's accuracy."""
+    order = list(results)
+    better, worse = _side(claim.better, order), _side(claim.worse, order)
+    if better is None or worse is None or (len(order) < 3 and claim._special):
+        return None
+
+    def best(ids: list[str]) -> Result:
+        done = [results[i] for i in ids if results[i].mean is not None]
+        return max(done, key=lambda r: r.mean) if done else results[ids[0]]
+
+    b, w = best(better), best(worse)
+    paper_diff = None
+    if claim.pairwise and paper and better[0] in paper and worse[0] in paper:
+        paper_diff = paper[better[0]] - paper[worse[0]]
+    if not b.top1 or not w.top1 or any(results[i].mean is None for i in better + worse):
+        return ClaimTest(claim, b, w, None, stats.NOT_RUN, paper_diff)
+    if len(b.top1) < 2 or len(w.top1) < 2:
+        return ClaimTest(claim, b, w, None, stats.UNTESTED, paper_diff)
+    interval = stats.welch(b.top1, w.top1)
+    return ClaimTest(claim, b, w, interval, stats.verdict(interval), paper_diff)

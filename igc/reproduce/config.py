@@ -1,0 +1,173 @@
+"""What identifies a reproduction's results: the data set, the budget and the resolved
+recipe (:class:`Config`), the output folder that holds them, and the budget's data.
+
+An output folder belongs to one configuration: ``OUT/reproduce.json`` records it, and a
+command with another configuration (data set, budget, epochs, subset, recipe) is refused
+with one line instead of mixing runs. Seeds, threads, the device and the targets are not
+part of the identity: more seeds or targets can be added to a folder later, and runs may
+be spread over machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from igc.errors import IGCError
+from igc.reproduce.budgets import Budget
+
+#: Version of the run layout and configuration format (bump to refuse old caches).
+LAYOUT = 2
+CONFIG_FILE = "reproduce.json"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that identifies a reproduction's results (not the seeds or targets), and
+    how runs are executed (device, threads)."""
+
+    data: str
+    budget: Budget
+    epochs: int | None = None  # --epochs
+    data_dir: str | None = None
+    seeds: int | None = None  # --seeds
+    device: str = "auto"
+    threads: int | None = None  # --threads (None: the budget's)
+
+    @property
+    def num_seeds(self) -> int:
+        return self.seeds or self.budget.seeds
+
+    @property
+    def num_threads(self) -> int:
+        return self.budget.threads if self.threads is None else self.threads
+
+    def recipe(self):
+        """The resolved base recipe (seed 0); each run sets its own seed and model."""
+        from igc.train import load_recipe, override
+
+        b = self.budget
+        base = load_recipe(b.recipe)
+        changes: list[tuple[str, Any]] = [("eval_every", b.eval_every), ("seed", 0),
+                                          ("data", self.data), ("model", ""),
+                                          ("model_args", {}), ("threads", self.num_threads)]
+        epochs = self.epochs or b.epochs
+        if epochs:
+            changes.append(("epochs", epochs))
+            if base.schedule == "multistep" and base.milestones:
+                # keep the milestones at the same fractions of training
+                scaled = sorted({max(1, round(m * epochs / base.epochs))
+                                 for m in base.milestones if m < base.epochs})
+                changes.append(("milestones", [m for m in scaled if m < epochs] or []))
+        batch = b.batch_size or base.batch_size
+        if b.train_size is not None and b.train_size < batch:
+            batch = max(1, b.train_size // 2)
+        if batch != base.batch_size:
+            changes.append(("batch_size", batch))
+        return override(base, changes)
+
+    def identity(self) -> dict[str, Any]:
+        """What must agree for two reproductions to share an output folder."""
+        from igc.data import canonical_name
+
+        recipe = self.recipe().to_dict()
+        for key in ("seed", "name", "threads"):
+            recipe.pop(key, None)
+        return {"format": LAYOUT, "data": canonical_name(self.data),
+                "budget": self.budget.name, "train_size": self.budget.train_size,
+                "test_size": self.budget.test_size, "image_size": self.budget.image_size,
+                "stem_stride_8l": self.budget.stem_stride_8l, "recipe": recipe}
+
+
+def check_out_dir(out: Path, config: Config, create: bool = True) -> None:
+    """Create ``out`` for ``config`` or check that it already belongs to it (IGCError with
+    one line otherwise). ``create=False``: check only, write nothing."""
+    identity = config.identity()
+    path = out / CONFIG_FILE
+    if out.exists() and not out.is_dir():
+        raise IGCError(f"--out {out} is a file, not a directory; choose another --out")
+    if path.is_file():
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))["config"]
+            if not isinstance(held, dict):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise IGCError(f"{path} is damaged; delete {out} or choose another --out") from None
+        if held != identity:
+            diff = [k for k in sorted(set(held) | set(identity))
+                    if held.get(k) != identity.get(k)]
+            shown = ", ".join(f"{k}: {_short(held.get(k))} there, {_short(identity.get(k))} "
+                              f"now" for k in diff[:3])
+            raise IGCError(f"{out} holds results of another configuration ({shown}); use "
+                           f"another --out or delete {out}")
+        return
+    if out.is_dir() and any((out / name).is_dir() for name in _run_folders()):
+        raise IGCError(f"{out} holds runs but no {CONFIG_FILE}; use another --out or delete "
+                       f"{out}")
+    if not create:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"config": identity}, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise IGCError(f"cannot write to --out {out} ({exc.strerror or exc})") from None
+
+
+def _run_folders() -> list[str]:
+    """Folders of a reproduction's runs: one per empirical target (``runs``: layout 1)."""
+    from igc.reproduce.arms import SPECS
+
+    return ["runs", *SPECS]
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a different recipe"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------- data
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def load_data(config: Config):
+    """The data set of ``config``, cut to the budget's fixed subset (and image size)."""
+    import torch
+
+    from igc.data import DatasetSplits, TensorImageDataset, load_dataset
+
+    b = config.budget
+    key = (config.data, config.data_dir, b.train_size, b.test_size, b.image_size)
+    if key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    splits = load_dataset(config.data, config.data_dir)
+
+    def cut(split, size: int | None, salt: int):
+        if not isinstance(split, TensorImageDataset):
+            if size is None and not b.image_size:
+                return split
+            raise IGCError(f"the {b.name} budget takes a subset of an in-memory data set; "
+                           f"{config.data} is file-backed: use --budget full")
+        images, labels = split.images, split.labels
+        if size is not None and size < len(labels):
+            gen = torch.Generator().manual_seed(1234 + salt)
+            index = torch.randperm(len(labels), generator=gen)[:size].sort().values
+            images, labels = images[index], labels[index]
+        if b.image_size and images.shape[-1] != b.image_size:
+            images = torch.nn.functional.interpolate(
+                images.float(), size=(b.image_size, b.image_size), mode="area"
+            ).round().clamp(0, 255).to(torch.uint8)
+        return TensorImageDataset(images.contiguous(), labels)
+
+    out = DatasetSplits(splits.name, cut(splits.train, b.train_size, 0),
+                        cut(splits.test, b.test_size, 1), list(splits.classes),
+                        splits.in_channels, b.image_size or splits.image_size, splits.mean,
+                        splits.std)
+    _DATA_CACHE[key] = out
+    return out
