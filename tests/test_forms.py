@@ -155,3 +155,26 @@ def test_one_step_of_the_default_network_gives_the_same_gradients():
 def test_unknown_form_is_one_line():
     with pytest.raises(IGCError, match="unknown training form 'fast'"):
         set_training_form(IGCV1Block(8, 8), "fast")
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_forms_on_each_device(device):
+    """The same code path on CUDA: index tensors follow the input's device."""
+    torch.manual_seed(2)
+    block = IGCV2Block(16, 16, branch_sizes=(4, 4), nonlinear=True).to(device)
+    x = torch.randn(4, 16, 6, 6, device=device)
+    modules = _forms(block)
+    outputs = {}
+    for name, module in modules.items():
+        module.train()
+        y = module(x)
+        y.square().sum().backward()
+        outputs[name] = (y.detach(), [p.grad for p in module.parameters()])
+    for name, (y, grads) in outputs.items():
+        torch.testing.assert_close(y, outputs["grouped"][0], rtol=1e-4, atol=1e-4)
+        for a, b in zip(grads, outputs["grouped"][1]):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+    assert all(p.device.type == device for p in modules["auto"].parameters())

@@ -76,7 +76,7 @@ class FactorChain(nn.Module):
     ) -> None:
         super().__init__()
         self.form = check_form(form)
-        self._plan: tuple[str, list[Step] | None] | None = None
+        self._plan: tuple[tuple[str, torch.device], list[Step] | None] | None = None
         count = product.layers
         norms = [norms] * count if isinstance(norms, bool) else list(norms)
         acts = [None] * count if acts is None else list(acts)
@@ -108,8 +108,9 @@ class FactorChain(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.form != "grouped":
-            if self._plan is None or self._plan[0] != self.form:
-                self._plan = (self.form, plan(self.product, self.factors, self.form))
+            key = (self.form, x.device)
+            if self._plan is None or self._plan[0] != key:
+                self._plan = (key, plan(self.product, self.factors, self.form, x.device))
             if self._plan[1] is not None:
                 return run_planned(self.factors, self._plan[1], x)
         for factor in self.factors:

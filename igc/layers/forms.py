@@ -94,9 +94,11 @@ def _permutable_norm(module: nn.Sequential) -> bool:
     return norm is None or isinstance(norm, nn.modules.batchnorm._BatchNorm)
 
 
-def plan(product: KernelProduct, factors: nn.ModuleList, form: str) -> list[Step] | None:
-    """The steps of ``form`` for a chain of ``product`` built as ``factors``; ``None`` when
-    the chain runs as it is (grouped form, or no shuffle to remove)."""
+def plan(product: KernelProduct, factors: nn.ModuleList, form: str,
+         device: torch.device | str = "cpu") -> list[Step] | None:
+    """The steps of ``form`` for a chain of ``product`` built as ``factors``, their index
+    tensors on ``device``; ``None`` when the chain runs as it is (grouped form, or no
+    shuffle to remove)."""
     check_form(form)
     count = product.layers
     perms = [product.permutation(i) for i in range(count)]
@@ -125,8 +127,9 @@ def plan(product: KernelProduct, factors: nn.ModuleList, form: str) -> list[Step
     steps = []
     for i, spec in enumerate(specs):
         scatter = (_scatter_index(spec.out_channels, spec.in_channels, spec.groups,
-                                  in_perm[i], out_perm[i]) if dense[i] else None)
-        order = None if out_perm[i] is None else torch.from_numpy(out_perm[i].copy())
+                                  in_perm[i], out_perm[i]).to(device) if dense[i] else None)
+        order = (None if out_perm[i] is None
+                 else torch.from_numpy(out_perm[i].copy()).to(device))
         steps.append(Step(scatter, order, shuffle[i]))
     return steps
 
@@ -136,7 +139,7 @@ def dense_weight(weight: torch.Tensor, scatter: torch.Tensor, in_ch: int) -> tor
     ``scatter`` in a zero dense weight (differentiable in ``weight``)."""
     out_ch = weight.shape[0]
     flat = weight.new_zeros(out_ch * in_ch)
-    flat = flat.scatter(0, scatter.to(weight.device), weight.reshape(-1))
+    flat = flat.scatter(0, scatter, weight.reshape(-1))
     return flat.view(out_ch, in_ch, 1, 1)
 
 
@@ -147,7 +150,6 @@ def batch_norm_in_order(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor,
     Exactly ``norm(x[:, inverse])[:, order]`` including the update of the running
     statistics (written back in ``norm``'s own order) and ``num_batches_tracked``.
     """
-    order = order.to(x.device)
     weight = None if norm.weight is None else norm.weight[order]
     bias = None if norm.bias is None else norm.bias[order]
     training = norm.training or norm.running_mean is None
@@ -188,7 +190,7 @@ def run_planned(factors: nn.ModuleList, steps: list[Step], x: torch.Tensor) -> t
 
 
 def _bias(bias: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
-    return bias if order is None else bias[order.to(bias.device)]
+    return bias if order is None else bias[order]
 
 
 def set_training_form(module: nn.Module, form: str) -> nn.Module:

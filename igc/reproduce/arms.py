@@ -97,8 +97,10 @@ def table4_arms(budget: Budget) -> list[Arm]:
         for table in ("4", "6"):
             for row in paper_rows(table=table, dataset="cifar100"):
                 if row.get("depth") == depth and row.get("model"):
+                    args = _frozen({"stem_stride": budget.stem_stride}
+                                   if budget.stem_stride != 1 else {})
                     arms.append(Arm(row["model"], f"{row['network']} D{depth}", row["model"],
-                                    _family(row["model"]), f"D = {depth}", (), row["model"],
+                                    _family(row["model"]), f"D = {depth}", args, row["model"],
                                     table, (("depth", depth),)))
     return arms
 

@@ -11,6 +11,7 @@ test_size       test images, likewise
 epochs          epochs (absent: the recipe's); step milestones keep their fractions
 seeds           seeds per network (required, >= 1)
 image_size      resize every image to this square size (absent: keep the data's)
+stem_stride     stem stride of the Table 1 networks (Tables 4 and 6; 1 or 2; 1)
 stem_stride_8l  stem stride of the 8-layer networks without down-sampling (1 or 2; 1)
 depths          depths D of the Table 4/6 networks ([8])
 figure2_panels  how many panels of Figure 2 (1-3; 1: only panel (a), L = 3)
@@ -53,6 +54,7 @@ class Budget:
     test_size: int | None = None
     epochs: int | None = None
     image_size: int | None = None
+    stem_stride: int = 1
     stem_stride_8l: int = 1
     depths: tuple[int, ...] = (8,)
     figure2_panels: int = 1
@@ -72,6 +74,8 @@ class Budget:
                  f"seeds: {seeds or self.seeds}"]
         if self.image_size:
             parts.append(f"images resized to {self.image_size}x{self.image_size}")
+        if self.stem_stride != 1:
+            parts.append(f"the Table 4/6 networks with a stride-{self.stem_stride} stem")
         if self.stem_stride_8l != 1:
             parts.append(f"the 8-layer networks with a stride-{self.stem_stride_8l} stem")
         if self.batch_size:
@@ -85,7 +89,7 @@ class Budget:
 
 #: key -> (type, smallest value) of the optional integer keys.
 _INTS = {"train_size": 1, "test_size": 1, "epochs": 1, "image_size": 4,
-         "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100, "threads": 0,
+         "stem_stride": 1, "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100, "threads": 0,
          "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1}
 _REQUIRED = ("description", "recipe", "seeds")
 
@@ -113,8 +117,9 @@ def parse_budget(name: str, table: Any, origin: str = FILE) -> Budget:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise IGCError(f"{where}: {key} must be an integer >= {low}, got {value!r}")
             values[key] = value
-    if values.get("stem_stride_8l", 1) not in (1, 2):
-        raise IGCError(f"{where}: stem_stride_8l must be 1 or 2")
+    for key in ("stem_stride", "stem_stride_8l"):
+        if values.get(key, 1) not in (1, 2):
+            raise IGCError(f"{where}: {key} must be 1 or 2")
     if values.get("figure2_panels", 1) > 3:
         raise IGCError(f"{where}: figure2_panels must be 1, 2 or 3 (Figure 2 has 3 panels)")
     if "depths" in table:

@@ -79,6 +79,7 @@ class Config:
         return {"format": LAYOUT, "data": canonical_name(self.data),
                 "budget": self.budget.name, "train_size": self.budget.train_size,
                 "test_size": self.budget.test_size, "image_size": self.budget.image_size,
+                "stem_stride": self.budget.stem_stride,
                 "stem_stride_8l": self.budget.stem_stride_8l, "recipe": recipe}
 
 
