@@ -173,7 +173,7 @@ def test_forms_on_each_device(device):
         y = module(x)
         y.square().sum().backward()
         outputs[name] = (y.detach(), [p.grad for p in module.parameters()])
-    for name, (y, grads) in outputs.items():
+    for y, grads in outputs.values():
         torch.testing.assert_close(y, outputs["grouped"][0], rtol=1e-4, atol=1e-4)
         for a, b in zip(grads, outputs["grouped"][1]):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)

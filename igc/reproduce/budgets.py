@@ -89,7 +89,8 @@ class Budget:
 
 #: key -> (type, smallest value) of the optional integer keys.
 _INTS = {"train_size": 1, "test_size": 1, "epochs": 1, "image_size": 4,
-         "stem_stride": 1, "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100, "threads": 0,
+         "stem_stride": 1, "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100,
+         "threads": 0,
          "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1}
 _REQUIRED = ("description", "recipe", "seeds")
 
