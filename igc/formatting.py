@@ -66,14 +66,15 @@ def duration(seconds: float) -> str:
 
 def shorten(text: str, width: int = 160) -> str:
     """``text`` on one line (whitespace runs become one space), at most ``width``
-    characters, cut at a word boundary and marked with ``…`` when it was longer."""
+    characters, cut at a word boundary and marked with ``…`` when it was longer (only a
+    first word longer than ``width`` is itself cut)."""
     flat = " ".join(str(text).split())
     if len(flat) <= width:
         return flat
     cut = flat[: max(width - 1, 1)]
-    space = cut.rfind(" ")
-    if space > width // 3:  # a word boundary not too far back
-        cut = cut[:space]
+    if flat[len(cut)] != " ":  # the cut falls inside a word: drop that word
+        space = cut.rfind(" ")
+        cut = cut[:space] if space > 0 else cut
     return cut.rstrip(" ,;:") + "…"
 
 

@@ -209,7 +209,8 @@ class Trainer:
     def run_info(self) -> dict[str, Any]:
         """The content of ``run.json``."""
         c, r = self.config, self.recipe
-        return {"model": c.model, "data": self.splits.name, "data_files": self.splits.origin,
+        return {"model": c.model, "data": self.splits.name, "data_dir": c.data_dir,
+                "data_files": self.splits.origin,
                 "model_args": r.model_args, "params": self.params, "macs": self.macs,
                 "recipe": r.name, "command": c.command, "world_size": self.dist.world_size,
                 "device": str(self.device), "threads": self.threads,
