@@ -4,7 +4,7 @@ One place for the small formatters every command needs, so that a parameter coun
 accuracy or a wall time reads the same in ``igc train``, ``igc eval``, ``igc summarize`` and
 the reports:
 
-* :func:`count` — ``25634 -> '25.6k'``, ``4.1e6 -> '4.10M'`` (SI suffix, three digits);
+* :func:`count` — ``25634 -> '25.6k'``, ``4.1e6 -> '4.1M'`` (SI suffix, three digits);
 * :func:`pct` — ``91.234 -> '91.23%'`` (a value already in percent);
 * :func:`mean_std` — ``'92.00 ± 2.00'``;
 * :func:`duration` — ``372.4 -> '6m12s'``;
@@ -20,7 +20,7 @@ MISSING = "n/a"
 
 
 def count(n: float | int | None, unit: str = "", missing: str = MISSING) -> str:
-    """``25634 -> '25.6k'``, ``4.1e6 -> '4.10M'``, ``950 -> '950'``; ``None -> missing``."""
+    """``25634 -> '25.6k'``, ``4.1e6 -> '4.1M'``, ``950 -> '950'``; ``None -> missing``."""
     if n is None:
         return missing
     n = float(n)
