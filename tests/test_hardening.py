@@ -156,6 +156,7 @@ def test_failed_evaluation_keeps_the_trained_epoch(tmp_path, tiny_data, monkeypa
     assert straight.top1 == pytest.approx(result.top1)
 
 
+@pytest.mark.slow
 def test_bad_test_image_in_an_image_folder(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
@@ -335,3 +336,49 @@ def test_callback_events_and_the_checkpoint_before_evaluation(tmp_path, tiny_dat
     one_epoch = ["epoch_start", "log", "log", "trained", "epoch"]
     assert events == ["start", *one_epoch, *one_epoch, "end"]
     assert seen_pending == [True, True]  # every evaluation ran after its epoch was saved
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
+    """A real process killed with SIGKILL after its first checkpoint resumes to bitwise
+    the weights of a run that was never stopped (zoo model, image folder on disk)."""
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(1)
+    for split, n in (("train", 8), ("val", 2)):
+        for c in range(2):
+            (tmp_path / "d" / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                pixels = (torch.rand(12, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(tmp_path / "d" / split / f"c{c}" / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "OMP_NUM_THREADS": "1"}
+
+    def command(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "igc", "train", "--model", "igcv2_fmnist", "--data",
+                "imagefolder", "--data-dir", str(tmp_path / "d"), "--out", str(out),
+                "--epochs", "30", "--batch-size", "2", "--set", "image_size=12",
+                "--set", "resize_size=12", "--set", "threads=1", "--set", "eval_every=0",
+                "--quiet", *extra]
+
+    subprocess.run(command(tmp_path / "a"), env=env, check=True, capture_output=True,
+                   timeout=600)
+    victim = subprocess.Popen(command(tmp_path / "b"), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "b" / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    victim.kill()  # SIGKILL: no handler runs
+    victim.wait(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    subprocess.run(command(tmp_path / "b", "--resume"), env=env, check=True,
+                   capture_output=True, timeout=600)
+    a = load_checkpoint(tmp_path / "a")["state_dict"]
+    b = load_checkpoint(tmp_path / "b")["state_dict"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

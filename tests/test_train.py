@@ -210,6 +210,7 @@ def test_eval_json_matches_training(tmp_path, tiny_data, capsys):
     assert "top-1" in text and "class9" in text
 
 
+@pytest.mark.slow
 def test_plot_writes_png(tmp_path, tiny_data, capsys):
     pytest.importorskip("matplotlib")
     for name in ("a", "b"):
