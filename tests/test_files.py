@@ -108,6 +108,11 @@ def test_num_threads_restores_the_callers_count():
         torch.set_num_threads(2)  # code inside may change it again
         raise ValueError
     assert torch.get_num_threads() == before
+    with num_threads(None) as used:
+        assert used == before
+    with pytest.raises(IGCError, match="at least 1"), num_threads(0):
+        pass
+    assert torch.get_num_threads() == before
 
 
 # ------------------------------------------------------------------------------ arguments
