@@ -141,7 +141,13 @@ def check_writable_file(value: object, name: str, suffixes: tuple[str, ...] = ()
         raise IGCError(f"{name} {path} must end in {' or '.join(suffixes)}")
     if path.is_dir():
         raise IGCError(f"{name} {path} is a folder; give a file name")
-    check_writable_dir(path.parent if str(path.parent) else ".", f"the folder of {name}")
+    base = _existing_ancestor(path.parent)
+    if not base.is_dir():
+        raise IGCError(f"cannot write {name} {path}: {base} is a file, not a folder; "
+                       f"choose another {name}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise IGCError(f"cannot write {name} {path} ({base}: permission denied); choose "
+                       f"another {name}")
     return path
 
 

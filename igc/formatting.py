@@ -4,7 +4,7 @@ One place for the small formatters every command needs, so that a parameter coun
 accuracy or a wall time reads the same in ``igc train``, ``igc eval``, ``igc summarize`` and
 the reports:
 
-* :func:`count` — ``25634 -> '25.6k'``, ``4.1e6 -> '4.10M'`` (SI suffix, three digits);
+* :func:`count` — ``25634 -> '25.6k'``, ``4.1e6 -> '4.1M'`` (SI suffix, three digits);
 * :func:`pct` — ``91.234 -> '91.23%'`` (a value already in percent);
 * :func:`mean_std` — ``'92.00 ± 2.00'``;
 * :func:`duration` — ``372.4 -> '6m12s'``;
@@ -20,7 +20,7 @@ MISSING = "n/a"
 
 
 def count(n: float | int | None, unit: str = "", missing: str = MISSING) -> str:
-    """``25634 -> '25.6k'``, ``4.1e6 -> '4.10M'``, ``950 -> '950'``; ``None -> missing``."""
+    """``25634 -> '25.6k'``, ``4.1e6 -> '4.1M'``, ``950 -> '950'``; ``None -> missing``."""
     if n is None:
         return missing
     n = float(n)
@@ -66,14 +66,15 @@ def duration(seconds: float) -> str:
 
 def shorten(text: str, width: int = 160) -> str:
     """``text`` on one line (whitespace runs become one space), at most ``width``
-    characters, cut at a word boundary and marked with ``…`` when it was longer."""
+    characters, cut at a word boundary and marked with ``…`` when it was longer (only a
+    first word longer than ``width`` is itself cut)."""
     flat = " ".join(str(text).split())
     if len(flat) <= width:
         return flat
     cut = flat[: max(width - 1, 1)]
-    space = cut.rfind(" ")
-    if space > width // 3:  # a word boundary not too far back
-        cut = cut[:space]
+    if flat[len(cut)] != " ":  # the cut falls inside a word: drop that word
+        space = cut.rfind(" ")
+        cut = cut[:space] if space > 0 else cut
     return cut.rstrip(" ,;:") + "…"
 
 

@@ -12,15 +12,20 @@ from contextlib import contextmanager
 
 import torch
 
+from igc.checks import MAX_THREADS, check_int
+
 
 @contextmanager
 def num_threads(threads: int | None = None) -> Iterator[int]:
     """Run the block with ``threads`` intra-op threads (``None``: unchanged; code inside
-    may change it further) and restore the caller's count afterwards. Yields the count."""
+    may change it further) and restore the caller's count afterwards. Yields the count;
+    IGCError for a count below 1."""
+    if threads is not None:
+        check_int(threads, "the thread count", 1, MAX_THREADS)
     before = torch.get_num_threads()
     try:
         if threads is not None and threads != before:
-            torch.set_num_threads(max(1, int(threads)))
+            torch.set_num_threads(threads)
         yield torch.get_num_threads()
     finally:
         if torch.get_num_threads() != before:

@@ -67,6 +67,41 @@ def temp_model() -> Iterator[Callable[..., None]]:
         yield register
 
 
+#: Tiny networks for training tests: 1-channel 8x8 inputs, a wider twin, a fixed-size one.
+TINY, TINY_OTHER, FIXED = "test_tiny_igcv2", "test_tiny_igcv2_wide", "test_fixed_input"
+
+
+class FixedInput(nn.Module):
+    """A network that only takes 32x32 inputs (flatten + linear)."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_chans * 32 * 32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+@pytest.fixture
+def tiny_models(temp_model) -> tuple[str, str, str]:
+    """Registers :data:`TINY` (an IGCV2 CIFAR net of width 4), :data:`TINY_OTHER` (width
+    8) and :data:`FIXED` for one test; returns their names."""
+    from igc.models.cifar import cifar_net
+
+    specs = {
+        TINY: dict(block="igcv2", width=4, depth=5, branch_sizes=((2, 2), (2, 4), (4, 4)),
+                   stem_stride=2),
+        TINY_OTHER: dict(block="igcv2", width=8, depth=5,
+                         branch_sizes=((2, 4), (4, 4), (4, 8))),
+    }
+    for name, kwargs in specs.items():
+        temp_model(name, cifar_net, family="igcv2", table="test", dataset="fashion-mnist",
+                   input_size=8, num_classes=10, in_chans=1, **kwargs)
+    temp_model(FIXED, FixedInput, family="test", table="test", dataset="cifar10",
+               input_size=32, num_classes=10)
+    return TINY, TINY_OTHER, FIXED
+
+
 # ------------------------------------------------------------------------------ tiny data
 def make_tiny_splits(n_train: int = 96, n_test: int = 40, size: int = 8, seed: int = 0,
                      channels: int = 1, classes: int = 10) -> DatasetSplits:

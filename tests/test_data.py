@@ -182,9 +182,9 @@ def test_monkeypatched_download_into_cache(tmp_path, monkeypatch):
     trust(monkeypatch, "mnist", tmp_path / "origin")
     fetched = []
 
-    def fake_fetch(url, dest):
+    def fake_fetch(url, out):
         fetched.append(url)
-        dest.write_bytes((tmp_path / "origin" / url.rsplit("/", 1)[1]).read_bytes())
+        out.write((tmp_path / "origin" / url.rsplit("/", 1)[1]).read_bytes())
 
     monkeypatch.setattr(sources, "_fetch", fake_fetch)
     data = load_dataset("mnist")
@@ -199,11 +199,11 @@ def test_monkeypatched_download_into_cache(tmp_path, monkeypatch):
 def test_failed_download_tries_mirrors_and_explains(tmp_path, monkeypatch):
     tried = []
 
-    def failing_fetch(url, dest):
+    def failing_fetch(url, out):
         tried.append(url)
         if "ossci" in url:
             raise urllib.error.URLError("no network")
-        dest.write_bytes(b"not the file")
+        out.write(b"not the file")
 
     monkeypatch.setattr(sources, "_fetch", failing_fetch)
     with pytest.raises(IGCError) as info:

@@ -40,6 +40,7 @@ class _TinyNoBN(nn.Module):
 
 
 def _register() -> None:
+    """In a spawned worker (fixtures do not reach it): register the test model."""
     if MODEL not in registry.list_models():
         registry.register_model(MODEL, _TinyNoBN, family="test", table="test",
                                 dataset="fashion-mnist", input_size=8, num_classes=10,
@@ -87,15 +88,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path):
-    _register()
-    try:
-        single = train(RunConfig(model=MODEL, data="fashion-mnist", recipe=_recipe(),
-                                 out=tmp_path / "single", quiet=True, device="cpu"),
-                       splits=_splits())
-        mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    finally:
-        registry.unregister_model(MODEL)
+def test_two_gloo_processes_match_one_process(tmp_path, temp_model):
+    temp_model(MODEL, _TinyNoBN, family="test", table="test", dataset="fashion-mnist",
+               input_size=8, num_classes=10, in_chans=1)
+    single = train(RunConfig(model=MODEL, data="fashion-mnist", recipe=_recipe(),
+                             out=tmp_path / "single", quiet=True, device="cpu"),
+                   splits=_splits())
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for key in w0:

@@ -16,7 +16,6 @@ from torch import nn
 
 from igc.cli import main
 from igc.errors import IGCError
-from igc.models.cifar import cifar_net
 from igc.train.checkpoint import load_checkpoint, save_checkpoint
 from igc.train.metrics import read_jsonl
 from igc.train.recipe import load_recipe, override
@@ -27,30 +26,7 @@ TINY_OTHER = "test_tiny_igcv2_wide"
 FIXED = "test_fixed_input"
 
 
-class _FixedInput(nn.Module):
-    """A network that only takes 32x32 inputs (flatten + linear)."""
-
-    def __init__(self, num_classes: int = 10, in_chans: int = 3) -> None:
-        super().__init__()
-        self.fc = nn.Linear(in_chans * 32 * 32, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.flatten(1))
-
-
-@pytest.fixture(autouse=True)
-def tiny_models(temp_model):
-    specs = {
-        TINY: dict(block="igcv2", width=4, depth=5, branch_sizes=((2, 2), (2, 4), (4, 4)),
-                   stem_stride=2),
-        TINY_OTHER: dict(block="igcv2", width=8, depth=5, branch_sizes=((2, 4), (4, 4),
-                                                                         (4, 8))),
-    }
-    for name, kwargs in specs.items():
-        temp_model(name, cifar_net, family="igcv2", table="test", dataset="fashion-mnist",
-                   input_size=8, num_classes=10, in_chans=1, **kwargs)
-    temp_model(FIXED, _FixedInput, family="test", table="test", dataset="cifar10",
-               input_size=32, num_classes=10)
+pytestmark = pytest.mark.usefixtures("tiny_models", "one_thread")
 
 
 def tiny_recipe(**changes):
@@ -234,6 +210,7 @@ def test_eval_json_matches_training(tmp_path, tiny_data, capsys):
     assert "top-1" in text and "class9" in text
 
 
+@pytest.mark.slow
 def test_plot_writes_png(tmp_path, tiny_data, capsys):
     pytest.importorskip("matplotlib")
     for name in ("a", "b"):

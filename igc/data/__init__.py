@@ -18,6 +18,7 @@ from igc.data.loader import FileBatchLoader, TensorBatchLoader, make_loader
 from igc.data.mnist import load_mnist_family
 from igc.data.tiny_imagenet import load_tiny_imagenet
 from igc.errors import IGCError, unknown_name
+from igc.formatting import shorten
 
 DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "imagefolder"]
 
@@ -34,7 +35,7 @@ def canonical_name(name: str) -> str:
     key = name.strip().lower().replace("_", "-")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise IGCError(f"the data set name must be one of {', '.join(DATASETS)}, got "
-                       f"{name!r:.60}")
+                       f"{shorten(repr(name), 60)}")
     key = {"fashionmnist": "fashion-mnist", "tinyimagenet": "tiny-imagenet",
            "cifar-10": "cifar10", "cifar-100": "cifar100", "image-folder": "imagefolder"}.get(
                key, key)

@@ -134,14 +134,19 @@ class FileBatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, self.rank, 1))
+        batches = iter(self.loader)
         try:
-            for x, y in self.loader:
+            for x, y in batches:
                 if self.device is not None:
                     x = x.to(self.device, non_blocking=True)
                     y = y.to(self.device, non_blocking=True)
                 yield _to_float(x, self.augment, g), y
         except IGCError as exc:
             raise worker_error(exc) from None
+        finally:  # stop the worker processes now, not when the iterator is collected
+            stop = getattr(batches, "_shutdown_workers", None)
+            if stop is not None:
+                stop()
 
 
 def worker_error(exc: IGCError) -> IGCError:

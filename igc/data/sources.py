@@ -29,8 +29,10 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from igc.errors import IGCError
+from igc.files.atomic import atomic_writer
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
@@ -200,33 +202,35 @@ def verify(path: Path, resource: Resource) -> None:
         f"downloaded again, or replace it with the official file from {resource.urls[0]}")
 
 
-def _fetch(url: str, dest: Path) -> None:
-    """Download ``url`` into the file ``dest`` (replaced in tests; never called offline)."""
-    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, open(dest, "wb") as out:
+def _fetch(url: str, out: BinaryIO) -> None:
+    """Download ``url`` into the open binary file ``out`` (replaced in tests; never called
+    offline)."""
+    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
         while chunk := response.read(_CHUNK):
             out.write(chunk)
 
 
 def download(source: Source, resource: Resource) -> Path:
-    """Download ``resource`` into the cache, trying each address; verify, then rename."""
+    """Download ``resource`` into the cache, trying each address; the file appears under
+    its name only once complete and verified (:func:`igc.files.atomic.atomic_writer`)."""
     target_dir = cache_dir(source.name)
     target_dir.mkdir(parents=True, exist_ok=True)
     dest = target_dir / resource.filename
-    tmp = dest.with_name(f"{dest.name}.part{os.getpid()}")
     problems = []
+
+    def verify(tmp: Path) -> None:
+        actual = md5_file(tmp)
+        if actual != resource.md5:
+            raise ValueError(f"gave md5 {actual}, expected {resource.md5}")
+
     for url in resource.urls:
         print(f"igc: downloading {url} to {dest}", file=sys.stderr)
         try:
-            _fetch(url, tmp)
-            actual = md5_file(tmp)
-            if actual == resource.md5:
-                os.replace(tmp, dest)
-                return dest
-            problems.append(f"{url} gave md5 {actual}, expected {resource.md5}")
-        except (urllib.error.URLError, OSError, ValueError) as err:
+            with atomic_writer(dest, "download", verify) as out:
+                _fetch(url, out)
+            return dest
+        except (urllib.error.URLError, OSError, ValueError, IGCError) as err:
             problems.append(f"{url}: {err}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise IGCError(
         f"could not download {source.title} file {resource.filename} ({'; '.join(problems)}); "
         f"download it by hand into {target_dir}, {source.hint}or pass --data-dir DIR holding it")

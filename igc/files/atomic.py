@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -26,11 +26,13 @@ def temp_path(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_writer(path: str | Path, what: str = "file") -> Iterator[BinaryIO]:
+def atomic_writer(path: str | Path, what: str = "file",
+                  verify: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces ``path`` when the block ends without error.
 
-    Raises :class:`IGCError` (naming ``what`` and ``path``) when the file cannot be
-    written; the previous ``path`` is then unchanged.
+    ``verify(temporary_path)`` runs on the complete file before it replaces ``path``
+    (a download's checksum); whatever it raises leaves ``path`` unchanged. Raises
+    :class:`IGCError` (naming ``what`` and ``path``) when the file cannot be written.
     """
     path = Path(path)
     tmp = temp_path(path)
@@ -39,6 +41,8 @@ def atomic_writer(path: str | Path, what: str = "file") -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -48,6 +48,7 @@ SUMMARY_FIELDS: dict[str, Spec] = {
 RUN_FIELDS: dict[str, Spec] = {
     "model": Spec(str, 1, MAX_NAME), "data": Spec(str, 0, MAX_NAME),
     "recipe": Spec(str, 0, MAX_NAME, optional=True), "params": _COUNT, "macs": _COUNT,
+    "data_dir": Spec(str, 1, 4096, optional=True, null=True),
 }
 
 

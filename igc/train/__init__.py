@@ -1,24 +1,30 @@
 """Training and evaluation: recipes, the training loop, checkpoints, metrics.
 
 ``igc train`` / ``igc eval`` / ``igc plot`` / ``igc summarize`` are thin layers over this
-package: :func:`train` runs a :class:`RunConfig`; :func:`load_recipe` and :func:`override`
-build the recipe; :func:`evaluate_checkpoint` evaluates a saved run.
+package, so the API gives what the command line gives: :func:`resolve_run` builds the
+:class:`RunConfig` ``igc train`` would (defaults included), :func:`train` runs it and
+:func:`train_seeds` runs several seeds; :func:`load_recipe` and :func:`override` build
+recipes; :func:`evaluate_checkpoint` evaluates a saved run and :func:`model_from_checkpoint`
+rebuilds its network. The loop's pieces: :mod:`igc.train.builders` (what a run is built
+from), :mod:`igc.train.callbacks` (what happens on its events), :mod:`igc.train.snapshot`
+(what a checkpoint holds).
 """
 
 from igc.train.recipe import Recipe, list_recipes, load_recipe, override
 
 __all__ = ["Recipe", "RunConfig", "RunResult", "evaluate_checkpoint", "list_recipes",
-           "load_recipe", "override", "train"]
+           "load_recipe", "model_from_checkpoint", "override", "resolve_run", "train",
+           "train_seeds"]
+
+_LAZY = {"RunConfig": "trainer", "RunResult": "trainer", "train": "trainer",
+         "Trainer": "trainer", "Interrupted": "trainer", "TrainingDiverged": "trainer",
+         "evaluate_checkpoint": "evaluate", "model_from_checkpoint": "checkpoint",
+         "resolve_run": "resolve", "train_seeds": "resolve"}
 
 
 def __getattr__(name: str):  # the heavy modules load on first use
-    if name in ("RunConfig", "RunResult", "train", "Trainer", "Interrupted",
-                "TrainingDiverged"):
-        from igc.train import trainer
+    if name in _LAZY:
+        import importlib
 
-        return getattr(trainer, name)
-    if name == "evaluate_checkpoint":
-        from igc.train.evaluate import evaluate_checkpoint
-
-        return evaluate_checkpoint
+        return getattr(importlib.import_module(f"igc.train.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'igc.train' has no attribute {name!r}")

@@ -194,9 +194,12 @@ def validate(recipe: Recipe) -> Recipe:
             raise IGCError(f"recipe {recipe.name!r}: {message}")
 
     def within(value: float, key: str, lo: float, hi: float, label: str = "") -> None:
+        def show(x: float) -> str:
+            return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
         label = label or key
-        need(value >= lo, f"{label} must be at least {lo:g}, got {value:g}")
-        need(value <= hi, f"{label} must be at most {hi:g}, got {value:g}")
+        need(value >= lo, f"{label} must be at least {show(lo)}, got {show(value)}")
+        need(value <= hi, f"{label} must be at most {show(hi)}, got {show(value)}")
 
     r = recipe
     need(len(r.name) <= checks.MAX_NAME and len(r.description) <= checks.MAX_TEXT,

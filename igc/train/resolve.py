@@ -45,11 +45,15 @@ def resolve_run(model: str | None = None, data: str | None = None,
                 **options: Any) -> RunConfig:
     """The :class:`RunConfig` ``igc train`` builds from its options: ``data`` defaults to
     the previous run's (``resume``), the recipe's or Fashion-MNIST; the recipe to the data
-    set's (:data:`DEFAULT_RECIPE`); ``model`` to the previous run's or the recipe's; ``out``
-    to ``runs/MODEL-DATA``. ``overrides`` (``"key=value"`` or pairs) apply to the recipe;
-    ``options`` are the other :class:`RunConfig` fields (device, force, quiet, ...)."""
+    set's (:data:`DEFAULT_RECIPE`); ``model`` (and ``data_dir``) to the previous run's or
+    the recipe's; ``out`` to ``runs/MODEL-DATA``. ``overrides`` (``"key=value"`` or
+    pairs) apply to the recipe; ``options`` are the other :class:`RunConfig` fields
+    (data_dir, device, force, quiet, ...)."""
     out_path = checks.check_path(out, "--out") if out is not None else None
-    previous = previous_run(out_path) if resume and out_path and not (model and data) else {}
+    given = model and data and options.get("data_dir") is not None
+    previous = previous_run(out_path) if resume and out_path and not given else {}
+    if resume and options.get("data_dir") is None and previous.get("data_dir"):
+        options["data_dir"] = previous["data_dir"]  # the folder the run was trained from
     if recipe is not None and not str(recipe).strip():
         raise IGCError("--recipe is empty; give a recipe name "
                        "(see igc/recipes) or a .toml file")

@@ -29,21 +29,13 @@ import torch
 from torch import nn
 
 from igc.data import DatasetSplits
-from igc.errors import IGCError
 from igc.files.records import METRICS, RUN_INFO, truncate_metrics, write_json
 from igc.files.run_dir import RECIPE
-from igc.formatting import first_line
 from igc.runtime import num_threads
 from igc.train import builders as B
 from igc.train import distributed as D
 from igc.train.callbacks import CallbackFn, default_callbacks
-from igc.train.checkpoint import (
-    CHECKPOINT,
-    load_model_weights,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from igc.train.checkpoint import CHECKPOINT, save_checkpoint
 from igc.train.evaluate import EvalResult, autocast, evaluate
 from igc.train.optim import build_scheduler, current_lr
 from igc.train.run import (
@@ -54,6 +46,7 @@ from igc.train.run import (
     TrainingDiverged,
     thread_governor,
 )
+from igc.train.snapshot import capture, restore
 
 Callback = CallbackFn
 _NO_TEST = {"test_loss": None, "top1": None, "top5": None, "eval_seconds": 0.0}
@@ -108,7 +101,7 @@ class Trainer:
         self.last_record: dict | None = None
         self.pending_eval = False
         if self.resume_state is not None:
-            self._restore(self.resume_state)
+            restore(self, self.resume_state)
         self.scheduler = build_scheduler(self.optimizer, r, self.lr, self.steps_per_epoch,
                                          self.epoch * self.steps_per_epoch + self.step_in_epoch)
         self.net: nn.Module = self.model
@@ -122,75 +115,11 @@ class Trainer:
             print(f"igc train: resuming {c.out} at epoch {self.epoch + 1} with changes: "
                   f"{'; '.join(self.changes)}", file=sys.stderr, flush=True)
 
-    def _restore(self, state: dict) -> None:
-        where = state["path"]
-        load_model_weights(self.model, state, self.config.model)
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
-            raise IGCError(f"the optimizer state in {where} does not fit "
-                           f"({first_line(exc, 100)}); the checkpoint belongs to another "
-                           "configuration") from None
-        B.check_optimizer_state(self.optimizer, where)
-        if state.get("scaler") and self.scaler.is_enabled():
-            try:
-                self.scaler.load_state_dict(state["scaler"])
-            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-                raise IGCError(f"the gradient-scaler state in {where} is malformed "
-                               f"({first_line(exc, 80)})") from None
-        if self.ema is not None and state.get("ema_state_dict"):
-            try:
-                self.ema.load_state_dict(state["ema_state_dict"])
-            except RuntimeError as exc:
-                raise IGCError(f"the weight average in {where} does not fit the model "
-                               f"({first_line(exc, 100)})") from None
-        self.epoch = int(state["epoch"])
-        self.step_in_epoch = B.position_samples(state, self.recipe) // self.recipe.batch_size
-        self.global_step = int(state.get("global_step", 0))
-        partial = state.get("partial") or {}
-        self.partial = {"loss": float(partial.get("loss", 0.0)),
-                        "correct": int(partial.get("correct", 0)),
-                        "count": int(partial.get("count", 0)),
-                        "seconds": float(partial.get("seconds", 0.0))}
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.images_seen = int(state.get("images_seen", 0))
-        self.last_record = state.get("last_record")
-        self.pending_eval = bool(state.get("pending_eval", False))
-        rng = state["rng"]
-        set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0], where)
-
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
         """Everything the checkpoint holds (every rank takes part: RNG states are
-        gathered)."""
-        rngs = [rng_state()]
-        if self.dist.enabled:
-            import torch.distributed as dist
-
-            gathered: list = [None] * self.dist.world_size
-            dist.all_gather_object(gathered, rngs[0])
-            rngs = gathered
-        s, r = self.splits, self.recipe
-        return {
-            "model": self.config.model, "model_args": dict(r.model_args), "data": s.name,
-            "classes": list(s.classes), "num_classes": s.num_classes,
-            "in_chans": s.in_channels, "image_size": s.image_size, "mean": list(s.mean),
-            "std": list(s.std), "params": self.params, "macs": self.macs,
-            "state_dict": self.model.state_dict(),
-            "ema_state_dict": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng": rngs, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "samples_in_epoch": self.step_in_epoch * r.batch_size,
-            "global_step": self.global_step, "partial": dict(self.partial),
-            "train_seconds": self.train_seconds, "images_seen": self.images_seen,
-            "loader": {"seed": r.seed, "epoch": self.epoch,
-                       "world_size": self.dist.world_size, "batch_size": r.batch_size},
-            "recipe": r.to_dict(), "last_record": self.last_record,
-            "pending_eval": self.pending_eval, "complete": self.epoch >= r.epochs,
-            "torch": str(torch.__version__),
-        }
+        gathered); see :func:`igc.train.snapshot.capture`."""
+        return capture(self)
 
     def save(self) -> None:
         """Write the checkpoint (rank 0), then, once per process, the run's metadata that
@@ -209,7 +138,8 @@ class Trainer:
     def run_info(self) -> dict[str, Any]:
         """The content of ``run.json``."""
         c, r = self.config, self.recipe
-        return {"model": c.model, "data": self.splits.name, "data_files": self.splits.origin,
+        return {"model": c.model, "data": self.splits.name, "data_dir": c.data_dir,
+                "data_files": self.splits.origin,
                 "model_args": r.model_args, "params": self.params, "macs": self.macs,
                 "recipe": r.name, "command": c.command, "world_size": self.dist.world_size,
                 "device": str(self.device), "threads": self.threads,
