@@ -178,3 +178,9 @@ def test_forms_on_each_device(device):
         for a, b in zip(grads, outputs["grouped"][1]):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
     assert all(p.device.type == device for p in modules["auto"].parameters())
+
+
+def test_recipe_knows_every_training_form():
+    from igc.train.recipe import TRAINING_FORMS
+
+    assert TRAINING_FORMS == FORMS

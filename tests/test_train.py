@@ -377,3 +377,42 @@ def test_thread_governor_drops_to_one_thread_while_machine_busy(monkeypatch):
         assert fixed.current == 2 and not fixed.enabled
     finally:
         torch.set_num_threads(before)
+
+
+def test_thread_governor_starts_with_one_thread_beside_a_busy_process(monkeypatch):
+    import igc.train.threads as th
+
+    monkeypatch.setattr(th, "free_cores", lambda total, sample=0.25: (1, 1.0))
+    before = torch.get_num_threads()
+    try:
+        gov = th.ThreadGovernor(2)
+        assert gov.current == 1 and torch.get_num_threads() == 1
+        assert "starting with 1: others used 1.0 of 2 cores" in gov.describe()
+        assert th.ThreadGovernor(2, adaptive=False).describe() == "2 threads (fixed)"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_free_cores_reads_the_machine():
+    from igc.train.threads import free_cores
+
+    free, others = free_cores(2, sample=0.05)
+    assert 1 <= free <= 2 and (others is None or others >= 0)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "100000", "two"])
+def test_threads_flag_out_of_range_is_one_line(value, capsys):
+    from igc.cli import main
+
+    assert main(["train", "--threads", value, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("--threads" in err[0] or "integer" in err[0])
+
+
+def test_openmp_defaults_respect_the_user(monkeypatch):
+    from igc.runtime import configure_openmp
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert configure_openmp() == {} and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert configure_openmp() == {"OMP_WAIT_POLICY": "PASSIVE"}

@@ -14,6 +14,7 @@ import sys
 
 from igc import checks
 from igc.cli import args as A
+from igc.runtime import available_cores
 from igc.train.resolve import DEFAULT_DATA, DEFAULT_RECIPE, MAX_SEEDS
 
 
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
                    type=A.name("--device"),
                    help="where to train (default auto: CUDA when available)")
+    p.add_argument("--threads", type=A.integer("--threads", 1, available_cores()), metavar="N",
+                   help="torch threads (default: every free core, dropping to one while "
+                        "other processes keep the machine busy)")
     p.add_argument("--amp", action="store_true", default=None,
                    help="mixed precision (bf16 autocast on CPU, fp16 + GradScaler on CUDA)")
     p.add_argument("--channels-last", action="store_true", default=None,
@@ -71,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _flag_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     pairs = [("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
              ("seed", args.seed), ("amp", args.amp), ("channels_last", args.channels_last),
-             ("compile", args.compile), ("sync_bn", args.sync_bn)]
+             ("compile", args.compile), ("sync_bn", args.sync_bn),
+             ("threads", args.threads)]
     return [(k, v) for k, v in pairs if v is not None]
 
 

@@ -18,6 +18,7 @@ from igc.data import BatchAugment, DatasetSplits, make_loader
 from igc.errors import IGCError
 from igc.files.run_dir import RunFolder
 from igc.formatting import shorten
+from igc.layers.forms import set_training_form
 from igc.train import distributed as D
 from igc.train.checkpoint import check_resumable, load_checkpoint
 from igc.train.evaluate import eval_loader
@@ -136,6 +137,7 @@ def build_network(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
             raise IGCError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm does not run on "
                            "CPU; drop --sync-bn for CPU processes")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    set_training_form(model, recipe.training_form)
     model = model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)

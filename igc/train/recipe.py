@@ -35,6 +35,10 @@ eval_every         evaluate every N epochs (0 = only after the last epoch; the l
 drop_last          drop the incomplete last training batch of an epoch
 amp, channels_last, compile, sync_bn
                    mixed precision, channels-last memory, ``torch.compile``, SyncBatchNorm
+training_form      how the IGC blocks compute while training (:mod:`igc.layers.forms`):
+                   ``auto`` (shuffles absorbed into adjacent 1x1 factors where that is
+                   measured to be cheaper), ``grouped`` (grouped convolutions and shuffle
+                   copies) or ``absorbed``; the same function and parameters in every form
 threads            ``torch.set_num_threads``; 0 = every core, dropping to one thread
                    while other processes keep the machine busy (:mod:`igc.train.threads`;
                    in a distributed run: the cores per process)
@@ -66,6 +70,9 @@ from igc.errors import IGCError, unknown_name
 from igc.files.schema import check_plain
 from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, tomllib, write_toml
 
+#: :data:`igc.layers.forms.FORMS` (repeated here so that reading a recipe imports no torch;
+#: a test keeps the two equal).
+TRAINING_FORMS = ("auto", "grouped", "absorbed")
 SCHEDULES = ("multistep", "cosine", "exponential", "constant")
 LR_SCALINGS = ("none", "linear", "sqrt")
 
@@ -106,6 +113,7 @@ class Recipe:
     channels_last: bool = False
     compile: bool = False
     sync_bn: bool = False
+    training_form: str = "auto"
     threads: int = 0
     seed: int = 0
     grad_clip: float = 0.0
@@ -235,6 +243,8 @@ def validate(recipe: Recipe) -> Recipe:
     within(r.resize_size, "resize_size", 0, checks.MAX_IMAGE_SIZE)
     within(r.eval_every, "eval_every", 0, checks.MAX_EPOCHS)
     within(r.threads, "threads", 0, checks.MAX_THREADS)
+    need(r.training_form in TRAINING_FORMS, f"training_form must be one of "
+         f"{', '.join(TRAINING_FORMS)}, got {r.training_form!r}")
     need(r.seed >= 0, f"seed must be >= 0, got {r.seed}")
     within(r.seed, "seed", 0, checks.MAX_SEED)
     need(r.grad_clip >= 0, "grad_clip must be >= 0")

@@ -19,6 +19,7 @@ from igc import checks
 from igc.data import DatasetSplits, load_dataset
 from igc.errors import IGCError
 from igc.formatting import count, duration, first_line, pct
+from igc.runtime import available_cores
 from igc.train.recipe import Recipe, validate
 
 #: The most parameters a network may have before it is built (4 GB of float32 weights).
@@ -140,13 +141,6 @@ def pick_device(name: str) -> torch.device:
                            "--device cpu or auto")
         return torch.device(name)
     raise IGCError(f"unknown device {name!r}; use auto, cpu or cuda")
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def set_threads(threads: int, procs_per_node: int) -> int:

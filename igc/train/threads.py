@@ -9,8 +9,17 @@ the development machines). :class:`ThreadGovernor` therefore watches the machine
 every few seconds and uses every core while the rest of the machine is idle, one thread
 while it is not.
 
+The first choice is made before training from a short look at the machine
+(:func:`free_cores`), so a run that starts beside a busy process starts with one thread.
+
+The OpenMP runtime itself makes the collapse worse: by default its threads spin while they
+wait for each other, which on a shared core steals time from the sibling they wait for. The
+``igc`` command therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it
+(:func:`igc.runtime.configure_openmp`); measured beside one busy process, two threads then
+train about as fast as one instead of 10-20x slower (docs/training.md).
+
 Changing the thread count can change floating-point summation order; set ``threads`` in
-the recipe to a fixed number for bit-reproducible runs.
+the recipe (or ``--threads``) to a fixed number for bit-reproducible runs.
 """
 
 from __future__ import annotations
@@ -41,6 +50,22 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
+def free_cores(total: int, sample: float = 0.25) -> tuple[int, float | None]:
+    """``(free, others)``: how many of ``total`` cores other processes leave free, from
+    ``/proc/stat`` over ``sample`` seconds (``others``: the cores they used; ``None`` and
+    ``total`` free where that cannot be read)."""
+    busy, own, start = _busy_seconds(), _own_seconds(), time.monotonic()
+    if busy is None:
+        return total, None
+    time.sleep(sample)
+    after = _busy_seconds()
+    wall = time.monotonic() - start
+    if after is None or wall <= 0:
+        return total, None
+    others = max(0.0, (after - busy) - (_own_seconds() - own)) / wall
+    return max(1, min(total, total - int(others + 0.5))), others
+
+
 class ThreadGovernor:
     """Call :meth:`tick` once per training step; it re-decides every ``interval`` seconds.
 
@@ -56,6 +81,11 @@ class ThreadGovernor:
         self.interval, self.busy_above, self.idle_below = interval, busy_above, idle_below
         self.enabled = adaptive and max_threads > 1 and _busy_seconds() is not None
         self.current = max_threads
+        self.others_at_start: float | None = None
+        if self.enabled:
+            _, self.others_at_start = free_cores(max_threads)
+            if self.others_at_start is not None and self.others_at_start > busy_above:
+                self.current = 1
         self.steps: dict[int, int] = {}
         self.switches = 0
         torch.set_num_threads(self.current)
@@ -92,12 +122,18 @@ class ThreadGovernor:
         self._mark()
 
     def describe(self) -> str:
-        """e.g. ``"2 threads (adaptive) (1 while the machine was busy: 12% of steps)"``."""
-        total = sum(self.steps.values()) or 1
-        single = self.steps.get(1, 0) if self.max_threads > 1 else 0
-        text = f"{self.max_threads} thread{'s' if self.max_threads > 1 else ''}"
-        if self.enabled:
-            text += " (adaptive)"
-        if single:
-            text += f" (1 while the machine was busy: {100 * single / total:.0f}% of steps)"
-        return text
+        """e.g. ``"2 threads (adaptive: 1 while other processes use a core; starting with
+        1: others used 1.0 of 2 cores)"`` or, after training, ``"... 12% of steps with 1"``."""
+        n = self.max_threads
+        text = f"{n} thread{'s' if n > 1 else ''}"
+        if not self.enabled:
+            return text + " (fixed)"
+        text += " (adaptive: 1 while other processes use a core"
+        if self.others_at_start is not None and not self.steps:
+            text += (f"; starting with {self.current}: others used "
+                     f"{self.others_at_start:.1f} of {n} cores")
+        total = sum(self.steps.values())
+        single = self.steps.get(1, 0)
+        if total:
+            text += f"; {100 * single / total:.0f}% of steps with 1"
+        return text + ")"
