@@ -162,10 +162,12 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 def test_forms_on_each_device(device):
-    """The same code path on CUDA: index tensors follow the input's device."""
+    """The same code path on CUDA: index tensors follow the input's device. (float64: in
+    float32 cuDNN's TF32 convolutions round the dense and grouped products differently,
+    by up to 2e-2 in a gradient, which says nothing about the forms.)"""
     torch.manual_seed(2)
-    block = IGCV2Block(16, 16, branch_sizes=(4, 4), nonlinear=True).to(device)
-    x = torch.randn(4, 16, 6, 6, device=device)
+    block = IGCV2Block(16, 16, branch_sizes=(4, 4), nonlinear=True).to(device).double()
+    x = torch.randn(4, 16, 6, 6, device=device, dtype=torch.float64)
     modules = _forms(block)
     outputs = {}
     for name, module in modules.items():
@@ -174,9 +176,9 @@ def test_forms_on_each_device(device):
         y.square().sum().backward()
         outputs[name] = (y.detach(), [p.grad for p in module.parameters()])
     for y, grads in outputs.values():
-        torch.testing.assert_close(y, outputs["grouped"][0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(y, outputs["grouped"][0], rtol=1e-9, atol=1e-9)
         for a, b in zip(grads, outputs["grouped"][1]):
-            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+            torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
     assert all(p.device.type == device for p in modules["auto"].parameters())
 
 

@@ -46,7 +46,7 @@ def resolve_run(model: str | None = None, data: str | None = None,
     """The :class:`RunConfig` ``igc train`` builds from its options: ``data`` defaults to
     the previous run's (``resume``), the recipe's or Fashion-MNIST; the recipe to the data
     set's (:data:`DEFAULT_RECIPE`); ``model`` (and ``data_dir``) to the previous run's or
-    the recipe's; ``out`` to ``runs/MODEL-DATA``. ``overrides`` (``"key=value"`` or
+    the recipe's; ``out`` to :func:`default_out`. ``overrides`` (``"key=value"`` or
     pairs) apply to the recipe; ``options`` are the other :class:`RunConfig` fields
     (data_dir, device, force, quiet, ...)."""
     out_path = checks.check_path(out, "--out") if out is not None else None
@@ -71,9 +71,26 @@ def resolve_run(model: str | None = None, data: str | None = None,
     from igc.models.registry import model_entry
 
     model_entry(model)  # unknown names fail here, with suggestions
-    out_path = out_path or Path("runs") / f"{model}-{data}"
+    if out_path is None:
+        out_path = default_out(model, data, resume=resume, force=bool(options.get("force")))
     return RunConfig(model=model, data=data, recipe=resolved, out=out_path, resume=resume,
                      overrides=overrides, **options).check()
+
+
+def default_out(model: str, data: str, resume: bool = False, force: bool = False,
+                root: Path = Path("runs")) -> Path:
+    """``runs/MODEL-DATA`` when it is free (or ``resume`` / ``force`` ask for it), else the
+    first free ``runs/MODEL-DATA-2``, ``-3``, ...: running the same command again starts
+    a new run beside the finished (or interrupted) one instead of stopping; an
+    interrupted run is continued with ``--out`` and ``--resume``."""
+    base = root / f"{model}-{data}"
+    if resume or force:
+        return base
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = root / f"{model}-{data}-{n}"
+    return candidate
 
 
 def train_seeds(config: RunConfig, seeds: int,
@@ -109,5 +126,5 @@ def train_seeds(config: RunConfig, seeds: int,
     return results
 
 
-__all__ = ["DEFAULT_DATA", "DEFAULT_RECIPE", "RunResult", "previous_run", "resolve_run",
-           "train_seeds"]
+__all__ = ["DEFAULT_DATA", "DEFAULT_RECIPE", "RunResult", "default_out", "previous_run",
+           "resolve_run", "train_seeds"]
