@@ -353,7 +353,7 @@ def test_thread_governor_drops_to_one_thread_while_machine_busy(monkeypatch):
     monkeypatch.setattr(th.time, "monotonic", lambda: clock["t"])
     before = torch.get_num_threads()
     try:
-        gov = th.ThreadGovernor(2, interval=3.0)
+        gov = th.ThreadGovernor(2, auto=True, switching=True, interval=3.0)
         assert gov.enabled and gov.current == 2 and torch.get_num_threads() == 2
 
         def advance(seconds: float, ours: float, others: float) -> None:
@@ -370,8 +370,8 @@ def test_thread_governor_drops_to_one_thread_while_machine_busy(monkeypatch):
         assert gov.current == 1
         advance(3.5, 1.0, 0.0)  # idle again: all cores
         assert gov.current == 2 and gov.switches == 2
-        assert sum(gov.steps.values()) == 4 and "adaptive" in gov.describe()
-        fixed = th.ThreadGovernor(2, adaptive=False)
+        assert sum(gov.steps.values()) == 4 and "50% of steps with 1" in gov.describe()
+        fixed = th.ThreadGovernor(2, auto=True)
         advance(3.5, 1.0, 1.0)
         fixed.tick()
         assert fixed.current == 2 and not fixed.enabled
@@ -385,10 +385,13 @@ def test_thread_governor_starts_with_one_thread_beside_a_busy_process(monkeypatc
     monkeypatch.setattr(th, "free_cores", lambda total, sample=0.25: (1, 1.0))
     before = torch.get_num_threads()
     try:
-        gov = th.ThreadGovernor(2)
-        assert gov.current == 1 and torch.get_num_threads() == 1
-        assert "starting with 1: others used 1.0 of 2 cores" in gov.describe()
-        assert th.ThreadGovernor(2, adaptive=False).describe() == "2 threads (fixed)"
+        gov = th.ThreadGovernor(2, auto=True)
+        assert gov.current == 1 and torch.get_num_threads() == 1 and not gov.enabled
+        assert gov.describe() == "1 thread (1 of 2 cores free: other processes used 1.0)"
+        for _ in range(3):
+            gov.tick()
+        assert gov.current == 1 and gov.steps == {1: 3}
+        assert th.ThreadGovernor(2).describe() == "2 threads (fixed)"
     finally:
         torch.set_num_threads(before)
 

@@ -150,14 +150,16 @@ def set_threads(threads: int, procs_per_node: int) -> int:
     return n
 
 
-def thread_governor(threads: int, procs_per_node: int, device: torch.device):
-    """A :class:`~igc.train.threads.ThreadGovernor`: adaptive for ``threads = 0`` in a
-    single CPU process, else fixed at ``threads`` (or the cores per process)."""
+def thread_governor(threads: int, procs_per_node: int, device: torch.device,
+                    switching: bool = False):
+    """A :class:`~igc.train.threads.ThreadGovernor`: for ``threads = 0`` in a single CPU
+    process the free cores (``switching``: re-decided during the run), else fixed at
+    ``threads`` (or the cores per process)."""
     from igc.train.threads import ThreadGovernor
 
     n = set_threads(threads, procs_per_node)
-    adaptive = threads == 0 and procs_per_node == 1 and device.type == "cpu"
-    return ThreadGovernor(n, adaptive=adaptive)
+    auto = threads == 0 and procs_per_node == 1 and device.type == "cpu"
+    return ThreadGovernor(n, auto=auto, switching=auto and switching)
 
 
 def load_splits(data: str, data_dir: str | None, download: bool,

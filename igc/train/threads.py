@@ -9,8 +9,11 @@ the development machines). :class:`ThreadGovernor` therefore watches the machine
 every few seconds and uses every core while the rest of the machine is idle, one thread
 while it is not.
 
-The first choice is made before training from a short look at the machine
-(:func:`free_cores`), so a run that starts beside a busy process starts with one thread.
+The choice is made before training from a short look at the machine (:func:`free_cores`),
+so a run that starts beside a busy process starts with fewer threads, and then stays
+fixed (the thread count changes floating-point summation order, so switching would make
+runs depend on the machine's load); ``adaptive_threads`` in the recipe switches during
+the run instead.
 
 The OpenMP runtime itself makes the collapse worse: by default its threads spin while they
 wait for each other, which on a shared core steals time from the sibling they wait for. The
@@ -18,8 +21,8 @@ wait for each other, which on a shared core steals time from the sibling they wa
 (:func:`igc.runtime.configure_openmp`); measured beside one busy process, two threads then
 train about as fast as one instead of 10-20x slower (docs/training.md).
 
-Changing the thread count can change floating-point summation order; set ``threads`` in
-the recipe (or ``--threads``) to a fixed number for bit-reproducible runs.
+Set ``threads`` in the recipe (or ``--threads``) to a fixed number for runs that must be
+bit-identical on machines in any state (and for an exact ``--resume``).
 """
 
 from __future__ import annotations
@@ -67,29 +70,41 @@ def free_cores(total: int, sample: float = 0.25) -> tuple[int, float | None]:
 
 
 class ThreadGovernor:
-    """Call :meth:`tick` once per training step; it re-decides every ``interval`` seconds.
+    """The thread count of a CPU training run; call :meth:`tick` once per step.
 
-    ``max_threads`` is used while the rest of the machine uses less than ``idle_below``
-    cores; one thread once it uses more than ``busy_above`` cores (hysteresis between).
-    ``steps`` counts the steps run at each thread count. With ``adaptive=False`` it keeps
-    ``max_threads`` and only counts.
+    ``auto`` (the recipe's ``threads = 0`` in a single process): the run starts with as
+    many threads as :func:`free_cores` finds free (at least one). The count then stays
+    fixed, because it changes the floating-point summation order: the same seed on the same
+    machine state gives the same weights. ``switching`` (the recipe's ``adaptive_threads``)
+    re-decides every ``interval`` seconds instead: one thread once other processes use more
+    than ``busy_above`` cores, ``max_threads`` again below ``idle_below`` (hysteresis
+    between) -- faster where the load comes and goes, no longer bit-reproducible.
+    ``steps`` counts the steps run at each thread count.
     """
 
-    def __init__(self, max_threads: int, adaptive: bool = True, interval: float = 3.0,
-                 busy_above: float = 0.5, idle_below: float = 0.25) -> None:
+    def __init__(self, max_threads: int, auto: bool = False, switching: bool = False,
+                 interval: float = 3.0, busy_above: float = 0.5,
+                 idle_below: float = 0.25) -> None:
         self.max_threads = max_threads
         self.interval, self.busy_above, self.idle_below = interval, busy_above, idle_below
-        self.enabled = adaptive and max_threads > 1 and _busy_seconds() is not None
+        readable = _busy_seconds() is not None
+        self.auto = auto and readable
+        self.switching = switching and max_threads > 1 and readable
         self.current = max_threads
         self.others_at_start: float | None = None
-        if self.enabled:
-            _, self.others_at_start = free_cores(max_threads)
+        if self.auto or self.switching:
+            free, self.others_at_start = free_cores(max_threads)
             if self.others_at_start is not None and self.others_at_start > busy_above:
-                self.current = 1
+                self.current = free if self.auto else 1
         self.steps: dict[int, int] = {}
         self.switches = 0
         torch.set_num_threads(self.current)
         self._mark()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the count may change during the run."""
+        return self.switching
 
     def _mark(self) -> None:
         self._t, self._busy, self._own = time.monotonic(), _busy_seconds(), _own_seconds()
@@ -106,7 +121,7 @@ class ThreadGovernor:
 
     def tick(self) -> None:
         self.steps[self.current] = self.steps.get(self.current, 0) + 1
-        if not self.enabled or time.monotonic() - self._t < self.interval:
+        if not self.switching or time.monotonic() - self._t < self.interval:
             return
         others = self.others()
         if others is not None:
@@ -122,18 +137,22 @@ class ThreadGovernor:
         self._mark()
 
     def describe(self) -> str:
-        """e.g. ``"2 threads (adaptive: 1 while other processes use a core; starting with
-        1: others used 1.0 of 2 cores)"`` or, after training, ``"... 12% of steps with 1"``."""
-        n = self.max_threads
+        """One phrase for the run's first and last lines, e.g. ``"2 threads (2 of 2 cores
+        free)"``, ``"1 thread (1 of 2 cores free: other processes used 1.0)"``, ``"2
+        threads (fixed)"`` or ``"2 threads (switching to 1 while other processes use a
+        core; 12% of steps with 1)"``."""
+        n = self.current if not self.steps else max(self.steps, key=self.steps.get)
         text = f"{n} thread{'s' if n > 1 else ''}"
-        if not self.enabled:
+        if self.switching:
+            total = sum(self.steps.values())
+            share = f"; {100 * self.steps.get(1, 0) / total:.0f}% of steps with 1" \
+                if total else ""
+            return text + f" (switching to 1 while other processes use a core{share})"
+        if not self.auto:
             return text + " (fixed)"
-        text += " (adaptive: 1 while other processes use a core"
-        if self.others_at_start is not None and not self.steps:
-            text += (f"; starting with {self.current}: others used "
-                     f"{self.others_at_start:.1f} of {n} cores")
-        total = sum(self.steps.values())
-        single = self.steps.get(1, 0)
-        if total:
-            text += f"; {100 * single / total:.0f}% of steps with 1"
-        return text + ")"
+        if self.others_at_start is None:
+            return text + f" (of {self.max_threads} cores)"
+        free = max(1, min(self.max_threads, self.max_threads - int(self.others_at_start + 0.5)))
+        busy = (f": other processes used {self.others_at_start:.1f}"
+                if self.others_at_start > self.busy_above else "")
+        return text + f" ({free} of {self.max_threads} cores free{busy})"

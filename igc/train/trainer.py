@@ -82,8 +82,9 @@ class Trainer:
         self.resume_state = B.load_resume_state(c, self.dist)
         self.recipe, self.changes = B.build_recipe(c, self.resume_state, self.dist)
         r = self.recipe
-        self.governor = thread_governor(r.threads, self.dist.local_world_size, self.device)
-        self.threads = self.governor.max_threads
+        self.governor = thread_governor(r.threads, self.dist.local_world_size, self.device,
+                                        r.adaptive_threads)
+        self.threads = self.governor.current
         self.amp, self.channels_last = r.amp, r.channels_last
         self.splits = B.build_splits(c, r, self._splits)
         self.model, self.params, self.macs = B.build_network(c, self.splits, r, self.device,
