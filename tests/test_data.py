@@ -573,3 +573,24 @@ def test_real_fashion_mnist_debian_package():
     assert data.test.images.shape == (10000, 1, 28, 28)
     assert data.train.labels.bincount().tolist() == [6000] * 10
     assert data.classes[0] == "T-shirt/top"
+
+
+def test_erase_blanks_one_rectangle_per_chosen_image():
+    from igc.data.augment import erase
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((200, 2, 12, 10), 7, dtype=torch.uint8)
+    y = erase(x, p=0.5, min_area=0.1, max_area=0.3, generator=g)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    zero = y == 0
+    assert (zero[:, 0] == zero[:, 1]).all()  # the same rectangle in every channel
+    erased = zero.flatten(1).any(1)
+    assert 60 < int(erased.sum()) < 140  # about half of the images
+    for img in zero[erased, 0]:
+        rows, cols = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        box = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all() and int(box.sum()) == int(img.sum())  # one solid rectangle
+        assert 0.05 * 120 <= int(img.sum()) <= 0.45 * 120
+    assert torch.equal(erase(x, p=0.0, generator=g), x)
+    with pytest.raises(IGCError, match="erase needs"):
+        erase(x, p=2)

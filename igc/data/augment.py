@@ -12,12 +12,13 @@ strings ``"op"`` / ``"op:arg1,arg2"`` (positional) or tables ``{op = "name", par
     [{op = "pad_crop", pad = 4}, {op = "hflip", p = 0.5}, "normalize"]   # TOML tables
 
 Ops: ``pad_crop(pad)``, ``hflip(p=0.5)``, ``scale_crop(min_size, max_size, out_size)``,
-``center_crop(size)`` and ``normalize`` (with the data set's mean/std). The pipeline always
+``erase(p=0.5, min_area=0.02, max_area=0.33)``, ``center_crop(size)`` and ``normalize`` (with the data set's mean/std). The pipeline always
 returns float32: without ``normalize`` it ends by scaling uint8 to 0..1.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -99,6 +100,32 @@ def scale_crop(x: torch.Tensor, min_size: int, max_size: int, out_size: int,
     return out if x.is_floating_point() else out.round_().clamp_(0, 255).to(x.dtype)
 
 
+def erase(x: torch.Tensor, p: float = 0.5, min_area: float = 0.02, max_area: float = 0.33,
+          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random erasing (Zhong et al., 2017): with probability ``p`` set a random rectangle
+    of each image of ``x (N, C, H, W)`` to 0. Its area is a uniform fraction in
+    ``[min_area, max_area]`` of the image and its aspect ratio log-uniform in [0.3, 3.3];
+    keeps the dtype. Zero is the background of Fashion-MNIST and MNIST (put ``erase``
+    before ``normalize`` there)."""
+    if not (0 <= p <= 1 and 0 < min_area <= max_area <= 1):
+        raise IGCError(f"erase needs 0 <= p <= 1 and 0 < min_area <= max_area <= 1, got "
+                       f"{p}, {min_area}, {max_area}; fix the augmentation spec")
+    n, _, h, w = x.shape
+    area = (min_area + (max_area - min_area) * _rand(n, generator, x.device)) * (h * w)
+    ratio = torch.exp(math.log(0.3) + math.log(3.3 / 0.3) * _rand(n, generator, x.device))
+    eh = torch.sqrt(area * ratio).round().clamp(1, h).long()
+    ew = torch.sqrt(area / ratio).round().clamp(1, w).long()
+    top = (_rand(n, generator, x.device) * (h - eh + 1)).long()
+    left = (_rand(n, generator, x.device) * (w - ew + 1)).long()
+    on = _rand(n, generator, x.device) < p
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    inside_r = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
+    inside_c = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
+    mask = (inside_r[:, :, None] & inside_c[:, None, :]) & on[:, None, None]
+    return x.masked_fill(mask[:, None], 0)
+
+
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """The central ``size x size`` window of each image of ``x (N, C, H, W)``."""
     h, w = x.shape[-2:]
@@ -126,9 +153,11 @@ _OPS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...], dict[str, fl
     "hflip": (hflip, ("p",), {"p": 0.5}),
     "scale_crop": (scale_crop, ("min_size", "max_size", "out_size"), {}),
     "center_crop": (center_crop, ("size",), {}),
+    "erase": (erase, ("p", "min_area", "max_area"), {"p": 0.5, "min_area": 0.02,
+                                                      "max_area": 0.33}),
     "normalize": (normalize, (), {}),
 }
-_RANDOM = {"pad_crop", "hflip", "scale_crop"}
+_RANDOM = {"pad_crop", "hflip", "scale_crop", "erase"}
 
 
 def _number(text: str, item: str) -> float:
