@@ -12,8 +12,9 @@ strings ``"op"`` / ``"op:arg1,arg2"`` (positional) or tables ``{op = "name", par
     [{op = "pad_crop", pad = 4}, {op = "hflip", p = 0.5}, "normalize"]   # TOML tables
 
 Ops: ``pad_crop(pad)``, ``hflip(p=0.5)``, ``scale_crop(min_size, max_size, out_size)``,
-``erase(p=0.5, min_area=0.02, max_area=0.33)``, ``center_crop(size)`` and ``normalize`` (with the data set's mean/std). The pipeline always
-returns float32: without ``normalize`` it ends by scaling uint8 to 0..1.
+``erase(p=0.5, min_area=0.02, max_area=0.33)``, ``center_crop(size)`` and ``normalize``
+(with the data set's mean/std). The pipeline always returns float32: without ``normalize``
+it ends by scaling uint8 to 0..1.
 """
 
 from __future__ import annotations
