@@ -92,9 +92,14 @@ def check_hashes(path: Path, expected: list[Expected], fix: str) -> str:
         got = sha256 if want.algorithm == "sha256" else _digest(want.algorithm,
                                                                  _unzip(path, raw))
         if not got.startswith(want.prefix):
-            raise IGCError(f"{path} fails its {want.algorithm.upper()} check ({want.why} "
-                           f"{want.prefix}, file {got[:len(want.prefix)]}); {fix}")
+            label = {"sha256": "SHA-256", "sha1": "SHA-1"}[want.algorithm]
+            raise IGCError(f"{path} fails its {label} check ({want.why}: {_short(want.prefix)}"
+                           f", file: {_short(got[:len(want.prefix)])}); {fix}")
     return sha256
+
+
+def _short(digest: str) -> str:
+    return digest if len(digest) <= 16 else digest[:16] + "..."
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -127,8 +132,8 @@ def _unzip(path: Path, raw: bytes) -> bytes:
                 raise IGCError(f"{path} holds a file of {members[0].file_size:,} bytes, over "
                                f"the {MAX_WEIGHTS_BYTES:,} a weights file may have")
             return archive.read(members[0])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise IGCError(f"{path} is a damaged zip archive ({exc})") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
+        return raw  # a torn torch.save file; torch.load names it corrupt
 
 
 def read_payload(path: Path) -> bytes:
