@@ -182,6 +182,16 @@ def test_other_networks_and_damaged_files_are_refused(tmp_path):
         create_model("igcv3_100", pretrained=tmp_path / "fewer.pth")
 
 
+def test_files_without_batchnorm_counters_load(tmp_path):
+    """State dicts saved before PyTorch 0.4.1 have no num_batches_tracked."""
+    net = pytorchcv_net("mobilenet_wd4")
+    old = {k: v for k, v in net.state_dict().items() if "num_batches_tracked" not in k}
+    torch.save(old, tmp_path / "old.pth")
+    model = create_model("mobilenetv1_025", pretrained=tmp_path / "old.pth").eval()
+    with torch.no_grad():
+        assert relative(model(IMAGES), net(IMAGES)) <= TOLERANCE
+
+
 def test_new_classes_and_input_channels_with_converted_weights(tmp_path):
     """num_classes=10 re-initialises only the classifier; in_chans=1 sums the first
     convolution over RGB: a gray image equals pytorchcv's output on it repeated 3 times."""

@@ -28,6 +28,9 @@ pytorchcv's stages are ours (one per output resolution). Layouts:
   g = 2 in both, so no weight is permuted.
 * **MobileNetV2's classifier** is a 1x1 convolution without bias, ``(1000, 1280, 1, 1)``:
   its weight becomes the linear classifier's ``(1000, 1280)``, the bias zeros (exact).
+* **BatchNorm counters**: a file saved before PyTorch 0.4.1 has no ``num_batches_tracked``
+  (PyTorch's own loader fills it in); the converter adds zeros (it only matters for
+  training with ``momentum=None``).
 * **MobileNetV2's first block**: pytorchcv's ``mobilenetv2_w1`` keeps a 1x1 expansion
   (32 -> 32, BN, ReLU6) in the ``t = 1`` block, which the paper's block (and our default)
   omits: 1,024 + 64 = 1,088 parameters more, minus our classifier's 1,000 biases = the 88
@@ -167,4 +170,7 @@ def convert(state: Mapping[str, torch.Tensor]) -> Converted:
                            "expected a bias-free 1x1 convolution")
         out["classifier.weight"] = weight.flatten(1)
         out["classifier.bias"] = torch.zeros(weight.shape[0], dtype=weight.dtype)
+    for key in [k for k in out if k.endswith(".running_mean")]:  # files of PyTorch < 0.4.1
+        out.setdefault(key.removesuffix("running_mean") + "num_batches_tracked",
+                       torch.zeros((), dtype=torch.long))
     return Converted(name, model, dict(args), out)
