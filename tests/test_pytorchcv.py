@@ -150,6 +150,13 @@ def test_the_88_parameters_of_mobilenetv2():
     assert theirs - ours == expansion - classes == 88
     assert expanded - ours == expansion and expanded - theirs == classes
     assert count(cv_mobilenetv2.mobilenetv2b_w1()) == ours - classes
+    with pytest.raises(IGCError, match="first_expand must be True or False"):
+        create_model("mobilenetv2_100", first_expand="yes")
+    from igc.layers import MobileNetV2Block
+
+    assert len(MobileNetV2Block(8, 8, expansion=1, expand=True).body.factors) == 3
+    with pytest.raises(IGCError, match="needs hidden == in_ch"):
+        MobileNetV2Block(8, 8, expansion=6, expand=False)
 
 
 def test_other_networks_and_damaged_files_are_refused(tmp_path):
