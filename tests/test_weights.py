@@ -212,8 +212,8 @@ def test_bad_requests(tmp_path):
     torch.save([1, 2], path)
     with pytest.raises(IGCError, match="not a state dict"):
         create_model(NAME, pretrained=path)
-    with pytest.raises(IGCError, match="URL"):
-        create_model(NAME, pretrained="https://example.org/w.pt")
+    with pytest.raises(IGCError, match=r"http\(s\):// or file:// URL"):
+        create_model(NAME, pretrained="ftp://example.org/w.pt")
     with pytest.raises(IGCError, match="not both"):
         create_model(NAME, pretrained=True, checkpoint_path=path)
 

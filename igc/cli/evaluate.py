@@ -1,4 +1,6 @@
-"""``igc eval``: top-1, top-5 and per-class accuracy of a checkpoint on a test split."""
+"""``igc eval``: top-1, top-5 and per-class accuracy of a checkpoint on a test split, or of
+a zoo network with given weights (``igc eval NAME --pretrained [FILE_OR_URL]``) on an image
+folder (``--data imagefolder --data-dir VAL_DIR``, with the network's own preprocessing)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,20 @@ import json
 
 from igc import checks
 from igc.cli import args as A
+from igc.errors import IGCError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint (top-1, top-5, per class)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=A.existing("any", "checkpoint"),
-                   help="a checkpoint file or a run directory")
+    p.add_argument("checkpoint", type=A.path("checkpoint"),
+                   help="a checkpoint file or a run directory; with --pretrained, a model name")
+    p.add_argument("--pretrained", nargs="?", const=True, metavar="FILE_OR_URL",
+                   type=A.text("--pretrained", 4096),
+                   help="evaluate the network CHECKPOINT names with these weights (a file, a "
+                        "URL, a pytorchcv state dict; no value: its released weights)")
+    p.add_argument("--hash", type=A.name("--hash"),
+                   help="SHA-256 (or its first 8+ hex digits) the --pretrained file must have")
     p.add_argument("--data", "-d", type=A.name("--data"),
                    help="data set (default: the one it was trained on)")
     p.add_argument("--data-dir", type=A.existing("dir", "--data-dir"),
@@ -31,17 +40,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from igc.formatting import pct
-    from igc.train.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, data=args.data, data_dir=args.data_dir,
-                                 device=args.device, batch_size=args.batch_size,
-                                 download=not args.no_download, ema=args.ema)
+    if args.pretrained is not None:
+        from igc.train.evaluate_pretrained import evaluate_pretrained
+
+        if args.ema:
+            raise IGCError("--ema applies to igc train checkpoints, not to --pretrained")
+        result = evaluate_pretrained(str(args.checkpoint), args.pretrained, data=args.data,
+                                     data_dir=args.data_dir, device=args.device,
+                                     batch_size=args.batch_size,
+                                     download=not args.no_download, hash=args.hash)
+        what = f"{result['model']} ({result['weights'] or 'released weights'})"
+    else:
+        from igc.train.evaluate import evaluate_checkpoint
+
+        if args.hash is not None:
+            raise IGCError("--hash checks a --pretrained file; pass --pretrained FILE_OR_URL")
+        checkpoint = checks.check_existing(args.checkpoint, "checkpoint")
+        result = evaluate_checkpoint(checkpoint, data=args.data, data_dir=args.data_dir,
+                                     device=args.device, batch_size=args.batch_size,
+                                     download=not args.no_download, ema=args.ema)
+        what = f"{result['model']} (epoch {result['epoch']}/{result['epochs']})"
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['model']} (epoch {result['epoch']}/{result['epochs']}) on "
-          f"{result['data']}: top-1 {pct(result['top1'])}, top-5 {pct(result['top5'])}, "
-          f"loss {result['loss']:.4f} ({result['images']:,} images, "
+    print(f"{what} on {result['data']}: top-1 {pct(result['top1'])}, top-5 "
+          f"{pct(result['top5'])}, loss {result['loss']:.4f} ({result['images']:,} images, "
           f"{result['images_per_s']:,.0f} images/s)")
     width = max(len(name) for name in result["per_class"])
     for name, acc in result["per_class"].items():

@@ -26,6 +26,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Transform = Callable[[Image.Image, random.Random], Image.Image]
+#: Resampling filters by the names timm's ``pretrained_cfg["interpolation"]`` uses.
+INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                  "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+                  "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 
 
 class ScaleCrop:
@@ -58,18 +62,23 @@ class ScaleCrop:
 
 
 class ResizeCenterCrop:
-    """Resize so the shorter side is ``resize``, then take the centre ``size`` x ``size``."""
+    """Resize so the shorter side is ``resize`` (with ``interpolation``, a name of
+    :data:`INTERPOLATIONS`), then take the centre ``size`` x ``size``."""
 
-    def __init__(self, resize: int, size: int) -> None:
+    def __init__(self, resize: int, size: int, interpolation: str = "bilinear") -> None:
         if size > resize:
             raise IGCError(f"crop size {size} exceeds resize {resize}; use a resize >= the crop")
+        if interpolation not in INTERPOLATIONS:
+            raise IGCError(f"unknown interpolation {interpolation!r}; use one of "
+                           f"{', '.join(INTERPOLATIONS)}")
         self.resize, self.size = resize, size
+        self.filter = INTERPOLATIONS[interpolation]
 
     def __call__(self, img: Image.Image, rng: random.Random | None = None) -> Image.Image:
         w, h = img.size
         scale = self.resize / min(w, h)
         w, h = max(self.size, round(w * scale)), max(self.size, round(h * scale))
-        img = img.resize((w, h), Image.Resampling.BILINEAR)
+        img = img.resize((w, h), self.filter)
         left, top = (w - self.size) // 2, (h - self.size) // 2
         return img.crop((left, top, left + self.size, top + self.size))
 
@@ -146,3 +155,19 @@ def load_image_folder(root: str | Path, size: int = 224, resize: int | None = No
         ImageFolderDataset(val, classes, ResizeCenterCrop(resize, size)), classes,
         in_channels=3, image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         origin=str(root))
+
+
+def load_eval_folder(folder: str | Path, size: int, resize: int,
+                     interpolation: str = "bilinear") -> ImageFolderDataset:
+    """An ImageNet-style validation folder ``folder/<class>/*`` (or the ``val/`` of an image
+    folder holding ``train/`` and ``val/``) for evaluation: every image resized so its
+    shorter side is ``resize`` and centre-cropped to ``size``; labels are the sorted class
+    folders' indices (ImageNet's class order for its 1000 synset folders)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise IGCError(f"validation folder {root} does not exist; pass --data-dir DIR holding "
+                       "one folder of images per class")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        root = root / "val"
+    classes, samples = _scan(root, None)
+    return ImageFolderDataset(samples, classes, ResizeCenterCrop(resize, size, interpolation))

@@ -201,16 +201,23 @@ class IGCV3Block(IGCBlock):
 
 
 class MobileNetV2Block(IGCBlock):
-    """MobileNetV2 inverted residual: dense 1x1 expand (omitted when ``expansion == 1``),
-    channel-wise 3x3, dense 1x1 projection, linear bottleneck, skip when shapes allow."""
+    """MobileNetV2 inverted residual: dense 1x1 expand (omitted when ``expansion == 1``;
+    ``expand=True`` keeps it, as pytorchcv's ``mobilenetv2_w1``), channel-wise 3x3, dense
+    1x1 projection, linear bottleneck, skip when shapes allow."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
                  hidden: int | None = None, skip: bool | None = None, *,
-                 norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> None:
+                 expand: bool | None = None, norm_layer: NormLayer | None = None,
+                 act_layer: ActLayer | None = None) -> None:
         hidden = hidden or round(in_ch * expansion)
         factors = [Factor(hidden, hidden, hidden, SPATIAL), Factor(hidden, out_ch, 1)]
         acts: list[str | None] = ["relu6", None]
-        if hidden != in_ch or expansion != 1:
+        if expand is None:
+            expand = hidden != in_ch or expansion != 1
+        if not expand and hidden != in_ch:
+            raise IGCError(f"a block without its expansion needs hidden == in_ch ({in_ch}), "
+                           f"got {hidden}")
+        if expand:
             factors.insert(0, Factor(in_ch, hidden, 1))
             acts.insert(0, "relu6")
         super().__init__(KernelProduct(tuple(factors)), stride, acts=acts,

@@ -86,6 +86,7 @@ class ImageNetConfig:
     groups: tuple[int, ...] = ()
     classifier_groups: tuple[int, ...] | None = None
     head_groups: int = 1
+    first_expand: bool = False
 
 
 def _check_alpha(alpha: float) -> float:
@@ -157,6 +158,7 @@ def _inverted_net(config: ImageNetConfig, num_classes: int, in_chans: int,
                                    hidden=width * t, **layers)
             else:
                 block = MobileNetV2Block(width, out, stride, expansion=t, hidden=width * t,
+                                         expand=True if config.first_expand else None,
                                          **layers)
             stages[-1].append(block)
             width = out
@@ -171,10 +173,17 @@ def _inverted_net(config: ImageNetConfig, num_classes: int, in_chans: int,
 
 
 def mobilenet_v2(alpha: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 width_rule: str = "paper", *, norm_layer: NormLayer | None = None,
+                 width_rule: str = "paper", first_expand: bool = False, *,
+                 norm_layer: NormLayer | None = None,
                  act_layer: ActLayer | None = None) -> IGCNet:
-    """MobileNetV2-alpha (Table 10, right)."""
-    config = ImageNetConfig("mobilenetv2", _check_alpha(alpha), width_rule)
+    """MobileNetV2-alpha (Table 10, right). ``first_expand=True`` gives the ``t = 1`` block
+    a 1x1 expansion convolution anyway (32 -> 32, BN, ReLU6: 1,088 parameters), the layout
+    of pytorchcv's ``mobilenetv2_w1`` (:mod:`igc.models.pytorchcv`); the paper's block and
+    the default have none."""
+    if not isinstance(first_expand, bool):
+        raise IGCError(f"first_expand must be True or False, got {first_expand!r}")
+    config = ImageNetConfig("mobilenetv2", _check_alpha(alpha), width_rule,
+                            first_expand=first_expand)
     return _inverted_net(config, num_classes, in_chans, norm_layer, act_layer)
 
 

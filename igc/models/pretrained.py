@@ -16,18 +16,22 @@ in its manifest ``weights.toml``, one table per canonical model name::
     seeds = [0, 1, 2]
     commit = "<git commit of the training code>"
 
-``create_model(name, pretrained=True)`` loads them; ``pretrained=FILE`` /
-``checkpoint_path=FILE`` loads an ``igc train`` checkpoint (a dict with a ``state_dict``)
-or a plain state dict, old layouts included (:mod:`igc.models.convert`). Missing,
-unexpected or mis-shaped keys are an :class:`IGCError` unless ``strict=False``; a different
-``num_classes`` re-initialises the classifier and a different ``in_chans`` adapts the
-first convolution (timm's ``adapt_input_conv``: summed over the input channels for one
-channel, else repeated and rescaled).
+``create_model(name, pretrained=True)`` loads them; ``pretrained=FILE_OR_URL`` /
+``checkpoint_path=FILE_OR_URL`` loads an ``igc train`` checkpoint (a dict with a
+``state_dict``), a plain state dict, old layouts included (:mod:`igc.models.convert`), or a
+pytorchcv ImageNet state dict (:mod:`igc.models.pytorchcv`, recognised from its keys). A URL
+is downloaded into torch.hub's cache; ``hash=`` and hashes in file names are checked
+(:mod:`igc.models.download`). Missing, unexpected or mis-shaped keys are an
+:class:`IGCError` unless ``strict=False``; a different ``num_classes`` re-initialises the
+classifier and a different ``in_chans`` adapts the first convolution (timm's
+``adapt_input_conv``: summed over the input channels for one channel, else repeated and
+rescaled).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import re
@@ -42,7 +46,15 @@ from torch import nn
 
 from igc.errors import IGCError
 from igc.models.convert import remap_legacy_state_dict
+from igc.models.download import (
+    check_hash_argument,
+    check_hashes,
+    expected_hashes,
+    fetch,
+    read_payload,
+)
 from igc.models.entry import ModelEntry
+from igc.models.pytorchcv import convert, is_pytorchcv
 
 try:
     import tomllib
@@ -137,7 +149,7 @@ class WeightsSource:
     """Weights read for one network: the state dict and what the file says about it."""
 
     state_dict: dict[str, torch.Tensor]
-    origin: str  # "released" or "file"
+    origin: str  # "released", "file" or "pytorchcv"
     path: Path
     model: str | None = None  # the network an igc train checkpoint names
     model_args: dict[str, Any] = field(default_factory=dict)
@@ -145,13 +157,16 @@ class WeightsSource:
     in_chans: int | None = None
     card: dict[str, Any] | None = None
     sha256: str | None = None
+    url: str | None = None
+    converted_from: str | None = None  # pytorchcv's network name
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise IGCError(f"weights file {path} does not exist")
+    payload = read_payload(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise IGCError(f"{path} is corrupt or not a torch file ({reason[:120]})") from None
@@ -169,6 +184,14 @@ def _source(path: Path, origin: str) -> WeightsSource:
                             for k, v in state.items()):
         raise IGCError(f"{path} is not a state dict (names -> tensors) nor a checkpoint "
                        "holding one")
+    if not checkpoint and is_pytorchcv(state):
+        converted = convert(state)
+        source = WeightsSource(converted.state_dict, "pytorchcv", path, model=converted.model,
+                               model_args=converted.model_args,
+                               converted_from=converted.name)
+        source.num_classes = converted.state_dict["classifier.weight"].shape[0]
+        source.in_chans = converted.state_dict["stem.0.weight"].shape[1]
+        return source
     renamed = remap_legacy_state_dict(state)
     bias, conv = renamed.get("classifier.bias"), renamed.get("stem.0.weight")
     args = data.get("model_args") if checkpoint else None
@@ -181,23 +204,44 @@ def _source(path: Path, origin: str) -> WeightsSource:
             conv.shape[1] if conv is not None and conv.dim() == 4 else None))
 
 
+def _file_source(spec: str | Path, hash: str | bool | None) -> WeightsSource:
+    """A file path or URL (see :mod:`igc.models.download` for ``hash``)."""
+    text = str(spec)
+    if "://" in text:
+        path, digest = fetch(text, hash)
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise IGCError(f"weights file {path} does not exist")
+        digest = check_hashes(path, expected_hashes(path.name, hash, url=False),
+                              "the file is damaged or not the one meant")
+    source = _source(path, "file")
+    source.sha256 = digest
+    source.url = text if "://" in text else None
+    return source
+
+
 def read_source(entry: ModelEntry, pretrained: bool | str | Path | None,
-                checkpoint_path: str | Path | None) -> WeightsSource | None:
+                checkpoint_path: str | Path | None,
+                hash: str | bool | None = None) -> WeightsSource | None:
     """The weights ``create_model`` was asked for (``None``: initialise)."""
+    hash = check_hash_argument(hash)
     if pretrained not in (None, False) and checkpoint_path is not None:
         raise IGCError("give pretrained= or checkpoint_path=, not both")
     if checkpoint_path is None and pretrained is not True:
         if pretrained in (None, False):
+            if hash is not None:
+                raise IGCError("hash= needs pretrained=FILE_OR_URL or checkpoint_path=")
             return None
         checkpoint_path = pretrained
     if checkpoint_path is not None:
-        if not isinstance(checkpoint_path, (str, Path)):
-            raise IGCError(f"pretrained must be True, False or a file path, got "
+        if not isinstance(checkpoint_path, (str, Path)) or not str(checkpoint_path):
+            raise IGCError(f"pretrained must be True, False, a file path or a URL, got "
                            f"{checkpoint_path!r}")
-        if "://" in str(checkpoint_path):
-            raise IGCError(f"loading weights from a URL is not supported yet "
-                           f"({checkpoint_path}); download the file and pass its path")
-        return _source(Path(checkpoint_path).expanduser(), "file")
+        return _file_source(checkpoint_path, hash)
+    if hash is not None:
+        raise IGCError("hash= checks a file or URL; released weights are checked against "
+                       "their manifest")
     cards = released()
     if entry.name not in cards:
         have = ", ".join(sorted(cards)) or "none yet"
@@ -237,7 +281,9 @@ def load_weights(model: nn.Module, source: WeightsSource, strict: bool = True) -
     cfg = model.pretrained_cfg
     name = cfg["architecture"]
     if strict and source.model is not None and source.model != name:
-        raise IGCError(f"{source.path} holds weights of {source.model!r}, not {name!r}; "
+        held = f"pytorchcv's {source.converted_from} (igc's {source.model!r})" \
+            if source.converted_from else repr(source.model)
+        raise IGCError(f"{source.path} holds weights of {held}, not {name!r}; "
                        f"build {source.model!r}, or pass strict=False")
     state = dict(remap_legacy_state_dict(source.state_dict, model))
     own = model.state_dict()
@@ -263,4 +309,7 @@ def load_weights(model: nn.Module, source: WeightsSource, strict: bool = True) -
                            if k in own and k not in misshaped}, strict=False)
     cfg["weights"] = {"source": source.origin, "file": str(source.path),
                       "sha256": source.sha256, "classifier_reset": reset,
-                      **({"card": source.card} if source.card else {})}
+                      **({"card": source.card} if source.card else {}),
+                      **({"url": source.url} if source.url else {}),
+                      **({"converted_from": source.converted_from}
+                         if source.converted_from else {})}

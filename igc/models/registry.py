@@ -116,14 +116,17 @@ def create_model(name: str, pretrained: bool | str | Path = False,
                  checkpoint_path: str | Path | None = None, num_classes: int | None = None,
                  in_chans: int | None = None, *, features_only: bool = False,
                  out_indices: Sequence[int] | None = None, strict: bool = True,
-                 **overrides: object) -> nn.Module:
+                 hash: str | bool | None = None, **overrides: object) -> nn.Module:
     """Build the registered network ``name`` (canonical or alias), as timm's
     ``create_model``.
 
-    ``pretrained=True`` loads its released weights (SHA-256 checked); ``pretrained=FILE``
-    or ``checkpoint_path=FILE`` loads an ``igc train`` checkpoint or a state dict (see
+    ``pretrained=True`` loads its released weights (SHA-256 checked);
+    ``pretrained=FILE_OR_URL`` or ``checkpoint_path=FILE_OR_URL`` loads an ``igc train``
+    checkpoint, a state dict or a pytorchcv ImageNet state dict (see
     :func:`igc.models.pretrained.load_weights`: missing or unexpected keys are an error
-    unless ``strict=False``). ``num_classes`` and ``in_chans`` default to those of the
+    unless ``strict=False``); a URL is downloaded into torch.hub's cache, and ``hash`` (a
+    SHA-256 prefix; ``False``: no check) or a hash in the file name is checked
+    (:mod:`igc.models.download`). ``num_classes`` and ``in_chans`` default to those of the
     weights, else of the entry's data set; when they differ from the weights', the
     classifier is re-initialised / the first convolution adapted. ``num_classes=0``: no
     classifier, the network returns its pooled features. Any other keyword overrides the
@@ -136,11 +139,12 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     from igc.models.pretrained import load_weights, read_source
 
     entry = model_entry(name)
-    source = read_source(entry, pretrained, checkpoint_path)
+    source = read_source(entry, pretrained, checkpoint_path, hash)
     if source is not None:
-        overrides = {**source.model_args, **overrides}
         if source.model is not None and source.model in _ALIASES:
             source.model = _ALIASES[source.model]
+        if source.model is None or source.model == entry.name:  # not another network's
+            overrides = {**source.model_args, **overrides}
     num_classes = _count("num_classes", num_classes,
                          source.num_classes if source and source.num_classes is not None
                          else entry.num_classes, minimum=0)
