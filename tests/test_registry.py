@@ -34,7 +34,8 @@ def test_canonical_names_are_timm_safe_and_aliases_resolve():
     from igc.models.small import SMALL_MODELS
 
     names = list_models()
-    assert len(names) == 87 + len(SMALL_MODELS) and all(NAME_RE.match(n) and "." not in n for n in names)
+    assert len(names) == 87 + len(SMALL_MODELS)
+    assert all(NAME_RE.match(n) and "." not in n for n in names)
     for alias, name in ALIASES.items():
         assert model_entry(alias) is model_entry(name) and alias not in names
         assert model_entry(name).aliases == (alias,)
@@ -43,9 +44,9 @@ def test_canonical_names_are_timm_safe_and_aliases_resolve():
 
 def test_list_models_matches_shell_patterns_only():
     assert list_models("igcv2") == []  # no substring matching
-    assert list_models("igcv2_c64_d*", exclude_filters="*_fmnist") == ["igcv2_c64_d20", "igcv2_c64_d20_tiny",
-                                           "igcv2_c64_d26", "igcv2_c64_d26_tiny",
-                                           "igcv2_c64_d8", "igcv2_c64_d8_tiny"]
+    pattern = list_models("igcv2_c64_d*", exclude_filters="*_fmnist")
+    assert pattern == ["igcv2_c64_d20", "igcv2_c64_d20_tiny", "igcv2_c64_d26",
+                       "igcv2_c64_d26_tiny", "igcv2_c64_d8", "igcv2_c64_d8_tiny"]
     assert list_models("igcv2_1.0") == ["igcv2_100"]  # through its alias, listed once
     assert list_models("*_1.0") == ["igcv2_100", "igcv3_100", "mobilenetv1_100",
                                     "mobilenetv2_100"]
