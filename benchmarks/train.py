@@ -41,7 +41,8 @@ from igc.layers import ChannelShuffle, IGCV2Block
 from igc.layers.forms import set_training_form
 
 #: name -> (batch, input size) of the benchmark.
-MODELS = {"igcv2_fmnist": (128, 28), "igcv2_c64_d8": (64, 32), "igcv3_0.7": (32, 96)}
+MODELS = {"igcv2_fmnist": (128, 28), "igcv2_c48_d11_fmnist": (128, 28), "igcv2_c64_d8": (64, 32),
+          "igcv3_0.7": (32, 96)}
 FORMS = ("before", "grouped", "auto", "absorbed")
 #: (channels, spatial size, 1x1 branch sizes) of the block table.
 BLOCKS = ((32, 14, (4, 8)), (64, 7, (8, 8)), (128, 4, (16, 8)), (64, 32, (8, 8)),

@@ -13,24 +13,6 @@ from contextlib import contextmanager
 
 from igc.checks import MAX_THREADS, check_int
 
-#: OpenMP settings the ``igc`` command makes unless the user set them (see
-#: :func:`configure_openmp`).
-OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def configure_openmp() -> dict[str, str]:
-    """Set :data:`OPENMP_DEFAULTS` in the environment where the user has not set them;
-    returns what was set. Must run before torch is imported (OpenMP reads it once): the
-    ``igc`` command calls it first thing. Waiting OpenMP threads then sleep instead of
-    spinning, which keeps two threads from collapsing to a crawl on a machine where
-    another process is busy (igc.train.threads)."""
-    changed = {}
-    for key, value in OPENMP_DEFAULTS.items():
-        if key not in os.environ:
-            os.environ[key] = value
-            changed[key] = value
-    return changed
-
 
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity; all of them where unknown)."""
@@ -59,4 +41,4 @@ def num_threads(threads: int | None = None) -> Iterator[int]:
             torch.set_num_threads(before)
 
 
-__all__ = ["OPENMP_DEFAULTS", "available_cores", "configure_openmp", "num_threads"]
+__all__ = ["available_cores", "num_threads"]

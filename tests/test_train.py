@@ -410,28 +410,3 @@ def test_threads_flag_out_of_range_is_one_line(value, capsys):
     assert main(["train", "--threads", value, "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("--threads" in err[0] or "integer" in err[0])
-
-
-def test_openmp_defaults_respect_the_user(monkeypatch):
-    from igc.runtime import configure_openmp
-
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert configure_openmp() == {} and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-    monkeypatch.delenv("OMP_WAIT_POLICY")
-    assert configure_openmp() == {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def test_default_out_never_stops_on_a_previous_run(tmp_path):
-    from igc.train.resolve import default_out
-
-    first = default_out("m", "d", root=tmp_path)
-    assert first == tmp_path / "m-d"
-    first.mkdir()
-    assert default_out("m", "d", root=tmp_path) == first  # empty: reused
-    (first / "summary.json").write_text("{}")
-    assert default_out("m", "d", root=tmp_path) == tmp_path / "m-d-2"
-    (tmp_path / "m-d-2").mkdir()
-    (tmp_path / "m-d-2" / "checkpoint.pt").write_text("")
-    assert default_out("m", "d", root=tmp_path) == tmp_path / "m-d-3"
-    assert default_out("m", "d", resume=True, root=tmp_path) == first
-    assert default_out("m", "d", force=True, root=tmp_path) == first

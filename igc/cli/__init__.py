@@ -39,9 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from igc.runtime import configure_openmp
-
-    configure_openmp()  # before anything imports torch
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)

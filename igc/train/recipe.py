@@ -40,11 +40,11 @@ training_form      how the IGC blocks compute while training (:mod:`igc.layers.f
                    measured to be cheaper), ``grouped`` (grouped convolutions and shuffle
                    copies) or ``absorbed``; the same function and parameters in every form
 threads            ``torch.set_num_threads``; 0 = the cores other processes leave free
-                   when the run starts, then fixed (:mod:`igc.train.threads`; in a
-                   distributed run: the cores per process)
+                   when the run starts (:mod:`igc.train.threads`; in a distributed run:
+                   the cores per process)
 adaptive_threads   with ``threads = 0``: switch to one thread while other processes keep
-                   the machine busy, back when it is idle (faster under changing load; not
-                   bit-reproducible)
+                   the machine busy and back when it is idle (true; false keeps the first
+                   choice, so that the run does not depend on the machine's load)
 seed               the random seed (weights, data order, augmentation)
 grad_clip          clip the gradient norm (0 = off)
 log_every          steps between progress updates and loss checks
@@ -118,7 +118,7 @@ class Recipe:
     sync_bn: bool = False
     training_form: str = "auto"
     threads: int = 0
-    adaptive_threads: bool = False
+    adaptive_threads: bool = True
     seed: int = 0
     grad_clip: float = 0.0
     log_every: int = 20

@@ -9,17 +9,18 @@ the development machines). :class:`ThreadGovernor` therefore watches the machine
 every few seconds and uses every core while the rest of the machine is idle, one thread
 while it is not.
 
-The choice is made before training from a short look at the machine (:func:`free_cores`),
-so a run that starts beside a busy process starts with fewer threads, and then stays
-fixed (the thread count changes floating-point summation order, so switching would make
-runs depend on the machine's load); ``adaptive_threads`` in the recipe switches during
-the run instead.
+The first choice is made before training from a short look at the machine
+(:func:`free_cores`), so a run that starts beside a busy process starts with fewer
+threads; with ``adaptive_threads`` (the default) the count is then re-decided every few
+seconds. The thread count changes floating-point summation order, so a run whose count
+switched is not bit-identical to one that did not; ``adaptive_threads = false`` keeps the
+first choice for the whole run.
 
-The OpenMP runtime itself makes the collapse worse: by default its threads spin while they
-wait for each other, which on a shared core steals time from the sibling they wait for. The
-``igc`` command therefore sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it
-(:func:`igc.runtime.configure_openmp`); measured beside one busy process, two threads then
-train about as fast as one instead of 10-20x slower (docs/training.md).
+OpenMP's waiting policy matters as much: by default its threads spin while they wait for
+each other, which on a shared core steals time from the sibling they wait for.
+``OMP_WAIT_POLICY=PASSIVE`` (set before Python starts) avoids the collapse for a fixed
+thread count but costs about 19 % on an idle machine (measured: docs/training.md), so igc
+leaves it to the user and switches thread counts instead.
 
 Set ``threads`` in the recipe (or ``--threads``) to a fixed number for runs that must be
 bit-identical on machines in any state (and for an exact ``--resume``).
@@ -73,10 +74,10 @@ class ThreadGovernor:
     """The thread count of a CPU training run; call :meth:`tick` once per step.
 
     ``auto`` (the recipe's ``threads = 0`` in a single process): the run starts with as
-    many threads as :func:`free_cores` finds free (at least one). The count then stays
-    fixed, because it changes the floating-point summation order: the same seed on the same
-    machine state gives the same weights. ``switching`` (the recipe's ``adaptive_threads``)
-    re-decides every ``interval`` seconds instead: one thread once other processes use more
+    many threads as :func:`free_cores` finds free (at least one). Without ``switching``
+    the count then stays fixed (the same seed on the same machine state gives the same
+    weights). ``switching`` (the recipe's ``adaptive_threads``) re-decides every
+    ``interval`` seconds: one thread once other processes use more
     than ``busy_above`` cores, ``max_threads`` again below ``idle_below`` (hysteresis
     between) -- faster where the load comes and goes, no longer bit-reproducible.
     ``steps`` counts the steps run at each thread count.
