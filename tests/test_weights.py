@@ -76,7 +76,7 @@ def card_text(name: str, filename: str, digest: str, **changes: object) -> str:
             "commit": '"abc1234"'}
     card.update({k: str(v) for k, v in changes.items()})
     body = "\n".join(f"{k} = {v}" for k, v in card.items() if v != "None")
-    return f"[models.{name}]\n{body}\n"
+    return f'[models."{name}"]\n{body}\n'
 
 
 @pytest.fixture
@@ -106,6 +106,20 @@ def test_released_weights_load_after_their_hash_check(weights_folder):
     assert cfg["weights"]["sha256"] == cfg["released"]["sha256"]
     assert list_models(pretrained=True) == [NAME]
     assert create_model(NAME).pretrained_cfg["weights"] is None  # pretrained=False
+
+
+def test_tagged_weights_are_picked_by_name_dot_tag(weights_folder):
+    folder, trained = weights_folder
+    text = (folder / "weights.toml").read_text().replace(f'"{NAME}"', f'"{NAME}.demo"')
+    (folder / "weights.toml").write_text(text)
+    model = create_model(f"{NAME}.demo", pretrained=True)
+    assert torch.equal(outputs(model), outputs(trained))
+    assert list_models(pretrained=True) == [NAME]
+    with pytest.raises(IGCError, match=rf"{NAME} has no released weights.*{NAME}\.demo"):
+        create_model(NAME, pretrained=True)
+    with pytest.raises(IGCError, match=rf"{NAME}\.other has no released weights"):
+        create_model(f"{NAME}.other", pretrained=True)
+    assert create_model("igcv2_1.0").pretrained_cfg["architecture"] == "igcv2_100"  # alias
 
 
 def test_hash_mismatch_is_refused(weights_folder):

@@ -223,8 +223,10 @@ def _file_source(spec: str | Path, hash: str | bool | None) -> WeightsSource:
 
 def read_source(entry: ModelEntry, pretrained: bool | str | Path | None,
                 checkpoint_path: str | Path | None,
-                hash: str | bool | None = None) -> WeightsSource | None:
-    """The weights ``create_model`` was asked for (``None``: initialise)."""
+                hash: str | bool | None = None, tag: str | None = None
+                ) -> WeightsSource | None:
+    """The weights ``create_model`` was asked for (``None``: initialise); ``tag`` picks the
+    released weights ``NAME.TAG`` (timm's pretrained tags) when ``pretrained=True``."""
     hash = check_hash_argument(hash)
     if pretrained not in (None, False) and checkpoint_path is not None:
         raise IGCError("give pretrained= or checkpoint_path=, not both")
@@ -243,14 +245,15 @@ def read_source(entry: ModelEntry, pretrained: bool | str | Path | None,
         raise IGCError("hash= checks a file or URL; released weights are checked against "
                        "their manifest")
     cards = released()
-    if entry.name not in cards:
+    key = f"{entry.name}.{tag}" if tag else entry.name
+    if key not in cards:
         have = ", ".join(sorted(cards)) or "none yet"
-        raise IGCError(f"{entry.name} has no released weights; networks with released "
+        raise IGCError(f"{key} has no released weights; networks with released "
                        f"weights: {have} (see `igc models --pretrained`)")
-    card = cards[entry.name]
+    card = cards[key]
     path = weights_dir() / card["file"]
     if not path.is_file():
-        raise IGCError(f"released weights {path} of {entry.name} are missing; reinstall igc")
+        raise IGCError(f"released weights {path} of {key} are missing; reinstall igc")
     digest = sha256_of(path)
     if digest != card["sha256"]:
         raise IGCError(f"{path} fails its SHA-256 check (manifest {card['sha256'][:12]}..., "

@@ -100,7 +100,8 @@ def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequenc
     if pretrained:
         from igc.models.pretrained import released
 
-        names = [n for n in names if n in released()]
+        have = {key.partition(".")[0] for key in released()}
+        names = [n for n in names if n in have]
     return names
 
 
@@ -110,6 +111,15 @@ def model_entry(name: str) -> ModelEntry:
         return _REGISTRY[_ALIASES.get(name, name)]
     except KeyError:
         raise unknown_name("model", name, [*_REGISTRY, *_ALIASES]) from None
+
+
+def split_tag(name: str) -> tuple[str, str | None]:
+    """``"NAME.TAG"`` -> ``("NAME", "TAG")`` as timm's pretrained tags (a registered name or
+    alias, dotted ones such as ``igcv2_1.0`` included, is returned whole)."""
+    if not isinstance(name, str) or name in _REGISTRY or name in _ALIASES or "." not in name:
+        return name, None
+    base, _, tag = name.rpartition(".")
+    return base, tag or None
 
 
 def create_model(name: str, pretrained: bool | str | Path = False,
@@ -138,8 +148,9 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     from igc.models.metadata import model_cfg
     from igc.models.pretrained import load_weights, read_source
 
+    name, tag = split_tag(name)
     entry = model_entry(name)
-    source = read_source(entry, pretrained, checkpoint_path, hash)
+    source = read_source(entry, pretrained, checkpoint_path, hash, tag=tag)
     if source is not None:
         if source.model is not None and source.model in _ALIASES:
             source.model = _ALIASES[source.model]
