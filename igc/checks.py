@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
-from igc.errors import IGCError
+from igc.errors import IGCError, unknown_name
 from igc.formatting import shorten
+from igc.names import DEVICES
 
 #: The largest seed (torch and numpy take 64-bit seeds; the data order mixes 63 bits).
 MAX_SEED = 2**63 - 1
+#: The most seeds (runs) one ``igc train --seeds N`` trains.
+MAX_SEEDS = 1000
 #: Batch sizes (training and evaluation) and the largest epoch count.
 MAX_BATCH = 1 << 20
 MAX_EPOCHS = 100_000
@@ -80,6 +84,25 @@ def check_name(value: object, name: str, max_len: int = MAX_NAME) -> str:
         raise IGCError(f"{name} must be one line of at most {max_len} characters, got "
                        f"{_show(value)}")
     return value.strip()
+
+
+def check_device(value: object, name: str = "--device") -> str:
+    """A device name: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``,
+    lower-cased. Whether the device exists is checked where it is used."""
+    text = check_name(value, name, 40).lower()
+    if text in DEVICES[:3] or re.fullmatch(r"cuda:\d{1,3}", text):
+        return text
+    raise IGCError(f"unknown device {_show(value)} for {name}; use {', '.join(DEVICES[:3])} "
+                   f"or cuda:N")
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (a data set, a format, a budget): an unknown one names the
+    closest, or lists them all."""
+    text = check_name(value, name)
+    if text not in choices:
+        raise unknown_name(name, text, choices)
+    return text
 
 
 def _limit(name: str, default: int) -> int:
@@ -167,8 +190,9 @@ def check_existing(value: object, name: str, kind: str = "any") -> Path:
 
 __all__ = [
     "MAX_BATCH", "MAX_CHANNELS", "MAX_CLASSES", "MAX_EPOCHS", "MAX_IMAGE_SIZE", "MAX_LR",
-    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS",
+    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_SEEDS", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS",
     "NAME_MAX", "PATH_MAX",
-    "check_existing", "check_int", "check_name", "check_number", "check_path",
+    "check_choice", "check_device", "check_existing", "check_int", "check_name",
+    "check_number", "check_path",
     "check_writable_dir", "check_writable_file",
 ]

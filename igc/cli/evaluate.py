@@ -1,4 +1,12 @@
-"""``igc eval``: top-1, top-5 and per-class accuracy of a checkpoint on a test split."""
+"""Evaluate a checkpoint: top-1, top-5 and per-class accuracy.
+
+Rebuilds the network a checkpoint (or the run folder holding it) was trained as and
+evaluates it on the test split of the data set it was trained on, or of --data.
+
+Examples:
+  igc eval runs/igcv2_fmnist-fashion-mnist
+  igc eval runs/r/checkpoint.pt --ema --json
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,12 @@ import json
 
 from igc import checks
 from igc.cli import args as A
+from igc.cli.parser import add_command
+from igc.names import DEVICES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint (top-1, top-5, per class)",
-                       description=__doc__.splitlines()[0])
+    p = add_command(sub, "eval", __doc__)
     p.add_argument("checkpoint", type=A.existing("any", "checkpoint"),
                    help="a checkpoint file or a run directory")
     p.add_argument("--data", "-d", type=A.name("--data"),
@@ -21,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-download", action="store_true", help="never download data")
     p.add_argument("--batch-size", type=A.integer("batch size", 1, checks.MAX_BATCH),
                    help="evaluation batch size")
-    p.add_argument("--device", default="auto", type=A.name("--device"),
-                   help="auto (default), cpu or cuda")
+    p.add_argument("--device", default="auto", type=A.device(), metavar="DEVICE",
+                   help=f"{', '.join(DEVICES)} (default auto: CUDA when available)")
     p.add_argument("--ema", action="store_true",
                    help="evaluate the moving average of the weights (runs with ema = true)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

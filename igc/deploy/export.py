@@ -26,16 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from igc.deploy.files import atomic_write
-from igc.deploy.inputs import MAX_BATCH, check_range
+from igc.checks import check_int
+from igc.deploy.inputs import MAX_DEPLOY_BATCH
 from igc.errors import IGCError
+from igc.files.atomic import atomic_write
+from igc.names import DEFAULT_OPSET, ONNX_OPSETS
 
 EXPORT_HINT = "pip install 'igc[export]'"
 #: Batch sizes every exported file is checked at (the dynamic dimension really varies).
 CHECK_BATCHES = (1, 3)
-#: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
-ONNX_OPSETS = (7, 20)
-DEFAULT_OPSET = 17
 #: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
 #: shuffles kept as ONNX Conv/Reshape/Transpose, which onnxruntime's own fused
 #: convolutions run faster than the MatMul graph of the structured form (measured 22 ms
@@ -68,7 +67,7 @@ def check_opset(opset: int) -> int:
     the range."""
     onnx, _ = require_onnx()
     high = min(ONNX_OPSETS[1], onnx.defs.onnx_opset_version())
-    return check_range(opset, "ONNX opset", ONNX_OPSETS[0], high)
+    return check_int(opset, "ONNX opset", ONNX_OPSETS[0], high)
 
 
 def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
@@ -77,7 +76,7 @@ def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
     output ``logits``), checked with ``onnx.checker``."""
     onnx, _ = require_onnx()
     check_opset(opset)
-    check_range(batch, "batch", 1, MAX_BATCH)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
     example = torch.randn(batch, in_chans, size, size)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -102,7 +101,8 @@ def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
 def export_onnx(model: nn.Module, path: str | Path, in_chans: int, size: int,
                 batch: int = 1, opset: int = DEFAULT_OPSET) -> Path:
     """Write :func:`onnx_bytes` to ``path`` atomically (nothing is written on failure)."""
-    return atomic_write(path, onnx_bytes(model, in_chans, size, batch, opset), "ONNX file")
+    return atomic_write(path, onnx_bytes(model, in_chans, size, batch, opset), "ONNX file",
+                        parents=True)
 
 
 def onnx_session(model: str | Path | bytes, threads: int | None = None):
@@ -120,9 +120,9 @@ def onnx_session(model: str | Path | bytes, threads: int | None = None):
 def export_pt2(model: nn.Module, path: str | Path, in_chans: int, size: int,
                batch: int = 2) -> Path:
     """Write a ``torch.export`` program with a dynamic batch dimension, atomically."""
-    check_range(batch, "batch", 1, MAX_BATCH)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
     example = torch.randn(max(batch, 2), in_chans, size, size)
-    batch_dim = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    batch_dim = torch.export.Dim("batch", min=1, max=MAX_DEPLOY_BATCH)
     try:
         program = torch.export.export(model.eval(), (example,),
                                       dynamic_shapes=({0: batch_dim},))
@@ -132,7 +132,7 @@ def export_pt2(model: nn.Module, path: str | Path, in_chans: int, size: int,
     with warnings.catch_warnings():  # a storage-grouping notice of the archive writer
         warnings.filterwarnings("ignore", message="No complete tensor found")
         torch.export.save(program, buffer)
-    return atomic_write(path, buffer.getvalue(), "torch.export program")
+    return atomic_write(path, buffer.getvalue(), "torch.export program", parents=True)
 
 
 # ---------------------------------------------------------------------------------------

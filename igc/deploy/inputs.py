@@ -10,11 +10,12 @@ import os
 import torch
 from torch import nn
 
+from igc.checks import check_int
 from igc.errors import IGCError
 
 #: Largest batch and image side accepted anywhere in ``igc.deploy`` (the memory estimate
 #: of :func:`check_input` usually binds first).
-MAX_BATCH = 65536
+MAX_DEPLOY_BATCH = 65536
 MAX_INPUT_SIZE = 16384
 #: Peak activation memory allowed, as a fraction of the device's memory.
 MEMORY_FRACTION = 0.5
@@ -51,15 +52,6 @@ def device_memory(device: torch.device) -> int | None:
         return None
 
 
-def check_range(value: object, what: str, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high]``, else IGCError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise IGCError(f"{what} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise IGCError(f"{what} must be between {low} and {high}, got {value}")
-    return value
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:140] if text else type(exc).__name__
@@ -75,9 +67,9 @@ def check_input(model: nn.Module, in_chans: int, size: int, batch: int = 1,
     (input, output and one temporary), and must stay under :data:`MEMORY_FRACTION` of the
     model's device memory.
     """
-    check_range(size, "input size", 1, MAX_INPUT_SIZE)
-    check_range(batch, "batch", 1, MAX_BATCH)
-    check_range(in_chans, "input channels", 1, 4096)
+    check_int(size, "input size", 1, MAX_INPUT_SIZE)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
+    check_int(in_chans, "input channels", 1, 4096)
     device = model_device(model)
     largest = 0
 
@@ -115,5 +107,5 @@ def check_input(model: nn.Module, in_chans: int, size: int, batch: int = 1,
     return need
 
 
-__all__ = ["MAX_BATCH", "MAX_INPUT_SIZE", "check_input", "check_range", "device_memory",
+__all__ = ["MAX_DEPLOY_BATCH", "MAX_INPUT_SIZE", "check_input", "device_memory",
            "model_device", "model_input"]

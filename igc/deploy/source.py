@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from igc.deploy.inputs import check_range, model_device
+from igc.checks import check_int
+from igc.deploy.inputs import model_device
 from igc.errors import IGCError
 
 
@@ -77,8 +78,8 @@ def calibrate_batchnorm(model: nn.Module, in_chans: int, size: int, images: int 
     folding is trivial and its outputs are tiny: an export check on it means little.
     After this its activations are normalised and every fold does real work.
     """
-    check_range(images, "BN calibration images", 2, 1 << 16)
-    check_range(batch, "BN calibration batch", 2, 1 << 16)
+    check_int(images, "BN calibration images", 2, 1 << 16)
+    check_int(batch, "BN calibration batch", 2, 1 << 16)
     chunks = [batch] * (images // batch) + ([images % batch] if images % batch else [])
     if chunks[-1] == 1:  # a batch of one has no variance
         chunks[-2:] = [chunks[-2] + 1]

@@ -18,13 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from igc.errors import IGCError
 from igc.formatting import shorten
 
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "a table", torch.Tensor: "a tensor"}
+               list: "a list", dict: "a table"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Spec:
     finite: bool = True
 
     def describe(self) -> str:
-        text = _KIND_NAMES.get(self.kind, self.kind.__name__)
+        text = _KIND_NAMES.get(self.kind, f"a {self.kind.__name__.lower()}")
         if self.kind in (int, float) and (self.lo is not None or self.hi is not None):
             text += f" in [{_num(self.lo)}, {_num(self.hi)}]"
         elif self.hi is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from igc.sparsity.product import _positive_int
+from igc.sparsity.product import positive_int
 
 
 def params_formula(channels: int, branch_sizes: Sequence[int], kernel_area: int = 9) -> int:
@@ -30,8 +30,8 @@ def params_bound(channels: int, layers: int, kernel_area: int = 9,
                  channelwise: bool = False) -> float:
     """The lower bound on ``Q`` for ``L`` factors: ``C L (S C)^(1/L)`` (eq. 10), or with a
     channel-wise spatial factor ``C S + C (L-1) C^(1/(L-1))``."""
-    c = _positive_int(channels, "channels")
-    layers = _positive_int(layers, "layers")
+    c = positive_int(channels, "channels")
+    layers = positive_int(layers, "layers")
     if channelwise:
         if layers == 1:
             return float(c * kernel_area)

@@ -16,18 +16,24 @@ Everything here is plain Python and NumPy: no ``torch``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from igc.errors import IGCError
+from igc.sparsity.paths import path_summary
 
 #: Names of the connectivity conditions, strongest first.
 STRICT, RELAXED, DENSE, SPARSE = "strict", "relaxed", "dense", "sparse"
+#: The most entries :attr:`KernelProduct.path_counts` materialises (``C_out x C_in``
+#: int64 values: 512 MiB); :attr:`KernelProduct.connectivity` needs no such matrix.
+MAX_PATH_ENTRIES = 1 << 26
 
 
-def _positive_int(value: object, what: str) -> int:
+def positive_int(value: object, what: str) -> int:
+    """``value`` as an int if it is a positive integer (NumPy's too), else IGCError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise IGCError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
@@ -49,7 +55,7 @@ class Factor:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "out_channels", "groups", "kernel_area"):
-            _positive_int(getattr(self, name), name.replace("_", " "))
+            positive_int(getattr(self, name), name.replace("_", " "))
         for side in ("in_channels", "out_channels"):
             width = getattr(self, side)
             if width % self.groups:
@@ -63,8 +69,8 @@ class Factor:
         cls, channels: int, branch_size: int, kernel_area: int = 1, out_channels: int | None = None
     ) -> Factor:
         """A factor on ``channels`` inputs whose branches hold ``branch_size`` input channels."""
-        channels = _positive_int(channels, "channels")
-        branch_size = _positive_int(branch_size, "branch size")
+        channels = positive_int(channels, "channels")
+        branch_size = positive_int(branch_size, "branch size")
         if channels % branch_size:
             raise IGCError(
                 f"branch size {branch_size} does not divide the width {channels}; "
@@ -136,7 +142,7 @@ class KernelProduct:
     ) -> KernelProduct:
         """The IGCV2 chain on a fixed width ``C``: the first factor spatial (area ``S``),
         the others 1x1, factor ``l`` with branches of ``K_l`` channels."""
-        sizes = [_positive_int(k, "branch size") for k in branch_sizes]
+        sizes = [positive_int(k, "branch size") for k in branch_sizes]
         if not sizes:
             raise IGCError("give at least one branch size")
         factors = tuple(
@@ -182,8 +188,17 @@ class KernelProduct:
         """Exact number of paths from every input to every output channel, ``(out, in)``.
 
         Computed factor by factor in O(L C^2): a group convolution sums the rows of its
-        branch and repeats them for each of the branch's outputs.
+        branch and repeats them for each of the branch's outputs. IGCError above
+        :data:`MAX_PATH_ENTRIES` entries (C = 8192 on a fixed width); the summary
+        :attr:`connectivity` has no such limit.
         """
+        entries = self.out_channels * self.in_channels
+        if entries > MAX_PATH_ENTRIES:
+            raise IGCError(
+                f"the path-count matrix of {self.out_channels} x {self.in_channels} channels "
+                f"has {entries:,} entries, over the limit of {MAX_PATH_ENTRIES:,} "
+                f"(C = {math.isqrt(MAX_PATH_ENTRIES):,} on a fixed width); use .connectivity "
+                f"for the paths' minimum, maximum and connected fraction")
         counts = np.eye(self.in_channels, dtype=np.int64)
         for index, factor in enumerate(self.factors):
             summed = counts.reshape(factor.groups, factor.branch_in, -1).sum(axis=1)
@@ -227,11 +242,14 @@ class Connectivity:
     """Summary of a path-count matrix.
 
     ``condition`` is ``"strict"`` (exactly one path between every output and input: the
-    complementary condition, eq. 6), ``"relaxed"`` (widths change and every pair is joined
-    by the same number ``p`` of paths: IGCV3's relaxed complementary condition, each
-    super-channel of ``p`` intermediate channels joining a pair exactly once), ``"dense"``
-    (every pair joined, some more than once: the loose condition) or ``"sparse"`` (some pairs
-    not joined; ``connected_fraction`` says how many are).
+    complementary condition, eq. 6), ``"relaxed"`` (every pair joined by the same number
+    ``p > 1`` of paths, and the last factor reduces a wider inner representation, as in
+    IGCV3's low-rank chains that expand (or keep), filter, then reduce: IGCV3's relaxed
+    complementary condition, each super-channel of ``p`` inner channels joining a pair
+    exactly once), ``"dense"`` (every pair joined, some or all more than once: the loose
+    condition; this includes a widening chain with ``p`` paths per pair, such as the
+    stage transitions of the ImageNet IGCV2 networks) or
+    ``"sparse"`` (some pairs not joined; ``connected_fraction`` says how many are).
     """
 
     condition: str
@@ -241,13 +259,14 @@ class Connectivity:
 
     @classmethod
     def of(cls, product: KernelProduct) -> Connectivity:
-        counts = product.path_counts
-        lo, hi = int(counts.min()), int(counts.max())
-        fraction = float(np.count_nonzero(counts)) / counts.size
-        widths_change = any(f.in_channels != f.out_channels for f in product.factors)
+        """The summary of ``product`` (computed by :func:`~igc.sparsity.paths.path_summary`,
+        without the path-count matrix)."""
+        lo, hi, joined = path_summary(product)
+        fraction = float(joined) / (product.out_channels * product.in_channels)
+        reduces = product.factors[-1].in_channels > product.out_channels
         if lo == hi == 1:
             condition = STRICT
-        elif lo == hi and widths_change:
+        elif lo == hi and reduces:
             condition = RELAXED
         elif lo >= 1:
             condition = DENSE

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from igc import checks
 from igc.errors import IGCError
-from igc.files.atomic import atomic_writer
 from igc.files.records import METRICS, RUN_INFO, read_metrics, read_run_info
-from igc.viz import pyplot
+from igc.viz import pyplot, save_figure
 
 #: The most runs drawn into one figure.
 MAX_RUNS = 50
@@ -107,12 +106,4 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     fig.suptitle(title or (_run_title(dirs[0]) if len(dirs) == 1 else None)
                  or f"{len(dirs)} runs")
     fig.tight_layout()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(out, "figure") as handle:
-            fig.savefig(handle, dpi=110, format="png")
-    except OSError as exc:
-        raise IGCError(f"cannot write {out} ({exc.strerror or exc})") from None
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out)

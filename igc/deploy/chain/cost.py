@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from igc.deploy.chain.segments import Segment, structured_copies
 from igc.errors import IGCError
+from igc.files.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ BUILTIN = CostModel()
 def calibration_path(device: str = "cpu") -> Path:
     """Where ``igc bench --calibrate`` writes the cost model of a device type:
     ``$XDG_CACHE_HOME/igc/cost-model-<device>.json`` (``~/.cache`` by default)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "igc" / f"cost-model-{device}.json"
+    return cache_dir() / f"cost-model-{device}.json"
 
 
 def to_json(model: CostModel, device: str, info: dict | None = None) -> str:
