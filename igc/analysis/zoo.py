@@ -110,6 +110,7 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
     ours (``paper``) and one dict per row of
     :func:`~igc.analysis.count.per_block_counts` (``blocks``)."""
     from igc.analysis.count import count_macs, count_params, paper_counts, per_block_counts
+    from igc.analysis.probe import check_input
     from igc.checks import MAX_IMAGE_SIZE, check_int
     from igc.models.registry import create_model, model_entry
 
@@ -117,8 +118,6 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
     size = entry.input_size if input_size is None else \
         check_int(input_size, "--input-size", 1, MAX_IMAGE_SIZE)
     model = create_model(name)
-    from igc.deploy.inputs import check_input
-
     check_input(model, entry.in_chans, size, 1, entry.name)
     rows = per_block_counts(model, size, entry.in_chans)
     compared = paper_counts(name, model, method="hooks")

@@ -22,12 +22,16 @@ import sys
 from igc import checks
 from igc.cli import args as A
 from igc.cli.parser import add_command
+from igc.errors import IGCError
 from igc.names import BENCH_FORMS
 
 
 def _forms(text: str) -> list[str]:
-    return [checks.check_choice(f.strip(), "form", BENCH_FORMS)
-            for f in text.split(",") if f.strip()]
+    forms = [checks.check_choice(f.strip(), "form", BENCH_FORMS)
+             for f in text.split(",") if f.strip()]
+    if not forms:
+        raise IGCError(f"--forms names no form; give some of {', '.join(BENCH_FORMS)}")
+    return forms
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +62,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from igc.errors import IGCError
     from igc.runtime import num_threads
 
     if args.calibrate:
@@ -81,7 +84,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from igc.deploy.chain.calibrate import calibrate, write_calibration
-    from igc.errors import IGCError
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise IGCError("--device cuda: no CUDA device is available here")

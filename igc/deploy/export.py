@@ -30,6 +30,7 @@ from igc.checks import check_int
 from igc.deploy.inputs import MAX_DEPLOY_BATCH
 from igc.errors import IGCError
 from igc.files.atomic import atomic_write
+from igc.formatting import first_line
 from igc.names import DEFAULT_OPSET, ONNX_OPSETS
 
 EXPORT_HINT = "pip install 'igc[export]'"
@@ -57,11 +58,6 @@ def require_onnx(what: str = "ONNX export") -> tuple[object, object]:
     return modules[0], modules[1]
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
-
-
 def check_opset(opset: int) -> int:
     """``opset`` if both the exporter and the installed onnx have it, else IGCError with
     the range."""
@@ -87,13 +83,13 @@ def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                               opset_version=opset, dynamo=False)
         except Exception as exc:  # the exporter raises many internal error types
-            raise IGCError(f"ONNX export at opset {opset} failed: {_first_line(exc)}; try "
+            raise IGCError(f"ONNX export at opset {opset} failed: {first_line(exc)}; try "
                            f"--opset {DEFAULT_OPSET}") from None
     blob = buffer.getvalue()
     try:
         onnx.checker.check_model(onnx.load_from_string(blob), full_check=True)
     except Exception as exc:  # onnx raises its own ValidationError types
-        raise IGCError(f"the exported ONNX model fails onnx.checker: {_first_line(exc)}") \
+        raise IGCError(f"the exported ONNX model fails onnx.checker: {first_line(exc)}") \
             from None
     return blob
 
@@ -127,7 +123,7 @@ def export_pt2(model: nn.Module, path: str | Path, in_chans: int, size: int,
         program = torch.export.export(model.eval(), (example,),
                                       dynamic_shapes=({0: batch_dim},))
     except Exception as exc:  # torch.export raises many internal error types
-        raise IGCError(f"torch.export failed: {_first_line(exc, 200)}") from None
+        raise IGCError(f"torch.export failed: {first_line(exc, 200)}") from None
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # a storage-grouping notice of the archive writer
         warnings.filterwarnings("ignore", message="No complete tensor found")

@@ -27,6 +27,7 @@ from igc.deploy.export import onnx_session, require_onnx
 from igc.deploy.inputs import device_memory
 from igc.errors import IGCError
 from igc.files.atomic import atomic_path
+from igc.formatting import first_line
 
 #: Largest number of calibration or evaluation images.
 MAX_IMAGES = 1 << 20
@@ -148,7 +149,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: tor
                             calibrate_method=CalibrationMethod.MinMax)
         except (RuntimeError, ValueError) as exc:  # onnxruntime's own errors derive here
             raise IGCError(f"int8 quantisation failed: "
-                           f"{str(exc).strip().splitlines()[0][:160]}") from None
+                           f"{first_line(exc, 160)}") from None
     return Path(int8_path)
 
 

@@ -29,7 +29,7 @@ from igc.deploy.export import (
 )
 from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
 from igc.deploy.optimize import optimize
-from igc.deploy.source import Source, calibrate_batchnorm, load_source
+from igc.deploy.source import ModelSource, calibrate_batchnorm, load_source
 from igc.errors import IGCError
 from igc.names import EXPORT_FORMATS, EXPORT_FORMS
 
@@ -62,7 +62,7 @@ class ExportResult:
                 **({"int8": self.int8.to_dict()} if self.int8 is not None else {})}
 
 
-def export_model(source: str | Source, format: str, out: str | Path | None = None, *,
+def export_model(source: str | ModelSource, format: str, out: str | Path | None = None, *,
                  input_size: int | None = None, batch: int = 1, form: str | None = None,
                  opset: int = DEFAULT_OPSET, int8: bool = False, calibration: int = 256,
                  eval_images: int | None = None, calibrate_bn: bool | None = None
@@ -95,7 +95,7 @@ def export_model(source: str | Source, format: str, out: str | Path | None = Non
         check_int(calibration, "calibration images", 1, MAX_IMAGES)
         if eval_images is not None:
             check_int(eval_images, "evaluation images", 1, MAX_IMAGES)
-    src = source if isinstance(source, Source) else load_source(source)
+    src = source if isinstance(source, ModelSource) else load_source(source)
     target = check_writable_file(out if out is not None else f"{src.name}.{format}", "--out")
     if int8:
         from igc.deploy.int8 import check_image_count, int8_path_for

@@ -15,7 +15,7 @@ from igc.errors import IGCError
 
 
 @dataclass
-class Source:
+class ModelSource:
     """A network and what is known about its input."""
 
     model: nn.Module
@@ -37,7 +37,7 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.endswith((".pt", ".pth", ".ckpt", ".pt2"))
 
 
-def load_source(source: str) -> Source:
+def load_source(source: str) -> ModelSource:
     """A registered model name (random weights) or a checkpoint file / run directory."""
     from igc.models.registry import create_model, list_models, model_entry
 
@@ -45,28 +45,17 @@ def load_source(source: str) -> Source:
         raise IGCError("give a registered model name or a checkpoint path")
     path = Path(source)
     if path.exists() or (_looks_like_path(source) and source not in list_models()):
-        from igc.train.checkpoint import load_checkpoint, load_model_weights
+        from igc.train.checkpoint import model_from_checkpoint
 
-        state = load_checkpoint(path)
-        name = state["model"]
-        try:
-            entry = model_entry(name)
-        except IGCError:
-            raise IGCError(f"checkpoint {path} names model {name!r}, which this igc does not "
-                           "know") from None
-        model_args = dict(state.get("model_args") or {})
-        model = create_model(name, num_classes=state["num_classes"],
-                             in_chans=state["in_chans"], **model_args)
-        load_model_weights(model, state, name)
-        recipe = state.get("recipe") or {}
-        size = int(state.get("image_size") or recipe.get("image_size") or entry.input_size)
-        return Source(model.eval(), name, size, int(state["in_chans"]),
-                      int(state["num_classes"]), state.get("path", str(path)),
-                      state.get("data") or entry.dataset, dict(recipe))
+        loaded = model_from_checkpoint(path)
+        entry = model_entry(loaded.name)
+        return ModelSource(loaded.model, loaded.name, int(loaded.image_size or entry.input_size),
+                           loaded.in_chans, loaded.num_classes, loaded.path or str(path),
+                           loaded.data or entry.dataset, loaded.recipe)
     entry = model_entry(source)  # IGCError with suggestions for unknown names
     model = create_model(source)
-    return Source(model.eval(), source, entry.input_size, entry.in_chans, entry.num_classes,
-                  None, entry.dataset, None)
+    return ModelSource(model.eval(), source, entry.input_size, entry.in_chans, entry.num_classes,
+                       None, entry.dataset, None)
 
 
 def calibrate_batchnorm(model: nn.Module, in_chans: int, size: int, images: int = 32,
@@ -103,4 +92,4 @@ def calibrate_batchnorm(model: nn.Module, in_chans: int, size: int, images: int 
     return model
 
 
-__all__ = ["Source", "calibrate_batchnorm", "load_source"]
+__all__ = ["ModelSource", "calibrate_batchnorm", "load_source"]

@@ -11,7 +11,7 @@ from igc.files.records import METRICS, RUN_INFO, read_metrics, read_run_info
 from igc.viz import pyplot, save_figure
 
 #: The most runs drawn into one figure.
-MAX_RUNS = 50
+MAX_PLOT_RUNS = 50
 
 
 def _labels(dirs: list[Path]) -> list[str]:
@@ -39,8 +39,8 @@ def _label_smoothing(run: Path) -> float | None:
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
     """Draw the curves of ``runs`` (run directories, or their ``metrics.jsonl``) into the
     PNG ``out``, written atomically; returns it. Every file read is validated."""
-    if not runs or len(runs) > MAX_RUNS:
-        raise IGCError(f"give 1 to {MAX_RUNS} run folders to plot, got {len(runs)}")
+    if not runs or len(runs) > MAX_PLOT_RUNS:
+        raise IGCError(f"give 1 to {MAX_PLOT_RUNS} run folders to plot, got {len(runs)}")
     out = checks.check_writable_file(out, "--out", (".png",))
     if title is not None:
         title = checks.check_name(title, "--title", 200)

@@ -27,6 +27,7 @@ import torch
 from igc.deploy.chain.segments import Segment, structured_copies
 from igc.errors import IGCError
 from igc.files.cache import cache_dir
+from igc.formatting import first_line
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def cost_model(device: torch.device | str | None = None) -> CostModel:
                 raise IGCError(problem)
             _loaded[key] = from_json(blob.decode(), kind, f"calibrated ({path})")
         except (UnicodeDecodeError, IGCError) as exc:
-            reason = (str(exc) or type(exc).__name__).splitlines()[0]
+            reason = first_line(exc, 300)
             log.warning("igc: ignoring the cost-model calibration %s: %s; using the built-in "
                         "constants (rerun `igc bench --calibrate`)", path, reason)
             _loaded[key] = BUILTIN
