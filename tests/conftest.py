@@ -28,10 +28,10 @@ def one_thread() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------ BatchNorm
-def _randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
+def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial running statistics and affine parameters in every BatchNorm of
     ``module`` (so that folding and exports are tested on more than the identity);
-    returns it in eval mode."""
+    returns it in eval mode. Test modules import it: ``from conftest import randomize_bn``."""
     g = torch.Generator().manual_seed(seed)
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -42,12 +42,6 @@ def _randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
                 m.bias.data.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
     return module.eval()
-
-
-@pytest.fixture
-def randomize_bn() -> Callable[..., nn.Module]:
-    """``randomize_bn(module, seed=0)``: see :func:`_randomize_bn`."""
-    return _randomize_bn
 
 
 # ------------------------------------------------------------------------------ models

@@ -22,20 +22,14 @@ from igc.layers import IGCV1Block, IGCV2Block, IGCV3Block, MobileNetV2Block, Xce
 from igc.models.paper import paper_reference, paper_rows
 from igc.models.registry import create_model, list_models, model_entry
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 #: Counted-vs-paper differences over 5 % that docs/zoo.md explains (name -> quantity).
 KNOWN_DIFFERENCES = {
     "igcv2_c64_d8": "params",  # our fixed part (stem, transitions, shortcuts) ~3.5k lighter
     "igcv2_c64_d8_tiny": "params",
     "mobilenetv2_070": "params",  # 2.02M (1.99M without BN) vs 1.9M; the 160M MACs match
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _printed_tolerance(value: int) -> float:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import randomize_bn
 from torch import nn
 
 from igc.deploy import (
@@ -38,30 +39,9 @@ from igc.layers import (
 )
 from igc.models.registry import create_model, list_models, model_entry
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TOL = 1e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small convolutions: one thread avoids OpenMP stalls on a shared 2-core machine
-    (the numbers do not depend on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial running statistics and affine parameters, so that folding is tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            c = m.num_features
-            m.running_mean.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
-            m.running_var.copy_(torch.rand(c, generator=g) * 1.0 + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
-    return module.eval()
 
 
 BLOCKS = {
