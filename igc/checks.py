@@ -87,8 +87,9 @@ def check_name(value: object, name: str, max_len: int = MAX_NAME) -> str:
 
 
 def check_device(value: object, name: str = "--device") -> str:
-    """A device name: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``,
-    lower-cased. Whether the device exists is checked where it is used."""
+    """A device name, lower-cased: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    ``auto`` is CUDA when available. Whether the device exists is checked where it is used."""
     text = check_name(value, name, 40).lower()
     if text in DEVICES[:3] or re.fullmatch(r"cuda:\d{1,3}", text):
         return text
@@ -97,8 +98,9 @@ def check_device(value: object, name: str = "--device") -> str:
 
 
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices`` (a data set, a format, a budget): an unknown one names the
-    closest, or lists them all."""
+    """One of ``choices`` (a data set, a format, a budget), else IGCError.
+
+    An unknown one names the closest choices, or lists them all."""
     text = check_name(value, name)
     if text not in choices:
         raise unknown_name(name, text, choices)
@@ -143,8 +145,9 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 def check_writable_dir(value: object, name: str) -> Path:
-    """A folder to write into: an existing folder, or a new one whose nearest existing
-    ancestor is a writable folder. Nothing is created."""
+    """A folder to write into; nothing is created.
+
+    An existing folder, or a new one whose nearest existing ancestor is a writable folder."""
     path = check_path(value, name)
     if path.exists() and not path.is_dir():
         raise IGCError(f"{name} {path} is a file, not a folder; choose another {name}")

@@ -21,8 +21,10 @@ LISTED_NAMES = 12
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> IGCError:
-    """An error for an unknown ``name`` of a ``kind``: it suggests the closest known names,
-    or lists the valid ones when none is close (at most :data:`LISTED_NAMES` of them)."""
+    """An error for an unknown ``name`` of a ``kind`` that helps choose a known one.
+
+    It suggests the closest known names, or lists the valid ones when none is close (at most
+    :data:`LISTED_NAMES` of them)."""
     known = sorted(set(known))
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     if close:

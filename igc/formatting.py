@@ -25,8 +25,10 @@ MISSING = "n/a"
 
 def count(n: float | int | None, unit: str = "", missing: str = MISSING,
           kilo: bool = True) -> str:
-    """``25634 -> '25.6k'``, ``4.1e6 -> '4.1M'``, ``950 -> '950'``; ``None -> missing``.
-    With ``kilo=False`` a count below a million is written in full (``'25,634'``)."""
+    """A count with an SI suffix: ``25634 -> '25.6k'``, ``4.1e6 -> '4.1M'``.
+
+    ``950 -> '950'``; ``None -> missing``. With ``kilo=False`` a count below a million is
+    written in full (``'25,634'``)."""
     if n is None:
         return missing
     n = float(n)
@@ -50,8 +52,9 @@ def integer(n: float | int | None, missing: str = MISSING) -> str:
 
 
 def pct(x: float | None, digits: int = 2, missing: str = MISSING, signed: bool = False) -> str:
-    """A value in percent: ``91.234 -> '91.23%'``; ``signed``: ``2.34 -> '+2.34%'`` (a
-    change); ``None`` or NaN -> ``missing``."""
+    """A value in percent: ``91.234 -> '91.23%'``.
+
+    ``signed``: ``2.34 -> '+2.34%'`` (a change); ``None`` or NaN -> ``missing``."""
     if x is None or not math.isfinite(float(x)):
         return missing
     return f"{x:+.{digits}f}%" if signed else f"{x:.{digits}f}%"
@@ -81,9 +84,10 @@ def duration(seconds: float) -> str:
 
 
 def shorten(text: str, width: int = 160) -> str:
-    """``text`` on one line (whitespace runs become one space), at most ``width``
-    characters, cut at a word boundary and marked with ``…`` when it was longer (only a
-    first word longer than ``width`` is itself cut)."""
+    """``text`` on one line of at most ``width`` characters, cut at a word boundary.
+
+    Whitespace runs become one space; a cut text ends in ``…`` (only a first word longer
+    than ``width`` is itself cut)."""
     flat = " ".join(str(text).split())
     if len(flat) <= width:
         return flat
@@ -95,8 +99,10 @@ def shorten(text: str, width: int = 160) -> str:
 
 
 def first_line(error: BaseException | str, width: int = 160) -> str:
-    """The first non-empty line of an exception's message (else its type name),
-    shortened with :func:`shorten`: for quoting a library's error inside one of ours."""
+    """The first non-empty line of an exception's message, shortened.
+
+    Else the exception's type name; shortened with :func:`shorten`. For quoting a library's
+    error inside one of ours."""
     text = str(error).strip()
     line = next((part for part in text.splitlines() if part.strip()), "")
     if not line and isinstance(error, BaseException):
@@ -105,9 +111,10 @@ def first_line(error: BaseException | str, width: int = 160) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
-    """``headers`` and ``rows`` of cells as aligned columns separated by two spaces, a rule
-    of dashes under the headers; the columns whose index is in ``right`` are aligned
-    right (numbers), the others left."""
+    """``headers`` and ``rows`` of cells as aligned plain-text columns.
+
+    Columns are separated by two spaces, with a rule of dashes under the headers; those whose
+    index is in ``right`` are aligned right (numbers), the others left."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
 

@@ -17,9 +17,10 @@ from igc.checks import MAX_THREADS, check_int
 
 @contextmanager
 def num_threads(threads: int | None = None) -> Iterator[int]:
-    """Run the block with ``threads`` intra-op threads (``None``: unchanged; code inside
-    may change it further) and restore the caller's count afterwards. Yields the count;
-    IGCError for a count below 1."""
+    """Run the block with ``threads`` intra-op threads, then restore the caller's count.
+
+    ``None`` leaves the count unchanged (code inside may change it further). Yields the
+    count; IGCError for a count below 1."""
     if threads is not None:
         check_int(threads, "the thread count", 1, MAX_THREADS)
     before = torch.get_num_threads()

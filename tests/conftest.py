@@ -61,6 +61,21 @@ def temp_model() -> Iterator[Callable[..., None]]:
         yield register
 
 
+def zoo_params() -> list:
+    """Every registered model as ``pytest.param``: the first of each family runs in the
+    fast lane, the rest are marked slow. Test modules import it:
+    ``from conftest import zoo_params``."""
+    from igc.models.registry import list_models, model_entry
+
+    seen: set[str] = set()
+    params = []
+    for name in list_models():
+        family = model_entry(name).family
+        params.append(pytest.param(name, marks=(pytest.mark.slow,) if family in seen else ()))
+        seen.add(family)
+    return params
+
+
 #: Tiny networks for training tests: 1-channel 8x8 inputs, a wider twin, a fixed-size one.
 TINY, TINY_OTHER, FIXED = "test_tiny_igcv2", "test_tiny_igcv2_wide", "test_fixed_input"
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import randomize_bn
+from conftest import randomize_bn, zoo_params
 from torch import nn
 
 from igc.deploy import (
@@ -37,7 +37,7 @@ from igc.layers import (
     MobileNetV2Block,
     XceptionBlock,
 )
-from igc.models.registry import create_model, list_models, model_entry
+from igc.models.registry import create_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -240,19 +240,7 @@ def _zoo_input(model: nn.Module) -> torch.Tensor:
     return torch.randn(2, chans, size, size, generator=torch.Generator().manual_seed(0))
 
 
-def _zoo_params() -> list:
-    """Every registered model; the first of each family in the fast lane, the rest slow."""
-    seen: set[str] = set()
-    params = []
-    for name in list_models():
-        family = model_entry(name).family
-        marks = () if family not in seen else (pytest.mark.slow,)
-        seen.add(family)
-        params.append(pytest.param(name, marks=marks))
-    return params
-
-
-@pytest.mark.parametrize("name", _zoo_params())
+@pytest.mark.parametrize("name", zoo_params())
 def test_zoo_parity(name):
     model = randomize_bn(create_model(name))
     x = _zoo_input(model)

@@ -33,9 +33,11 @@ MEMORY_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class Activations:
-    """One forward pass measured: the output's shape, the elements of the largest output
-    of any module and of any leaf module, and of all leaf modules' outputs together (all
-    zero when the pass had to run for real, on one image)."""
+    """One forward pass measured: output shape and activation sizes.
+
+    ``largest``: elements of the largest output of any module; ``largest_leaf``: of any leaf
+    module; ``leaves``: of all leaf modules' outputs together (all zero when the pass had to
+    run for real, on one image)."""
 
     output_shape: tuple[int, ...]
     largest: int
@@ -62,10 +64,11 @@ def device_memory(device: torch.device) -> int | None:
 
 def measure(model: nn.Module, in_chans: int, size: int, batch: int = 1, name: str = "model",
             hint: str = "use another --input-size", what: str | None = None) -> Activations:
-    """One pass of ``model`` on ``(batch, in_chans, size, size)`` zeros on the meta device
-    (a copy, unless the model is there already); IGCError ``"{name} cannot take {what}
-    ({reason}); {hint}"`` when the network cannot take that input (``what`` defaults to
-    ``"CxHxW inputs"``)."""
+    """One pass of ``model`` on zeros on the meta device; IGCError if it cannot take them.
+
+    The input is ``(batch, in_chans, size, size)``; the pass runs on a copy unless the model
+    is on the meta device already. The error reads ``"{name} cannot take {what} ({reason});
+    {hint}"`` (``what`` defaults to ``"CxHxW inputs"``)."""
     what = what or f"{in_chans}x{size}x{size} inputs"
     on_meta = model_device(model).type == "meta"
     meta = model if on_meta else copy.deepcopy(model).to("meta")
@@ -114,12 +117,11 @@ def _real_pass(model: nn.Module, in_chans: int, size: int, batch: int, refused: 
 
 def check_input(model: nn.Module, in_chans: int, size: int, batch: int = 1,
                 name: str = "model") -> int:
-    """IGCError (one line) unless ``model`` takes ``(batch, in_chans, size, size)`` inputs
-    within memory; returns the estimated peak activation bytes.
+    """IGCError (one line) unless ``model`` takes such inputs within memory.
 
-    The estimate is three times the largest activation (input, output and one temporary)
-    and must stay under :data:`MEMORY_FRACTION` of the model's device memory.
-    """
+    Checks ``(batch, in_chans, size, size)`` inputs and returns the estimated peak activation
+    bytes: three times the largest activation (input, output and one temporary), which must
+    stay under :data:`MEMORY_FRACTION` of the model's device memory."""
     check_int(size, "input size", 1, MAX_INPUT_SIZE)
     check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
     check_int(in_chans, "input channels", 1, 4096)

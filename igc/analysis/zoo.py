@@ -1,12 +1,12 @@
-"""The zoo as tables: every registered network's counts beside the paper's (``igc models``)
-and one network block by block (``igc info``), the same from the API as from the CLI.
+"""The zoo as tables (``igc models``, ``igc info``), the same from the API as the CLI.
 
-Counting every network takes seconds, so :func:`model_rows` keeps the counts in the user's
-cache folder (:mod:`igc.files.cache`), in a file named after a hash of the sources that
-decide them (the model, layer and sparsity packages, the counter and the torch version): a
-change to any of them starts a new file. Entries read back are checked field by field; a
-damaged one is recounted, a damaged file rebuilt.
-"""
+:func:`model_rows` gives every registered network's counts beside the paper's,
+:func:`model_info` one network block by block. Counting every network takes seconds, so
+:func:`model_rows` keeps the counts in the user's cache folder (:mod:`igc.files.cache`),
+in a file named after a hash of the sources that decide them (the model, layer and
+sparsity packages, the counter and the torch version): a change to any of them starts a
+new file. Entries read back are checked field by field; a damaged one is recounted, a
+damaged file rebuilt."""
 
 from __future__ import annotations
 
@@ -70,9 +70,11 @@ def _valid(counts: object) -> bool:
 
 def model_rows(pattern: str | None = None, use_cache: bool = True,
                pretrained: bool = False) -> list[dict[str, Any]]:
-    """One dict per registered network matching the shell-style ``pattern`` (all without
-    one; ``pretrained``: only those with released weights): its registry facts (``name``,
-    ``family``, ``table``, ``dataset``, ``input_size``, ``num_classes``) and the counts of
+    """One dict per registered network matching ``pattern``: ``igc models``' rows.
+
+    ``pattern`` is shell-style (all networks without one; ``pretrained``: only those with
+    released weights). Each dict holds the registry facts (``name``, ``family``, ``table``,
+    ``dataset``, ``input_size``, ``num_classes``) and the counts of
     :func:`~igc.analysis.count.paper_counts`. IGCError for a pattern that matches nothing."""
     from igc.analysis.count import paper_counts
     from igc.errors import unknown_name
@@ -104,10 +106,11 @@ def model_rows(pattern: str | None = None, use_cache: bool = True,
 
 
 def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
-    """Network ``name`` (or an alias) block by block, as ``igc info --json`` prints it:
-    registry facts, ``config``, ``aliases``, ``pretrained_cfg``, ``params``, ``weights``,
-    ``macs`` at ``input_size`` (default: the registered one), the paper's counts beside
-    ours (``paper``) and one dict per row of
+    """Network ``name`` (or an alias) block by block, as ``igc info --json`` prints it.
+
+    Keys: the registry facts, ``config``, ``aliases``, ``pretrained_cfg``, ``params``,
+    ``weights``, ``macs`` at ``input_size`` (default: the registered one), the paper's counts
+    beside ours (``paper``) and one dict per row of
     :func:`~igc.analysis.count.per_block_counts` (``blocks``)."""
     from igc.analysis.count import count_macs, count_params, paper_counts, per_block_counts
     from igc.analysis.probe import check_input

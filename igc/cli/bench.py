@@ -35,6 +35,7 @@ def _forms(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc bench`` to the subcommands ``sub``."""
     p = add_command(sub, "bench", __doc__)
     p.add_argument("models", nargs="*", metavar="NAME", type=A.name("model name"),
                    help="registered model names")
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc bench`` with the parsed ``args``; returns the exit status."""
     from igc.runtime import num_threads
 
     if args.calibrate:

@@ -28,6 +28,7 @@ from igc.names import PICTURE_SUFFIXES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc design`` to the subcommands ``sub``."""
     p = add_command(sub, "design", __doc__)
     p.add_argument("--channels", "-C", type=A.integer("--channels", 1), required=True,
                    metavar="C", help="block width C")
@@ -64,6 +65,7 @@ def _row(d) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc design`` with the parsed ``args``; returns the exit status."""
     from igc.errors import IGCError
     from igc.sparsity.design import check_design, design
 

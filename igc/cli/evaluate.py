@@ -20,6 +20,7 @@ from igc.names import DEVICES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc eval`` to the subcommands ``sub``."""
     p = add_command(sub, "eval", __doc__)
     p.add_argument("checkpoint", type=A.existing("any", "checkpoint"),
                    help="a checkpoint file or a run directory")
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc eval`` with the parsed ``args``; returns the exit status."""
     from igc.formatting import pct
     from igc.train.evaluate import evaluate_checkpoint
 

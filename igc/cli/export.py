@@ -25,6 +25,7 @@ from igc.names import DEFAULT_OPSET, EXPORT_FORMATS, EXPORT_FORMS, ONNX_OPSETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc export`` to the subcommands ``sub``."""
     p = add_command(sub, "export", __doc__)
     p.add_argument("source", metavar="NAME|CHECKPOINT", type=A.text("source", checks.PATH_MAX),
                    help="a registered model name (random weights) or a checkpoint / run dir")
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc export`` with the parsed ``args``; returns the exit status."""
     from igc.deploy.pipeline import export_model
 
     result = export_model(args.source, args.format, args.out, input_size=args.input_size,

@@ -22,6 +22,7 @@ from igc.cli.parser import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc info`` to the subcommands ``sub``."""
     p = add_command(sub, "info", __doc__)
     p.add_argument("name", type=A.name("model name"),
                    help="registered model name or alias, e.g. igcv2_100")
@@ -39,6 +40,7 @@ def _cells(values: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc info`` with the parsed ``args``; returns the exit status."""
     from igc.analysis.zoo import count_cell as si
     from igc.analysis.zoo import diff_cell as diff
     from igc.analysis.zoo import model_info

@@ -22,6 +22,7 @@ from igc.cli.parser import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc models`` to the subcommands ``sub``."""
     p = add_command(sub, "models", __doc__)
     p.add_argument("pattern", nargs="?", type=A.name("pattern"),
                    help="shell-style pattern of names or aliases, e.g. 'igcv3_*'")
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc models`` with the parsed ``args``; returns the exit status."""
     from igc.analysis.zoo import count_cell as si
     from igc.analysis.zoo import diff_cell as diff
     from igc.analysis.zoo import model_rows

@@ -42,21 +42,25 @@ Examples:
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are :class:`IGCError` (one line, exit 2, no usage
-    dump) and whose descriptions are shown as written."""
+    """An ``ArgumentParser`` for users: one-line errors, descriptions as written.
+
+    Its errors are :class:`IGCError` (one line, exit 2, no usage dump)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
+        """Raise ``message`` as an :class:`IGCError` (printed as one line, exit 2)."""
         raise IGCError(message)
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, doc: str | None,
                 **kwargs: object) -> argparse.ArgumentParser:
-    """A subcommand ``name`` whose summary is the first line of ``doc`` (its full stop
-    dropped) and whose description is the whole of ``doc``."""
+    """A subcommand ``name`` described by ``doc``.
+
+    Its summary is the first line of ``doc`` (the full stop dropped), its description the
+    whole of ``doc``."""
     text = (doc or name).strip()
     return sub.add_parser(name, help=summary(text), description=text, **kwargs)
 

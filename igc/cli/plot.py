@@ -18,6 +18,7 @@ from igc.cli.parser import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc plot`` to the subcommands ``sub``."""
     p = add_command(sub, "plot", __doc__)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", type=A.existing("any", "run folder"),
                    help="run directories")
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc plot`` with the parsed ``args``; returns the exit status."""
     from igc.viz.curves import plot_runs
 
     out = args.out or (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1

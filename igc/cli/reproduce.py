@@ -36,6 +36,7 @@ def _budgets() -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc reproduce`` to the subcommands ``sub``."""
     from igc.reproduce.budgets import budgets
 
     p = add_command(sub, "reproduce", __doc__, epilog=_budgets())
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc reproduce`` with the parsed ``args``; returns the exit status."""
     import sys
 
     from igc.errors import IGCError

@@ -18,6 +18,7 @@ from igc.cli.parser import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc summarize`` to the subcommands ``sub``."""
     p = add_command(sub, "summarize", __doc__)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", type=A.existing("dir", "run folder"),
                    help="run directories, or directories holding runs (e.g. seed*/)")
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc summarize`` with the parsed ``args``; returns the exit status."""
     from igc.train.summarize import find_runs, format_groups, group_runs
 
     groups = group_runs(find_runs(args.runs))

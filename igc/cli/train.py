@@ -29,6 +29,7 @@ from igc.train.recipe import DEFAULT_DATA, DEFAULT_RECIPE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``igc train`` to the subcommands ``sub``."""
     p = add_command(sub, "train", __doc__)
     p.add_argument("--model", "-m", metavar="NAME", type=A.name("--model"),
                    help="registry name (default: the recipe's model)")
@@ -100,6 +101,7 @@ def resolve(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc train`` with the parsed ``args``; returns the exit status."""
     from igc.train.trainer import Interrupted, train
 
     config = resolve(args)

@@ -29,15 +29,13 @@ def temp_path(path: Path) -> Path:
 def atomic_path(path: str | Path, what: str = "file",
                 verify: Callable[[Path], None] | None = None,
                 parents: bool = False) -> Iterator[Path]:
-    """A temporary path beside ``path`` for a writer that needs a file name; what it holds
-    when the block ends without error replaces ``path`` (``parents``: create ``path``'s
-    missing folders first).
+    """A temporary path beside ``path`` that replaces ``path`` when the block succeeds.
 
-    ``verify(temporary_path)`` runs on the complete file before it replaces ``path``
+    For a writer that needs a file name. ``parents``: create ``path``'s missing folders
+    first. ``verify(temporary_path)`` runs on the complete file before it replaces ``path``
     (a download's checksum); whatever it raises leaves ``path`` unchanged. Raises
     :class:`IGCError` (naming ``what`` and ``path``) when the file cannot be written; the
-    temporary file never outlives the block.
-    """
+    temporary file never outlives the block."""
     path = Path(path)
     tmp = temp_path(path)
     try:
@@ -60,8 +58,10 @@ def atomic_path(path: str | Path, what: str = "file",
 def atomic_writer(path: str | Path, what: str = "file",
                   verify: Callable[[Path], None] | None = None,
                   parents: bool = False) -> Iterator[BinaryIO]:
-    """A binary handle whose content, flushed to disk, replaces ``path`` when the block
-    ends without error (see :func:`atomic_path` for ``verify``, ``parents`` and errors)."""
+    """A binary handle whose content replaces ``path`` when the block succeeds.
+
+    The content is flushed to disk first; see :func:`atomic_path` for ``verify``, ``parents``
+    and errors."""
     with atomic_path(path, what, verify, parents) as tmp, open(tmp, "wb") as handle:
         yield handle
         handle.flush()
@@ -90,8 +90,9 @@ def _alive(pid: int) -> bool:
 
 
 def stale_temp_files(folder: Path, names: tuple[str, ...] | None = None) -> list[Path]:
-    """Temporary files in ``folder`` left by processes that no longer run (optionally only
-    those of the targets ``names``)."""
+    """Temporary files in ``folder`` left by processes that no longer run.
+
+    ``names``: only those of these targets."""
     found = []
     try:
         entries = list(folder.iterdir())

@@ -27,8 +27,10 @@ def cache_dir() -> Path:
 
 
 def read_cache(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; ``{}`` when it is missing, too big, not JSON or not an
-    object (the caller checks each entry it uses)."""
+    """The JSON object in ``path``, or ``{}`` when there is no good one.
+
+    ``{}`` when the file is missing, too big, not JSON or not an object; the caller checks
+    each entry it uses."""
     try:
         if path.stat().st_size > MAX_CACHE_BYTES:
             return {}
@@ -39,8 +41,9 @@ def read_cache(path: Path) -> dict[str, Any]:
 
 
 def write_cache(path: Path, data: dict[str, Any]) -> bool:
-    """Write ``data`` as JSON to ``path`` atomically (creating the folder); False when
-    it cannot be written."""
+    """Write ``data`` as JSON to ``path`` atomically; False when it cannot be written.
+
+    The folder is created when missing."""
     try:
         atomic_write(path, json.dumps(data), "cache file", parents=True)
     except IGCError:

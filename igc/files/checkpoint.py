@@ -98,8 +98,10 @@ def _fix(path: Path) -> str:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read and validate a checkpoint (``path`` may be a run folder); IGCError for a
-    missing, oversized, corrupt, foreign or malformed file. The table gets ``path``."""
+    """Read and validate a checkpoint (``path`` may be a run folder).
+
+    IGCError for a missing, oversized, corrupt, foreign or malformed file. The table gets
+    ``path``."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT

@@ -107,8 +107,9 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a ``metrics.jsonl``, each checked (a torn last line, from a
-    crash, is skipped)."""
+    """The epoch records of a ``metrics.jsonl``, each checked.
+
+    A torn last line (from a crash) is skipped."""
     path = Path(path)
     lines = _read_text(path, "metrics file").splitlines()
     fix = f"the metrics file is damaged: delete {path} or restore it"
@@ -127,8 +128,9 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def truncate_metrics(path: str | Path, epochs_done: int) -> None:
-    """Keep only the records of the first ``epochs_done`` epochs (on resume: drop what an
-    interrupted run wrote after its last checkpoint)."""
+    """Keep only the records of the first ``epochs_done`` epochs.
+
+    On resume: drop what an interrupted run wrote after its last checkpoint."""
     path = Path(path)
     if not path.exists():
         return

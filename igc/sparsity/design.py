@@ -66,22 +66,27 @@ class Design:
 
     @cached_property
     def product(self) -> KernelProduct:
+        """The kernel product of these branch sizes (:class:`KernelProduct`)."""
         return KernelProduct.from_branch_sizes(self.channels, self.branch_sizes, self.kernel_area)
 
     @property
     def layers(self) -> int:
+        """``L``, the number of factors."""
         return len(self.branch_sizes)
 
     @property
     def exact(self) -> bool:
+        """Whether the branch sizes multiply to ``C`` (strictly complementary, eq. 6)."""
         return math.prod(self.branch_sizes) == self.channels
 
     @property
     def params(self) -> int:
+        """``Q``, the weights of all factors (eq. 7)."""
         return self.product.params
 
     @property
     def bound(self) -> float:
+        """The lower bound on ``Q`` for this ``L`` (eq. 10)."""
         return params_bound(self.channels, self.layers, self.kernel_area)
 
     @property
@@ -93,12 +98,15 @@ class Design:
 
     @property
     def balance_gap(self) -> float:
+        """The distance from the balance condition (eq. 11); 0 when balanced."""
         return balance_gap(self.branch_sizes, self.kernel_area)
 
     def rank_key(self) -> tuple[int, float, int]:
+        """The ranking: fewest parameters, then most balanced, then shallowest."""
         return (self.params, round(self.balance_gap, 9), self.layers)
 
     def to_dict(self) -> dict:
+        """This design as a JSON-ready dict (``igc design --json``)."""
         c = self.product.connectivity
         return {
             "channels": self.channels,
@@ -131,16 +139,19 @@ class DesignReport:
 
     @property
     def best(self) -> Design:
+        """The first-ranked design."""
         return self.designs[0]
 
     @property
     def best_layers_rule(self) -> str:
-        """Which rule :func:`~igc.sparsity.cost.best_layers` followed: eq. 14's
-        ``L = ln(S C)``, or for a channel-wise spatial factor eq. 14 on the 1x1 factors
-        alone plus that factor, ``L = 1 + ln C``."""
+        """The rule :func:`~igc.sparsity.cost.best_layers` followed, for the report.
+
+        Eq. 14's ``L = ln(S C)``, or for a channel-wise spatial factor eq. 14 on the 1x1
+        factors alone plus that factor, ``L = 1 + ln C``."""
         return "eq. 14 on the 1x1 factors (L = 1 + ln C)" if self.channelwise else "eq. 14"
 
     def to_dict(self, alternatives: int = 5) -> dict:
+        """The best design, ``alternatives`` more and the nearby widths, JSON-ready."""
         out = self.best.to_dict()
         out["best_layers"] = best_layers(self.channels, self.kernel_area, self.channelwise)
         out["note"] = self.note
@@ -228,8 +239,9 @@ def check_layers(layers: int) -> int:
 
 def check_design(channels: int, branch_sizes: Sequence[int], kernel_area: int = 9,
                  strict: bool = False) -> DesignReport:
-    """Classify the given branch sizes ``K_1..K_L`` on width ``channels`` (``igc design
-    --check``); ``strict`` refuses sizes whose product is not ``C`` (eq. 6)."""
+    """Classify the branch sizes ``K_1..K_L`` on width ``channels`` (``--check``).
+
+    ``strict`` refuses sizes whose product is not ``C`` (eq. 6)."""
     channels, kernel_area = check_request(channels, kernel_area)
     sizes = tuple(positive_int(k, "branch size") for k in branch_sizes)
     if not sizes:

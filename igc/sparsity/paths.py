@@ -94,8 +94,9 @@ def _step(idx: np.ndarray, cnt: np.ndarray, next_branch: np.ndarray, branch_out:
 
 
 def path_summary(product: KernelProduct) -> tuple[int, int, int]:
-    """``(min_paths, max_paths, joined_pairs)`` over every (output, input) pair of
-    ``product``, equal to the minimum, maximum and non-zero count of its path-count matrix."""
+    """``(min_paths, max_paths, joined_pairs)`` over every (output, input) pair.
+
+    Equal to the minimum, maximum and non-zero count of ``product``'s path-count matrix."""
     factors = product.factors
     first = factors[0]
     idx = np.arange(first.groups, dtype=np.int64)[:, None]

@@ -9,7 +9,9 @@ The permutation convention is ShuffleNet's channel shuffle: after a factor with 
 branches, view its ``C`` output channels as a ``(g, C/g)`` matrix and transpose it, so
 channel ``i*(C/g) + j`` moves to position ``j*g + i``. With this convention a chain of
 branch sizes ``K_1..K_L`` whose product is ``C`` is strictly complementary in any order
-(the mixed-radix picture of SPEC section 1), and the same rule defines the loose designs.
+(write a channel's index in the mixed radix ``K_1, ..., K_L``: factor ``l`` joins the
+channels that agree on every digit but the ``l``-th, so each input reaches each output
+along exactly one path), and the same rule defines the loose designs.
 
 Everything here is plain Python and NumPy: no ``torch``.
 """
@@ -41,12 +43,12 @@ def positive_int(value: object, what: str) -> int:
 
 @dataclass(frozen=True)
 class Factor:
-    """One group convolution ``W_l``: ``groups`` branches mapping ``in_channels`` to
-    ``out_channels`` with a kernel of ``kernel_area`` taps (9 for 3x3, 1 for 1x1).
+    """One group convolution ``W_l`` of a kernel product.
 
-    Branch ``b`` maps input channels ``[b*in/g, (b+1)*in/g)`` to output channels
-    ``[b*out/g, (b+1)*out/g)``; its weight has shape ``(out/g, in/g, k, k)``.
-    """
+    ``groups`` branches map ``in_channels`` to ``out_channels`` with a kernel of
+    ``kernel_area`` taps (9 for 3x3, 1 for 1x1). Branch ``b`` maps input channels
+    ``[b*in/g, (b+1)*in/g)`` to output channels ``[b*out/g, (b+1)*out/g)``; its weight has
+    shape ``(out/g, in/g, k, k)``."""
 
     in_channels: int
     out_channels: int
@@ -86,6 +88,7 @@ class Factor:
 
     @property
     def branch_out(self) -> int:
+        """Output channels per branch."""
         return self.out_channels // self.groups
 
     @property
@@ -95,11 +98,13 @@ class Factor:
 
     @property
     def is_spatial(self) -> bool:
+        """Whether the kernel has more than one tap (a spatial factor)."""
         return self.kernel_area > 1
 
     def mask(self) -> np.ndarray:
-        """Connectivity ``(out, in)`` as a 0/1 int matrix: block-diagonal with ``groups``
-        blocks of shape ``(out/g, in/g)``."""
+        """Connectivity ``(out, in)`` as a 0/1 int matrix.
+
+        Block-diagonal with ``groups`` blocks of shape ``(out/g, in/g)``."""
         return np.kron(np.eye(self.groups, dtype=np.int64),
                        np.ones((self.branch_out, self.branch_in), dtype=np.int64))
 
@@ -140,8 +145,10 @@ class KernelProduct:
         cls, channels: int, branch_sizes: tuple[int, ...] | list[int], kernel_area: int = 9,
         shuffle_last: bool = False,
     ) -> KernelProduct:
-        """The IGCV2 chain on a fixed width ``C``: the first factor spatial (area ``S``),
-        the others 1x1, factor ``l`` with branches of ``K_l`` channels."""
+        """The IGCV2 chain on a fixed width ``C`` with branch sizes ``K_1..K_L``.
+
+        The first factor is spatial (area ``S``), the others 1x1; factor ``l`` has branches of
+        ``K_l`` channels."""
         sizes = [positive_int(k, "branch size") for k in branch_sizes]
         if not sizes:
             raise IGCError("give at least one branch size")
@@ -153,10 +160,12 @@ class KernelProduct:
 
     @property
     def in_channels(self) -> int:
+        """Input channels of the first factor."""
         return self.factors[0].in_channels
 
     @property
     def out_channels(self) -> int:
+        """Output channels of the last factor."""
         return self.factors[-1].out_channels
 
     @property
@@ -175,8 +184,10 @@ class KernelProduct:
         return sum(f.params for f in self.factors)
 
     def permutation(self, index: int) -> np.ndarray | None:
-        """``P_{index+1}`` after factor ``index`` as an index array, or ``None`` when it is
-        the identity (one branch, one channel per branch, or the unshuffled last factor)."""
+        """``P_{index+1}`` after factor ``index`` as an index array, or ``None``.
+
+        ``None`` when it is the identity (one branch, one channel per branch, or the unshuffled
+        last factor)."""
         factor = self.factors[index]
         last = index == len(self.factors) - 1
         if (last and not self.shuffle_last) or factor.groups in (1, factor.out_channels):
@@ -230,10 +241,12 @@ class KernelProduct:
 
     @cached_property
     def connectivity(self) -> Connectivity:
+        """The :class:`Connectivity` summary (condition, paths per pair)."""
         return Connectivity.of(self)
 
     @property
     def condition(self) -> str:
+        """The connectivity condition: strict, relaxed, dense or sparse."""
         return self.connectivity.condition
 
 
@@ -259,8 +272,9 @@ class Connectivity:
 
     @classmethod
     def of(cls, product: KernelProduct) -> Connectivity:
-        """The summary of ``product`` (computed by :func:`~igc.sparsity.paths.path_summary`,
-        without the path-count matrix)."""
+        """The summary of ``product``, without its path-count matrix.
+
+        Computed by :func:`~igc.sparsity.paths.path_summary`."""
         lo, hi, joined = path_summary(product)
         fraction = float(joined) / (product.out_channels * product.in_channels)
         reduces = product.factors[-1].in_channels > product.out_channels
@@ -281,8 +295,9 @@ class Connectivity:
 
 
 def nonzero_ratio(product: KernelProduct) -> float:
-    """Non-zero weights over the size of the composed dense kernel, ``Q / (S C_out C_in)``:
-    the non-sparsity plotted in the paper's Figure 3."""
+    """Non-sparsity, the quantity of the paper's Figure 3: ``Q / (S C_out C_in)``.
+
+    Non-zero weights over the size of the composed dense kernel."""
     area = max(f.kernel_area for f in product.factors)
     return product.params / (area * product.out_channels * product.in_channels)
 

@@ -22,9 +22,10 @@ def pyplot():
 
 
 def save_figure(fig: Any, path: str | Path, what: str = "figure", dpi: int = 110) -> Path:
-    """Write the matplotlib figure ``fig`` to ``path`` atomically, in the format its suffix
-    names, creating its folder; the figure is closed either way. IGCError (one line) when
-    the file cannot be written."""
+    """Write the matplotlib figure ``fig`` to ``path`` atomically, then close it.
+
+    The format is the one ``path``'s suffix names; the folder is created when missing; the
+    figure is closed either way. IGCError (one line) when the file cannot be written."""
     import matplotlib.pyplot as plt
 
     path = Path(path)

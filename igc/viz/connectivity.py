@@ -22,9 +22,10 @@ MAX_DRAW_CHANNELS = 64
 
 def draw_connectivity(product: KernelProduct, path: str | Path,
                       highlight: int | None = None) -> None:
-    """Draw ``product``'s factors to ``path`` (PNG, SVG or PDF by its suffix, written
-    atomically); ``highlight`` is the input channel whose first path to output 0's side is
-    drawn in bold."""
+    """Draw ``product``'s factors to ``path`` (PNG, SVG or PDF by its suffix).
+
+    Written atomically; ``highlight`` is the input channel whose first path to output 0's
+    side is drawn in bold."""
     path = check_writable_file(path, "--draw", PICTURE_SUFFIXES)
     widths = [product.in_channels] + [f.out_channels for f in product.factors]
     node = product.in_channels // 3 if highlight is None else highlight

@@ -1,5 +1,6 @@
-"""Training curves: loss, accuracy and learning rate against epochs, for one or several
-runs (their ``metrics.jsonl``), drawn to a PNG."""
+"""Training curves of one or several runs, drawn to a PNG.
+
+Loss, accuracy and learning rate against epochs, read from each run's ``metrics.jsonl``."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def _label_smoothing(run: Path) -> float | None:
 
 
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
-    """Draw the curves of ``runs`` (run directories, or their ``metrics.jsonl``) into the
-    PNG ``out``, written atomically; returns it. Every file read is validated."""
+    """Draw the curves of ``runs`` into the PNG ``out``; returns it.
+
+    ``runs`` are run directories or their ``metrics.jsonl``; every file read is validated;
+    the PNG is written atomically."""
     if not runs or len(runs) > MAX_PLOT_RUNS:
         raise IGCError(f"give 1 to {MAX_PLOT_RUNS} run folders to plot, got {len(runs)}")
     out = checks.check_writable_file(out, "--out", (".png",))
