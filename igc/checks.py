@@ -15,10 +15,13 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import TypeVar
 
 from igc.errors import IGCError, unknown_name
 from igc.formatting import shorten
 from igc.names import DEVICES
+
+T = TypeVar("T", int, float)
 
 #: The largest seed (torch and numpy take 64-bit seeds; the data order mixes 63 bits).
 MAX_SEED = 2**63 - 1
@@ -52,10 +55,16 @@ def check_int(value: object, name: str, lo: int | None = None, hi: int | None = 
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise IGCError(f"{name} must be an integer, got {_show(value)}")
+    return _bounded(value, name, lo, hi, "", ",")
+
+
+def _bounded(value: T, name: str, lo: T | None, hi: T | None, low: str, high: str) -> T:
+    """``value`` if it is within ``[lo, hi]``, else IGCError; ``low`` and ``high`` are the
+    format specs of the numbers in the two messages."""
     if lo is not None and value < lo:
-        raise IGCError(f"{name} must be at least {lo}, got {value}")
+        raise IGCError(f"{name} must be at least {lo:{low}}, got {value:{low}}")
     if hi is not None and value > hi:
-        raise IGCError(f"{name} must be at most {hi:,}, got {value:,}")
+        raise IGCError(f"{name} must be at most {hi:{high}}, got {value:{high}}")
     return value
 
 
@@ -69,11 +78,7 @@ def check_number(value: object, name: str, lo: float | None = None, hi: float | 
         raise IGCError(f"{name} must be a finite number, got {value}")
     if positive and value <= 0:
         raise IGCError(f"{name} must be a positive number, got {value:g}")
-    if lo is not None and value < lo:
-        raise IGCError(f"{name} must be at least {lo:g}, got {value:g}")
-    if hi is not None and value > hi:
-        raise IGCError(f"{name} must be at most {hi:g}, got {value:g}")
-    return value
+    return _bounded(value, name, lo, hi, "g", "g")
 
 
 def check_name(value: object, name: str, max_len: int = MAX_NAME) -> str:

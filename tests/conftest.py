@@ -6,8 +6,10 @@ The fast lane is ``pytest -m "not slow"``; the full suite (what CI runs) is ``py
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,6 +146,39 @@ def tiny_data(monkeypatch) -> DatasetSplits:
     splits = make_tiny_splits()
     monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
     return splits
+
+
+# ------------------------------------------------------------------------------ hostile input
+def snapshot(root: Path, skip: str | None = None) -> dict[str, str]:
+    """Every file below ``root`` with the hash of its bytes (and every folder), but for
+    paths starting with ``skip``. Test modules import it: ``from conftest import snapshot``."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            if p.is_file() else "dir" for p in sorted(root.rglob("*"))
+            if not (skip and str(p.relative_to(root)).startswith(skip))}
+
+
+@pytest.fixture
+def refused(capfd, time_limit) -> Callable[..., str]:
+    """``refused(argv, root, limit_s, skip=None)`` runs ``igc ARGV`` under a time limit and
+    asserts what every hostile-input row asserts: exit status 2, exactly one line on
+    stderr (``igc: error: ...``), no traceback, and no file below ``root`` created,
+    changed or removed (see :func:`snapshot`); returns that line."""
+    from igc.cli import main
+
+    def run(argv: list[str], root: Path, limit_s: float, skip: str | None = None) -> str:
+        before = snapshot(root, skip)
+        capfd.readouterr()
+        time_limit(limit_s)
+        code = main(argv)
+        captured = capfd.readouterr()
+        err = captured.err
+        assert code == 2, err
+        assert err.count("\n") == 1 and err.startswith("igc: error: "), err
+        assert "Traceback" not in err + captured.out, err
+        assert snapshot(root, skip) == before
+        return err
+
+    return run
 
 
 # ------------------------------------------------------------------------------ time limit
