@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
+from typing import TypeVar
 
-from igc.errors import IGCError
+from igc.errors import IGCError, unknown_name
 from igc.formatting import shorten
+from igc.names import DEVICES
+
+T = TypeVar("T", int, float)
 
 #: The largest seed (torch and numpy take 64-bit seeds; the data order mixes 63 bits).
 MAX_SEED = 2**63 - 1
+#: The most seeds (runs) one ``igc train --seeds N`` trains.
+MAX_SEEDS = 1000
 #: Batch sizes (training and evaluation) and the largest epoch count.
 MAX_BATCH = 1 << 20
 MAX_EPOCHS = 100_000
@@ -48,10 +55,16 @@ def check_int(value: object, name: str, lo: int | None = None, hi: int | None = 
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise IGCError(f"{name} must be an integer, got {_show(value)}")
+    return _bounded(value, name, lo, hi, "", ",")
+
+
+def _bounded(value: T, name: str, lo: T | None, hi: T | None, low: str, high: str) -> T:
+    """``value`` if it is within ``[lo, hi]``, else IGCError; ``low`` and ``high`` are the
+    format specs of the numbers in the two messages."""
     if lo is not None and value < lo:
-        raise IGCError(f"{name} must be at least {lo}, got {value}")
+        raise IGCError(f"{name} must be at least {lo:{low}}, got {value:{low}}")
     if hi is not None and value > hi:
-        raise IGCError(f"{name} must be at most {hi:,}, got {value:,}")
+        raise IGCError(f"{name} must be at most {hi:{high}}, got {value:{high}}")
     return value
 
 
@@ -65,11 +78,7 @@ def check_number(value: object, name: str, lo: float | None = None, hi: float | 
         raise IGCError(f"{name} must be a finite number, got {value}")
     if positive and value <= 0:
         raise IGCError(f"{name} must be a positive number, got {value:g}")
-    if lo is not None and value < lo:
-        raise IGCError(f"{name} must be at least {lo:g}, got {value:g}")
-    if hi is not None and value > hi:
-        raise IGCError(f"{name} must be at most {hi:g}, got {value:g}")
-    return value
+    return _bounded(value, name, lo, hi, "g", "g")
 
 
 def check_name(value: object, name: str, max_len: int = MAX_NAME) -> str:
@@ -80,6 +89,27 @@ def check_name(value: object, name: str, max_len: int = MAX_NAME) -> str:
         raise IGCError(f"{name} must be one line of at most {max_len} characters, got "
                        f"{_show(value)}")
     return value.strip()
+
+
+def check_device(value: object, name: str = "--device") -> str:
+    """A device name, lower-cased: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    ``auto`` is CUDA when available. Whether the device exists is checked where it is used."""
+    text = check_name(value, name, 40).lower()
+    if text in DEVICES[:3] or re.fullmatch(r"cuda:\d{1,3}", text):
+        return text
+    raise IGCError(f"unknown device {_show(value)} for {name}; use {', '.join(DEVICES[:3])} "
+                   f"or cuda:N")
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (a data set, a format, a budget), else IGCError.
+
+    An unknown one names the closest choices, or lists them all."""
+    text = check_name(value, name)
+    if text not in choices:
+        raise unknown_name(name, text, choices)
+    return text
 
 
 def _limit(name: str, default: int) -> int:
@@ -120,8 +150,9 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 def check_writable_dir(value: object, name: str) -> Path:
-    """A folder to write into: an existing folder, or a new one whose nearest existing
-    ancestor is a writable folder. Nothing is created."""
+    """A folder to write into; nothing is created.
+
+    An existing folder, or a new one whose nearest existing ancestor is a writable folder."""
     path = check_path(value, name)
     if path.exists() and not path.is_dir():
         raise IGCError(f"{name} {path} is a file, not a folder; choose another {name}")
@@ -167,8 +198,9 @@ def check_existing(value: object, name: str, kind: str = "any") -> Path:
 
 __all__ = [
     "MAX_BATCH", "MAX_CHANNELS", "MAX_CLASSES", "MAX_EPOCHS", "MAX_IMAGE_SIZE", "MAX_LR",
-    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS",
+    "MAX_NAME", "MAX_OPTION", "MAX_SEED", "MAX_SEEDS", "MAX_TEXT", "MAX_THREADS", "MAX_WORKERS",
     "NAME_MAX", "PATH_MAX",
-    "check_existing", "check_int", "check_name", "check_number", "check_path",
+    "check_choice", "check_device", "check_existing", "check_int", "check_name",
+    "check_number", "check_path",
     "check_writable_dir", "check_writable_file",
 ]

@@ -16,10 +16,24 @@ class IGCError(ValueError):
     """A user error: bad input, a missing or corrupt file, an unknown name."""
 
 
+#: How many valid names an error lists before it stops (``... and N more``).
+LISTED_NAMES = 12
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> IGCError:
-    """An error for an unknown ``name`` of a ``kind`` that suggests the closest known names."""
-    known = sorted(known)
+    """An error for an unknown ``name`` of a ``kind`` that helps choose a known one.
+
+    It suggests the closest known names, or lists the valid ones when none is close (at most
+    :data:`LISTED_NAMES` of them)."""
+    known = sorted(set(known))
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    if close:
+        hint = f"; did you mean {', '.join(close)}?"
+    elif known:
+        shown = ", ".join(known[:LISTED_NAMES])
+        more = len(known) - LISTED_NAMES
+        hint = f"; choose from {shown}" + (f" and {more} more" if more > 0 else "")
+    else:
+        hint = ""
     listing = " (see `igc models`)" if kind == "model" else ""
     return IGCError(f"unknown {kind} {name!r}{hint}{listing}")

@@ -24,9 +24,10 @@ def available_cores() -> int:
 
 @contextmanager
 def num_threads(threads: int | None = None) -> Iterator[int]:
-    """Run the block with ``threads`` intra-op threads (``None``: unchanged; code inside
-    may change it further) and restore the caller's count afterwards. Yields the count;
-    IGCError for a count below 1."""
+    """Run the block with ``threads`` intra-op threads, then restore the caller's count.
+
+    ``None`` leaves the count unchanged (code inside may change it further). Yields the
+    count; IGCError for a count below 1."""
     import torch
 
     if threads is not None:

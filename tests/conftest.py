@@ -6,8 +6,10 @@ The fast lane is ``pytest -m "not slow"``; the full suite (what CI runs) is ``py
 
 from __future__ import annotations
 
+import hashlib
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,10 +30,10 @@ def one_thread() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------ BatchNorm
-def _randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
+def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial running statistics and affine parameters in every BatchNorm of
     ``module`` (so that folding and exports are tested on more than the identity);
-    returns it in eval mode."""
+    returns it in eval mode. Test modules import it: ``from conftest import randomize_bn``."""
     g = torch.Generator().manual_seed(seed)
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -42,12 +44,6 @@ def _randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
                 m.bias.data.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
     return module.eval()
-
-
-@pytest.fixture
-def randomize_bn() -> Callable[..., nn.Module]:
-    """``randomize_bn(module, seed=0)``: see :func:`_randomize_bn`."""
-    return _randomize_bn
 
 
 # ------------------------------------------------------------------------------ models
@@ -65,6 +61,21 @@ def temp_model() -> Iterator[Callable[..., None]]:
                 stack.enter_context(registry.temporary_model(name, builder, **entry))
 
         yield register
+
+
+def zoo_params() -> list:
+    """Every registered model as ``pytest.param``: the first of each family runs in the
+    fast lane, the rest are marked slow. Test modules import it:
+    ``from conftest import zoo_params``."""
+    from igc.models.registry import list_models, model_entry
+
+    seen: set[str] = set()
+    params = []
+    for name in list_models():
+        family = model_entry(name).family
+        params.append(pytest.param(name, marks=(pytest.mark.slow,) if family in seen else ()))
+        seen.add(family)
+    return params
 
 
 #: Tiny networks for training tests: 1-channel 8x8 inputs, a wider twin, a fixed-size one.
@@ -135,6 +146,39 @@ def tiny_data(monkeypatch) -> DatasetSplits:
     splits = make_tiny_splits()
     monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
     return splits
+
+
+# ------------------------------------------------------------------------------ hostile input
+def snapshot(root: Path, skip: str | None = None) -> dict[str, str]:
+    """Every file below ``root`` with the hash of its bytes (and every folder), but for
+    paths starting with ``skip``. Test modules import it: ``from conftest import snapshot``."""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            if p.is_file() else "dir" for p in sorted(root.rglob("*"))
+            if not (skip and str(p.relative_to(root)).startswith(skip))}
+
+
+@pytest.fixture
+def refused(capfd, time_limit) -> Callable[..., str]:
+    """``refused(argv, root, limit_s, skip=None)`` runs ``igc ARGV`` under a time limit and
+    asserts what every hostile-input row asserts: exit status 2, exactly one line on
+    stderr (``igc: error: ...``), no traceback, and no file below ``root`` created,
+    changed or removed (see :func:`snapshot`); returns that line."""
+    from igc.cli import main
+
+    def run(argv: list[str], root: Path, limit_s: float, skip: str | None = None) -> str:
+        before = snapshot(root, skip)
+        capfd.readouterr()
+        time_limit(limit_s)
+        code = main(argv)
+        captured = capfd.readouterr()
+        err = captured.err
+        assert code == 2, err
+        assert err.count("\n") == 1 and err.startswith("igc: error: "), err
+        assert "Traceback" not in err + captured.out, err
+        assert snapshot(root, skip) == before
+        return err
+
+    return run
 
 
 # ------------------------------------------------------------------------------ time limit

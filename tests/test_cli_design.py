@@ -51,9 +51,9 @@ def test_draw_writes_a_png(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--channels", "0"], "positive integer"),
-        (["--channels", "-4"], "positive integer"),
-        (["--channels", "6.5"], "invalid int value"),
+        (["--channels", "0"], "--channels must be at least 1"),
+        (["--channels", "-4"], "--channels must be at least 1"),
+        (["--channels", "6.5"], "expected an integer"),
         (["--channels", "12", "--check", "--branch-sizes", "1,5"], "does not divide"),
         (["--channels", "64", "--check", "--branch-sizes", "1,16,16", "--strict"],
          "not C=64"),

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import pytest
 import torch
+from conftest import zoo_params
 from torch import nn
 
 from igc.analysis.count import (
@@ -20,7 +21,9 @@ from igc.analysis.count import (
 from igc.errors import IGCError
 from igc.layers import IGCV1Block, IGCV2Block, IGCV3Block, MobileNetV2Block, XceptionBlock
 from igc.models.paper import paper_reference, paper_rows
-from igc.models.registry import create_model, list_models, model_entry
+from igc.models.registry import create_model, model_entry
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: Counted-vs-paper differences over 5 % that docs/zoo.md explains (name -> quantity).
 KNOWN_DIFFERENCES = {
@@ -28,14 +31,6 @@ KNOWN_DIFFERENCES = {
     "igcv2_c64_d8_tiny": "params",
     "mobilenetv2_070": "params",  # 2.02M (1.99M without BN) vs 1.9M; the 160M MACs match
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _printed_tolerance(value: int) -> float:
@@ -70,7 +65,7 @@ def test_flop_counter_equals_the_hand_formula(block, size):
     assert count_macs(block, size, block.in_channels, method="hooks") == expected
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", zoo_params())
 def test_every_model_counted_and_compared(name):
     """On every network: the fast hook count equals FlopCounterMode; and where the paper
     gives a network count, ours (the paper's way) is within 5 % (or the printed precision,

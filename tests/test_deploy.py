@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import randomize_bn, zoo_params
 from torch import nn
 
 from igc.deploy import (
@@ -36,32 +37,11 @@ from igc.layers import (
     MobileNetV2Block,
     XceptionBlock,
 )
-from igc.models.registry import create_model, list_models, model_entry
+from igc.models.registry import create_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small convolutions: one thread avoids OpenMP stalls on a shared 2-core machine
-    (the numbers do not depend on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial running statistics and affine parameters, so that folding is tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            c = m.num_features
-            m.running_mean.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
-            m.running_var.copy_(torch.rand(c, generator=g) * 1.0 + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=g) * 0.6 - 0.3)
-    return module.eval()
 
 
 BLOCKS = {
@@ -260,19 +240,7 @@ def _zoo_input(model: nn.Module) -> torch.Tensor:
     return torch.randn(2, chans, size, size, generator=torch.Generator().manual_seed(0))
 
 
-def _zoo_params() -> list:
-    """Every registered model; the first of each family in the fast lane, the rest slow."""
-    seen: set[str] = set()
-    params = []
-    for name in list_models():
-        family = model_entry(name).family
-        marks = () if family not in seen else (pytest.mark.slow,)
-        seen.add(family)
-        params.append(pytest.param(name, marks=marks))
-    return params
-
-
-@pytest.mark.parametrize("name", _zoo_params())
+@pytest.mark.parametrize("name", zoo_params())
 def test_zoo_parity(name):
     model = randomize_bn(create_model(name))
     x = _zoo_input(model)

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import randomize_bn
 from torch import nn
 
 from igc.cli import main
@@ -17,29 +18,11 @@ from igc.errors import IGCError
 from igc.layers import IGCV2Block, IGCV3Block
 from igc.models.registry import create_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 onnx_available = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("onnx", "onnxruntime")),
     reason="needs the export extra (onnx, onnxruntime)")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def randomize_bn(module: nn.Module) -> nn.Module:
-    g = torch.Generator().manual_seed(0)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=g) - 0.5)
-    return module.eval()
 
 
 def tiny_net() -> nn.Module:
@@ -96,7 +79,7 @@ def _error_line(capsys) -> str:
 
 def test_cli_unknown_format_and_bad_options(capsys):
     assert main(["export", "igcv2_fmnist", "--format", "tflite"]) == 2
-    assert "invalid choice" in _error_line(capsys)
+    assert "unknown export format 'tflite'; choose from onnx, pt2" in _error_line(capsys)
     assert main(["export", "igcv2_fmnist", "--format", "pt2", "--int8"]) == 2
     assert "--int8 needs --format onnx" in _error_line(capsys)
     assert main(["export", "igcv2_fmnst", "--format", "pt2"]) == 2

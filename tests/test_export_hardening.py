@@ -43,8 +43,9 @@ def _files(folder) -> list[str]:
 
 
 @onnx_available
-@pytest.mark.parametrize("opset, needle", [(99, "between 7 and"), (0, "between 7 and"),
-                                           (-3, "between 7 and"), (6, "between 7 and")])
+@pytest.mark.parametrize("opset, needle", [(99, "must be at most"), (0, "must be at least 7"),
+                                           (-3, "must be at least 7"),
+                                           (6, "must be at least 7")])
 def test_opsets_onnx_does_not_have(capsys, tmp_path, opset, needle):
     _fails(capsys, ["export", "igcv2_fmnist", "--format", "onnx", "--opset", str(opset),
                     "--out", str(tmp_path / "m.onnx")], "ONNX opset", needle)
@@ -68,10 +69,10 @@ def test_zero_negative_or_absurd_image_counts(capsys, tmp_path, flag, value):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--batch", str(10**9)], "batch must be between"),
-    (["--batch", "0"], "batch must be between"),
+    (["--batch", str(10**9)], "batch must be at most"),
+    (["--batch", "0"], "batch must be at least 1"),
     (["--batch", "60000", "--input-size", "224"], "GiB"),
-    (["--input-size", str(10**6)], "input size must be between"),
+    (["--input-size", str(10**6)], "input size must be at most"),
     (["--input-size", "16000"], "GiB"),
     (["--input-size", "0"], "input size"),
 ])
@@ -100,12 +101,12 @@ def test_unwritable_missing_and_over_long_output_paths(capsys, tmp_path):
     blocker = tmp_path / "plain-file"
     blocker.write_text("not a folder")
     base = ["export", "igcv2_fmnist", "--format", "pt2"]
-    _fails(capsys, [*base, "--out", str(blocker / "m.pt2")], "is not a folder")
+    _fails(capsys, [*base, "--out", str(blocker / "m.pt2")], "not a folder")
     _fails(capsys, [*base, "--out", str(tmp_path)], "is a folder")
     _fails(capsys, [*base, "--out", ""], "empty")
-    _fails(capsys, [*base, "--out", str(tmp_path / ("x" * 300 + ".pt2"))], "longer than")
+    _fails(capsys, [*base, "--out", str(tmp_path / ("x" * 300 + ".pt2"))], "at most 255")
     deep = tmp_path / "/".join(["d" * 200] * 25) / "m.pt2"
-    _fails(capsys, [*base, "--out", str(deep)], "longer than")
+    _fails(capsys, [*base, "--out", str(deep)], "shorter than")
     assert _files(tmp_path) == ["plain-file"]
     # a folder no one can write in (the kernel's /proc refuses even root)
     _fails(capsys, [*base, "--out", "/proc/igc-test/m.pt2"], "/proc")
@@ -141,14 +142,14 @@ def test_failed_export_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatc
 
 
 def test_interrupted_write_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from igc.deploy import files
+    from igc.files import atomic
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(files.os, "replace", interrupted)
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        files.atomic_write(tmp_path / "m.bin", b"data")
+        atomic.atomic_write(tmp_path / "m.bin", b"data")
     assert _files(tmp_path) == []
 
 
@@ -219,7 +220,7 @@ def test_bn_calibration_gives_normal_sized_outputs():
     assert float(first.running_var.mean()) != pytest.approx(1.0, abs=1e-3)
     assert not calibrated.training
     assert float(normal.std()) > float(small.std())
-    with pytest.raises(IGCError, match="between 2"):
+    with pytest.raises(IGCError, match="must be at least 2"):
         calibrate_batchnorm(create_model("igcv2_fmnist"), 1, 28, images=1)
 
 

@@ -19,6 +19,8 @@ from igc.models.paper import paper_rows
 from igc.models.registry import create_model, list_models, model_entry
 from igc.models.residual import ZeroPadShortcut
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 IMAGENET = [n for n in list_models() if model_entry(n).dataset == "imagenet"]
 #: One network per family and head kind runs in the fast lane; the rest is marked slow.
 FAST = {"igcv2_fmnist", "igcv2_c64_d8", "igcv1_c48_d8_tiny", "xception_c58_d20",
@@ -29,15 +31,6 @@ FAST = {"igcv2_fmnist", "igcv2_c64_d8", "igcv1_c48_d8_tiny", "xception_c58_d20",
 def lanes(names: list[str], fast: set[str]) -> list:
     """``names`` as parameters, those outside ``fast`` marked slow."""
     return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in names]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny passes on a shared 2-core machine: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def blocks(model: nn.Module) -> list[IGCBlock]:

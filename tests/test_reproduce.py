@@ -277,7 +277,7 @@ def test_run_keys_depend_on_seed_model_and_configuration():
     (["reproduce", "tabel2"], "unknown reproduction target 'tabel2'; did you mean table2"),
     (["reproduce", "table2", "--budget", "huge"], "unknown budget 'huge'"),
     (["reproduce", "table2", "--data", "cifar11"], "unknown data set 'cifar11'"),
-    (["reproduce", "table2", "--epochs", "0"], "positive integer"),
+    (["reproduce", "table2", "--epochs", "0"], "--epochs must be at least 1"),
     (["reproduce"], "name a target"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -410,8 +410,8 @@ def test_status_estimate_and_shards(tmp_path, monkeypatch, data_dir, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--shard", "3/2"], "--shard must be i/n with 1 <= i <= n"),
     (["--shard", "x"], "--shard must be i/n"),
-    (["--jobs", "0"], "positive integer"),
-    (["--threads", "-1"], "integer >= 0"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--threads", "-1"], "--threads must be at least 0"),
 ])
 def test_bad_parallel_options(argv, message, tmp_path, data_dir, capsys):
     assert main(_args(tmp_path / "out", data_dir, "table2", *argv)) == 2
@@ -426,7 +426,7 @@ def test_a_folder_that_is_not_a_reproduction_is_refused(tmp_path, data_dir, caps
     assert "holds runs but no reproduce.json" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert main(_args(tmp_path / "file", data_dir, "table2")) == 2
-    assert "is a file, not a directory" in capsys.readouterr().err
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_the_medium_budget_plans_three_seeds_of_eleven_networks(tmp_path):

@@ -16,6 +16,7 @@ from igc.sparsity import (
     RELAXED,
     SPARSE,
     STRICT,
+    Connectivity,
     Factor,
     KernelProduct,
     balanced_branch_sizes,
@@ -89,11 +90,10 @@ def test_fast_path_counts_equal_brute_force(product):
     c = product.connectivity
     assert c.min_paths == counts.min() and c.max_paths == counts.max()
     assert c.connected_fraction == pytest.approx((counts > 0).mean())
+    reduces = product.factors[-1].in_channels > product.out_channels  # a low-rank end
     expected = (STRICT if (counts == 1).all() else
                 SPARSE if (counts == 0).any() else
-                RELAXED if c.min_paths == c.max_paths else DENSE)
-    if expected == RELAXED and all(f.in_channels == f.out_channels for f in product.factors):
-        expected = DENSE
+                RELAXED if c.min_paths == c.max_paths and reduces else DENSE)
     assert c.condition == expected
 
 
@@ -209,3 +209,62 @@ def test_factorizations_are_complete():
 def test_nonzero_ratio_of_xception_and_igcv2():
     xception = KernelProduct.from_branch_sizes(64, [1, 64])
     assert nonzero_ratio(xception) == pytest.approx((9 * 64 + 64 * 64) / (9 * 64 * 64))
+
+
+def test_widening_loose_blocks_are_dense_and_igcv3_chains_relaxed():
+    """Issue 10: a stage transition of the ImageNet IGCV2 networks (128 -> 256 channels,
+    groups 128, 8, 8) joins every pair equally often but is loose, not IGCV3's relaxed
+    condition; IGCV3's expand / filter / reduce chains are relaxed, also at expansion 1."""
+    widening = KernelProduct((Factor(128, 128, 128, 9), Factor(128, 256, 8),
+                              Factor(256, 256, 8)), shuffle_last=True)
+    c = widening.connectivity
+    assert c.condition == DENSE and c.min_paths == c.max_paths > 1
+    for c_in, inner, c_out in ((16, 96, 16), (16, 96, 24), (32, 32, 16)):
+        igcv3 = KernelProduct((Factor(c_in, inner, 2), Factor(inner, inner, inner, 9),
+                               Factor(inner, c_out, 2)))
+        c = igcv3.connectivity
+        assert c.condition == RELAXED and c.min_paths == c.max_paths > 1
+        assert c.super_channel == c.max_paths
+
+
+def test_connectivity_of_wide_products_needs_no_matrix():
+    """Issue 13: the summary of a C = 16384 design takes no C x C matrix; the matrix itself
+    is refused above its limit with the limit in the message."""
+    from igc.sparsity.product import MAX_PATH_ENTRIES
+
+    wide = KernelProduct.from_branch_sizes(16384, [1, 128, 128])
+    assert wide.connectivity == Connectivity(STRICT, 1, 1, 1.0)
+    loose = KernelProduct.from_branch_sizes(16384, [1, 2, 2]).connectivity
+    assert loose.condition == SPARSE and loose.connected_fraction == pytest.approx(4 / 16384)
+    with pytest.raises(IGCError, match=f"limit of {MAX_PATH_ENTRIES:,}"):
+        KernelProduct.from_branch_sizes(10**6, [1, 1000, 1000]).path_counts  # noqa: B018
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"channels": 64, "layers": 10**6}, "limit of 64 factors"),
+    ({"channels": 64, "branch_size": 2, "layers": 65}, "limit of 64 factors"),
+    ({"channels": 64, "kernel_area": 10**6}, "kernel area"),
+    ({"channels": 10**6}, "designer's limit 16384"),
+])
+def test_designer_sizes_are_bounded(kwargs, message):
+    with pytest.raises(IGCError, match=message):
+        design(**kwargs)
+
+
+@st.composite
+def fixed_width_products(draw):
+    """IGCV2 chains on one width: branch sizes that divide C, in any order and number."""
+    width = draw(st.sampled_from([12, 24, 36, 48, 64, 96, 128, 144, 240, 256, 360, 512]))
+    sizes = draw(st.lists(st.sampled_from(divisors(width)), min_size=1, max_size=6))
+    return KernelProduct.from_branch_sizes(width, sizes, draw(st.sampled_from([1, 9])),
+                                           shuffle_last=draw(st.booleans()))
+
+
+@settings(max_examples=150, deadline=None)
+@given(product=fixed_width_products())
+def test_summary_equals_the_path_count_matrix(product):
+    """The matrix-free summary (igc.sparsity.paths) against the C x C path counts."""
+    from igc.sparsity.paths import path_summary
+
+    counts = product.path_counts
+    assert path_summary(product) == (counts.min(), counts.max(), np.count_nonzero(counts))

@@ -36,6 +36,6 @@ def test_num_threads_restores_after_success_and_error():
     assert torch.get_num_threads() == before
     with num_threads(None) as used:
         assert used == before
-    with pytest.raises(IGCError, match="positive"), num_threads(0):
+    with pytest.raises(IGCError, match="at least 1"), num_threads(0):
         pass
     assert torch.get_num_threads() == before

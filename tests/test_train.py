@@ -293,15 +293,16 @@ def test_cli_data_dir_wrong_layout(tmp_path, capsys):
     assert "checksum mismatch" in err and err.count("\n") == 1
 
 
-def test_model_and_recipe_defaults_resolve(tmp_path):
+def test_model_and_recipe_defaults_resolve(tmp_path, monkeypatch):
     from igc.cli import build_parser
     from igc.cli.train import resolve
     from igc.train.resolve import resolve_run
 
+    monkeypatch.chdir(tmp_path)  # the default folder is relative to the working directory
     c = resolve(build_parser().parse_args(["train"]))
-    assert (c.model, c.data, c.recipe.name) == ("igcv2_fmnist", "fashion-mnist",
+    assert (c.model, c.data, c.recipe.name) == ("igcv2_c48_d11_fmnist", "fashion-mnist",
                                                 "fashion-mnist-cpu")
-    assert c.out == Path("runs/igcv2_fmnist-fashion-mnist")
+    assert c.out == Path("runs/igcv2_c48_d11_fmnist-fashion-mnist")
     c = resolve(build_parser().parse_args(["train", "--model", TINY, "--data", "cifar10",
                                            "--lr", "0.2", "--batch-size", "128"]))
     assert c.recipe.name == "cifar" and c.recipe.scaled_lr() == pytest.approx(0.4)

@@ -41,8 +41,10 @@ __all__ = [
 
 
 def count_params(model: nn.Module, weights_only: bool = False) -> int:
-    """All parameters, or with ``weights_only`` the weights of convolutions and linear
-    layers only (no BatchNorm, no biases)."""
+    """All parameters, or with ``weights_only`` only the layer weights.
+
+    ``weights_only`` counts the weights of convolutions and linear layers (no BatchNorm, no
+    biases)."""
     if not weights_only:
         return sum(p.numel() for p in model.parameters())
     return sum(m.weight.numel() for m in model.modules()
@@ -80,14 +82,13 @@ def _conv_macs(module: nn.Module, output: torch.Tensor) -> int:
 
 def count_macs(model: nn.Module, input_size: int | tuple[int, int], in_chans: int = 3,
                method: str = "flop_counter") -> int:
-    """Multiply-adds of one forward pass of a batch of one ``in_chans x H x W`` image, in
-    eval mode under ``no_grad`` (the model's modes are restored afterwards).
+    """Multiply-adds of one forward pass on one ``in_chans x H x W`` image.
 
+    The pass runs in eval mode under ``no_grad`` (the model's modes are restored afterwards).
     ``method="flop_counter"`` uses :class:`FlopCounterMode` (the reference);
     ``method="hooks"`` sums the hand formula of every convolution and linear layer over
     one plain forward pass, which is much faster on deep networks (FlopCounterMode's module
-    tracking dominates there) and equals it on every network of the zoo (the tests check).
-    """
+    tracking dominates there) and equals it on every network of the zoo (the tests check)."""
     x = _input(model, input_size, in_chans)
     if method == "flop_counter":
         with _evaluating(model), FlopCounterMode(display=False) as counter:
@@ -131,6 +132,7 @@ class BlockCount:
     name: str = ""
 
     def to_dict(self) -> dict:
+        """This row as a JSON-ready dict (``igc info --json``)."""
         return asdict(self)
 
 
@@ -188,11 +190,12 @@ def _describe(module: nn.Module, name: str) -> dict:
 
 def per_block_counts(model: nn.Module, input_size: int | tuple[int, int],
                      in_chans: int = 3) -> list[BlockCount]:
-    """One :class:`BlockCount` per stem, block, projection shortcut, final convolution and
-    classifier, with its
-    parameters and the multiply-adds it performed in one forward pass (one
+    """One :class:`BlockCount` per row of a network's layout (Tables 8 and 10).
+
+    Rows are the stem, every block, projection shortcut, final convolution and classifier,
+    each with its parameters and the multiply-adds it performed in one forward pass (one
     :class:`FlopCounterMode` pass with forward hooks on the rows). For an
-    :class:`~igc.models.cifar.IGCNet` the rows' counts add up to the network's."""
+    :class:`~igc.models.net.IGCNet` the rows' counts add up to the network's."""
     rows = list(_rows(model))
     macs: dict[int, int] = {}
     handles = []
@@ -222,8 +225,9 @@ def per_block_counts(model: nn.Module, input_size: int | tuple[int, int],
 
 def paper_block_counts(block: nn.Module, size: int = 32,
                        method: str = "flop_counter") -> tuple[int, int]:
-    """``(weights, MACs)`` of one block the way Tables 2 and 5 count it: the weights of
-    its convolutions (no BN) and its multiply-adds on a ``size x size`` map."""
+    """``(weights, MACs)`` of one block, counted the way Tables 2 and 5 count it.
+
+    The weights of its convolutions (no BN) and its multiply-adds on a ``size x size`` map."""
     in_ch = block.in_channels if isinstance(block, IGCBlock) else next(
         m for m in block.modules() if isinstance(m, nn.Conv2d)).in_channels
     return count_params(block, weights_only=True), count_macs(block, size, in_ch, method)
@@ -235,11 +239,13 @@ def _classifier_weights(model: nn.Module) -> int:
 
 def paper_counts(name: str, model: nn.Module | None = None,
                  method: str = "flop_counter") -> dict:
-    """Our counts of the registered network ``name`` beside the paper's, counted the way
-    the paper's table counts (see the module docstring). Keys: ``params``, ``macs`` (the
-    whole network as built), ``params_counted``, ``macs_counted`` (the paper's way),
-    ``paper_params``, ``paper_macs``, ``params_diff``, ``macs_diff`` (fractions, or
-    ``None``), ``scope`` and ``convention``. ``method`` as in :func:`count_macs`."""
+    """Our counts of the registered network ``name`` beside the paper's.
+
+    Counted the way the paper's table counts (see the module docstring). Keys: ``params``,
+    ``macs`` (the whole network as built), ``params_counted``, ``macs_counted`` (the
+    paper's way), ``paper_params``, ``paper_macs``, ``params_diff``, ``macs_diff``
+    (fractions, or ``None``), ``scope`` and ``convention``. ``method`` as in
+    :func:`count_macs`."""
     from igc.models.paper import paper_reference
     from igc.models.registry import create_model, model_entry
 

@@ -1,6 +1,17 @@
-"""``igc bench``: latency and throughput of models in each inference form, timed
-interleaved, beside the machine's dense matmul rate; ``--calibrate`` measures the cost
-model that ``optimize`` chooses forms by and writes it to the user cache."""
+"""Time networks in each inference form (latency, throughput).
+
+Each network runs as trained (naive), in its inference form (optimized), that form under
+torch.compile (compiled) and exported to ONNX and run by onnxruntime, timed in
+interleaved rounds; the table gives latency, throughput and the fraction of the dense
+matrix-multiply rate reached. --calibrate measures the cost model that `optimize` chooses
+forms by and writes it to ~/.cache/igc/cost-model-DEVICE.json. The thread count is
+restored afterwards.
+
+Examples:
+  igc bench igcv2_100 mobilenetv1_100 --threads 1
+  igc bench igcv3_100 --forms naive,optimized --batch 8 --json
+  igc bench --calibrate
+"""
 
 from __future__ import annotations
 
@@ -8,42 +19,53 @@ import argparse
 import json
 import sys
 
+from igc import checks
+from igc.cli import args as A
+from igc.cli.parser import add_command
 from igc.errors import IGCError
+from igc.names import BENCH_FORMS
 
 
 def _forms(text: str) -> list[str]:
-    return [f.strip() for f in text.split(",") if f.strip()]
+    forms = [checks.check_choice(f.strip(), "form", BENCH_FORMS)
+             for f in text.split(",") if f.strip()]
+    if not forms:
+        raise IGCError(f"--forms names no form; give some of {', '.join(BENCH_FORMS)}")
+    return forms
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from igc.deploy.bench import BENCH_FORMS
-
-    p = sub.add_parser("bench", help="time models in each inference form", description=__doc__)
-    p.add_argument("models", nargs="*", metavar="NAME", help="registered model names")
-    p.add_argument("--batch", type=int, default=1, help="images per call")
-    p.add_argument("--input-size", type=int, help="image side (default: each model's)")
-    p.add_argument("--threads", type=int, help="torch (and onnxruntime) threads while "
-                   "timing (the previous setting is restored)")
-    p.add_argument("--forms", type=_forms, default=list(BENCH_FORMS),
+    """Add ``igc bench`` to the subcommands ``sub``."""
+    p = add_command(sub, "bench", __doc__)
+    p.add_argument("models", nargs="*", metavar="NAME", type=A.name("model name"),
+                   help="registered model names")
+    p.add_argument("--batch", type=A.integer("--batch"), default=1, metavar="N",
+                   help="images per call (default 1)")
+    p.add_argument("--input-size", type=A.integer("--input-size"), metavar="N",
+                   help="image side (default: each model's)")
+    p.add_argument("--threads", type=A.integer("--threads", 1, checks.MAX_THREADS),
+                   metavar="N", help="torch (and onnxruntime) threads while timing (the "
+                                     "previous setting is restored)")
+    p.add_argument("--forms", type=A.wrap(_forms, "forms"), default=list(BENCH_FORMS),
+                   metavar="F1,F2",
                    help=f"comma-separated, from {','.join(BENCH_FORMS)} (default all "
                         "available; compiled takes a while to compile)")
-    p.add_argument("--repeats", type=int, default=20, help="timed rounds (each runs every "
-                   "model in every form once, interleaved)")
+    p.add_argument("--repeats", type=A.integer("--repeats", 1, 10000), default=20,
+                   metavar="N", help="timed rounds, each running every model in every form "
+                                     "once, interleaved (default 20)")
     p.add_argument("--calibrate", action="store_true",
                    help="measure the cost model's constants here and write them to the "
                         "user cache (~/.cache/igc/cost-model-DEVICE.json); no models needed")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="device to calibrate (with --calibrate)")
+    p.add_argument("--device", default="cpu", type=A.choice("device", ("cpu", "cuda")),
+                   metavar="{cpu,cuda}", help="device to calibrate (with --calibrate)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from igc.deploy.inputs import check_range
-    from igc.deploy.timing import num_threads
+    """Run ``igc bench`` with the parsed ``args``; returns the exit status."""
+    from igc.runtime import num_threads
 
-    if args.threads is not None:
-        check_range(args.threads, "--threads", 1, 4096)
     if args.calibrate:
         if args.models:
             raise IGCError("--calibrate measures the machine, not models; drop the names")
@@ -53,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
         raise IGCError("give at least one model name (see `igc models`), or --calibrate")
     from igc.deploy.bench import bench_models
 
-    check_range(args.repeats, "--repeats", 1, 10000)
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     report = bench_models(args.models, args.batch, args.input_size, args.threads, args.forms,
                           args.repeats, log=log)

@@ -1,57 +1,62 @@
-"""``igc design``: choose or check the branch sizes of an IGCV2 block for a width."""
+"""Design or check the branch sizes of an IGCV2 block of width C.
+
+An IGCV2 block factors a C x C convolution into L group convolutions: a spatial one
+(S taps, 9 for 3x3) with branches of K_1 channels, then L-1 group 1x1 convolutions with
+branches of K_2..K_L channels, interleaved by channel permutations. The designer lists
+the strictly complementary designs (K_1 x ... x K_L = C: exactly one path between every
+input and output channel, eq. 6 of the IGCV2 paper) ranked by their parameters (eq. 7),
+with the lower bound of eq. 10. Where none exists it shows the cheapest loose (dense)
+design and nearby widths that have one.
+
+Examples:
+  igc design -C 64                      rank every design of width 64
+  igc design -C 64 -L 3 --channelwise   K_1 = 1 (a depthwise 3x3), three factors
+  igc design -C 256 -K 8                IGCV2*: every 1x1 branch of 8 channels
+  igc design -C 64 --check --branch-sizes 1,4,4
+                                        classify a design: strict, dense or sparse
+  igc design -C 24 -L 3 --draw block.png
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 
-from igc.errors import IGCError
-from igc.sparsity import Design, design
-from igc.sparsity.design import DesignReport, _check_request
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"branch sizes must be comma-separated integers, got {text!r}") from None
+from igc.cli import args as A
+from igc.cli.parser import add_command
+from igc.names import PICTURE_SUFFIXES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("design", help="design or check an interleaved structured-sparse block",
-                       description=__doc__)
-    p.add_argument("--channels", "-C", type=int, required=True, help="block width C")
-    p.add_argument("--kernel-area", "-S", type=int, default=9, help="spatial taps S (9 = 3x3)")
-    p.add_argument("--layers", "-L", type=int, help="fix the number of factors L")
-    p.add_argument("--branch-size", "-K", type=int, help="fix every 1x1 branch size (IGCV2*)")
+    """Add ``igc design`` to the subcommands ``sub``."""
+    p = add_command(sub, "design", __doc__)
+    p.add_argument("--channels", "-C", type=A.integer("--channels", 1), required=True,
+                   metavar="C", help="block width C")
+    p.add_argument("--kernel-area", "-S", type=A.integer("--kernel-area", 1), default=9,
+                   metavar="S", help="taps of the spatial factor (default 9, a 3x3)")
+    p.add_argument("--layers", "-L", type=A.integer("--layers", 1), metavar="L",
+                   help="fix the number of factors L")
+    p.add_argument("--branch-size", "-K", type=A.integer("--branch-size", 1), metavar="K",
+                   help="fix every 1x1 branch size K, with a channel-wise spatial factor "
+                        "(IGCV2*)")
     p.add_argument("--channelwise", action="store_true",
                    help="force a channel-wise spatial factor (K_1 = 1), the paper's advice")
-    p.add_argument("--check", action="store_true", help="classify --branch-sizes instead")
-    p.add_argument("--branch-sizes", type=_sizes, help="K_1,...,K_L to check, e.g. 1,8,8")
+    p.add_argument("--check", action="store_true",
+                   help="classify --branch-sizes instead of designing")
+    p.add_argument("--branch-sizes", type=A.integers("--branch-sizes", 1), metavar="K1,K2,..",
+                   help="the branch sizes to check, e.g. 1,8,8")
     p.add_argument("--strict", action="store_true",
                    help="with --check: fail unless the sizes multiply to C")
-    p.add_argument("--alternatives", type=int, default=5, help="ranked alternatives to show")
-    p.add_argument("--draw", metavar="FILE.png", help="draw the block's connectivity")
+    p.add_argument("--alternatives", type=A.integer("--alternatives", 0, 1000), default=5,
+                   metavar="N", help="ranked alternatives to show (default 5)")
+    p.add_argument("--draw", metavar="FILE", type=A.out_file(PICTURE_SUFFIXES, "--draw"),
+                   help="draw the block's connectivity to a .png, .svg or .pdf file (widths "
+                        "up to 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
-def _check(args: argparse.Namespace) -> DesignReport:
-    if not args.branch_sizes:
-        raise IGCError("--check needs --branch-sizes, e.g. --branch-sizes 1,8,8")
-    channels, area = _check_request(args.channels, args.kernel_area)
-    if args.strict and math.prod(args.branch_sizes) != channels:
-        raise IGCError(f"branch sizes {args.branch_sizes} multiply to "
-                       f"{math.prod(args.branch_sizes)}, not C={channels}: not strictly "
-                       f"complementary (eq. 6); drop --strict to classify a loose design")
-    chosen = Design(channels, tuple(args.branch_sizes), area)
-    chosen.product  # noqa: B018  (validates the sizes)
-    return DesignReport(channels, area, [chosen])
-
-
-def _row(d: Design) -> str:
+def _row(d) -> str:
     c = d.product.connectivity
     cw = d.bound_channelwise
     bound = f"{d.bound:,.0f}" + (f" (channel-wise {cw:,.0f})" if cw is not None else "")
@@ -60,8 +65,14 @@ def _row(d: Design) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc design`` with the parsed ``args``; returns the exit status."""
+    from igc.errors import IGCError
+    from igc.sparsity.design import check_design, design
+
     if args.check:
-        report = _check(args)
+        if not args.branch_sizes:
+            raise IGCError("--check needs --branch-sizes, e.g. --branch-sizes 1,8,8")
+        report = check_design(args.channels, args.branch_sizes, args.kernel_area, args.strict)
     elif args.branch_sizes:
         raise IGCError("--branch-sizes is for --check; to design, give --layers or --branch-size")
     else:
@@ -71,13 +82,13 @@ def run(args: argparse.Namespace) -> int:
         from igc.viz.connectivity import draw_connectivity
 
         draw_connectivity(report.best.product, args.draw)
+    data = report.to_dict(args.alternatives)
     if args.json:
-        print(json.dumps(report.to_dict(args.alternatives), indent=2))
+        print(json.dumps(data, indent=2))
         return 0
-    best, data = report.best, report.to_dict(args.alternatives)
-    print(f"C={report.channels} S={report.kernel_area}: best L by eq. 14 = "
+    print(f"C={report.channels} S={report.kernel_area}: best L by {report.best_layers_rule} = "
           f"{data['best_layers']}; bound = eq. 10 (channel-wise: C S + C (L-1) C^(1/(L-1)))")
-    print(f"chosen  {_row(best)}")
+    print(f"chosen  {_row(report.best)}")
     if report.note:
         print(f"note    {report.note}")
     for d in report.designs[1 : 1 + args.alternatives]:

@@ -1,6 +1,18 @@
-"""``igc eval``: top-1, top-5 and per-class accuracy of a checkpoint on a test split, or of
-a zoo network with given weights (``igc eval NAME --pretrained [FILE_OR_URL]``) on an image
-folder (``--data imagefolder --data-dir VAL_DIR``, with the network's own preprocessing)."""
+"""Evaluate a checkpoint, or a zoo network with given weights: top-1, top-5, per class.
+
+Rebuilds the network a checkpoint (or the run folder holding it) was trained as and
+evaluates it on the test split of the data set it was trained on, or of --data. With
+--pretrained, CHECKPOINT names a zoo network and --pretrained its weights (a file, a URL,
+a pytorchcv state dict; no value: its released weights); --data imagefolder --data-dir
+VAL_DIR then evaluates an ImageNet-style validation folder with the network's own
+preprocessing.
+
+Examples:
+  igc eval runs/igcv2_fmnist-fashion-mnist
+  igc eval runs/r/checkpoint.pt --ema --json
+  igc eval igcv2_c48_d11_fmnist --pretrained
+  igc eval igcv3_100 --pretrained igcv3_w1.pth --data imagefolder --data-dir val/
+"""
 
 from __future__ import annotations
 
@@ -9,12 +21,14 @@ import json
 
 from igc import checks
 from igc.cli import args as A
+from igc.cli.parser import add_command
 from igc.errors import IGCError
+from igc.names import DEVICES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint (top-1, top-5, per class)",
-                       description=__doc__.splitlines()[0])
+    """Add ``igc eval`` to the subcommands ``sub``."""
+    p = add_command(sub, "eval", __doc__)
     p.add_argument("checkpoint", type=A.path("checkpoint"),
                    help="a checkpoint file or a run directory; with --pretrained, a model name")
     p.add_argument("--pretrained", nargs="?", const=True, metavar="FILE_OR_URL",
@@ -30,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-download", action="store_true", help="never download data")
     p.add_argument("--batch-size", type=A.integer("batch size", 1, checks.MAX_BATCH),
                    help="evaluation batch size")
-    p.add_argument("--device", default="auto", type=A.name("--device"),
-                   help="auto (default), cpu or cuda")
+    p.add_argument("--device", default="auto", type=A.device(), metavar="DEVICE",
+                   help=f"{', '.join(DEVICES)} (default auto: CUDA when available)")
     p.add_argument("--ema", action="store_true",
                    help="evaluate the moving average of the weights (runs with ema = true)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -39,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc eval`` with the parsed ``args``; returns the exit status."""
     from igc.formatting import pct
 
     if args.pretrained is not None:

@@ -1,40 +1,63 @@
-"""``igc export``: write a network as ONNX or a torch.export program, check it against
-PyTorch, optionally quantise it to int8 (:func:`igc.deploy.pipeline.export_model`)."""
+"""Export a network to ONNX or torch.export, checked against PyTorch.
+
+The network (a registered name with random weights, or a checkpoint or run folder) is
+put in its inference form (BatchNorm folded, shuffles removed), written atomically,
+loaded back and compared with the eval-mode PyTorch model at two batch sizes; the
+exported batch size is dynamic. --int8 also writes an int8 ONNX model (onnxruntime
+static quantisation) and reports its accuracy change. ONNX needs the export extra:
+pip install 'igc[export]'.
+
+Examples:
+  igc export igcv2_fmnist --format onnx
+  igc export runs/igcv2_fmnist-fashion-mnist --format onnx --int8 --out m.onnx
+  igc export igcv3_100 --format pt2 --form structured
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from igc import checks
+from igc.cli import args as A
+from igc.cli.parser import add_command
+from igc.names import DEFAULT_OPSET, EXPORT_FORMATS, EXPORT_FORMS, ONNX_OPSETS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from igc.deploy.export import DEFAULT_OPSET
-    from igc.deploy.pipeline import EXPORT_FORMS, FORMATS
-
-    p = sub.add_parser("export", help="export a model to ONNX or a torch.export program",
-                       description=__doc__)
-    p.add_argument("source", metavar="NAME|CHECKPOINT",
+    """Add ``igc export`` to the subcommands ``sub``."""
+    p = add_command(sub, "export", __doc__)
+    p.add_argument("source", metavar="NAME|CHECKPOINT", type=A.text("source", checks.PATH_MAX),
                    help="a registered model name (random weights) or a checkpoint / run dir")
-    p.add_argument("--format", required=True, choices=FORMATS, help="onnx or pt2")
-    p.add_argument("--out", help="output file (default NAME.onnx / NAME.pt2 here)")
-    p.add_argument("--input-size", type=int, help="image side (default: the model's)")
-    p.add_argument("--batch", type=int, default=1,
+    p.add_argument("--format", required=True, type=A.choice("export format", EXPORT_FORMATS),
+                   metavar="{" + ",".join(EXPORT_FORMATS) + "}",
+                   help="ONNX, or a torch.export program (pt2)")
+    p.add_argument("--out", type=A.out_file((), "--out"), metavar="FILE",
+                   help="output file (default NAME.onnx / NAME.pt2 here)")
+    p.add_argument("--input-size", type=A.integer("--input-size"), metavar="N",
+                   help="image side (default: the model's)")
+    p.add_argument("--batch", type=A.integer("--batch"), default=1, metavar="N",
                    help="batch of the example input (the exported batch size is dynamic)")
-    p.add_argument("--form", choices=EXPORT_FORMS,
+    p.add_argument("--form", type=A.choice("inference form", EXPORT_FORMS),
+                   metavar="{" + ",".join(EXPORT_FORMS) + "}",
                    help="inference form exported (default: grouped for onnx, which "
                         "onnxruntime runs fastest; auto for pt2); none: the eval model")
     p.add_argument("--int8", action="store_true",
                    help="also write an int8 model (onnxruntime static quantisation)")
-    p.add_argument("--calibration", type=int, default=256, metavar="N",
-                   help="images used to calibrate int8 activations")
-    p.add_argument("--eval-images", type=int, default=None, metavar="N",
+    p.add_argument("--calibration", type=A.integer("--calibration"), default=256, metavar="N",
+                   help="images used to calibrate int8 activations (default 256)")
+    p.add_argument("--eval-images", type=A.integer("--eval-images"), default=None,
+                   metavar="N",
                    help="test images to measure the int8 accuracy change on (default all)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
+    p.add_argument("--opset", type=A.integer("--opset"), default=DEFAULT_OPSET, metavar="N",
+                   help=f"ONNX opset, {ONNX_OPSETS[0]} to {ONNX_OPSETS[1]} (default "
+                        f"{DEFAULT_OPSET}; at most what the installed onnx has)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc export`` with the parsed ``args``; returns the exit status."""
     from igc.deploy.pipeline import export_model
 
     result = export_model(args.source, args.format, args.out, input_size=args.input_size,

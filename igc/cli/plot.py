@@ -1,4 +1,12 @@
-"""``igc plot``: loss and accuracy curves of one or several runs, to a PNG."""
+"""Draw the loss and accuracy curves of runs to a PNG.
+
+Reads each run folder's metrics.jsonl: training and test loss, top-1 accuracy and the
+learning rate per epoch, one colour per run.
+
+Examples:
+  igc plot runs/igcv2_fmnist-fashion-mnist
+  igc plot runs/a runs/b --out compare.png --title "a vs b"
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,12 @@ import argparse
 from pathlib import Path
 
 from igc.cli import args as A
+from igc.cli.parser import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="draw training curves of runs to a PNG",
-                       description=__doc__.splitlines()[0])
+    """Add ``igc plot`` to the subcommands ``sub``."""
+    p = add_command(sub, "plot", __doc__)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", type=A.existing("any", "run folder"),
                    help="run directories")
     p.add_argument("--out", "-o", type=A.out_file((".png",)),
@@ -21,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc plot`` with the parsed ``args``; returns the exit status."""
     from igc.viz.curves import plot_runs
 
     out = args.out or (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1

@@ -1,4 +1,12 @@
-"""``igc summarize``: mean ± std of the final top-1 (and top-5) over runs, per model."""
+"""Mean ± std of the final accuracy over runs, per model.
+
+Groups the runs (folders with a summary.json, found below the folders given) by model
+and data set, and prints the mean and standard deviation over their seeds.
+
+Examples:
+  igc summarize runs/ls          (the seed*/ folders of `igc train --seeds N`)
+  igc summarize runs/a runs/b --json
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,12 @@ import argparse
 import json
 
 from igc.cli import args as A
+from igc.cli.parser import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("summarize", help="mean ± std of final accuracy over runs",
-                       description=__doc__.splitlines()[0])
+    """Add ``igc summarize`` to the subcommands ``sub``."""
+    p = add_command(sub, "summarize", __doc__)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", type=A.existing("dir", "run folder"),
                    help="run directories, or directories holding runs (e.g. seed*/)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -18,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc summarize`` with the parsed ``args``; returns the exit status."""
     from igc.train.summarize import find_runs, format_groups, group_runs
 
     groups = group_runs(find_runs(args.runs))

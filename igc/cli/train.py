@@ -1,8 +1,17 @@
-"""``igc train``: train a network of the zoo with a recipe; checkpoints, metrics, summary.
+"""Train a network with a recipe: checkpoints, metrics, summary.
 
-With no arguments it trains the small IGCV2 network ``igcv2_fmnist`` on Fashion-MNIST with
-the ``fashion-mnist-cpu`` recipe (a few minutes on two CPU cores). Runs under
-``torchrun --nproc-per-node N -m igc train ...`` as well (one process per GPU or CPU share).
+With no arguments it trains the small IGCV2 network igcv2_fmnist on Fashion-MNIST with
+the fashion-mnist-cpu recipe (a few minutes on two CPU cores). A run folder (default
+runs/MODEL-DATA) holds the checkpoint, metrics.jsonl, summary.json, run.json and
+recipe.toml; Ctrl-C saves a checkpoint and prints the command that continues the run.
+Also runs under `torchrun --nproc-per-node N -m igc train ...` (one process per GPU or
+CPU share).
+
+Examples:
+  igc train
+  igc train --model igcv2_c64_d8 --data cifar10 --epochs 30
+  igc train --set label_smoothing=0.1 --set ema=true --seeds 3 --out runs/ls
+  igc train --out runs/igcv2_fmnist-fashion-mnist --resume
 """
 
 from __future__ import annotations
@@ -14,17 +23,20 @@ import sys
 
 from igc import checks
 from igc.cli import args as A
+from igc.cli.parser import add_command
+from igc.names import DATASETS, DEVICES
 from igc.runtime import available_cores
-from igc.train.resolve import DEFAULT_DATA, DEFAULT_RECIPE, MAX_SEEDS
+from igc.train.recipe import DEFAULT_DATA, DEFAULT_RECIPE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a network with a recipe (checkpoints, metrics)",
-                       description=__doc__)
+    """Add ``igc train`` to the subcommands ``sub``."""
+    p = add_command(sub, "train", __doc__)
     p.add_argument("--model", "-m", metavar="NAME", type=A.name("--model"),
                    help="registry name (default: the recipe's model)")
     p.add_argument("--data", "-d", metavar="NAME", type=A.name("--data"),
-                   help=f"data set (default: the recipe's, else {DEFAULT_DATA})")
+                   help=f"data set: {', '.join(DATASETS)} (default: the recipe's, else "
+                        f"{DEFAULT_DATA})")
     p.add_argument("--recipe", "-r", metavar="NAME|FILE", type=A.text("--recipe", 4096),
                    help="recipe name or TOML file (default: by data set: "
                    + ", ".join(f"{k} -> {v}" for k, v in DEFAULT_RECIPE.items()) + ")")
@@ -38,15 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learning rate (before batch scaling)")
     p.add_argument("--seed", type=A.integer("seed", 0, checks.MAX_SEED), metavar="N",
                    help="random seed")
-    p.add_argument("--seeds", type=A.integer("--seeds", 1, MAX_SEEDS), metavar="N",
+    p.add_argument("--seeds", type=A.integer("--seeds", 1, checks.MAX_SEEDS), metavar="N",
                    help="train N runs with seeds seed..seed+N-1 into OUT/seedS, then "
                         "summarize mean +- std")
-    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
-                   type=A.name("--device"),
-                   help="where to train (default auto: CUDA when available)")
-    p.add_argument("--threads", type=A.integer("--threads", 1, available_cores()), metavar="N",
-                   help="torch threads (default: every free core, dropping to one while "
-                        "other processes keep the machine busy)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", type=A.device(),
+                   help=f"where to train: {', '.join(DEVICES)} (default auto: CUDA when "
+                        "available)")
+    p.add_argument("--threads", type=A.integer("--threads", 1, available_cores()),
+                   metavar="N", help="torch threads (default: the free cores, switching to one "
+                   "while other processes keep the machine busy)")
     p.add_argument("--amp", action="store_true", default=None,
                    help="mixed precision (bf16 autocast on CPU, fp16 + GradScaler on CUDA)")
     p.add_argument("--channels-last", action="store_true", default=None,
@@ -94,6 +106,7 @@ def resolve(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``igc train`` with the parsed ``args``; returns the exit status."""
     from igc.train.trainer import Interrupted, train
 
     config = resolve(args)

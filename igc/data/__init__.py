@@ -19,8 +19,7 @@ from igc.data.mnist import load_mnist_family
 from igc.data.tiny_imagenet import load_tiny_imagenet
 from igc.errors import IGCError, unknown_name
 from igc.formatting import shorten
-
-DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "imagefolder"]
+from igc.names import DATASETS
 
 __all__ = [
     "DATASETS", "BatchAugment", "DatasetSplits", "FileBatchLoader", "TensorBatchLoader",

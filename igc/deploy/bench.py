@@ -10,17 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
+from igc.checks import check_int
 from igc.deploy.timing import Timing, num_threads, time_interleaved
 from igc.errors import IGCError
+from igc.names import BENCH_FORMS
 
 # ---------------------------------------------------------------------------------------
 # Models in several forms
 # ---------------------------------------------------------------------------------------
 
-#: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
-#: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
-#: to ONNX (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
-BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
 MATMUL_SIZE = 1024
 
 
@@ -150,7 +148,7 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
            log: Callable[[str], None] | None) -> BenchReport:
     from igc.analysis.count import count_macs
     from igc.deploy.export import ONNX_FORM
-    from igc.deploy.inputs import MAX_BATCH, check_input, check_range
+    from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
     from igc.deploy.optimize import optimize
     from igc.models.registry import create_model, model_entry
 
@@ -161,9 +159,9 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
             raise IGCError(f"unknown form {f!r}; use some of {', '.join(BENCH_FORMS)}")
     if not names:
         raise IGCError("give at least one model name")
-    check_range(batch, "batch", 1, MAX_BATCH)
-    check_range(repeats, "repeats", 1, 10000)
-    check_range(warmup, "warm-up calls", 0, 10000)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
+    check_int(repeats, "repeats", 1, 10000)
+    check_int(warmup, "warm-up calls", 0, 10000)
     entries = [model_entry(name) for name in names]  # every name checked before any work
     forms, notes = available_forms(forms)
     load_before = _loadavg()

@@ -26,16 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from igc.deploy.files import atomic_write
-from igc.deploy.inputs import MAX_BATCH, check_range
+from igc.checks import check_int
+from igc.deploy.inputs import MAX_DEPLOY_BATCH
 from igc.errors import IGCError
+from igc.files.atomic import atomic_write
+from igc.formatting import first_line
+from igc.names import DEFAULT_OPSET, ONNX_OPSETS
 
 EXPORT_HINT = "pip install 'igc[export]'"
 #: Batch sizes every exported file is checked at (the dynamic dimension really varies).
 CHECK_BATCHES = (1, 3)
-#: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
-ONNX_OPSETS = (7, 20)
-DEFAULT_OPSET = 17
 #: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
 #: shuffles kept as ONNX Conv/Reshape/Transpose, which onnxruntime's own fused
 #: convolutions run faster than the MatMul graph of the structured form (measured 22 ms
@@ -58,17 +58,12 @@ def require_onnx(what: str = "ONNX export") -> tuple[object, object]:
     return modules[0], modules[1]
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
-
-
 def check_opset(opset: int) -> int:
     """``opset`` if both the exporter and the installed onnx have it, else IGCError with
     the range."""
     onnx, _ = require_onnx()
     high = min(ONNX_OPSETS[1], onnx.defs.onnx_opset_version())
-    return check_range(opset, "ONNX opset", ONNX_OPSETS[0], high)
+    return check_int(opset, "ONNX opset", ONNX_OPSETS[0], high)
 
 
 def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
@@ -77,7 +72,7 @@ def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
     output ``logits``), checked with ``onnx.checker``."""
     onnx, _ = require_onnx()
     check_opset(opset)
-    check_range(batch, "batch", 1, MAX_BATCH)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
     example = torch.randn(batch, in_chans, size, size)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -88,13 +83,13 @@ def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                               opset_version=opset, dynamo=False)
         except Exception as exc:  # the exporter raises many internal error types
-            raise IGCError(f"ONNX export at opset {opset} failed: {_first_line(exc)}; try "
+            raise IGCError(f"ONNX export at opset {opset} failed: {first_line(exc)}; try "
                            f"--opset {DEFAULT_OPSET}") from None
     blob = buffer.getvalue()
     try:
         onnx.checker.check_model(onnx.load_from_string(blob), full_check=True)
     except Exception as exc:  # onnx raises its own ValidationError types
-        raise IGCError(f"the exported ONNX model fails onnx.checker: {_first_line(exc)}") \
+        raise IGCError(f"the exported ONNX model fails onnx.checker: {first_line(exc)}") \
             from None
     return blob
 
@@ -102,7 +97,8 @@ def onnx_bytes(model: nn.Module, in_chans: int, size: int, batch: int = 1,
 def export_onnx(model: nn.Module, path: str | Path, in_chans: int, size: int,
                 batch: int = 1, opset: int = DEFAULT_OPSET) -> Path:
     """Write :func:`onnx_bytes` to ``path`` atomically (nothing is written on failure)."""
-    return atomic_write(path, onnx_bytes(model, in_chans, size, batch, opset), "ONNX file")
+    return atomic_write(path, onnx_bytes(model, in_chans, size, batch, opset), "ONNX file",
+                        parents=True)
 
 
 def onnx_session(model: str | Path | bytes, threads: int | None = None):
@@ -120,19 +116,19 @@ def onnx_session(model: str | Path | bytes, threads: int | None = None):
 def export_pt2(model: nn.Module, path: str | Path, in_chans: int, size: int,
                batch: int = 2) -> Path:
     """Write a ``torch.export`` program with a dynamic batch dimension, atomically."""
-    check_range(batch, "batch", 1, MAX_BATCH)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
     example = torch.randn(max(batch, 2), in_chans, size, size)
-    batch_dim = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    batch_dim = torch.export.Dim("batch", min=1, max=MAX_DEPLOY_BATCH)
     try:
         program = torch.export.export(model.eval(), (example,),
                                       dynamic_shapes=({0: batch_dim},))
     except Exception as exc:  # torch.export raises many internal error types
-        raise IGCError(f"torch.export failed: {_first_line(exc, 200)}") from None
+        raise IGCError(f"torch.export failed: {first_line(exc, 200)}") from None
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # a storage-grouping notice of the archive writer
         warnings.filterwarnings("ignore", message="No complete tensor found")
         torch.export.save(program, buffer)
-    return atomic_write(path, buffer.getvalue(), "torch.export program")
+    return atomic_write(path, buffer.getvalue(), "torch.export program", parents=True)
 
 
 # ---------------------------------------------------------------------------------------

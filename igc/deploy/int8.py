@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from igc.checks import check_int
 from igc.deploy.export import onnx_session, require_onnx
-from igc.deploy.files import atomic_output
-from igc.deploy.inputs import check_range, device_memory
+from igc.deploy.inputs import device_memory
 from igc.errors import IGCError
+from igc.files.atomic import atomic_path
+from igc.formatting import first_line
 
 #: Largest number of calibration or evaluation images.
 MAX_IMAGES = 1 << 20
@@ -43,7 +45,7 @@ class Images:
 def check_image_count(count: int, in_chans: int, size: int, what: str) -> int:
     """IGCError unless ``count`` images of ``in_chans x size x size`` are a positive number
     that fits in a quarter of this machine's memory."""
-    check_range(count, what, 1, MAX_IMAGES)
+    check_int(count, what, 1, MAX_IMAGES)
     need = count * in_chans * size * size * 4
     memory = device_memory(torch.device("cpu"))
     if memory is not None and need > memory / 4:
@@ -136,10 +138,10 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: tor
 
     if len(calibration) < 1:
         raise IGCError("int8 calibration needs at least one image")
-    check_range(batch, "calibration batch", 1, 1 << 16)
+    check_int(batch, "calibration batch", 1, 1 << 16)
     name = onnx_session(fp32_path).get_inputs()[0].name
     reader = _Reader(name, calibration.float(), batch)
-    with atomic_output(int8_path, "int8 model") as tmp, quiet_root_logger():
+    with atomic_path(int8_path, "int8 model", parents=True) as tmp, quiet_root_logger():
         try:
             quantize_static(str(fp32_path), str(tmp), reader, quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, weight_type=QuantType.QInt8,
@@ -147,7 +149,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: tor
                             calibrate_method=CalibrationMethod.MinMax)
         except (RuntimeError, ValueError) as exc:  # onnxruntime's own errors derive here
             raise IGCError(f"int8 quantisation failed: "
-                           f"{str(exc).strip().splitlines()[0][:160]}") from None
+                           f"{first_line(exc, 160)}") from None
     return Path(int8_path)
 
 

@@ -27,16 +27,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from igc.deploy.chain import FORMS, CostModel, FastChain, LoweringError
+from igc.deploy.chain import CostModel, FastChain, LoweringError
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
-
-#: ``optimize`` modes: the cost rule, one form everywhere, per-segment timing, BN folding
-#: only (grouped convolutions and shuffle copies kept: the trained form, folded).
-MODES = ("auto", *FORMS, "measure", "fold")
-
+from igc.names import MODES
 
 #: Memory layouts of the input :class:`OptimizedModel` runs on.
 LAYOUTS = ("auto", "channels_last", "contiguous")

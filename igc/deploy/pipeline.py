@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from igc.checks import check_int, check_writable_file
 from igc.deploy.export import (
     CHECK_BATCHES,
     DEFAULT_OPSET,
@@ -26,15 +27,11 @@ from igc.deploy.export import (
     export_pt2,
     require_onnx,
 )
-from igc.deploy.files import check_output
-from igc.deploy.inputs import MAX_BATCH, check_input, check_range
-from igc.deploy.optimize import MODES, optimize
-from igc.deploy.source import Source, calibrate_batchnorm, load_source
+from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
+from igc.deploy.optimize import optimize
+from igc.deploy.source import ModelSource, calibrate_batchnorm, load_source
 from igc.errors import IGCError
-
-FORMATS = ("onnx", "pt2")
-#: Forms ``export_model`` accepts: the ``optimize`` modes, or ``"none"`` (the eval model).
-EXPORT_FORMS = (*MODES, "none")
+from igc.names import EXPORT_FORMATS, EXPORT_FORMS
 
 
 @dataclass
@@ -65,7 +62,7 @@ class ExportResult:
                 **({"int8": self.int8.to_dict()} if self.int8 is not None else {})}
 
 
-def export_model(source: str | Source, format: str, out: str | Path | None = None, *,
+def export_model(source: str | ModelSource, format: str, out: str | Path | None = None, *,
                  input_size: int | None = None, batch: int = 1, form: str | None = None,
                  opset: int = DEFAULT_OPSET, int8: bool = False, calibration: int = 256,
                  eval_images: int | None = None, calibrate_bn: bool | None = None
@@ -80,11 +77,12 @@ def export_model(source: str | Source, format: str, out: str | Path | None = Non
     weights are random) sets the BatchNorm statistics from random images first, in place.
     Raises IGCError (one line) for any bad argument before writing anything.
     """
-    if format not in FORMATS:
-        raise IGCError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    if format not in EXPORT_FORMATS:
+        raise IGCError(f"unknown export format {format!r}; use one of "
+                       f"{', '.join(EXPORT_FORMATS)}")
     if int8 and format != "onnx":
         raise IGCError("--int8 needs --format onnx (int8 models are onnxruntime models)")
-    check_range(batch, "batch", 1, MAX_BATCH)
+    check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
     form = form or (ONNX_FORM if format == "onnx" else "auto")
     if form not in EXPORT_FORMS:
         raise IGCError(f"unknown form {form!r}; use one of {', '.join(EXPORT_FORMS)}")
@@ -94,16 +92,15 @@ def export_model(source: str | Source, format: str, out: str | Path | None = Non
     if int8:
         from igc.deploy.int8 import MAX_IMAGES
 
-        check_range(calibration, "calibration images", 1, MAX_IMAGES)
+        check_int(calibration, "calibration images", 1, MAX_IMAGES)
         if eval_images is not None:
-            check_range(eval_images, "evaluation images", 1, MAX_IMAGES)
-    src = source if isinstance(source, Source) else load_source(source)
-    target = check_output(out if out is not None else f"{src.name}.{format}",
-                          f"{format} file")
+            check_int(eval_images, "evaluation images", 1, MAX_IMAGES)
+    src = source if isinstance(source, ModelSource) else load_source(source)
+    target = check_writable_file(out if out is not None else f"{src.name}.{format}", "--out")
     if int8:
         from igc.deploy.int8 import check_image_count, int8_path_for
 
-        check_output(int8_path_for(target), "int8 model")
+        check_writable_file(int8_path_for(target), "the int8 model's file")
         check_image_count(calibration, src.in_chans, input_size or src.input_size,
                           "calibration images")
     size = src.input_size if input_size is None else input_size
@@ -131,4 +128,4 @@ def export_model(source: str | Source, format: str, out: str | Path | None = Non
     return result
 
 
-__all__ = ["EXPORT_FORMS", "FORMATS", "ExportResult", "export_model"]
+__all__ = ["ExportResult", "export_model"]

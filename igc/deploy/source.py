@@ -9,12 +9,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from igc.deploy.inputs import check_range, model_device
+from igc.checks import check_int
+from igc.deploy.inputs import model_device
 from igc.errors import IGCError
 
 
 @dataclass
-class Source:
+class ModelSource:
     """A network and what is known about its input."""
 
     model: nn.Module
@@ -36,7 +37,7 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.endswith((".pt", ".pth", ".ckpt", ".pt2"))
 
 
-def load_source(source: str) -> Source:
+def load_source(source: str) -> ModelSource:
     """A registered model name (random weights) or a checkpoint file / run directory."""
     from igc.models.registry import create_model, list_models, model_entry
 
@@ -44,28 +45,17 @@ def load_source(source: str) -> Source:
         raise IGCError("give a registered model name or a checkpoint path")
     path = Path(source)
     if path.exists() or (_looks_like_path(source) and source not in list_models()):
-        from igc.train.checkpoint import load_checkpoint, load_model_weights
+        from igc.train.checkpoint import model_from_checkpoint
 
-        state = load_checkpoint(path)
-        name = state["model"]
-        try:
-            entry = model_entry(name)
-        except IGCError:
-            raise IGCError(f"checkpoint {path} names model {name!r}, which this igc does not "
-                           "know") from None
-        model_args = dict(state.get("model_args") or {})
-        model = create_model(name, num_classes=state["num_classes"],
-                             in_chans=state["in_chans"], **model_args)
-        load_model_weights(model, state, name)
-        recipe = state.get("recipe") or {}
-        size = int(state.get("image_size") or recipe.get("image_size") or entry.input_size)
-        return Source(model.eval(), name, size, int(state["in_chans"]),
-                      int(state["num_classes"]), state.get("path", str(path)),
-                      state.get("data") or entry.dataset, dict(recipe))
+        loaded = model_from_checkpoint(path)
+        entry = model_entry(loaded.name)
+        return ModelSource(loaded.model, loaded.name, int(loaded.image_size or entry.input_size),
+                           loaded.in_chans, loaded.num_classes, loaded.path or str(path),
+                           loaded.data or entry.dataset, loaded.recipe)
     entry = model_entry(source)  # IGCError with suggestions for unknown names
     model = create_model(source)
-    return Source(model.eval(), source, entry.input_size, entry.in_chans, entry.num_classes,
-                  None, entry.dataset, None)
+    return ModelSource(model.eval(), source, entry.input_size, entry.in_chans, entry.num_classes,
+                       None, entry.dataset, None)
 
 
 def calibrate_batchnorm(model: nn.Module, in_chans: int, size: int, images: int = 32,
@@ -77,8 +67,8 @@ def calibrate_batchnorm(model: nn.Module, in_chans: int, size: int, images: int 
     folding is trivial and its outputs are tiny: an export check on it means little.
     After this its activations are normalised and every fold does real work.
     """
-    check_range(images, "BN calibration images", 2, 1 << 16)
-    check_range(batch, "BN calibration batch", 2, 1 << 16)
+    check_int(images, "BN calibration images", 2, 1 << 16)
+    check_int(batch, "BN calibration batch", 2, 1 << 16)
     chunks = [batch] * (images // batch) + ([images % batch] if images % batch else [])
     if chunks[-1] == 1:  # a batch of one has no variance
         chunks[-2:] = [chunks[-2] + 1]
@@ -102,4 +92,4 @@ def calibrate_batchnorm(model: nn.Module, in_chans: int, size: int, images: int 
     return model
 
 
-__all__ = ["Source", "calibrate_batchnorm", "load_source"]
+__all__ = ["ModelSource", "calibrate_batchnorm", "load_source"]

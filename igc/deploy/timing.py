@@ -1,27 +1,26 @@
 """Timing utilities: interleaved runs with medians and spread, the machine's dense
-matrix-multiply rate, and a thread-count context manager that restores what it changed.
+matrix-multiply rate; :func:`~igc.runtime.num_threads` (the thread-count context manager
+that restores what it changed) is re-exported here.
 
 Several candidates timed one after the other in blocks drift apart when the machine is
 shared (another process takes a core for a while and one candidate pays for it). Here
 every round runs each candidate once, in a rotating order, after a warm-up; the summary
 is the median over rounds and the inter-quartile range.
 
-This module imports nothing of ``igc`` but its error type: the benchmark driver
-(:mod:`igc.deploy.bench`), ``optimize(mode="measure")`` and the cost-model calibration
-all use it.
+The benchmark driver (:mod:`igc.deploy.bench`), ``optimize(mode="measure")`` and the
+cost-model calibration all use it.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from igc.errors import IGCError
+from igc.runtime import num_threads  # re-exported: the one thread-count context
 
 
 @dataclass(frozen=True)
@@ -117,23 +116,6 @@ def dense_matmul_rate(size: int = 1024, repeats: int = 7,
         timing = time_interleaved({"mm": lambda: torch.mm(a, b)}, repeats=repeats, warmup=2,
                                   min_sample_s=0.02, sync=device_sync(device))
     return size ** 3 / timing["mm"].median
-
-
-@contextmanager
-def num_threads(threads: int | None) -> Iterator[int]:
-    """Run the body with ``torch.set_num_threads(threads)`` (``None``: unchanged) and
-    restore the previous count afterwards, also after an error; yields the count in force.
-    """
-    before = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise IGCError(f"thread count must be positive, got {threads}")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 __all__ = ["Timing", "dense_matmul_rate", "device_sync", "num_threads", "time_interleaved"]

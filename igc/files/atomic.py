@@ -26,21 +26,22 @@ def temp_path(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_writer(path: str | Path, what: str = "file",
-                  verify: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
-    """A binary handle whose content replaces ``path`` when the block ends without error.
+def atomic_path(path: str | Path, what: str = "file",
+                verify: Callable[[Path], None] | None = None,
+                parents: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces ``path`` when the block succeeds.
 
-    ``verify(temporary_path)`` runs on the complete file before it replaces ``path``
+    For a writer that needs a file name. ``parents``: create ``path``'s missing folders
+    first. ``verify(temporary_path)`` runs on the complete file before it replaces ``path``
     (a download's checksum); whatever it raises leaves ``path`` unchanged. Raises
-    :class:`IGCError` (naming ``what`` and ``path``) when the file cannot be written.
-    """
+    :class:`IGCError` (naming ``what`` and ``path``) when the file cannot be written; the
+    temporary file never outlives the block."""
     path = Path(path)
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
         if verify is not None:
             verify(tmp)
         os.replace(tmp, path)
@@ -53,10 +54,25 @@ def atomic_writer(path: str | Path, what: str = "file",
         raise
 
 
-def atomic_write(path: str | Path, data: bytes | str, what: str = "file") -> Path:
+@contextmanager
+def atomic_writer(path: str | Path, what: str = "file",
+                  verify: Callable[[Path], None] | None = None,
+                  parents: bool = False) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces ``path`` when the block succeeds.
+
+    The content is flushed to disk first; see :func:`atomic_path` for ``verify``, ``parents``
+    and errors."""
+    with atomic_path(path, what, verify, parents) as tmp, open(tmp, "wb") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write(path: str | Path, data: bytes | str, what: str = "file",
+                 parents: bool = False) -> Path:
     """Write ``data`` (text is UTF-8) to ``path`` atomically; returns ``path``."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    with atomic_writer(path, what) as handle:
+    with atomic_writer(path, what, parents=parents) as handle:
         handle.write(payload)
     return Path(path)
 
@@ -74,8 +90,9 @@ def _alive(pid: int) -> bool:
 
 
 def stale_temp_files(folder: Path, names: tuple[str, ...] | None = None) -> list[Path]:
-    """Temporary files in ``folder`` left by processes that no longer run (optionally only
-    those of the targets ``names``)."""
+    """Temporary files in ``folder`` left by processes that no longer run.
+
+    ``names``: only those of these targets."""
     found = []
     try:
         entries = list(folder.iterdir())
@@ -89,4 +106,4 @@ def stale_temp_files(folder: Path, names: tuple[str, ...] | None = None) -> list
     return sorted(found)
 
 
-__all__ = ["atomic_write", "atomic_writer", "stale_temp_files", "temp_path"]
+__all__ = ["atomic_path", "atomic_write", "atomic_writer", "stale_temp_files", "temp_path"]

@@ -36,7 +36,7 @@ VERSION = 1
 #: File name of the latest checkpoint inside a run folder.
 CHECKPOINT = "checkpoint.pt"
 #: The largest checkpoint file read (the largest network of the zoo needs ~100 MB).
-MAX_BYTES = 4 << 30
+MAX_CHECKPOINT_BYTES = 4 << 30
 #: The most tensors a state dict may hold.
 MAX_TENSORS = 100_000
 _BIG = 2**62
@@ -98,17 +98,20 @@ def _fix(path: Path) -> str:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read and validate a checkpoint (``path`` may be a run folder); IGCError for a
-    missing, oversized, corrupt, foreign or malformed file. The table gets ``path``."""
+    """Read and validate a checkpoint (``path`` may be a run folder).
+
+    IGCError for a missing, oversized, corrupt, foreign or malformed file. The table gets
+    ``path``."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
         raise IGCError(f"checkpoint {path} does not exist")
     size = path.stat().st_size
-    if size > MAX_BYTES:
+    if size > MAX_CHECKPOINT_BYTES:
         raise IGCError(f"checkpoint {path} is {size / 2**30:.1f} GiB, over the "
-                       f"{MAX_BYTES >> 30} GiB limit; it is not a checkpoint of this zoo")
+                       f"{MAX_CHECKPOINT_BYTES >> 30} GiB limit; it is not a checkpoint of this "
+                       "zoo")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file

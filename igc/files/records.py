@@ -3,7 +3,7 @@
 Each has a reader that checks every field it hands on (:data:`METRIC_FIELDS`,
 :data:`SUMMARY_FIELDS`, :data:`RUN_FIELDS`) and a writer: whole files are written
 atomically, metric lines are appended and flushed one at a time (a crash can tear only the
-last line, which the reader skips). Files are read up to :data:`MAX_BYTES`.
+last line, which the reader skips). Files are read up to :data:`MAX_RECORD_BYTES`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 RUN_INFO = "run.json"
 #: The largest JSON file read (a metrics log of 100,000 epochs is about 40 MB).
-MAX_BYTES = 64 << 20
+MAX_RECORD_BYTES = 64 << 20
 
 _NUM = Spec(float, finite=False, optional=True, null=True)
 _PCT = Spec(float, 0, 100, optional=True, null=True)
@@ -55,9 +55,9 @@ RUN_FIELDS: dict[str, Spec] = {
 def _read_text(path: Path, what: str) -> str:
     try:
         size = path.stat().st_size
-        if size > MAX_BYTES:
+        if size > MAX_RECORD_BYTES:
             raise IGCError(f"{what} {path} is {size / 2**20:.0f} MiB, over the "
-                           f"{MAX_BYTES >> 20} MiB limit; it is not igc's")
+                           f"{MAX_RECORD_BYTES >> 20} MiB limit; it is not igc's")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise IGCError(f"{what} {path} does not exist") from None
@@ -107,8 +107,9 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a ``metrics.jsonl``, each checked (a torn last line, from a
-    crash, is skipped)."""
+    """The epoch records of a ``metrics.jsonl``, each checked.
+
+    A torn last line (from a crash) is skipped."""
     path = Path(path)
     lines = _read_text(path, "metrics file").splitlines()
     fix = f"the metrics file is damaged: delete {path} or restore it"
@@ -127,8 +128,9 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def truncate_metrics(path: str | Path, epochs_done: int) -> None:
-    """Keep only the records of the first ``epochs_done`` epochs (on resume: drop what an
-    interrupted run wrote after its last checkpoint)."""
+    """Keep only the records of the first ``epochs_done`` epochs.
+
+    On resume: drop what an interrupted run wrote after its last checkpoint."""
     path = Path(path)
     if not path.exists():
         return

@@ -48,8 +48,10 @@ def is_marked(folder: Path) -> bool:
 
 @dataclass
 class RunFolder:
-    """A run folder checked by :meth:`open` (which writes nothing); :meth:`begin` makes
-    and marks it and clears the old run's files just before the first checkpoint."""
+    """A run folder: checked by :meth:`open`, made by :meth:`begin`.
+
+    :meth:`open` writes nothing; :meth:`begin` makes and marks the folder and clears the old
+    run's files just before the first checkpoint."""
 
     path: Path
     resume: bool = False
@@ -89,8 +91,9 @@ class RunFolder:
         return cls(path, remove=[path / n for n in present if n != CHECKPOINT])
 
     def begin(self) -> None:
-        """Make the folder, mark it, remove the old run's files and stale temporary
-        files (once, before the first checkpoint is written)."""
+        """Make the folder, mark it, remove the old run's files and stale temporary files.
+
+        Once, before the first checkpoint is written."""
         if self.begun:
             return
         try:

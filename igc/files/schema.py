@@ -18,22 +18,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from igc.errors import IGCError
 from igc.formatting import shorten
 
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "a table", torch.Tensor: "a tensor"}
+               list: "a list", dict: "a table"}
 
 
 @dataclass(frozen=True)
 class Spec:
-    """One field: its ``kind`` (int, float, str, bool, list, dict, torch.Tensor), bounds
-    ``lo``/``hi`` (of a number's value, or of a string's, list's or table's length),
-    whether it may be absent (``optional``) or ``None`` (``null``), and the ``items``
-    Spec of a list's items or a table's values. Floats must be finite unless
-    ``finite=False`` (NaN and infinities then pass)."""
+    """One field of a file: its kind, bounds, and whether it may be absent or null.
+
+    ``kind``: int, float, str, bool, list, dict or torch.Tensor; bounds ``lo``/``hi`` (of a
+    number's value, or of a string's, list's or table's length); ``optional`` (may be
+    absent), ``null`` (may be ``None``); ``items``: the Spec of a list's items or a table's
+    values. Floats must be finite unless ``finite=False`` (NaN and infinities then pass)."""
 
     kind: type
     lo: float | None = None
@@ -44,7 +43,8 @@ class Spec:
     finite: bool = True
 
     def describe(self) -> str:
-        text = _KIND_NAMES.get(self.kind, self.kind.__name__)
+        """What the field must be, in words: ``an integer in [1, 100]``."""
+        text = _KIND_NAMES.get(self.kind, f"a {self.kind.__name__.lower()}")
         if self.kind in (int, float) and (self.lo is not None or self.hi is not None):
             text += f" in [{_num(self.lo)}, {_num(self.hi)}]"
         elif self.hi is not None:
@@ -106,8 +106,10 @@ def check(value: Any, spec: Spec, where: str, fix: str) -> Any:
 
 
 def check_fields(record: Any, fields: Mapping[str, Spec], where: str, fix: str) -> dict:
-    """``record`` if it is a table whose fields fit ``fields`` (absent optional fields
-    are allowed; unknown fields are kept, unchecked, for newer writers)."""
+    """``record`` if it is a table whose fields fit ``fields``, else IGCError.
+
+    Absent optional fields are allowed; unknown fields are kept, unchecked, for newer
+    writers."""
     if not isinstance(record, Mapping):
         raise IGCError(f"{where} must be a table (a JSON object), got "
                        f"{type(record).__name__}; {fix}")
@@ -125,9 +127,11 @@ def check_fields(record: Any, fields: Mapping[str, Spec], where: str, fix: str) 
 
 def check_plain(value: Any, where: str, fix: str, depth: int = 4, size: int = 256,
                 max_number: float | None = None) -> Any:
-    """A small JSON-like value (None, bool, int, finite float, str, and lists or
-    string-keyed tables of those, nested at most ``depth`` deep, ``size`` entries each,
-    numbers at most ``max_number`` in size): what model options and recipe tables hold."""
+    """``value`` if it is a small JSON-like value, else IGCError.
+
+    None, bool, int, finite float, str, and lists or string-keyed tables of those, nested at
+    most ``depth`` deep, ``size`` entries each, numbers at most ``max_number`` in size: what
+    model options and recipe tables hold."""
     if isinstance(value, int | float) and not isinstance(value, bool) and \
             max_number is not None and math.isfinite(value) and abs(value) > max_number:
         raise IGCError(f"{where} = {value:,} is over {max_number:,}; {fix}")

@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 #: The largest TOML file read.
-MAX_BYTES = 1 << 20
+MAX_TOML_BYTES = 1 << 20
 
 
 def parse_toml(text: str, origin: str) -> dict[str, Any]:
@@ -35,11 +35,11 @@ def parse_toml(text: str, origin: str) -> dict[str, Any]:
 
 
 def read_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
-    """The table of the TOML file ``path`` (at most :data:`MAX_BYTES`)."""
+    """The table of the TOML file ``path`` (at most :data:`MAX_TOML_BYTES`)."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise IGCError(f"{what} {path} is over {MAX_BYTES >> 20} MiB; it is not a "
+        if path.stat().st_size > MAX_TOML_BYTES:
+            raise IGCError(f"{what} {path} is over {MAX_TOML_BYTES >> 20} MiB; it is not a "
                            f"{what} igc can read")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

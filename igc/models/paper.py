@@ -16,12 +16,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = ["DATASETS", "TABLES", "paper_reference", "paper_rows"]
+__all__ = ["PAPER_DATASETS", "TABLES", "paper_reference", "paper_rows"]
 
 #: The tables of the paper that are stored.
 TABLES = ("2", "3", "4", "5", "6", "7", "9", "11")
 #: The values of the ``dataset`` field.
-DATASETS = ("cifar10", "cifar100", "tiny-imagenet", "imagenet")
+PAPER_DATASETS = ("cifar10", "cifar100", "tiny-imagenet", "imagenet")
 
 # Which data set's row to compare a network's counts with first: the CIFAR-100 counts include
 # the 100-way classifier that our CIFAR networks are usually built with.
@@ -40,7 +40,7 @@ def paper_rows(
     """The stored rows, in the paper's order, filtered by any of the arguments given.
 
     ``model`` is our registry name (e.g. ``"igcv2star_c416_d20"``), ``table`` the table number
-    (``"9"`` or ``9``), ``dataset`` one of :data:`DATASETS`. Each row is a fresh ``dict``.
+    (``"9"`` or ``9``), ``dataset`` one of :data:`PAPER_DATASETS`. Each row is a fresh ``dict``.
     """
     table = None if table is None else str(table)
     return [

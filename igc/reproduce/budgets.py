@@ -39,7 +39,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-FILE = "budgets.toml"
+BUDGETS_FILE = "budgets.toml"
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ _INTS = {"train_size": 1, "test_size": 1, "epochs": 1, "image_size": 4,
 _REQUIRED = ("description", "recipe", "seeds")
 
 
-def parse_budget(name: str, table: Any, origin: str = FILE) -> Budget:
+def parse_budget(name: str, table: Any, origin: str = BUDGETS_FILE) -> Budget:
     """A :class:`Budget` from one TOML table, every key checked (IGCError naming it)."""
     where = f"{origin} [{name}]"
     if not isinstance(table, dict):
@@ -141,11 +141,11 @@ def parse_budget(name: str, table: Any, origin: str = FILE) -> Budget:
 @cache
 def budgets() -> dict[str, Budget]:
     """Every budget of the shipped ``budgets.toml``, in file order."""
-    text = resources.files("igc.reproduce").joinpath(FILE).read_text(encoding="utf-8")
+    text = resources.files("igc.reproduce").joinpath(BUDGETS_FILE).read_text(encoding="utf-8")
     return parse_budgets(text)
 
 
-def parse_budgets(text: str, origin: str = FILE) -> dict[str, Budget]:
+def parse_budgets(text: str, origin: str = BUDGETS_FILE) -> dict[str, Budget]:
     """Parse and check a budgets file's text."""
     try:
         data = tomllib.loads(text)

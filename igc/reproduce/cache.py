@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from igc.files.atomic import atomic_write
 from igc.reproduce.arms import Arm, arms_for
 from igc.reproduce.config import LAYOUT, Config
 
@@ -207,10 +208,8 @@ def inspect(spec: RunSpec) -> RunState:
 # ------------------------------------------------------------------------------ writing
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (a temporary file, then ``os.replace``)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON atomically (:func:`igc.files.atomic.atomic_write`)."""
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n", "run record")
 
 
 def identity(spec: RunSpec) -> dict[str, Any]:

@@ -23,7 +23,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-FILE = "claims.toml"
+CLAIMS_FILE = "claims.toml"
 #: Words that stand for the inner points / the two end points of a sweep (in arm order).
 INTERIOR, ENDS = "interior", "ends"
 _KEYS = {"target", "better", "worse", "claim", "where", "paper"}
@@ -49,7 +49,7 @@ class Claim:
         return bool({INTERIOR, ENDS} & {*self.better, *self.worse})
 
 
-def parse_claims(text: str, targets: Sequence[str], origin: str = FILE) -> list[Claim]:
+def parse_claims(text: str, targets: Sequence[str], origin: str = CLAIMS_FILE) -> list[Claim]:
     """Parse and check a claims file's text (``targets``: the empirical target names)."""
     try:
         data = tomllib.loads(text)
@@ -92,7 +92,7 @@ def claims() -> tuple[Claim, ...]:
     """Every claim of the shipped ``claims.toml``."""
     from igc.reproduce.targets import GROUPS
 
-    text = resources.files("igc.reproduce").joinpath(FILE).read_text(encoding="utf-8")
+    text = resources.files("igc.reproduce").joinpath(CLAIMS_FILE).read_text(encoding="utf-8")
     return tuple(parse_claims(text, GROUPS["empirical"]))
 
 

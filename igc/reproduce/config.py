@@ -11,12 +11,12 @@ be spread over machines.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from igc.errors import IGCError
+from igc.files.atomic import atomic_write
 from igc.reproduce.budgets import Budget
 
 #: Version of the run layout and configuration format (bump to refuse old caches).
@@ -112,11 +112,9 @@ def check_out_dir(out: Path, config: Config, create: bool = True) -> None:
         return
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"config": identity}, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as exc:
         raise IGCError(f"cannot write to --out {out} ({exc.strerror or exc})") from None
+    atomic_write(path, json.dumps({"config": identity}, indent=2) + "\n", "--out configuration")
 
 
 def _run_folders() -> list[str]:

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from igc.files.atomic import atomic_write
+from igc.formatting import count, integer, mean_std, pct
 
 
 @dataclass
@@ -77,12 +80,6 @@ class Section:
         return "\n".join(parts).rstrip() + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def draw_plots(section: Section, directory: Path) -> list[Path]:
     """Write ``section``'s PNGs into ``directory``."""
     from igc.viz import pyplot
@@ -110,8 +107,8 @@ def write_section(section: Section, directory: str | Path, plots: bool = True) -
     if plots:
         draw_plots(section, directory)
     md = directory / f"{section.target}.md"
-    _atomic_write(md, section.markdown("."))
-    _atomic_write(directory / f"{section.target}.json",
+    atomic_write(md, section.markdown("."))
+    atomic_write(directory / f"{section.target}.json",
                   json.dumps(section.data, indent=2, default=_json_default) + "\n")
     return md
 
@@ -134,7 +131,9 @@ def write_document(sections: Sequence[Section], path: str | Path, header: str,
         for plot in section.plots:
             source = Path(drawn) / plot.filename if drawn is not None else None
             if source is not None and source.is_file():
-                shutil.copyfile(source, images / plot.filename)
+                target = images / plot.filename
+                if not (target.exists() and target.samefile(source)):  # --docs beside --out
+                    shutil.copyfile(source, target)
             else:
                 missing.append(plot)
         if missing:
@@ -143,7 +142,7 @@ def write_document(sections: Sequence[Section], path: str | Path, header: str,
     body = [header.rstrip(), ""]
     for section in sections:
         body += [section.markdown(rel), ""]
-    _atomic_write(path, "\n".join(body).rstrip() + "\n")
+    atomic_write(path, "\n".join(body).rstrip() + "\n")
     return path
 
 
@@ -176,34 +175,15 @@ def _json_default(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------ cell formatting
-
-def fmt_int(value: float | int | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{round(value):,}"
-
-
-def fmt_count(value: float | None) -> str:
-    """A parameter or multiply-add count, compact: 4,672 / 0.447M / 1.31e8 style."""
-    if value is None:
-        return "—"
-    if abs(value) >= 1e6:
-        return f"{value / 1e6:.3g}M" if abs(value) < 1e9 else f"{value / 1e9:.3g}G"
-    return f"{round(value):,}"
-
-
-def fmt_pct(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:+.{digits}f}%"
-
-
-def fmt_mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
-    if mean is None:
-        return "—"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+#: A missing value in a table cell.
+DASH = "—"
+#: Cell formatters (:mod:`igc.formatting` with a dash for missing values): ``4,672``;
+#: ``4,672`` / ``0.447M`` / ``131M`` (counts below a million in full); ``+2.3%``;
+#: ``92.00 ± 2.00``.
+fmt_int = partial(integer, missing=DASH)
+fmt_count = partial(count, missing=DASH, kilo=False)
+fmt_pct = partial(pct, digits=1, missing=DASH, signed=True)
+fmt_mean_std = partial(mean_std, missing=DASH)
 
 
 def relative(ours: float, paper: float | None) -> float | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import igc.reproduce.cache as cache
 from igc.errors import IGCError
+from igc.formatting import first_line
 from igc.reproduce.cache import RunSpec
 from igc.reproduce.config import Config, load_data
 from igc.reproduce.machine import git_commit, machine
@@ -238,7 +239,7 @@ def _outcome(future, task: Task) -> Outcome:
     try:
         return future.result()
     except Exception as exc:  # a worker that died or raised past train_run
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, 300)
         return Outcome(task.spec, FAILED, message=f"run {task.spec.name}: the worker "
                        f"process failed ({reason})")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from igc.sparsity.product import _positive_int
+from igc.sparsity.product import positive_int
 
 
 def params_formula(channels: int, branch_sizes: Sequence[int], kernel_area: int = 9) -> int:
@@ -28,10 +28,11 @@ def params_formula(channels: int, branch_sizes: Sequence[int], kernel_area: int 
 
 def params_bound(channels: int, layers: int, kernel_area: int = 9,
                  channelwise: bool = False) -> float:
-    """The lower bound on ``Q`` for ``L`` factors: ``C L (S C)^(1/L)`` (eq. 10), or with a
-    channel-wise spatial factor ``C S + C (L-1) C^(1/(L-1))``."""
-    c = _positive_int(channels, "channels")
-    layers = _positive_int(layers, "layers")
+    """The lower bound on ``Q`` for ``L`` factors: ``C L (S C)^(1/L)`` (eq. 10).
+
+    With a channel-wise spatial factor: ``C S + C (L-1) C^(1/(L-1))``."""
+    c = positive_int(channels, "channels")
+    layers = positive_int(layers, "layers")
     if channelwise:
         if layers == 1:
             return float(c * kernel_area)
@@ -52,8 +53,10 @@ def balanced_branch_sizes(channels: int, layers: int, kernel_area: int = 9,
 
 
 def best_layers_real(channels: int, kernel_area: int = 9, channelwise: bool = False) -> float:
-    """The ``L`` minimising the bound: ``ln(S C)`` (eq. 14), or ``1 + ln C`` when the
-    spatial factor is channel-wise (the 1x1 part alone then follows eq. 14 with ``S = 1``)."""
+    """The ``L`` minimising the bound: ``ln(S C)`` (eq. 14).
+
+    With a channel-wise spatial factor ``1 + ln C`` (the 1x1 part alone then follows eq. 14
+    with ``S = 1``)."""
     return 1 + math.log(channels) if channelwise else math.log(kernel_area * channels)
 
 
@@ -65,9 +68,10 @@ def best_layers(channels: int, kernel_area: int = 9, channelwise: bool = False) 
 
 
 def balance_gap(branch_sizes: Sequence[int], kernel_area: int = 9) -> float:
-    """How far a design is from the balance condition: the spread (max - min) of
-    ``log(S K_1), log K_2, ..., log K_L``; 0 when balanced. A channel-wise first factor
-    (``K_1 = 1``) is judged on its 1x1 factors only, as the paper recommends."""
+    """How far a design is from the balance condition (eq. 11); 0 when balanced.
+
+    The spread (max - min) of ``log(S K_1), log K_2, ..., log K_L``. A channel-wise first
+    factor (``K_1 = 1``) is judged on its 1x1 factors only, as the paper recommends."""
     first, *rest = branch_sizes
     terms = [math.log(k) for k in rest]
     if first != 1 or not rest:

@@ -11,16 +11,24 @@ exact designs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from igc.errors import IGCError
 from igc.sparsity.cost import balance_gap, best_layers, params_bound
-from igc.sparsity.product import DENSE, STRICT, KernelProduct, _positive_int
+from igc.sparsity.product import DENSE, STRICT, KernelProduct, positive_int
 
-#: Largest width the designer accepts (the path-count matrix is C x C).
-MAX_CHANNELS = 1 << 14
+#: Largest width ``C`` the designer accepts.
+MAX_WIDTH = 1 << 14
+#: Most factors ``L`` a design may have: a strictly complementary design of a width up to
+#: :data:`MAX_WIDTH` has at most 15 (one per prime factor, and the spatial one); more only
+#: add 1x1 factors to a kernel that is already dense.
+MAX_LAYERS = 64
+#: Largest spatial kernel area ``S`` (taps; 9 for 3x3).
+MAX_KERNEL_AREA = 1024
+#: Most ranked designs a report keeps or shows.
+MAX_ALTERNATIVES = 1000
 
 
 def divisors(n: int) -> list[int]:
@@ -58,22 +66,27 @@ class Design:
 
     @cached_property
     def product(self) -> KernelProduct:
+        """The kernel product of these branch sizes (:class:`KernelProduct`)."""
         return KernelProduct.from_branch_sizes(self.channels, self.branch_sizes, self.kernel_area)
 
     @property
     def layers(self) -> int:
+        """``L``, the number of factors."""
         return len(self.branch_sizes)
 
     @property
     def exact(self) -> bool:
+        """Whether the branch sizes multiply to ``C`` (strictly complementary, eq. 6)."""
         return math.prod(self.branch_sizes) == self.channels
 
     @property
     def params(self) -> int:
+        """``Q``, the weights of all factors (eq. 7)."""
         return self.product.params
 
     @property
     def bound(self) -> float:
+        """The lower bound on ``Q`` for this ``L`` (eq. 10)."""
         return params_bound(self.channels, self.layers, self.kernel_area)
 
     @property
@@ -85,12 +98,15 @@ class Design:
 
     @property
     def balance_gap(self) -> float:
+        """The distance from the balance condition (eq. 11); 0 when balanced."""
         return balance_gap(self.branch_sizes, self.kernel_area)
 
     def rank_key(self) -> tuple[int, float, int]:
+        """The ranking: fewest parameters, then most balanced, then shallowest."""
         return (self.params, round(self.balance_gap, 9), self.layers)
 
     def to_dict(self) -> dict:
+        """This design as a JSON-ready dict (``igc design --json``)."""
         c = self.product.connectivity
         return {
             "channels": self.channels,
@@ -123,9 +139,19 @@ class DesignReport:
 
     @property
     def best(self) -> Design:
+        """The first-ranked design."""
         return self.designs[0]
 
+    @property
+    def best_layers_rule(self) -> str:
+        """The rule :func:`~igc.sparsity.cost.best_layers` followed, for the report.
+
+        Eq. 14's ``L = ln(S C)``, or for a channel-wise spatial factor eq. 14 on the 1x1
+        factors alone plus that factor, ``L = 1 + ln C``."""
+        return "eq. 14 on the 1x1 factors (L = 1 + ln C)" if self.channelwise else "eq. 14"
+
     def to_dict(self, alternatives: int = 5) -> dict:
+        """The best design, ``alternatives`` more and the nearby widths, JSON-ready."""
         out = self.best.to_dict()
         out["best_layers"] = best_layers(self.channels, self.kernel_area, self.channelwise)
         out["note"] = self.note
@@ -180,7 +206,7 @@ def _nearby(channels: int, layers: int, kernel_area: int, channelwise: bool) -> 
     out = []
     for step in (-1, 1):
         c = channels + step
-        while 1 <= c <= min(2 * channels, MAX_CHANNELS):
+        while 1 <= c <= min(2 * channels, MAX_WIDTH):
             exact = _exact(c, layers, kernel_area, channelwise)
             if exact:
                 out.append(min(exact, key=Design.rank_key))
@@ -189,12 +215,45 @@ def _nearby(channels: int, layers: int, kernel_area: int, channelwise: bool) -> 
     return out
 
 
-def _check_request(channels: int, kernel_area: int) -> tuple[int, int]:
-    channels = _positive_int(channels, "channels")
-    kernel_area = _positive_int(kernel_area, "kernel area")
-    if channels > MAX_CHANNELS:
-        raise IGCError(f"channels {channels} is above the designer's limit {MAX_CHANNELS}")
+def check_request(channels: int, kernel_area: int) -> tuple[int, int]:
+    """``(channels, kernel_area)`` checked against the designer's limits, else IGCError."""
+    channels = positive_int(channels, "channels")
+    kernel_area = positive_int(kernel_area, "kernel area")
+    if channels > MAX_WIDTH:
+        raise IGCError(f"channels {channels} is above the designer's limit {MAX_WIDTH}")
+    if kernel_area > MAX_KERNEL_AREA:
+        raise IGCError(f"kernel area {kernel_area} is above the designer's limit "
+                       f"{MAX_KERNEL_AREA} taps")
     return channels, kernel_area
+
+
+def check_layers(layers: int) -> int:
+    """``layers`` (``L``, the number of factors) if it is within :data:`MAX_LAYERS`."""
+    layers = positive_int(layers, "layers")
+    if layers > MAX_LAYERS:
+        raise IGCError(f"layers {layers:,} is above the designer's limit of {MAX_LAYERS} "
+                       f"factors (a width up to {MAX_WIDTH:,} needs at most 15 for a "
+                       "strictly complementary design)")
+    return layers
+
+
+def check_design(channels: int, branch_sizes: Sequence[int], kernel_area: int = 9,
+                 strict: bool = False) -> DesignReport:
+    """Classify the branch sizes ``K_1..K_L`` on width ``channels`` (``--check``).
+
+    ``strict`` refuses sizes whose product is not ``C`` (eq. 6)."""
+    channels, kernel_area = check_request(channels, kernel_area)
+    sizes = tuple(positive_int(k, "branch size") for k in branch_sizes)
+    if not sizes:
+        raise IGCError("give the branch sizes to check, e.g. 1,8,8")
+    check_layers(len(sizes))
+    if strict and math.prod(sizes) != channels:
+        raise IGCError(f"branch sizes {list(sizes)} multiply to {math.prod(sizes)}, not "
+                       f"C={channels}: not strictly complementary (eq. 6); drop --strict "
+                       "to classify a loose design")
+    chosen = Design(channels, sizes, kernel_area)
+    chosen.product  # noqa: B018  (validates the sizes)
+    return DesignReport(channels, kernel_area, [chosen])
 
 
 def design(
@@ -211,12 +270,15 @@ def design(
     channel-wise spatial factor, as in IGCV2* (``L = ceil(log_K C) + 1`` unless given);
     ``channelwise`` forces ``K_1 = 1`` (the paper's recommended form).
     """
-    channels, kernel_area = _check_request(channels, kernel_area)
+    channels, kernel_area = check_request(channels, kernel_area)
+    limit = positive_int(limit, "limit")
+    if limit > MAX_ALTERNATIVES:
+        raise IGCError(f"limit {limit} is above {MAX_ALTERNATIVES} designs")
     if branch_size is not None:
-        return _fixed_branch(channels, kernel_area, _positive_int(branch_size, "branch size"),
+        return _fixed_branch(channels, kernel_area, positive_int(branch_size, "branch size"),
                              layers)
     if layers is not None:
-        layers = _positive_int(layers, "layers")
+        layers = check_layers(layers)
         counts = [layers]
     else:
         counts = range(1, _max_layers(channels) + 1)
@@ -246,6 +308,7 @@ def _fixed_branch(channels: int, kernel_area: int, branch: int,
                        f"divisors of {channels} near it: {', '.join(map(str, near))}")
     if layers is None:
         layers = 1 + max(1, math.ceil(math.log(channels, branch) - 1e-9)) if branch > 1 else 2
+    layers = check_layers(layers)
     chosen = Design(channels, (1, *([branch] * (layers - 1))), kernel_area)
     note = ""
     condition = chosen.product.condition

@@ -9,25 +9,33 @@ The permutation convention is ShuffleNet's channel shuffle: after a factor with 
 branches, view its ``C`` output channels as a ``(g, C/g)`` matrix and transpose it, so
 channel ``i*(C/g) + j`` moves to position ``j*g + i``. With this convention a chain of
 branch sizes ``K_1..K_L`` whose product is ``C`` is strictly complementary in any order
-(the mixed-radix picture of SPEC section 1), and the same rule defines the loose designs.
+(write a channel's index in the mixed radix ``K_1, ..., K_L``: factor ``l`` joins the
+channels that agree on every digit but the ``l``-th, so each input reaches each output
+along exactly one path), and the same rule defines the loose designs.
 
 Everything here is plain Python and NumPy: no ``torch``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from igc.errors import IGCError
+from igc.sparsity.paths import path_summary
 
 #: Names of the connectivity conditions, strongest first.
 STRICT, RELAXED, DENSE, SPARSE = "strict", "relaxed", "dense", "sparse"
+#: The most entries :attr:`KernelProduct.path_counts` materialises (``C_out x C_in``
+#: int64 values: 512 MiB); :attr:`KernelProduct.connectivity` needs no such matrix.
+MAX_PATH_ENTRIES = 1 << 26
 
 
-def _positive_int(value: object, what: str) -> int:
+def positive_int(value: object, what: str) -> int:
+    """``value`` as an int if it is a positive integer (NumPy's too), else IGCError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise IGCError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
@@ -35,12 +43,12 @@ def _positive_int(value: object, what: str) -> int:
 
 @dataclass(frozen=True)
 class Factor:
-    """One group convolution ``W_l``: ``groups`` branches mapping ``in_channels`` to
-    ``out_channels`` with a kernel of ``kernel_area`` taps (9 for 3x3, 1 for 1x1).
+    """One group convolution ``W_l`` of a kernel product.
 
-    Branch ``b`` maps input channels ``[b*in/g, (b+1)*in/g)`` to output channels
-    ``[b*out/g, (b+1)*out/g)``; its weight has shape ``(out/g, in/g, k, k)``.
-    """
+    ``groups`` branches map ``in_channels`` to ``out_channels`` with a kernel of
+    ``kernel_area`` taps (9 for 3x3, 1 for 1x1). Branch ``b`` maps input channels
+    ``[b*in/g, (b+1)*in/g)`` to output channels ``[b*out/g, (b+1)*out/g)``; its weight has
+    shape ``(out/g, in/g, k, k)``."""
 
     in_channels: int
     out_channels: int
@@ -49,7 +57,7 @@ class Factor:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "out_channels", "groups", "kernel_area"):
-            _positive_int(getattr(self, name), name.replace("_", " "))
+            positive_int(getattr(self, name), name.replace("_", " "))
         for side in ("in_channels", "out_channels"):
             width = getattr(self, side)
             if width % self.groups:
@@ -63,8 +71,8 @@ class Factor:
         cls, channels: int, branch_size: int, kernel_area: int = 1, out_channels: int | None = None
     ) -> Factor:
         """A factor on ``channels`` inputs whose branches hold ``branch_size`` input channels."""
-        channels = _positive_int(channels, "channels")
-        branch_size = _positive_int(branch_size, "branch size")
+        channels = positive_int(channels, "channels")
+        branch_size = positive_int(branch_size, "branch size")
         if channels % branch_size:
             raise IGCError(
                 f"branch size {branch_size} does not divide the width {channels}; "
@@ -80,6 +88,7 @@ class Factor:
 
     @property
     def branch_out(self) -> int:
+        """Output channels per branch."""
         return self.out_channels // self.groups
 
     @property
@@ -89,11 +98,13 @@ class Factor:
 
     @property
     def is_spatial(self) -> bool:
+        """Whether the kernel has more than one tap (a spatial factor)."""
         return self.kernel_area > 1
 
     def mask(self) -> np.ndarray:
-        """Connectivity ``(out, in)`` as a 0/1 int matrix: block-diagonal with ``groups``
-        blocks of shape ``(out/g, in/g)``."""
+        """Connectivity ``(out, in)`` as a 0/1 int matrix.
+
+        Block-diagonal with ``groups`` blocks of shape ``(out/g, in/g)``."""
         return np.kron(np.eye(self.groups, dtype=np.int64),
                        np.ones((self.branch_out, self.branch_in), dtype=np.int64))
 
@@ -134,9 +145,11 @@ class KernelProduct:
         cls, channels: int, branch_sizes: tuple[int, ...] | list[int], kernel_area: int = 9,
         shuffle_last: bool = False,
     ) -> KernelProduct:
-        """The IGCV2 chain on a fixed width ``C``: the first factor spatial (area ``S``),
-        the others 1x1, factor ``l`` with branches of ``K_l`` channels."""
-        sizes = [_positive_int(k, "branch size") for k in branch_sizes]
+        """The IGCV2 chain on a fixed width ``C`` with branch sizes ``K_1..K_L``.
+
+        The first factor is spatial (area ``S``), the others 1x1; factor ``l`` has branches of
+        ``K_l`` channels."""
+        sizes = [positive_int(k, "branch size") for k in branch_sizes]
         if not sizes:
             raise IGCError("give at least one branch size")
         factors = tuple(
@@ -147,10 +160,12 @@ class KernelProduct:
 
     @property
     def in_channels(self) -> int:
+        """Input channels of the first factor."""
         return self.factors[0].in_channels
 
     @property
     def out_channels(self) -> int:
+        """Output channels of the last factor."""
         return self.factors[-1].out_channels
 
     @property
@@ -169,8 +184,10 @@ class KernelProduct:
         return sum(f.params for f in self.factors)
 
     def permutation(self, index: int) -> np.ndarray | None:
-        """``P_{index+1}`` after factor ``index`` as an index array, or ``None`` when it is
-        the identity (one branch, one channel per branch, or the unshuffled last factor)."""
+        """``P_{index+1}`` after factor ``index`` as an index array, or ``None``.
+
+        ``None`` when it is the identity (one branch, one channel per branch, or the unshuffled
+        last factor)."""
         factor = self.factors[index]
         last = index == len(self.factors) - 1
         if (last and not self.shuffle_last) or factor.groups in (1, factor.out_channels):
@@ -182,8 +199,17 @@ class KernelProduct:
         """Exact number of paths from every input to every output channel, ``(out, in)``.
 
         Computed factor by factor in O(L C^2): a group convolution sums the rows of its
-        branch and repeats them for each of the branch's outputs.
+        branch and repeats them for each of the branch's outputs. IGCError above
+        :data:`MAX_PATH_ENTRIES` entries (C = 8192 on a fixed width); the summary
+        :attr:`connectivity` has no such limit.
         """
+        entries = self.out_channels * self.in_channels
+        if entries > MAX_PATH_ENTRIES:
+            raise IGCError(
+                f"the path-count matrix of {self.out_channels} x {self.in_channels} channels "
+                f"has {entries:,} entries, over the limit of {MAX_PATH_ENTRIES:,} "
+                f"(C = {math.isqrt(MAX_PATH_ENTRIES):,} on a fixed width); use .connectivity "
+                f"for the paths' minimum, maximum and connected fraction")
         counts = np.eye(self.in_channels, dtype=np.int64)
         for index, factor in enumerate(self.factors):
             summed = counts.reshape(factor.groups, factor.branch_in, -1).sum(axis=1)
@@ -215,10 +241,12 @@ class KernelProduct:
 
     @cached_property
     def connectivity(self) -> Connectivity:
+        """The :class:`Connectivity` summary (condition, paths per pair)."""
         return Connectivity.of(self)
 
     @property
     def condition(self) -> str:
+        """The connectivity condition: strict, relaxed, dense or sparse."""
         return self.connectivity.condition
 
 
@@ -227,11 +255,14 @@ class Connectivity:
     """Summary of a path-count matrix.
 
     ``condition`` is ``"strict"`` (exactly one path between every output and input: the
-    complementary condition, eq. 6), ``"relaxed"`` (widths change and every pair is joined
-    by the same number ``p`` of paths: IGCV3's relaxed complementary condition, each
-    super-channel of ``p`` intermediate channels joining a pair exactly once), ``"dense"``
-    (every pair joined, some more than once: the loose condition) or ``"sparse"`` (some pairs
-    not joined; ``connected_fraction`` says how many are).
+    complementary condition, eq. 6), ``"relaxed"`` (every pair joined by the same number
+    ``p > 1`` of paths, and the last factor reduces a wider inner representation, as in
+    IGCV3's low-rank chains that expand (or keep), filter, then reduce: IGCV3's relaxed
+    complementary condition, each super-channel of ``p`` inner channels joining a pair
+    exactly once), ``"dense"`` (every pair joined, some or all more than once: the loose
+    condition; this includes a widening chain with ``p`` paths per pair, such as the
+    stage transitions of the ImageNet IGCV2 networks) or
+    ``"sparse"`` (some pairs not joined; ``connected_fraction`` says how many are).
     """
 
     condition: str
@@ -241,13 +272,15 @@ class Connectivity:
 
     @classmethod
     def of(cls, product: KernelProduct) -> Connectivity:
-        counts = product.path_counts
-        lo, hi = int(counts.min()), int(counts.max())
-        fraction = float(np.count_nonzero(counts)) / counts.size
-        widths_change = any(f.in_channels != f.out_channels for f in product.factors)
+        """The summary of ``product``, without its path-count matrix.
+
+        Computed by :func:`~igc.sparsity.paths.path_summary`."""
+        lo, hi, joined = path_summary(product)
+        fraction = float(joined) / (product.out_channels * product.in_channels)
+        reduces = product.factors[-1].in_channels > product.out_channels
         if lo == hi == 1:
             condition = STRICT
-        elif lo == hi and widths_change:
+        elif lo == hi and reduces:
             condition = RELAXED
         elif lo >= 1:
             condition = DENSE
@@ -262,8 +295,9 @@ class Connectivity:
 
 
 def nonzero_ratio(product: KernelProduct) -> float:
-    """Non-zero weights over the size of the composed dense kernel, ``Q / (S C_out C_in)``:
-    the non-sparsity plotted in the paper's Figure 3."""
+    """Non-sparsity, the quantity of the paper's Figure 3: ``Q / (S C_out C_in)``.
+
+    Non-zero weights over the size of the composed dense kernel."""
     area = max(f.kernel_area for f in product.factors)
     return product.params / (area * product.out_channels * product.in_channels)
 

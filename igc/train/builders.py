@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from igc.analysis.probe import device_memory
 from igc.data import BatchAugment, DatasetSplits, make_loader
 from igc.errors import IGCError
 from igc.files.run_dir import RunFolder
@@ -28,7 +29,6 @@ from igc.train.run import (
     RunConfig,
     build_model,
     load_splits,
-    memory_bytes,
     pick_device,
     probe,
 )
@@ -130,7 +130,7 @@ def build_network(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
     torch.manual_seed(recipe.seed)
     model = build_model(config.model, splits, recipe.model_args,
                         batch=recipe.batch_size // dist.world_size,
-                        memory=memory_bytes(device))
+                        memory=device_memory(device))
     params, macs = probe(model, splits, config.model)
     if dist.enabled and recipe.sync_bn:
         if device.type != "cuda":

@@ -77,6 +77,12 @@ from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, tomllib, write
 #: a test keeps the two equal).
 TRAINING_FORMS = ("auto", "grouped", "absorbed")
 SCHEDULES = ("multistep", "cosine", "exponential", "constant")
+#: The data set ``igc train`` uses when none is given, and the recipe used for a data set
+#: when none is given.
+DEFAULT_DATA = "fashion-mnist"
+DEFAULT_RECIPE = {"fashion-mnist": "fashion-mnist-cpu", "mnist": "fashion-mnist-cpu",
+                  "cifar10": "cifar", "cifar100": "cifar", "tiny-imagenet": "tiny-imagenet",
+                  "imagefolder": "imagenet"}
 LR_SCALINGS = ("none", "linear", "sqrt")
 
 

@@ -19,15 +19,8 @@ from igc.data import canonical_name
 from igc.errors import IGCError
 from igc.files.checkpoint import CHECKPOINT
 from igc.files.records import RUN_INFO, SUMMARY, read_run_info, read_summary
-from igc.train.recipe import load_recipe, override
+from igc.train.recipe import DEFAULT_DATA, DEFAULT_RECIPE, load_recipe, override
 from igc.train.run import RunConfig, RunResult
-
-#: The recipe used for a data set when none is given.
-DEFAULT_RECIPE = {"fashion-mnist": "fashion-mnist-cpu", "mnist": "fashion-mnist-cpu",
-                  "cifar10": "cifar", "cifar100": "cifar", "tiny-imagenet": "tiny-imagenet",
-                  "imagefolder": "imagenet"}
-DEFAULT_DATA = "fashion-mnist"
-MAX_SEEDS = 1000
 
 
 def previous_run(out: Path) -> dict[str, Any]:
@@ -104,7 +97,7 @@ def train_seeds(config: RunConfig, seeds: int,
     ``on_result(result)`` after it."""
     from igc.train.trainer import train
 
-    checks.check_int(seeds, "--seeds", 1, MAX_SEEDS)
+    checks.check_int(seeds, "--seeds", 1, checks.MAX_SEEDS)
     first = config.recipe.seed
     checks.check_int(first + seeds - 1, "the last seed", 0, checks.MAX_SEED)
     results = []

@@ -4,7 +4,6 @@ one-line errors) and the SIGINT/SIGTERM flag. Run-folder rules: :mod:`igc.files.
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import threading
@@ -16,9 +15,10 @@ import torch
 from torch import nn
 
 from igc import checks
+from igc.analysis.probe import measure
 from igc.data import DatasetSplits, load_dataset
 from igc.errors import IGCError
-from igc.formatting import count, duration, first_line, pct
+from igc.formatting import count, duration, pct
 from igc.runtime import available_cores
 from igc.train.recipe import Recipe, validate
 
@@ -194,7 +194,11 @@ def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int =
     except Exception:  # a builder that cannot run on the meta device: no estimate
         return build()
     params = sum(p.numel() for p in meta.parameters())
-    largest, total = _activations(meta, splits.in_channels, splits.image_size)
+    try:  # shapes that do not fit are reported by probe()
+        acts = measure(meta, splits.in_channels, splits.image_size)
+        largest, total = acts.largest_leaf, acts.leaves
+    except IGCError:
+        largest, total = 0, 0
     options = f"{name!r} with {splits.num_classes} classes and options {model_args}"
     if params > MAX_PARAMS:
         raise IGCError(f"model {options} has {params:,} parameters, over the limit of "
@@ -211,56 +215,15 @@ def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int =
     return build()
 
 
-def _activations(meta: nn.Module, chans: int, size: int) -> tuple[int, int]:
-    """Elements of the largest output of a leaf module, and of all of them, for one image:
-    measured on the meta device (shapes only); zeros when the pass cannot run there."""
-    sizes: list[int] = []
-
-    def hook(module: nn.Module, inputs: object, output: object) -> None:
-        if isinstance(output, torch.Tensor):
-            sizes.append(output.numel())
-
-    handles = [m.register_forward_hook(hook) for m in meta.modules()
-               if not any(True for _ in m.children())]
-    try:
-        with torch.no_grad():
-            meta.eval()(torch.empty(1, chans, size, size, device="meta"))
-    except Exception:  # shapes that do not fit are reported by probe()
-        return 0, 0
-    finally:
-        for handle in handles:
-            handle.remove()
-    return max(sizes, default=0), sum(sizes)
-
-
-def memory_bytes(device: torch.device) -> int | None:
-    """The memory of ``device`` (the machine's RAM for the CPU), or None if unknown."""
-    try:
-        if device.type == "cuda":
-            return int(torch.cuda.get_device_properties(device).total_memory)
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError, RuntimeError):
-        return None
-
-
 def probe(model: nn.Module, splits: DatasetSplits, name: str) -> tuple[int, int | None]:
     """Parameters and multiply-adds of ``model`` for the data set's images; IGCError when
-    the model cannot take them."""
+    the model cannot take them (:func:`igc.analysis.probe.measure`)."""
     size, chans = splits.image_size, splits.in_channels
     params = sum(p.numel() for p in model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, chans, size, size))
-    except (RuntimeError, ValueError) as exc:
-        reason = first_line(exc, 160)
-        raise IGCError(f"model {name!r} cannot take {size}x{size} images with {chans} "
-                       f"channel(s) ({reason}); pick a model for this input size") from None
-    finally:
-        model.train(was_training)
-    if out.ndim != 2 or out.shape[1] != splits.num_classes:
-        raise IGCError(f"model {name!r} gives outputs of shape {tuple(out.shape)} for "
+    shape = measure(model, chans, size, 1, f"model {name!r}", "pick a model for this input "
+                    "size", f"{size}x{size} images with {chans} channel(s)").output_shape
+    if len(shape) != 2 or shape[1] != splits.num_classes:
+        raise IGCError(f"model {name!r} gives outputs of shape {shape} for "
                        f"{size}x{size} images, not (1, {splits.num_classes})")
     from igc.analysis.count import count_macs
 

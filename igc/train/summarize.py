@@ -27,7 +27,7 @@ from igc.files.records import (
 from igc.formatting import count, mean_std
 
 #: The most run folders one call reads (a typo like ``/`` must not walk the whole disk).
-MAX_RUNS = 10_000
+MAX_SUMMARY_RUNS = 10_000
 
 
 def is_run_dir(path: Path) -> bool:
@@ -67,8 +67,8 @@ def find_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         for pattern in (SUMMARY, METRICS):
             for m in p.rglob(pattern):
                 found.add(m.parent)
-                if len(found) > MAX_RUNS:
-                    raise IGCError(f"{p} holds over {MAX_RUNS:,} runs; give the folders of "
+                if len(found) > MAX_SUMMARY_RUNS:
+                    raise IGCError(f"{p} holds over {MAX_SUMMARY_RUNS:,} runs; give the folders of "
                                    "the runs to summarize")
         if not found:
             raise IGCError(f"{p} holds no runs (no {SUMMARY} or {METRICS} below it)")

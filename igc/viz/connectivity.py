@@ -7,18 +7,26 @@ line, and one input-to-output path is highlighted.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from igc.checks import check_writable_file
 from igc.errors import IGCError
+from igc.names import PICTURE_SUFFIXES
 from igc.sparsity import KernelProduct
-from igc.viz import pyplot
+from igc.viz import pyplot, save_figure
 
 MAX_DRAW_CHANNELS = 64
 
 
-def draw_connectivity(product: KernelProduct, path: str, highlight: int | None = None) -> None:
-    """Write a PNG of ``product``'s factors; ``highlight`` is the input channel whose first
-    path to output 0's side is drawn in bold."""
+def draw_connectivity(product: KernelProduct, path: str | Path,
+                      highlight: int | None = None) -> None:
+    """Draw ``product``'s factors to ``path`` (PNG, SVG or PDF by its suffix).
+
+    Written atomically; ``highlight`` is the input channel whose first path to output 0's
+    side is drawn in bold."""
+    path = check_writable_file(path, "--draw", PICTURE_SUFFIXES)
     widths = [product.in_channels] + [f.out_channels for f in product.factors]
     node = product.in_channels // 3 if highlight is None else highlight
     if max(widths) > MAX_DRAW_CHANNELS:
@@ -58,5 +66,4 @@ def draw_connectivity(product: KernelProduct, path: str, highlight: int | None =
     ax.set_xlim(-0.03, 1.45)
     ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, "drawing", dpi=130)

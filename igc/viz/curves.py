@@ -1,5 +1,6 @@
-"""Training curves: loss, accuracy and learning rate against epochs, for one or several
-runs (their ``metrics.jsonl``), drawn to a PNG."""
+"""Training curves of one or several runs, drawn to a PNG.
+
+Loss, accuracy and learning rate against epochs, read from each run's ``metrics.jsonl``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from pathlib import Path
 
 from igc import checks
 from igc.errors import IGCError
-from igc.files.atomic import atomic_writer
 from igc.files.records import METRICS, RUN_INFO, read_metrics, read_run_info
-from igc.viz import pyplot
+from igc.viz import pyplot, save_figure
 
 #: The most runs drawn into one figure.
-MAX_RUNS = 50
+MAX_PLOT_RUNS = 50
 
 
 def _labels(dirs: list[Path]) -> list[str]:
@@ -38,10 +38,12 @@ def _label_smoothing(run: Path) -> float | None:
 
 
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
-    """Draw the curves of ``runs`` (run directories, or their ``metrics.jsonl``) into the
-    PNG ``out``, written atomically; returns it. Every file read is validated."""
-    if not runs or len(runs) > MAX_RUNS:
-        raise IGCError(f"give 1 to {MAX_RUNS} run folders to plot, got {len(runs)}")
+    """Draw the curves of ``runs`` into the PNG ``out``; returns it.
+
+    ``runs`` are run directories or their ``metrics.jsonl``; every file read is validated;
+    the PNG is written atomically."""
+    if not runs or len(runs) > MAX_PLOT_RUNS:
+        raise IGCError(f"give 1 to {MAX_PLOT_RUNS} run folders to plot, got {len(runs)}")
     out = checks.check_writable_file(out, "--out", (".png",))
     if title is not None:
         title = checks.check_name(title, "--title", 200)
@@ -107,12 +109,4 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     fig.suptitle(title or (_run_title(dirs[0]) if len(dirs) == 1 else None)
                  or f"{len(dirs)} runs")
     fig.tight_layout()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(out, "figure") as handle:
-            fig.savefig(handle, dpi=110, format="png")
-    except OSError as exc:
-        raise IGCError(f"cannot write {out} ({exc.strerror or exc})") from None
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out)

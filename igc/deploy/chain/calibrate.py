@@ -29,8 +29,8 @@ from igc.deploy.chain.cost import BUILTIN, CostModel, calibration_path, to_json
 from igc.deploy.chain.modules import DenseSegment, StructuredSegment
 from igc.deploy.chain.ops import ConvOp
 from igc.deploy.chain.segments import Segment
-from igc.deploy.files import atomic_write
 from igc.deploy.timing import device_sync, time_interleaved
+from igc.files.atomic import atomic_write
 
 BRANCHES = (4, 8, 16, 32, 64, 128)
 _CHANNELS, _SIDE = 256, 16
@@ -122,7 +122,8 @@ def write_calibration(model: CostModel, device: str = "cpu", info: dict | None =
     """Write ``model`` as the calibration file of ``device`` (atomically); returns the
     path (default :func:`~igc.deploy.chain.cost.calibration_path`)."""
     target = Path(path) if path is not None else calibration_path(device)
-    return atomic_write(target, to_json(model, device, info), "cost-model calibration")
+    return atomic_write(target, to_json(model, device, info), "cost-model calibration",
+                        parents=True)
 
 
 __all__ = ["BRANCHES", "calibrate", "fit_branch_rate", "l2_bytes", "write_calibration"]

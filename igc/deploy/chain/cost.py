@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,8 @@ import torch
 
 from igc.deploy.chain.segments import Segment, structured_copies
 from igc.errors import IGCError
+from igc.files.cache import cache_dir
+from igc.formatting import first_line
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,7 @@ BUILTIN = CostModel()
 def calibration_path(device: str = "cpu") -> Path:
     """Where ``igc bench --calibrate`` writes the cost model of a device type:
     ``$XDG_CACHE_HOME/igc/cost-model-<device>.json`` (``~/.cache`` by default)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "igc" / f"cost-model-{device}.json"
+    return cache_dir() / f"cost-model-{device}.json"
 
 
 def to_json(model: CostModel, device: str, info: dict | None = None) -> str:
@@ -203,7 +203,7 @@ def cost_model(device: torch.device | str | None = None) -> CostModel:
                 raise IGCError(problem)
             _loaded[key] = from_json(blob.decode(), kind, f"calibrated ({path})")
         except (UnicodeDecodeError, IGCError) as exc:
-            reason = (str(exc) or type(exc).__name__).splitlines()[0]
+            reason = first_line(exc, 300)
             log.warning("igc: ignoring the cost-model calibration %s: %s; using the built-in "
                         "constants (rerun `igc bench --calibrate`)", path, reason)
             _loaded[key] = BUILTIN

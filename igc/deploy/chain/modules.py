@@ -10,8 +10,7 @@ from torch import nn
 
 from igc.deploy.chain.ops import Activation, ConvOp, activate, inverse, shuffle_groups
 from igc.deploy.chain.segments import Segment
-
-FORMS = ("dense", "structured", "grouped")
+from igc.names import FORMS
 
 
 def tracing() -> bool:

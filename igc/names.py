@@ -1,0 +1,38 @@
+"""Every list of names a user may type, in one torch-free module.
+
+The command line offers these as choices (``igc export --format``, ``igc bench --forms``,
+``--device``, ``--data``) without importing torch; the library modules that act on them
+(:mod:`igc.data`, :mod:`igc.deploy.chain.modules`, :mod:`igc.deploy.optimize`,
+:mod:`igc.deploy.pipeline`, :mod:`igc.deploy.bench`, :mod:`igc.deploy.export`) import them
+from here, so a list is written once.
+"""
+
+from __future__ import annotations
+
+#: Data sets :func:`igc.data.load_dataset` loads.
+DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "tiny-imagenet", "imagefolder"]
+#: Devices: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` (the N-th GPU).
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+#: Picture files igc draws (``igc design --draw``), by suffix.
+PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+#: Executable forms of a 1x1 chain segment (:mod:`igc.deploy.chain.modules`).
+FORMS = ("dense", "structured", "grouped")
+#: ``optimize`` modes: the cost rule, one form everywhere, per-segment timing, BN folding
+#: only (grouped convolutions and shuffle copies kept: the trained form, folded).
+MODES = ("auto", *FORMS, "measure", "fold")
+#: File formats ``export_model`` writes: ONNX, or a ``torch.export`` program.
+EXPORT_FORMATS = ("onnx", "pt2")
+#: Forms ``export_model`` accepts: the ``optimize`` modes, or ``"none"`` (the eval model).
+EXPORT_FORMS = (*MODES, "none")
+#: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
+#: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
+#: to ONNX (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
+BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
+#: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
+ONNX_OPSETS = (7, 20)
+DEFAULT_OPSET = 17
+
+__all__ = ["BENCH_FORMS", "DATASETS", "DEFAULT_OPSET", "DEVICES", "EXPORT_FORMATS",
+           "EXPORT_FORMS", "FORMS", "MODES", "ONNX_OPSETS", "PICTURE_SUFFIXES"]
