@@ -74,7 +74,7 @@ class Config:
         from igc.data import canonical_name
 
         recipe = self.recipe().to_dict()
-        for key in ("seed", "name", "threads"):
+        for key in ("seed", "name", "threads", "adaptive_threads"):  # speed only
             recipe.pop(key, None)
         return {"format": LAYOUT, "data": canonical_name(self.data),
                 "budget": self.budget.name, "train_size": self.budget.train_size,
