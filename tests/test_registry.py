@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import ast
 import json
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import pytest
@@ -55,7 +60,15 @@ def test_list_models_matches_shell_patterns_only():
     assert list_models("*_tiny", exclude_filters=["igcv1*", "igcv2*"]) == [
         f"xception_c{x}_d{d}_tiny" for x, d in ((35, 20), (35, 26), (35, 8), (58, 20),
                                                   (71, 20), (83, 20))]
-    assert list_models(pretrained=True) == []  # the manifest is empty for now
+    # with pretrained: the manifest's networks (read here as plain TOML), tags folded in
+    manifest = tomllib.loads((Path(igc.__file__).parent / "weights" / "weights.toml")
+                             .read_text(encoding="utf-8"))["models"]
+    released = sorted({key.split(".")[0] for key in manifest})
+    assert "igcv2_c48_d11_fmnist" in released
+    assert list_models(pretrained=True) == released
+    assert list_models("*_fmnist", pretrained=True) == [n for n in released
+                                                        if n.endswith("_fmnist")]
+    assert list_models("mobilenet*", pretrained=True) == []
 
 
 def test_temporary_model_registers_and_unregisters():

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint, or a zoo network with given weights: top-1, top-5, per class.
+"""Evaluate a checkpoint or released weights: top-1, top-5, per class.
 
 Rebuilds the network a checkpoint (or the run folder holding it) was trained as and
 evaluates it on the test split of the data set it was trained on, or of --data. With

@@ -29,6 +29,7 @@ DeepRootsBlock      group 3x3 -> BN -> ReLU -> dense 1x1 -> BN -> ReLU
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -39,6 +40,21 @@ from igc.layers.chain import ActLayer, FactorChain, NormLayer
 from igc.sparsity import Factor, KernelProduct
 
 SPATIAL = 9  # a 3x3 kernel's area
+
+
+def _accepts_old_channel_names(init):
+    """Let ``__init__`` also take the keywords ``in_ch`` / ``out_ch`` of earlier versions
+    (now ``in_channels`` / ``out_channels``, as ``nn.Conv2d`` spells them)."""
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        for old, new in (("in_ch", "in_channels"), ("out_ch", "out_channels")):
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"give {new} or {old}, not both")
+                kwargs[new] = kwargs.pop(old)
+        return init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class IGCBlock(nn.Module):
@@ -75,14 +91,14 @@ class IGCBlock(nn.Module):
         return y + x if self.skip else y
 
 
-def _skip(skip: bool | None, in_ch: int, out_ch: int, stride: int) -> bool:
-    return (stride == 1 and in_ch == out_ch) if skip is None else skip
+def _skip(skip: bool | None, in_channels: int, out_channels: int, stride: int) -> bool:
+    return (stride == 1 and in_channels == out_channels) if skip is None else skip
 
 
-def pointwise_factors(in_ch: int, out_ch: int, groups: Sequence[int]) -> list[Factor]:
+def pointwise_factors(in_channels: int, out_channels: int, groups: Sequence[int]) -> list[Factor]:
     """1x1 group convolutions with ``groups[l]`` branches; the width changes in the last."""
     return [
-        Factor(in_ch, out_ch if i == len(groups) - 1 else in_ch, g, 1)
+        Factor(in_channels, out_channels if i == len(groups) - 1 else in_channels, g, 1)
         for i, g in enumerate(groups)
     ]
 
@@ -102,10 +118,13 @@ class XceptionBlock(IGCBlock):
     ``final_act=False`` leaves out the last ReLU (the second block of a residual unit,
     whose ReLU follows the addition)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, nonlinear: bool = False, *,
+    @_accepts_old_channel_names
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 nonlinear: bool = False, *,
                  final_act: bool = True, norm_layer: NormLayer | None = None,
                  act_layer: ActLayer | None = None) -> None:
-        product = KernelProduct((Factor(in_ch, in_ch, in_ch, SPATIAL), Factor(in_ch, out_ch, 1)))
+        product = KernelProduct((Factor(in_channels, in_channels, in_channels, SPATIAL),
+                                 Factor(in_channels, out_channels, 1)))
         super().__init__(product, stride, acts=["relu" if nonlinear else None, _final(final_act)],
                          norm_layer=norm_layer, act_layer=act_layer)
 
@@ -127,14 +146,17 @@ class IGCV1Block(IGCBlock):
     this was fixed); ``final_act=False`` leaves out the ReLU (see :class:`XceptionBlock`).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, primary_branch: int = 2,
+    @_accepts_old_channel_names
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 primary_branch: int = 2,
                  secondary_groups: int = 2, *, shuffle_last: bool = True,
                  final_act: bool = True, norm_layer: NormLayer | None = None,
                  act_layer: ActLayer | None = None) -> None:
-        if out_ch % primary_branch:
-            raise IGCError(f"primary branch size {primary_branch} does not divide width {out_ch}")
-        primary = Factor(in_ch, out_ch, out_ch // primary_branch, SPATIAL)
-        product = KernelProduct((primary, Factor(out_ch, out_ch, secondary_groups)),
+        if out_channels % primary_branch:
+            raise IGCError(f"primary branch size {primary_branch} does not divide width "
+                           f"{out_channels}")
+        primary = Factor(in_channels, out_channels, out_channels // primary_branch, SPATIAL)
+        product = KernelProduct((primary, Factor(out_channels, out_channels, secondary_groups)),
                                 shuffle_last=shuffle_last)
         super().__init__(product, stride, norms=[False, True], acts=[None, _final(final_act)],
                          norm_layer=norm_layer, act_layer=act_layer)
@@ -159,7 +181,8 @@ class IGCV2Block(IGCBlock):
     ``final_act=False`` leaves out the last ReLU (see :class:`XceptionBlock`).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1,
+    @_accepts_old_channel_names
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  branch_sizes: Sequence[int] | None = None, groups: Sequence[int] | None = None,
                  nonlinear: bool = False, spatial: bool = True,
                  spatial_branch: int = 1, *, shuffle_last: bool = True, final_act: bool = True,
@@ -167,13 +190,14 @@ class IGCV2Block(IGCBlock):
         if (branch_sizes is None) == (groups is None):
             raise IGCError("give the 1x1 factors as branch_sizes or as groups, not both")
         if groups is None:
-            groups = groups_from_branch_sizes(in_ch, branch_sizes)
-        factors = pointwise_factors(in_ch, out_ch, groups)
+            groups = groups_from_branch_sizes(in_channels, branch_sizes)
+        factors = pointwise_factors(in_channels, out_channels, groups)
         if spatial:
-            if spatial_branch < 1 or in_ch % spatial_branch:
+            if spatial_branch < 1 or in_channels % spatial_branch:
                 raise IGCError(f"3x3 branch size {spatial_branch} does not divide the width "
-                               f"{in_ch}; use a divisor of {in_ch}")
-            factors.insert(0, Factor(in_ch, in_ch, in_ch // spatial_branch, SPATIAL))
+                               f"{in_channels}; use a divisor of {in_channels}")
+            factors.insert(0, Factor(in_channels, in_channels, in_channels // spatial_branch,
+                                     SPATIAL))
         acts: list[str | None] = [None] * len(factors)
         acts[-1] = _final(final_act)
         if nonlinear and spatial:
@@ -188,15 +212,16 @@ class IGCV3Block(IGCBlock):
     3x3 (carries the stride) with ReLU6, group 1x1 reducing (``g2`` branches); identity skip
     when stride 1 and widths agree (IGCV3 official code: no activation on the 1x1s)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
+    @_accepts_old_channel_names
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: float = 6,
                  g1: int = 2, g2: int = 2, hidden: int | None = None,
                  skip: bool | None = None, *, norm_layer: NormLayer | None = None,
                  act_layer: ActLayer | None = None) -> None:
-        hidden = hidden or round(in_ch * expansion)
-        factors = (Factor(in_ch, hidden, g1), Factor(hidden, hidden, hidden, SPATIAL),
-                   Factor(hidden, out_ch, g2))
+        hidden = hidden or round(in_channels * expansion)
+        factors = (Factor(in_channels, hidden, g1), Factor(hidden, hidden, hidden, SPATIAL),
+                   Factor(hidden, out_channels, g2))
         super().__init__(KernelProduct(factors), stride, acts=[None, "relu6", None],
-                         skip=_skip(skip, in_ch, out_ch, stride), norm_layer=norm_layer,
+                         skip=_skip(skip, in_channels, out_channels, stride), norm_layer=norm_layer,
                          act_layer=act_layer)
 
 
@@ -205,32 +230,34 @@ class MobileNetV2Block(IGCBlock):
     ``expand=True`` keeps it, as pytorchcv's ``mobilenetv2_w1``), channel-wise 3x3, dense
     1x1 projection, linear bottleneck, skip when shapes allow."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, expansion: float = 6,
+    @_accepts_old_channel_names
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: float = 6,
                  hidden: int | None = None, skip: bool | None = None, *,
                  expand: bool | None = None, norm_layer: NormLayer | None = None,
                  act_layer: ActLayer | None = None) -> None:
-        hidden = hidden or round(in_ch * expansion)
-        factors = [Factor(hidden, hidden, hidden, SPATIAL), Factor(hidden, out_ch, 1)]
+        hidden = hidden or round(in_channels * expansion)
+        factors = [Factor(hidden, hidden, hidden, SPATIAL), Factor(hidden, out_channels, 1)]
         acts: list[str | None] = ["relu6", None]
         if expand is None:
-            expand = hidden != in_ch or expansion != 1
-        if not expand and hidden != in_ch:
-            raise IGCError(f"a block without its expansion needs hidden == in_ch ({in_ch}), "
-                           f"got {hidden}")
+            expand = hidden != in_channels or expansion != 1
+        if not expand and hidden != in_channels:
+            raise IGCError(f"a block without its expansion needs hidden == in_channels "
+                           f"({in_channels}), got {hidden}")
         if expand:
-            factors.insert(0, Factor(in_ch, hidden, 1))
+            factors.insert(0, Factor(in_channels, hidden, 1))
             acts.insert(0, "relu6")
         super().__init__(KernelProduct(tuple(factors)), stride, acts=acts,
-                         skip=_skip(skip, in_ch, out_ch, stride), norm_layer=norm_layer,
+                         skip=_skip(skip, in_channels, out_channels, stride), norm_layer=norm_layer,
                          act_layer=act_layer)
 
 
 class DeepRootsBlock(IGCBlock):
     """Deep roots (Ioannou et al.): a group 3x3 with ``groups`` branches, then a dense 1x1."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 4, *,
+    @_accepts_old_channel_names
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 4, *,
                  norm_layer: NormLayer | None = None, act_layer: ActLayer | None = None) -> None:
-        product = KernelProduct((Factor(in_ch, out_ch, groups, SPATIAL),
-                                 Factor(out_ch, out_ch, 1)))
+        product = KernelProduct((Factor(in_channels, out_channels, groups, SPATIAL),
+                                 Factor(out_channels, out_channels, 1)))
         super().__init__(product, stride, acts=["relu", "relu"], norm_layer=norm_layer,
                          act_layer=act_layer)

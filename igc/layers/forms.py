@@ -75,18 +75,18 @@ class Step:
     shuffle: bool = False
 
 
-def _scatter_index(out_ch: int, in_ch: int, groups: int, in_perm: np.ndarray | None,
+def _scatter_index(out_channels: int, in_channels: int, groups: int, in_perm: np.ndarray | None,
                    out_perm: np.ndarray | None) -> torch.Tensor:
-    per_in = in_ch // groups
-    rows = np.repeat(np.arange(out_ch), per_in)
-    cols = (rows // (out_ch // groups)) * per_in + np.tile(np.arange(per_in), out_ch)
+    per_in = in_channels // groups
+    rows = np.repeat(np.arange(out_channels), per_in)
+    cols = (rows // (out_channels // groups)) * per_in + np.tile(np.arange(per_in), out_channels)
     if in_perm is not None:  # (W P)[o, p[j]] = W[o, j]
         cols = in_perm[cols]
     if out_perm is not None:  # (P W)[j] = W[p[j]]: row o goes to position p^-1[o]
         inverse = np.empty_like(out_perm)
         inverse[out_perm] = np.arange(len(out_perm))
         rows = inverse[rows]
-    return torch.from_numpy(rows * in_ch + cols)
+    return torch.from_numpy(rows * in_channels + cols)
 
 
 def _permutable_norm(module: nn.Sequential) -> bool:
@@ -134,13 +134,13 @@ def plan(product: KernelProduct, factors: nn.ModuleList, form: str,
     return steps
 
 
-def dense_weight(weight: torch.Tensor, scatter: torch.Tensor, in_ch: int) -> torch.Tensor:
+def dense_weight(weight: torch.Tensor, scatter: torch.Tensor, in_channels: int) -> torch.Tensor:
     """``(out, in, 1, 1)``: the grouped 1x1 weight ``(out, in/g, 1, 1)`` placed at
     ``scatter`` in a zero dense weight (differentiable in ``weight``)."""
-    out_ch = weight.shape[0]
-    flat = weight.new_zeros(out_ch * in_ch)
+    out_channels = weight.shape[0]
+    flat = weight.new_zeros(out_channels * in_channels)
     flat = flat.scatter(0, scatter, weight.reshape(-1))
-    return flat.view(out_ch, in_ch, 1, 1)
+    return flat.view(out_channels, in_channels, 1, 1)
 
 
 def batch_norm_in_order(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor,

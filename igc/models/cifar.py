@@ -60,42 +60,43 @@ __all__ = [
 Sizes = tuple[int, ...]
 
 
-def _xception(in_ch: int, out_ch: int, stride: int, sizes: Sizes | None,
+def _xception(in_channels: int, out_channels: int, stride: int, sizes: Sizes | None,
               shuffle_last: bool = True, **kwargs: object) -> IGCBlock:
     """``shuffle_last`` is ignored: after the dense 1x1, ``P_L`` is the identity."""
     if sizes:
         raise IGCError("an Xception block has no branch sizes (its 1x1 is dense)")
-    return XceptionBlock(in_ch, out_ch, stride, **kwargs)
+    return XceptionBlock(in_channels, out_channels, stride, **kwargs)
 
 
-def _igcv1(in_ch: int, out_ch: int, stride: int, sizes: Sizes | None,
+def _igcv1(in_channels: int, out_channels: int, stride: int, sizes: Sizes | None,
            **kwargs: object) -> IGCBlock:
     """``sizes = (M, L)``: ``M`` channels per branch of the primary group 3x3 (output side)
     and ``L`` channels per branch of the secondary group 1x1 (so ``out / L`` branches)."""
-    primary, secondary = sizes or (2, out_ch // 2)
-    if out_ch % secondary or out_ch % primary:
-        raise IGCError(f"IGCV1 branch sizes {sizes} do not divide the width {out_ch}")
-    return IGCV1Block(in_ch, out_ch, stride, primary_branch=primary,
-                      secondary_groups=out_ch // secondary, **kwargs)
+    primary, secondary = sizes or (2, out_channels // 2)
+    if out_channels % secondary or out_channels % primary:
+        raise IGCError(f"IGCV1 branch sizes {sizes} do not divide the width {out_channels}")
+    return IGCV1Block(in_channels, out_channels, stride, primary_branch=primary,
+                      secondary_groups=out_channels // secondary, **kwargs)
 
 
-def _igcv2(in_ch: int, out_ch: int, stride: int, sizes: Sizes | None,
+def _igcv2(in_channels: int, out_channels: int, stride: int, sizes: Sizes | None,
            **kwargs: object) -> IGCBlock:
     if not sizes:
         raise IGCError("an IGCV2 block needs the branch sizes of its group 1x1 convolutions")
-    return IGCV2Block(in_ch, out_ch, stride, branch_sizes=sizes, **kwargs)
+    return IGCV2Block(in_channels, out_channels, stride, branch_sizes=sizes, **kwargs)
 
 
 @dataclass(frozen=True)
 class BlockFamily:
     """How a block name of Table 1 is built.
 
-    ``factory(in_ch, out_ch, stride, sizes, **kwargs)`` builds one block. ``design`` says
-    which width a block that changes width is designed for: ``"input"`` (IGCV2, IGCV2*: the
-    factors are those of the narrower input, the last 1x1 widens, as the paper's ImageNet
-    network does) or ``"output"`` (IGCV1: the primary group 3x3 widens and keeps the
-    official code's fixed number of primary partitions). ``default_sizes(x, stage, width)``
-    gives the branch sizes of a stage when the user gives none.
+    ``factory(in_channels, out_channels, stride, sizes, **kwargs)`` builds one block.
+    ``design`` says which width a block that changes width is designed for: ``"input"``
+    (IGCV2, IGCV2*: the factors are those of the narrower input, the last 1x1 widens, as
+    the paper's ImageNet network does) or ``"output"`` (IGCV1: the primary group 3x3 widens
+    and keeps the official code's fixed number of primary partitions).
+    ``default_sizes(x, stage, width)`` gives the branch sizes of a stage when the user gives
+    none.
     """
 
     factory: Callable[..., IGCBlock]
@@ -228,15 +229,15 @@ class CifarConfig:
         ]
 
 
-def block_branch_sizes(stages: Sequence[StageSpec], stage: int, in_ch: int) -> Sizes | None:
-    """The branch sizes of a block of ``stage`` whose input width is ``in_ch``: THE one
+def block_branch_sizes(stages: Sequence[StageSpec], stage: int, in_channels: int) -> Sizes | None:
+    """The branch sizes of a block of ``stage`` whose input width is ``in_channels``: THE one
     place where width changes are decided. A family designed on the input width takes the
-    sizes of the stage whose width is ``in_ch`` (the previous stage for a transition block);
+    sizes of the stage whose width is ``in_channels`` (the previous stage for a transition block);
     one designed on the output width takes its own stage's."""
     spec = stages[stage]
-    if BLOCKS[spec.block].design == "input" and in_ch != spec.width:
+    if BLOCKS[spec.block].design == "input" and in_channels != spec.width:
         for other in stages[:stage][::-1]:
-            if other.width == in_ch:
+            if other.width == in_channels:
                 return other.branch_sizes
     return spec.branch_sizes
 

@@ -46,16 +46,16 @@ CLASSIFIER_STD = 0.01
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
-def conv_norm_act(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1,
+def conv_norm_act(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
                   act: str | None = "relu", norm_layer: NormLayer | None = None,
                   act_layer: ActLayer | None = None, groups: int = 1) -> nn.Sequential:
     """``(N, in, H, W) -> (N, out, H/stride, W/stride)``: convolution (no bias) -> norm ->
     activation (``act`` names it; ``act_layer`` replaces it, see
     :func:`igc.layers.make_activation`). Keys ``0`` (conv), ``1`` (norm)."""
     layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, groups=groups,
-                  bias=False),
-        (norm_layer or nn.BatchNorm2d)(out_ch)]
+        nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
+                  groups=groups, bias=False),
+        (norm_layer or nn.BatchNorm2d)(out_channels)]
     activation = make_activation(act, act_layer)
     if activation is not None:
         layers.append(activation)
@@ -68,13 +68,13 @@ class GroupClassifier(nn.Module):
     bias at the end, no 3x3. Falls back to dense factors when the branch counts do not
     divide both widths (e.g. 10 classes)."""
 
-    def __init__(self, in_ch: int, num_classes: int, groups: tuple[int, ...],
+    def __init__(self, in_channels: int, num_classes: int, groups: tuple[int, ...],
                  norm_layer: NormLayer | None = None) -> None:
         super().__init__()
-        if any(in_ch % g or num_classes % g for g in groups):
+        if any(in_channels % g or num_classes % g for g in groups):
             groups = tuple(1 for _ in groups)
-        factors = [Factor(in_ch, in_ch, g) for g in groups[:-1]]
-        factors.append(Factor(in_ch, num_classes, groups[-1]))
+        factors = [Factor(in_channels, in_channels, g) for g in groups[:-1]]
+        factors.append(Factor(in_channels, num_classes, groups[-1]))
         n = len(factors)
         self.block = IGCBlock(KernelProduct(tuple(factors)), norms=[True] * (n - 1) + [False],
                               acts=[None] * n, norm_layer=norm_layer)

@@ -11,10 +11,7 @@ import functools
 from importlib import resources
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from igc.files.tomlfile import tomllib
 
 __all__ = ["PAPER_DATASETS", "TABLES", "paper_reference", "paper_rows"]
 

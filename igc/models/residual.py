@@ -47,24 +47,25 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_channels}, {self.out_channels}"
 
 
-def make_shortcut(block: IGCBlock, out_ch: int | None = None,
+def make_shortcut(block: IGCBlock, out_channels: int | None = None,
                   norm_layer: NormLayer | None = None) -> nn.Module:
-    """The shortcut of a residual unit that starts with ``block`` and ends at ``out_ch``
+    """The shortcut of a residual unit that starts with ``block`` and ends at ``out_channels``
     channels (see the module docstring): identity, zero padding (stride 1, wider), or a
     1x1 convolution with the grouping of the block's widening factor (the first factor
     that changes the width; dense when none does) and a norm."""
-    in_ch, stride = block.in_channels, block.stride
-    out_ch = block.out_channels if out_ch is None else out_ch
-    if in_ch == out_ch and stride == 1:
+    in_channels, stride = block.in_channels, block.stride
+    out_channels = block.out_channels if out_channels is None else out_channels
+    if in_channels == out_channels and stride == 1:
         return nn.Identity()
-    if stride == 1 and out_ch > in_ch:
-        return ZeroPadShortcut(in_ch, out_ch)
+    if stride == 1 and out_channels > in_channels:
+        return ZeroPadShortcut(in_channels, out_channels)
     widening = [f for f in block.product.factors if f.in_channels != f.out_channels]
     groups = widening[0].groups if widening else 1
-    if in_ch % groups or out_ch % groups:
-        groups = math.gcd(groups, math.gcd(in_ch, out_ch))
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, groups=groups, bias=False),
-                         (norm_layer or nn.BatchNorm2d)(out_ch))
+    if in_channels % groups or out_channels % groups:
+        groups = math.gcd(groups, math.gcd(in_channels, out_channels))
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, groups=groups,
+                                   bias=False),
+                         (norm_layer or nn.BatchNorm2d)(out_channels))
 
 
 class ResidualUnit(nn.Module):

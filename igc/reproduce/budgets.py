@@ -33,11 +33,7 @@ from importlib import resources
 from typing import Any
 
 from igc.errors import IGCError, unknown_name
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from igc.files.tomlfile import tomllib
 
 BUDGETS_FILE = "budgets.toml"
 

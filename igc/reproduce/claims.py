@@ -17,11 +17,7 @@ from typing import Any, Protocol
 
 import igc.reproduce.stats as stats
 from igc.errors import IGCError, unknown_name
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from igc.files.tomlfile import tomllib
 
 CLAIMS_FILE = "claims.toml"
 #: Words that stand for the inner points / the two end points of a sweep (in arm order).
