@@ -1,15 +1,15 @@
 """Every plot of ``igc reproduce``, one drawer per kind.
 
-Each function takes a target's computed result and returns ``draw(plt, path)``, which
-writes one PNG with matplotlib (``plt`` from :func:`igc.viz.pyplot`); a
-:class:`~igc.reproduce.report.Plot` carries it until the section is written.
+Each function takes a target's computed result and returns ``draw(plt)``, which draws one
+figure with matplotlib (``plt`` from :func:`igc.viz.pyplot`) and returns it; a
+:class:`~igc.reproduce.report.Plot` carries it until the section is written, and
+:func:`igc.reproduce.report.draw_plots` lays it out and saves it as a PNG.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from igc.reproduce.sweeps import TABLE2_WIDTHS, S
@@ -22,7 +22,7 @@ FIGURE2_COLOURS = {"red": RED, "blue": BLUE, "green": GREEN}
 FAMILY_COLOURS = {"xception": "#7f7f7f", "igcv1": "#ff7f0e", "igcv2": BLUE,
                   "igcv2i": "#9467bd", "igcv2ii": BLUE, "igcv2star": "#17becf"}
 
-Drawer = Callable[[Any, Path], None]
+Drawer = Callable[[Any], Any]  # draw(plt) -> a matplotlib Figure
 
 
 # ---------------------------------------------------------------------------- analytic
@@ -30,7 +30,7 @@ Drawer = Callable[[Any, Path], None]
 def width_vs_layers(result) -> Drawer:
     """Width per L at each budget: exact designs (solid), balanced real width (dashed),
     Table 2's widths (crosses). ``result``: an ``analytic.WidthVsLayers``."""
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for i, budget in enumerate(result.budgets):
             pts = [p for p in result.rows if p.budget == budget]
@@ -48,8 +48,7 @@ def width_vs_layers(result) -> Drawer:
                      "(solid: exact designs; dashed: balanced real-valued)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
@@ -57,7 +56,7 @@ def width_vs_layers(result) -> Drawer:
 def params_vs_layers(result) -> Drawer:
     """Parameters per L at fixed widths against the eq. 10 bound and eq. 14's L.
     ``result``: an ``analytic.ParamsVsLayers``."""
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for i, c in enumerate(result.widths):
             colour = plt.get_cmap("tab10")(i)
@@ -73,8 +72,7 @@ def params_vs_layers(result) -> Drawer:
                      "eq. 10 bound;\ndotted: eq. 14's L = ln(SC))", fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
@@ -84,7 +82,7 @@ def figure2_design(result) -> Drawer:
     ``result``: an ``analytic.Figure2Design``."""
     pts = result.points
 
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         panels = sorted({p.panel for p in pts})
         fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
         for ax, panel in zip(axes, panels):
@@ -96,8 +94,7 @@ def figure2_design(result) -> Drawer:
             ax.set_ylabel("width C")
         fig.suptitle(f"Figure 2 sweep at Q = {result.budget:,} per block (red: nearest "
                      "complementary; blue: dense, redundant; green: sparse)", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
@@ -107,7 +104,7 @@ def figure3_sparsity(result) -> Drawer:
     ``result``: an ``analytic.Figure3Sparsity``."""
     pts = result.points
 
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         ls = [p.layers for p in pts]
         ax.plot(ls, [p.width for p in pts], "o-", color=BLUE, label="width C")
@@ -121,8 +118,7 @@ def figure3_sparsity(result) -> Drawer:
         ax.set_title(f"Figure 3 (analytic part): width and non-sparsity vs L at "
                      f"Q = {result.budget:,} per block", fontsize=9)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
@@ -134,7 +130,7 @@ def difference_bars(rows: list[tuple[str, float | None, float | None]], title: s
     bars (parameters and multiply-adds); ``band`` gives per row the half-width in percent
     of the paper's printed rounding, drawn as a grey tick."""
 
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         n = len(rows)
         fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.38 * n))
         ys = list(range(n))[::-1]
@@ -157,8 +153,7 @@ def difference_bars(rows: list[tuple[str, float | None, float | None]], title: s
         ax.set_title(title, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
@@ -177,7 +172,7 @@ def _pareto(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 def pareto(results: Sequence, title: str, data_name: str) -> Drawer:
     """Accuracy (mean ± std over seeds) against parameters, with the Pareto front.
     ``results``: ``empirical.ArmResult`` s."""
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         fig, ax = plt.subplots(figsize=(6.6, 4.6))
         done = [r for r in results if r.mean is not None and r.params]
         for r in done:
@@ -197,15 +192,14 @@ def pareto(results: Sequence, title: str, data_name: str) -> Drawer:
         ax.set_ylabel(f"top-1 on {data_name} (%), mean ± std")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, which="both")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
 
 def bars(results: Sequence, title: str, data_name: str) -> Drawer:
     """Figure 2 style: accuracy bars per K, in the paper's colours, per panel."""
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         panels = list(dict.fromkeys(r.arm.group for r in results))
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8),
                                  squeeze=False)
@@ -223,15 +217,14 @@ def bars(results: Sequence, title: str, data_name: str) -> Drawer:
             ax.set_title(panel, fontsize=9)
             ax.set_ylabel(f"top-1 on {data_name} (%)")
         fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
 
 def curve(results: Sequence, title: str, data_name: str) -> Drawer:
     """Figure 3 style: accuracy and width versus L."""
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         done = [r for r in results if r.mean is not None]
         ax.errorbar([r.arm.extra["layers"] for r in done], [r.mean for r in done],
@@ -245,15 +238,14 @@ def curve(results: Sequence, title: str, data_name: str) -> Drawer:
         ax2.set_ylabel("width C", color=BLUE)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 
 
 def learning_curves(results: Sequence, title: str, data_name: str) -> Drawer:
     """Test top-1 after each epoch, mean over seeds, one line per network."""
-    def draw(plt, path: Path) -> None:
+    def draw(plt) -> Any:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for i, r in enumerate(results):
             points = r.curve()
@@ -265,8 +257,7 @@ def learning_curves(results: Sequence, title: str, data_name: str) -> Drawer:
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        return fig
 
     return draw
 

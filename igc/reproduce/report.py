@@ -46,7 +46,7 @@ class Table:
 
 @dataclass
 class Plot:
-    """A PNG to draw: ``draw(plt, path)`` writes it; ``caption`` goes under it."""
+    """A PNG to draw: ``draw(plt)`` returns its figure; ``caption`` goes under it."""
 
     filename: str
     caption: str
@@ -92,7 +92,9 @@ def draw_plots(section: Section, directory: Path) -> list[Path]:
     for plot in section.plots:
         path = directory / plot.filename
         try:
-            plot.draw(plt, path)
+            figure = plot.draw(plt)
+            figure.tight_layout()
+            figure.savefig(path, dpi=110)
         finally:
             plt.close("all")
         written.append(path)
