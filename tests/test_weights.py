@@ -185,6 +185,24 @@ def test_checkpoint_options_are_applied(tmp_path):
     assert torch.equal(outputs(model, 3, 16), outputs(trained, 3, 16))
 
 
+@pytest.mark.parametrize("recorded, expected", [
+    ({"data": "fashion-mnist", "image_size": 28, "mean": [0.25], "std": [0.5]},
+     ("fashion-mnist", (1, 28, 28), (0.25,), (0.5,))),
+    ({}, None),  # nothing recorded: the entry's own metadata
+    ({"data": "", "image_size": -3, "mean": [0.1, 0.2], "std": [0.3]}, None),  # malformed
+])
+def test_metadata_follows_what_the_weights_were_trained_on(tmp_path, recorded, expected):
+    trained = randomized("igcv2_c64_d8", width=16, num_classes=10, in_chans=1)
+    path = tmp_path / "fmnist.pt"
+    torch.save({"model": "igcv2_c64_d8", "model_args": {"width": 16}, "num_classes": 10,
+                "in_chans": 1, "state_dict": trained.state_dict(), **recorded}, path)
+    cfg = create_model("igcv2_c64_d8", pretrained=path).pretrained_cfg
+    built = create_model("igcv2_c64_d8", width=16, in_chans=1).pretrained_cfg
+    assert built["dataset"] != "fashion-mnist" and built["input_size"] == (1, 32, 32)
+    expected = expected or (built["dataset"], built["input_size"], built["mean"], built["std"])
+    assert (cfg["dataset"], cfg["input_size"], cfg["mean"], cfg["std"]) == expected
+
+
 def test_another_networks_weights_are_refused_unless_not_strict(tmp_path):
     other = tmp_path / "other.pt"
     torch.save(randomized("xception_c35_d8", num_classes=10, in_chans=1).state_dict(), other)

@@ -7,7 +7,9 @@ architecture   canonical registry name; ``aliases`` its other names
 family         block family; ``paper_table`` the paper's table(s) or figure
 dataset        the data set the entry is registered for (``cifar100``, ``imagenet``, ...)
 num_classes    classes of the network as built
-input_size     ``(channels, height, width)`` the network is registered for, as built
+input_size     ``(channels, height, width)`` the network is registered for, as built; with
+               loaded igc weights, what they were trained on (also ``dataset``, ``mean``,
+               ``std``)
 mean, std      per-channel normalisation of the data set's loader (0..1 scale; ``None``
                when the network's channels differ from the data set's)
 crop_pct       evaluation crop over resize: ``224 / 256`` for ImageNet (resize the shorter

@@ -159,6 +159,11 @@ class WeightsSource:
     sha256: str | None = None
     url: str | None = None
     converted_from: str | None = None  # pytorchcv's network name
+    #: what an igc file says its network was trained on (``None``: not said)
+    dataset: str | None = None
+    image_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -201,7 +206,24 @@ def _source(path: Path, origin: str) -> WeightsSource:
         num_classes=data.get("num_classes") if checkpoint else (
             bias.shape[0] if bias is not None and bias.dim() == 1 else None),
         in_chans=data.get("in_chans") if checkpoint else (
-            conv.shape[1] if conv is not None and conv.dim() == 4 else None))
+            conv.shape[1] if conv is not None and conv.dim() == 4 else None),
+        **(_trained_on(data) if checkpoint else {}))
+
+
+def _trained_on(data: dict[str, Any]) -> dict[str, Any]:
+    """The data set, image side and normalisation an igc file records, where well formed."""
+    found: dict[str, Any] = {}
+    if isinstance(data.get("data"), str) and 0 < len(data["data"]) <= 200:
+        found["dataset"] = data["data"]
+    size = data.get("image_size")
+    if isinstance(size, int) and not isinstance(size, bool) and 0 < size <= 16384:
+        found["image_size"] = size
+    mean, std = data.get("mean"), data.get("std")
+    if all(isinstance(v, (list, tuple)) and 0 < len(v) <= 4 and len(v) == len(mean)
+           and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+           for v in (mean, std)):
+        found["mean"], found["std"] = tuple(map(float, mean)), tuple(map(float, std))
+    return found
 
 
 def _file_source(spec: str | Path, hash: str | bool | None) -> WeightsSource:
@@ -310,9 +332,23 @@ def load_weights(model: nn.Module, source: WeightsSource, strict: bool = True) -
         warnings.warn(f"{source.path} loaded partly into {name}: {problems}", stacklevel=3)
     model.load_state_dict({k: v for k, v in state.items()
                            if k in own and k not in misshaped}, strict=False)
+    _follow_weights(cfg, source)
     cfg["weights"] = {"source": source.origin, "file": str(source.path),
                       "sha256": source.sha256, "classifier_reset": reset,
                       **({"card": source.card} if source.card else {}),
                       **({"url": source.url} if source.url else {}),
                       **({"converted_from": source.converted_from}
                          if source.converted_from else {})}
+
+
+def _follow_weights(cfg: dict[str, Any], source: WeightsSource) -> None:
+    """Make ``cfg`` describe the input the loaded weights expect (timm's ``pretrained_cfg``
+    is the weights' preprocessing): the data set, image side and normalisation the file
+    records, e.g. Fashion-MNIST 1x28x28 for CIFAR-family weights trained on it."""
+    channels = cfg["input_size"][0]
+    if source.dataset:
+        cfg["dataset"] = source.dataset
+    if source.image_size:
+        cfg["input_size"] = (channels, source.image_size, source.image_size)
+    if source.mean is not None and len(source.mean) == channels:
+        cfg["mean"], cfg["std"] = source.mean, source.std
