@@ -160,8 +160,9 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
         from igc.reproduce.document import header
 
         analytic = [sections[t.name] for t in targets if t.kind == ANALYTIC]
-        write_document(ordered, docs, header(analytic, results, config, command, train,
-                                             time.monotonic() - start), drawn=out)
+        wall = time.monotonic() - start if train else None  # --report-only: not a run's time
+        write_document(ordered, docs, header(analytic, results, config, command, train, wall),
+                       drawn=out)
     if stopped is not None:
         raise Stopped(stopped.code, stopped.message)
     if failures:
