@@ -8,6 +8,7 @@ import math
 import os
 import signal
 import statistics
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,11 @@ def test_metrics_jsonl_and_summary(tmp_path, tiny_data, capsys):
     assert summary["top1"] == records[-1]["top1"] and summary["params"] > 0
     saved = load_recipe(out / "recipe.toml")
     assert saved.epochs == 3 and saved.batch_size == 32 and saved.eval_every == 2
+    run = json.loads((out / "run.json").read_text())  # the code's commit (tests run from git)
+    head = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode == 0:
+        assert run["commit"].split("+")[0] == head.stdout.strip()
 
 
 def test_eval_json_matches_training(tmp_path, tiny_data, capsys):

@@ -9,10 +9,10 @@ import os
 import platform
 from collections.abc import Sequence
 
+from igc.provenance import cpu_model, git_commit
 from igc.reproduce.budgets import budgets
 from igc.reproduce.config import Config
 from igc.reproduce.empirical import TargetResult
-from igc.reproduce.machine import cpu_model, git_commit
 from igc.reproduce.render_empirical import claims_table, recipe_line
 from igc.reproduce.report import Section
 from igc.reproduce.stats import AGREES, CONTRADICTS, UNRESOLVED

@@ -95,7 +95,7 @@ class TargetResult:
 
     def machines(self) -> dict[str, int]:
         """Machine descriptions of the finished runs, with how many runs each."""
-        from igc.reproduce.machine import describe
+        from igc.provenance import describe
 
         count: dict[str, int] = {}
         for a in self.arms:

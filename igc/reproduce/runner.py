@@ -25,9 +25,9 @@ from typing import Any
 import igc.reproduce.cache as cache
 from igc.errors import IGCError
 from igc.formatting import first_line
+from igc.provenance import git_commit, machine
 from igc.reproduce.cache import RunSpec
 from igc.reproduce.config import Config, load_data
-from igc.reproduce.machine import git_commit, machine
 
 #: Trainer callbacks added to every run of this process (``callback(trainer, event)``;
 #: tests use it to stop a run in the middle).

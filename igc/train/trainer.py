@@ -5,7 +5,8 @@
     run/.igc-run         marks the folder as igc's (see igc.files.run_dir)
     run/checkpoint.pt    the latest checkpoint (every epoch, and on SIGINT/SIGTERM)
     run/recipe.toml      the resolved recipe of that checkpoint (--recipe run/recipe.toml)
-    run/run.json         model, data set and its files, command line, versions, world size
+    run/run.json         model, data set and its files, command line, versions, world size,
+                         the git commit of the code
     run/metrics.jsonl    one JSON line per epoch
     run/summary.json     the final result (written when the last epoch is done)
 
@@ -31,6 +32,7 @@ from torch import nn
 from igc.data import DatasetSplits
 from igc.files.records import METRICS, RUN_INFO, truncate_metrics, write_json
 from igc.files.run_dir import RECIPE
+from igc.provenance import git_commit
 from igc.runtime import num_threads
 from igc.train import builders as B
 from igc.train import distributed as D
@@ -145,7 +147,7 @@ class Trainer:
                 "recipe": r.name, "command": c.command, "world_size": self.dist.world_size,
                 "device": str(self.device), "threads": self.threads,
                 "torch": str(torch.__version__), "lr": self.lr, "ema": r.ema,
-                "steps_per_epoch": self.steps_per_epoch}
+                "steps_per_epoch": self.steps_per_epoch, "commit": git_commit()}
 
     # -------------------------------------------------------------- the loop
     def _emit(self, event: str) -> None:

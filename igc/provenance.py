@@ -1,5 +1,6 @@
 """Where a result was made: the machine (CPU model, cores, device, torch version) and the
-git commit of the code, recorded with every run and in the document."""
+git commit of the code, recorded with every run (`igc train`'s run.json, `igc reproduce`'s
+result.json) and in the reproduction document."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def describe(record: dict[str, Any]) -> str:
 def git_commit() -> str | None:
     """The commit of the checkout this package runs from, ``+dirty`` with uncommitted
     changes to tracked files; None outside a git checkout (an installed package)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists():
         return None
     try:
