@@ -61,14 +61,18 @@ def test_list_models_matches_shell_patterns_only():
         f"xception_c{x}_d{d}_tiny" for x, d in ((35, 20), (35, 26), (35, 8), (58, 20),
                                                   (71, 20), (83, 20))]
     # with pretrained: the manifest's networks (read here as plain TOML), tags folded in
-    manifest = tomllib.loads((Path(igc.__file__).parent / "weights" / "weights.toml")
-                             .read_text(encoding="utf-8"))["models"]
-    released = sorted({key.split(".")[0] for key in manifest})
+    released = sorted({key.split(".")[0] for key in _manifest()})
     assert "igcv2_c48_d11_fmnist" in released
     assert list_models(pretrained=True) == released
     assert list_models("*_fmnist", pretrained=True) == [n for n in released
                                                         if n.endswith("_fmnist")]
     assert list_models("mobilenet*", pretrained=True) == []
+
+
+def _manifest() -> dict:
+    """The released weights' manifest, read here as plain TOML."""
+    path = Path(igc.__file__).parent / "weights" / "weights.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8"))["models"]
 
 
 def test_temporary_model_registers_and_unregisters():
@@ -98,7 +102,9 @@ def test_models_have_their_metadata_in_pretrained_cfg(name):
     assert cfg["input_size"] == (entry.in_chans, entry.input_size, entry.input_size)
     assert len(cfg["mean"]) == len(cfg["std"]) == entry.in_chans
     assert cfg["first_conv"] == "stem.0" and cfg["classifier"] == "classifier"
-    assert 0 < cfg["crop_pct"] <= 1 and cfg["released"] is None and cfg["weights"] is None
+    assert 0 < cfg["crop_pct"] <= 1 and cfg["weights"] is None  # built, nothing loaded
+    card = _manifest().get(name)  # the released card where there is one, else None
+    assert cfg["released"] == card and (card is None or card["file"] == f"{name}.pt")
 
 
 def test_metadata_follows_the_network_as_built():

@@ -135,7 +135,7 @@ def test_every_zoo_network_is_registered_with_its_cfg(fake_timm):
 
 
 def test_timm_create_model_builds_the_zoo_network(fake_timm, tmp_path):
-    bridge.register(["igcv2_fmnist", "igcv2_c64_d8", "mobilenetv2_100"])
+    bridge.register(["igcv2_fmnist", "igcv2_c64_d8", "igcv2_025", "mobilenetv2_100"])
     model = fake_timm.create_model("igcv2_fmnist", num_classes=None)
     reference = create_model("igcv2_fmnist")
     assert type(model) is type(reference)
@@ -160,7 +160,7 @@ def test_timm_create_model_builds_the_zoo_network(fake_timm, tmp_path):
     with pytest.raises(IGCError, match="no pretrained tag 'in1k'"):
         fake_timm.create_model("igcv2_fmnist.in1k")
     with pytest.raises(IGCError, match="no released weights"):
-        fake_timm.create_model("igcv2_fmnist", pretrained=True)
+        fake_timm.create_model("igcv2_025", pretrained=True)  # ImageNet: none released
 
 
 def test_released_weights_appear_as_the_cfg_file(fake_timm, tmp_path, monkeypatch):

@@ -342,7 +342,9 @@ def train(config: RunConfig, splits: DatasetSplits | None = None,
             trainer.setup()
             if on_start is not None and trainer.main:
                 on_start(trainer)
-            return trainer.fit()
+            result = trainer.fit()
+            D.barrier(trainer.dist)  # no rank leaves the group while another still works
+            return result
         finally:
             trainer.close()
             D.teardown(getattr(trainer, "dist", D.DistInfo()))
