@@ -135,7 +135,10 @@ def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Welch:
     se = math.sqrt(wa + wb)
     if se == 0.0:  # no spread over seeds: no interval can be estimated
         return Welch(diff, 0.0, math.nan, -math.inf, math.inf, level, n_a, n_b)
-    df = (wa + wb) ** 2 / (wa * wa / (n_a - 1) + wb * wb / (n_b - 1))
+    # Welch-Satterthwaite df = (wa + wb)^2 / (wa^2/(n_a-1) + wb^2/(n_b-1)), written with the
+    # shares of wa + wb so that tiny variances cannot underflow to a zero denominator
+    share_a, share_b = wa / (wa + wb), wb / (wa + wb)
+    df = 1.0 / (share_a * share_a / (n_a - 1) + share_b * share_b / (n_b - 1))
     half = t_quantile(0.5 + level / 2.0, df) * se
     return Welch(diff, se, df, diff - half, diff + half, level, n_a, n_b)
 
