@@ -308,5 +308,5 @@ def test_weights_folder_of_the_package_has_a_valid_manifest(monkeypatch):
     assert (weights_dir() / "weights.toml").is_file()
     cards = released()
     for name, card in cards.items():
-        assert name in list_models()
+        assert name.split(".")[0] in list_models()  # NAME or NAME.TAG
         assert (Path(weights_dir()) / card["file"]).is_file()
