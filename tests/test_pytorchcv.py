@@ -82,13 +82,17 @@ def relative(got: torch.Tensor, expected: torch.Tensor) -> float:
 IMAGES = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
 
 
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (stripped)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True).stdout.strip()
+
+
 def test_model_modules_import_without_torchvision():
     """pytorchcv's three model modules import in a fresh interpreter without torchvision."""
     code = ("import sys, pytorchcv.models.igcv3, pytorchcv.models.mobilenet, "
             "pytorchcv.models.mobilenetv2; print('torchvision' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)
-    assert out.stdout.strip() == "False"
+    assert _fresh_python(code) == "False"
 
 
 @pytest.mark.parametrize("name", sorted(CONVERSIONS))
@@ -218,6 +222,4 @@ def test_conversion_module_imports_nothing_of_pytorchcv():
     """The converter works on state dicts alone (pytorchcv is needed only by this test)."""
     code = ("import sys, igc.models.pytorchcv, igc.models.pretrained; "
             "print(any(m.startswith('pytorchcv') for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)
-    assert out.stdout.strip() == "False"
+    assert _fresh_python(code) == "False"
