@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from igc.errors import IGCError, unknown_name
+from igc.files.atomic import check_target
 from igc.formatting import shorten
 from igc.names import DEVICES
 
@@ -166,7 +167,8 @@ def check_writable_dir(value: object, name: str) -> Path:
 
 
 def check_writable_file(value: object, name: str, suffixes: tuple[str, ...] = ()) -> Path:
-    """A file to write: the right suffix (any case), in a folder that can be written."""
+    """A file to write: the right suffix (any case), in a folder that can be written; an
+    existing one must be a regular file (not a device, FIFO or socket)."""
     path = check_path(value, name)
     if suffixes and path.suffix.lower() not in suffixes:
         raise IGCError(f"{name} {path} must end in {' or '.join(suffixes)}")
@@ -179,7 +181,7 @@ def check_writable_file(value: object, name: str, suffixes: tuple[str, ...] = ()
     if not os.access(base, os.W_OK | os.X_OK):
         raise IGCError(f"cannot write {name} {path} ({base}: permission denied); choose "
                        f"another {name}")
-    return path
+    return check_target(path, name)
 
 
 def check_existing(value: object, name: str, kind: str = "any") -> Path:

@@ -13,13 +13,18 @@ from igc.cli.parser import COMMANDS, build_parser
 from igc.errors import IGCError
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (a path may hold them) are written ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``igc ARGV`` and return its exit status (2 for a user error, 130 for Ctrl-C)."""
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except IGCError as exc:
-        print(f"igc: error: {exc}", file=sys.stderr)
+        print(f"igc: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("igc: interrupted", file=sys.stderr)
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -155,11 +155,17 @@ class Trainer:
             callback(self, event)
 
     def close(self) -> None:
-        """Close the callbacks (progress bars), also after an error."""
-        for callback in self.callbacks:
-            closer = getattr(callback, "close", None)
-            if closer is not None:
-                closer()
+        """Close the callbacks (progress bars) and release the run folder's lock, also
+        after an error."""
+        try:
+            for callback in self.callbacks:
+                closer = getattr(callback, "close", None)
+                if closer is not None:
+                    closer()
+        finally:
+            folder = getattr(self, "folder", None)
+            if folder is not None:
+                folder.release()
 
     def _check_finite(self, loss_sum: torch.Tensor) -> None:
         value = loss_sum.item()
