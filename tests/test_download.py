@@ -125,6 +125,14 @@ def test_pytorchcv_release_names_check_the_sha1_of_the_zipped_file(tmp_path):
     ("ftp://example.org/w.pt", r"http\(s\):// or file:// URL"),
     ("file:///", "names no file"),
     ("file:///nonexistent/folder/w.pt", "cannot download"),
+    # issue 20: parsed with urllib.parse before any request, one line each
+    ("http://example.com:abc/w.pt", "not a valid address"),
+    ("http://exa mple.com/w.pt", "spaces or control characters"),
+    ("http://[::1/w.pt", "not a valid address"),
+    ("http:///w.pt", "names no host"),
+    ("file://otherhost/w.pt", "names a local file"),
+    ("file:///dev/zero", "not a regular file"),
+    ("https://example.com/w\n.pt", "control characters"),
 ])
 def test_bad_urls(spec, match):
     with pytest.raises(IGCError, match=match) as err:

@@ -53,7 +53,7 @@ def check_url(url: object, what: str = "URL") -> SplitResult:
     except ValueError as exc:
         raise IGCError(f"{what} {_show(url)} is not a valid address ({exc})") from None
     if parts.scheme.lower() not in SCHEMES:
-        raise IGCError(f"{what} {_show(url)}: use an http(s):// or file:// address, or a "
+        raise IGCError(f"{what} {_show(url)}: use an http(s):// or file:// URL, or a "
                        "file path")
     if parts.scheme.lower() != "file" and not parts.hostname:
         raise IGCError(f"{what} {_show(url)} names no host")
@@ -68,7 +68,7 @@ def _check_local(parts: SplitResult, url: str) -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise IGCError(f"cannot read {_show(url)} ({exc.strerror or exc})") from None
+        raise IGCError(f"cannot download {_show(url)} ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
         raise IGCError(f"{_show(url)} is not a regular file (a device, FIFO or folder); give "
                        "the address of a file")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import igc.reproduce.cache as cache
@@ -88,8 +88,12 @@ def run_device(name: str):
         raise IGCError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
 
 
-def estimate(states: Sequence[RunState], config: Config, jobs: int, splits) -> Estimate:
-    """The time left for the runs of ``states`` that are not done (see the module doc)."""
+def estimate(states: Sequence[RunState], config: Config, jobs: int, splits,
+             progress: Callable[[str], None] | None = None) -> Estimate:
+    """The time left for the runs of ``states`` that are not done (see the module doc).
+
+    ``progress(line)`` is told each network before it is timed (``timing network 3 of
+    40: NAME``), so a long estimate shows that it is working."""
     recipe = config.recipe()
     epochs = recipe.epochs
     evals = epochs if not recipe.eval_every else math.ceil(epochs / recipe.eval_every)
@@ -102,11 +106,16 @@ def estimate(states: Sequence[RunState], config: Config, jobs: int, splits) -> E
     per_arm: dict[tuple[str, str], float] = {k: statistics.fmean(v) for k, v in measured.items()}
     timed = 0
     total, left = 0.0, 0
+    untimed = len({(s.spec.target, s.spec.arm.id) for s in states
+                   if s.state != cache.DONE} - set(per_arm))
     for s in states:
         if s.state == cache.DONE:
             continue
         arm_key = (s.spec.target, s.spec.arm.id)
         if arm_key not in per_arm:
+            if progress is not None:
+                progress(f"timing network {timed + 1} of {untimed}: {s.spec.arm.model} "
+                         f"({s.spec.target})")
             step = step_seconds(s.spec.arm.model, s.spec.arm.args, config,
                                 recipe.batch_size, splits.in_channels, splits.image_size,
                                 splits.num_classes, recipe.channels_last)

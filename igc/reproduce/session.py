@@ -134,7 +134,7 @@ class Session:
         splits = load_data(self.config)
         mine = {s.spec.key for s in todo}
         est = estimate([s for s in states if s.state == cache.DONE or s.spec.key in mine],
-                       self.config, self.jobs, splits)
+                       self.config, self.jobs, splits, progress=log)
         sources = []
         if est.measured:
             sources.append(f"measured runs of {est.measured} network(s)")

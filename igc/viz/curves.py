@@ -4,6 +4,7 @@ Loss, accuracy and learning rate against epochs, read from each run's ``metrics.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from igc import checks
@@ -35,6 +36,22 @@ def _label_smoothing(run: Path) -> float | None:
 
     recipe = run / "recipe.toml"
     return load_recipe(recipe).label_smoothing if recipe.is_file() else None
+
+
+#: The largest magnitude drawn: a loss or learning rate beyond it (a diverged run's 1e308)
+#: is left out of the curve, where matplotlib's axis arithmetic would overflow.
+MAX_DRAWN = 1e30
+
+
+def _values(records: list[dict], key: str) -> list[float]:
+    """``key`` of each record as a float, NaN (not drawn) where missing, not finite or
+    beyond :data:`MAX_DRAWN`."""
+    out = []
+    for r in records:
+        v = r.get(key)
+        out.append(float(v) if v is not None and math.isfinite(v) and abs(v) <= MAX_DRAWN
+                   else math.nan)
+    return out
 
 
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
@@ -69,15 +86,15 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
         tested = [r for r in records if r.get("top1") is not None]
         te = [r["epoch"] for r in tested]
         final = f" (top-1 {tested[-1]['top1']:.2f}%)" if tested else ""
-        ax_loss.plot(ep, [r["train_loss"] for r in records], color=color, lw=1.8,
+        ax_loss.plot(ep, _values(records, "train_loss"), color=color, lw=1.8,
                      label=f"{label}")
-        ax_loss.plot(te, [r["test_loss"] for r in tested], color=color, lw=1.4, ls="--",
+        ax_loss.plot(te, _values(tested, "test_loss"), color=color, lw=1.4, ls="--",
                      marker="o", ms=3.5)
         ax_acc.plot(ep, [r["train_acc"] for r in records], color=color, lw=1.8,
                     label=f"{label}{final}")
         ax_acc.plot(te, [r["top1"] for r in tested], color=color, lw=1.4, ls="--", marker="o",
                     ms=3.5)
-        ax_lr.plot(ep, [r["lr"] for r in records], color=color, lw=1.6, marker=".", ms=4)
+        ax_lr.plot(ep, _values(records, "lr"), color=color, lw=1.6, marker=".", ms=4)
         accs += [r["train_acc"] for r in records[1:]] + [r["top1"] for r in tested]
         if tested:
             last = tested[-1]
