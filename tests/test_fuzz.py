@@ -12,7 +12,7 @@ sandbox; igc's own inputs are never replaced (a FIFO stays a FIFO, a device node
 The fast profile (the normal test run) draws a fixed sequence (``derandomize``) of
 :data:`EXAMPLES` argument lists and :data:`FILE_EXAMPLES` damaged files. A long run::
 
-    IGC_FUZZ_EXAMPLES=2000 IGC_FUZZ_SEED=7 OMP_NUM_THREADS=1 pytest tests/test_fuzz.py -p no:randomly
+    IGC_FUZZ_EXAMPLES=2000 IGC_FUZZ_SEED=7 OMP_NUM_THREADS=1 pytest tests/test_fuzz.py
 
 draws that many of each from a random sequence (seeded by ``IGC_FUZZ_SEED`` when set); every
 failure it finds is reported with its argv and becomes a row of ``tests/test_hostile*.py``.

@@ -73,7 +73,7 @@ def test_out_files_need_the_formats_suffix(tmp_path):
     from igc.checks import check_writable_file
 
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(IGCError, match="must end in .onnx"):
+    with pytest.raises(IGCError, match=r"must end in \.onnx"):
         check_writable_file(tmp_path / "notes.txt", "--out", (".onnx",))
     os.mkfifo(tmp_path / "f.png")
     with pytest.raises(IGCError, match="FIFO"):
