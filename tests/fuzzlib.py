@@ -99,30 +99,34 @@ EDGE_FLOATS = ("0", "-0.0", "1e-9", "0.5", "1", "1.5", "100", "1e9", "1e308", "n
                "-1")
 
 
-def value_strategy(flag: Flag, paths: Sequence[str], extra: Sequence[str] = ()
-                   ) -> st.SearchStrategy[str]:
+def value_strategy(flag: Flag, paths: Sequence[str], extra: Sequence[str] = (),
+                   hostile: bool = True) -> st.SearchStrategy[str]:
     """Values for ``flag``: its choices (and near misses) when it has some, integer or
     number edges for ``integer``/``number``-like converters, sandbox ``paths`` for
-    path-like ones, ``extra`` (e.g. ``KEY=VALUE`` settings) and :data:`HOSTILE` strings."""
-    hostile = st.sampled_from(HOSTILE)
-    options: list[st.SearchStrategy[str]] = [hostile]
+    path-like ones, ``extra`` (e.g. ``KEY=VALUE`` settings) and, with ``hostile``,
+    :data:`HOSTILE` strings (without, the values look valid, so a run gets past the
+    parser)."""
+    options: list[st.SearchStrategy[str]] = [st.sampled_from(HOSTILE)] if hostile else []
     kind = flag.kind.lower()
     if flag.choices:
         choices = st.sampled_from(flag.choices)
-        options += [choices, choices, choices.map(lambda c: c.upper()),
-                    choices.map(lambda c: c[:-1] or "x")]
+        options += [choices, choices] + ([choices.map(lambda c: c.upper()),
+                                          choices.map(lambda c: c[:-1] or "x")]
+                                         if hostile else [])
     if "int" in kind:
-        ints = st.sampled_from(EDGE_INTS) | st.integers(-10, 300)
+        ints = st.sampled_from(EDGE_INTS) | st.integers(-10, 300) if hostile else \
+            st.sampled_from((1, 2, 3, 4, 8, 16, 24, 32, 64))
         options += [ints.map(str), ints.map(str),
                     st.lists(ints, min_size=1, max_size=5).map(lambda v: ",".join(map(str, v)))]
     if "number" in kind or "float" in kind:
-        options += [st.sampled_from(EDGE_FLOATS), st.floats(-1e3, 1e3).map(repr)]
+        options += [st.sampled_from(EDGE_FLOATS), st.floats(-1e3, 1e3).map(repr)] if hostile \
+            else [st.sampled_from(("0.01", "0.1", "0.5", "1"))]
     if any(w in kind for w in ("path", "dir", "file", "existing", "out", "text")) or \
             flag.positional or kind == "str":
         options += [st.sampled_from(tuple(paths)), st.sampled_from(tuple(paths))]
     if extra:
         options += [st.sampled_from(tuple(extra))] * 3
-    return st.one_of(options)
+    return st.one_of(options or [st.sampled_from(HOSTILE)])
 
 
 @st.composite
@@ -134,17 +138,18 @@ def argv_strategy(draw: st.DrawFn, cmds: Sequence[Command], paths: Sequence[str]
     up to ``max_flags`` of its flags with values, and its positionals (sometimes left out
     or doubled)."""
     command = draw(st.sampled_from(tuple(cmds)))
+    hostile = draw(st.booleans())  # half the lists look valid, to get past the parser
     argv = [command.name, *base(command.name)]
     optional = [f for f in command.flags if not f.positional]
     for flag in draw(st.lists(st.sampled_from(optional), max_size=max_flags)) if optional \
             else []:
         argv.append(draw(st.sampled_from(flag.options)))
         if flag.takes_value:
-            argv.append(draw(value_strategy(flag, paths, extra(command, flag))))
+            argv.append(draw(value_strategy(flag, paths, extra(command, flag), hostile)))
     for flag in (f for f in command.flags if f.positional):
         count = draw(st.sampled_from((1, 1, 1, 0, 2))) if flag.nargs in ("*", "+", "?") \
             else draw(st.sampled_from((1, 1, 1, 1, 0)))
-        argv += [draw(value_strategy(flag, paths, extra(command, flag)))
+        argv += [draw(value_strategy(flag, paths, extra(command, flag), hostile))
                  for _ in range(count)]
     return argv
 

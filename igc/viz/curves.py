@@ -75,12 +75,15 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
             raise IGCError(f"{path} is empty: the run has not finished an epoch yet")
         data.append(records)
     dirs = [d if d.is_dir() else d.parent for d in dirs]
+    labels = _labels(dirs)  # every file is read and checked before matplotlib starts
+    smoothing = {_label_smoothing(d) for d in dirs} - {0.0, None}
+    title = title or (_run_title(dirs[0]) if len(dirs) == 1 else None) or f"{len(dirs)} runs"
     plt = pyplot()
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(
         1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.62]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     accs: list[float] = []
-    for i, (label, records) in enumerate(zip(_labels(dirs), data)):
+    for i, (label, records) in enumerate(zip(labels, data)):
         color = colors[i % len(colors)]
         ep = [r["epoch"] for r in records]
         tested = [r for r in records if r.get("top1") is not None]
@@ -104,7 +107,6 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     if accs:
         low = max(0.0, min(accs) - 2)
         ax_acc.set_ylim(low, min(100.0, max(accs) + 1.5))
-    smoothing = {_label_smoothing(d) for d in dirs} - {0.0, None}
     loss_title = "loss"
     if smoothing:
         values = ", ".join(f"{v:g}" for v in sorted(smoothing))
@@ -123,7 +125,6 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     ax_loss.legend(handles=[*ax_loss.get_legend_handles_labels()[0], *styles], fontsize=8,
                    loc="upper right")
     ax_acc.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title or (_run_title(dirs[0]) if len(dirs) == 1 else None)
-                 or f"{len(dirs)} runs")
+    fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, out)
