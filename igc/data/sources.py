@@ -26,14 +26,13 @@ import sys
 import urllib.error
 import zlib
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from igc.errors import IGCError
 from igc.files.atomic import atomic_writer
-from igc.files.fetch import copy_url
+from igc.files.fetch import copy_url, new_folder
 
 _CHUNK = 1 << 20
 #: The largest data-set file downloaded (the official archives are at most 250 MB).
@@ -232,12 +231,6 @@ def download(source: Source, resource: Resource) -> Path:
     """Download ``resource`` into the cache, trying each address; the file appears under
     its name only once complete and verified (:func:`igc.files.atomic.atomic_writer`)."""
     target_dir = cache_dir(source.name)
-    made = not target_dir.exists()
-    try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IGCError(f"cannot make the data folder {target_dir} ({exc.strerror or exc}); "
-                       "set IGC_DATA to a writable folder or pass --data-dir DIR") from None
     dest = target_dir / resource.filename
     problems = []
 
@@ -246,20 +239,21 @@ def download(source: Source, resource: Resource) -> Path:
         if actual != resource.md5:
             raise ValueError(f"gave md5 {actual}, expected {resource.md5}")
 
-    for url in resource.urls:
-        print(f"igc: downloading {url} to {dest}", file=sys.stderr)
-        try:
-            with atomic_writer(dest, "download", verify) as out:
-                _fetch(url, out)
-            return dest
-        except (urllib.error.URLError, OSError, ValueError, IGCError) as err:
-            problems.append(f"{url}: {err}")
-    if made:
-        with suppress(OSError):
-            target_dir.rmdir()  # made for this download, and still empty: not left behind
-    raise IGCError(
-        f"could not download {source.title} file {resource.filename} ({'; '.join(problems)}); "
-        f"download it by hand into {target_dir}, {source.hint}or pass --data-dir DIR holding it")
+    with new_folder(target_dir, "the data folder",  # removed again if nothing arrives
+                    "set IGC_DATA to a writable folder or pass --data-dir DIR"):
+        for url in resource.urls:
+            if sys.stderr.isatty():  # progress for a person; a log gets the one error line
+                print(f"igc: downloading {url} to {dest}", file=sys.stderr)
+            try:
+                with atomic_writer(dest, "download", verify) as out:
+                    _fetch(url, out)
+                return dest
+            except (urllib.error.URLError, OSError, ValueError, IGCError) as err:
+                problems.append(f"{url}: {err}")
+        raise IGCError(
+            f"could not download {source.title} file {resource.filename} "
+            f"({'; '.join(problems)}); download it by hand into {target_dir}, "
+            f"{source.hint}or pass --data-dir DIR holding it")
 
 
 def locate(name: str, data_dir: str | Path | None = None, download_ok: bool = True,

@@ -20,7 +20,9 @@ import stat
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -61,6 +63,29 @@ def check_url(url: object, what: str = "URL") -> SplitResult:
         raise IGCError(f"{what} {_show(url)}: a file:// address names a local file "
                        "(file:///path)")
     return parts
+
+
+@contextmanager
+def new_folder(folder: Path, what: str, fix: str) -> Iterator[Path]:
+    """Make ``folder`` (and missing parents) for the block; if the block fails, the folders
+    made here are removed again when still empty (a failed download leaves no empty
+    folder). IGCError naming ``what`` and ``fix`` when it cannot be made."""
+    missing = []
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IGCError(f"cannot make {what} {folder} ({exc.strerror or exc}); {fix}") from None
+    try:
+        yield folder
+    except BaseException:
+        for made in missing:
+            with suppress(OSError):
+                made.rmdir()
+        raise
 
 
 def _check_local(parts: SplitResult, url: str) -> None:
@@ -116,4 +141,5 @@ def copy_url(url: str, out: BinaryIO, max_bytes: int,
     return total
 
 
-__all__ = ["DOWNLOAD_TIMEOUT_S", "READ_TIMEOUT_S", "SCHEMES", "check_url", "copy_url"]
+__all__ = ["DOWNLOAD_TIMEOUT_S", "READ_TIMEOUT_S", "SCHEMES", "check_url", "copy_url",
+           "new_folder"]

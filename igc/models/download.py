@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 from igc.errors import IGCError
 from igc.files.atomic import atomic_writer
-from igc.files.fetch import check_url, copy_url
+from igc.files.fetch import check_url, copy_url, new_folder
 
 __all__ = ["MAX_WEIGHTS_BYTES", "Expected", "cache_dir", "check_hashes", "expected_hashes",
            "fetch", "read_payload"]
@@ -174,14 +174,10 @@ def fetch(url: str, hash: str | bool | None = None,
             return path, check_hashes(path, expected, "it is removed from the cache")
         except IGCError:  # a damaged cached copy: removed, and downloaded again
             path.unlink(missing_ok=True)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IGCError(f"cannot create torch.hub's cache {folder} ({exc.strerror or exc}); "
-                       "set TORCH_HOME to a writable folder") from None
     if sys.stderr.isatty() if progress is None else progress:
         print(f"igc: downloading {url} to {path}", file=sys.stderr, flush=True)
-    with atomic_writer(path, "downloaded weights") as out:
+    with new_folder(folder, "torch.hub's cache", "set TORCH_HOME to a writable folder"), \
+            atomic_writer(path, "downloaded weights") as out:
         copy_url(url, out, MAX_WEIGHTS_BYTES)
     try:
         return path, check_hashes(path, expected, "the download is damaged; try again")
