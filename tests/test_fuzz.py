@@ -33,7 +33,7 @@ import pytest
 import torch
 from conftest import FIXED, TINY, TINY_OTHER, FixedInput, make_tiny_splits, snapshot
 from fuzzlib import argv_strategy, commands, describe, mutations, run_forked, violations
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -42,6 +42,7 @@ EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "30"))
 FILE_EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "15"))
 SEED = int(os.environ.get("IGC_FUZZ_SEED", "20"))
 LOG = os.environ.get("IGC_FUZZ_LOG")  # a file: one JSON line per example
+FOUND: list[str] = []  # failures of a long run (it goes on after each)
 LIMIT_S = 90.0  # per example: a hang is a failure, not a blocked suite
 #: Files others write into the sandbox's home: onnxruntime its device id, matplotlib its
 #: font cache.
@@ -200,8 +201,11 @@ def _short(argv: list[str]) -> list[str]:
             out[i + 1] = str(min(int(out[i + 1]), _LONG_FLAGS[a]))
     if out and out[0] == "reproduce" and "--list" not in out:
         out.append("--report-only")
-    if out and out[0] == "bench" and "--calibrate" in out:
-        out.remove("--calibrate")  # minutes of measuring; its cache check has a hostile row
+    if out and out[0] == "bench":
+        if "--calibrate" in out:
+            out.remove("--calibrate")  # minutes of measuring; its cache check has a row
+        # torch.compile takes a minute by itself (docs: 25-50 s) and prints its progress
+        out = [a.replace("compiled", "naive") for a in out] + ["--forms", "naive,optimized"]
     return out
 
 
@@ -244,12 +248,16 @@ def check_run(main, template: Path, tmp_path: Path, argv: list[str]) -> None:
             log.write(json.dumps({"argv": outcome.argv, "code": outcome.code,
                                   "seconds": round(outcome.seconds, 2), "problems": problems,
                                   "err": outcome.err[-300:]}) + "\n")
+    if LONG and problems:  # a long run records every failure and goes on
+        FOUND.append(describe(outcome, problems))
+        return
     assert not problems, describe(outcome, problems)
 
 
 def _settings(n: int):
+    phases = (Phase.generate,) if LONG else (Phase.generate, Phase.shrink)
     return settings(max_examples=n, deadline=None, derandomize=not LONG, database=None,
-                    suppress_health_check=list(HealthCheck), print_blob=True)
+                    suppress_health_check=list(HealthCheck), print_blob=True, phases=phases)
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +290,9 @@ def test_fuzz_command_lines(world, cli_commands, tmp_path_factory):
         check_run(world["main"], world["root"], tmp_path_factory.mktemp("cli"),
                   _short(argv))
 
+    FOUND.clear()
     case()
+    assert not FOUND, "\n\n".join(FOUND)
 
 
 #: Files a command reads, and the commands that read them.
@@ -326,7 +336,9 @@ def test_fuzz_damaged_files(world, tmp_path_factory):
                                                  for a in argv])
         shutil.rmtree(template, ignore_errors=True)
 
+    FOUND.clear()
     case()
+    assert not FOUND, "\n\n".join(FOUND)
 
 
 # ------------------------------------------------------------------------------ the harness
