@@ -167,8 +167,9 @@ def check_writable_dir(value: object, name: str) -> Path:
 
 
 def check_writable_file(value: object, name: str, suffixes: tuple[str, ...] = ()) -> Path:
-    """A file to write: the right suffix (any case), in a folder that can be written; an
-    existing one must be a regular file (not a device, FIFO or socket)."""
+    """A file to write: the right suffix (any case), in a folder that can be written.
+
+    An existing one must be a regular file (not a device, FIFO or socket)."""
     path = check_path(value, name)
     if suffixes and path.suffix.lower() not in suffixes:
         raise IGCError(f"{name} {path} must end in {' or '.join(suffixes)}")

@@ -63,8 +63,10 @@ def device_memory(device: torch.device) -> int | None:
 
 
 def memory_limit(device: torch.device) -> int | None:
-    """Bytes one batch's preparation may hold: ``$IGC_MEMORY_LIMIT_GB`` GiB when set (the
-    override), else :data:`MEMORY_FRACTION` of the device's memory; None if unknown."""
+    """Bytes one batch's preparation may hold on ``device``.
+
+    ``$IGC_MEMORY_LIMIT_GB`` GiB when set (the override), else :data:`MEMORY_FRACTION` of
+    the device's memory; None if unknown."""
     text = os.environ.get("IGC_MEMORY_LIMIT_GB", "").strip()
     if text:
         try:

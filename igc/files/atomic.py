@@ -36,8 +36,9 @@ def _kind(mode: int) -> str:
 
 
 def check_target(path: str | Path, what: str = "file") -> Path:
-    """``path`` if a write may replace it: it does not exist, or it is a regular file (a
-    symbolic link is followed); else IGCError naming what is there."""
+    """``path`` if a write may replace it, else IGCError naming what is there.
+
+    It may when it does not exist or is a regular file (a symbolic link is followed)."""
     path = Path(path)
     try:
         mode = path.stat().st_mode

@@ -27,9 +27,10 @@ def cache_dir() -> Path:
 
 
 def check_cache_dir(folder: Path | None = None) -> Path:
-    """``folder`` (default :func:`cache_dir`) if it is a folder or can be made; else
-    IGCError naming it and what is in the way (``XDG_CACHE_HOME`` set to a file), before any
-    work whose result would be cached is done."""
+    """``folder`` (default :func:`cache_dir`) if it is a folder or can be made.
+
+    Else IGCError naming it and what is in the way (``XDG_CACHE_HOME`` set to a file),
+    before any work whose result would be cached is done."""
     folder = cache_dir() if folder is None else folder
     probe = folder.absolute()
     while not probe.is_dir():

@@ -67,9 +67,11 @@ def check_url(url: object, what: str = "URL") -> SplitResult:
 
 @contextmanager
 def new_folder(folder: Path, what: str, fix: str) -> Iterator[Path]:
-    """Make ``folder`` (and missing parents) for the block; if the block fails, the folders
-    made here are removed again when still empty (a failed download leaves no empty
-    folder). IGCError naming ``what`` and ``fix`` when it cannot be made."""
+    """Make ``folder`` (and missing parents) for the block.
+
+    If the block fails, the folders made here are removed again when still empty (a failed
+    download leaves no empty folder). IGCError naming ``what`` and ``fix`` when it cannot
+    be made."""
     missing = []
     probe = folder.absolute()
     while not probe.exists() and probe != probe.parent:
@@ -111,8 +113,9 @@ def _network(url: str, call: Callable[[], T]) -> T:
 
 def copy_url(url: str, out: BinaryIO, max_bytes: int,
              timeout_s: float = DOWNLOAD_TIMEOUT_S) -> int:
-    """Stream ``url`` into ``out``; returns the bytes written. IGCError when the address is
-    refused (:func:`check_url`), cannot be reached or read (naming the network's reason,
+    """Stream ``url`` into ``out``; returns the bytes written.
+
+    IGCError when the address is refused (:func:`check_url`), cannot be reached or read (naming the network's reason,
     not the disk), the answer is (or announces) more than ``max_bytes``, or the whole
     download takes longer than ``timeout_s``. Errors writing ``out`` stay OSError (the
     caller's disk)."""

@@ -84,8 +84,10 @@ class FolderLock:
         self._made = []
 
     def acquire(self) -> FolderLock:
-        """Take the lock; IGCError (one line, naming the holder's PID) when another
-        process holds it or the folder cannot hold a lock file."""
+        """Take the lock.
+
+        IGCError (one line, naming the holder's PID) when another process holds it or the
+        folder cannot hold a lock file."""
         if self.held:
             return self
         if self.create:
@@ -125,8 +127,9 @@ class FolderLock:
         self._keep = True
 
     def release(self) -> None:
-        """Remove the lock file and drop the lock (and a folder it made, unless kept and
-        only when empty); safe to call twice."""
+        """Remove the lock file and drop the lock; safe to call twice.
+
+        A folder it made is removed too, unless kept and only when empty."""
         if self._fd is None:
             return
         try:

@@ -69,8 +69,10 @@ class RunFolder:
     @classmethod
     def open(cls, path: str | Path, *, resume: bool = False, force: bool = False,
              option: str = "--out") -> RunFolder:
-        """Lock ``path`` and decide whether a run may use it; IGCError (one line) if not
-        (the lock is released then). The caller calls :meth:`release` when the run ends."""
+        """Lock ``path`` and decide whether a run may use it.
+
+        IGCError (one line) if not (the lock is released then). The caller calls
+        :meth:`release` when the run ends."""
         path = check_writable_dir(path, option)
         if resume and not (path / CHECKPOINT).is_file():
             cls._decide(path, resume, force, option)  # raises, having written nothing
@@ -135,8 +137,9 @@ class RunFolder:
         self.begun = True
 
     def release(self) -> None:
-        """Release the folder's lock (removing the folder if the run never wrote into it);
-        safe to call twice."""
+        """Release the folder's lock; safe to call twice.
+
+        The folder is removed if the run never wrote into it."""
         if self.lock is not None:
             self.lock.release()
 
