@@ -201,6 +201,10 @@ def _short(argv: list[str]) -> list[str]:
             out[i + 1] = str(min(int(out[i + 1]), _LONG_FLAGS[a]))
     if out and out[0] == "reproduce" and "--list" not in out:
         out.append("--report-only")
+        # every analytic table at once counts hundreds of networks: minutes, by design
+        out = [a for a in out if a not in ("all", "analytic")]
+    if out and out[0] == "models":
+        out = [a for a in out if a != "--no-cache"]  # recounts the whole zoo: minutes
     if out and out[0] == "bench":
         if "--calibrate" in out:
             out.remove("--calibrate")  # minutes of measuring; its cache check has a row
