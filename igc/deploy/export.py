@@ -33,7 +33,7 @@ from igc.files.atomic import atomic_write
 from igc.formatting import first_line
 from igc.names import DEFAULT_OPSET, ONNX_OPSETS
 
-EXPORT_HINT = "pip install 'igc[export]'"
+EXPORT_HINT = "pip install 'igc-torch[export]'"
 #: Batch sizes every exported file is checked at (the dynamic dimension really varies).
 CHECK_BATCHES = (1, 3)
 #: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
