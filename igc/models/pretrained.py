@@ -174,8 +174,17 @@ def read_source(entry: ModelEntry, pretrained: bool | str | Path | WeightsFile |
         checkpoint_path = pretrained
     if checkpoint_path is not None:
         if not isinstance(checkpoint_path, (str, Path)) or not str(checkpoint_path):
-            raise IGCError(f"pretrained must be True, False, a file path or a URL, got "
-                           f"{checkpoint_path!r}")
+            raise IGCError(f"pretrained must be True, False, a file path, a URL or "
+                           f"hf-hub:ORG/NAME, got {checkpoint_path!r}")
+        from igc.hub import is_hub_source, read_hub
+
+        if is_hub_source(checkpoint_path):
+            if hash is not None:
+                raise IGCError("hash= checks a file or URL; a Hub repository is checked by "
+                               "huggingface_hub")
+            return read_hub(checkpoint_path).weights()
+        if Path(checkpoint_path).is_dir():  # a run folder
+            checkpoint_path = Path(checkpoint_path) / "checkpoint.pt"
         return _file_source(checkpoint_path, hash)
     if hash is not None:
         raise IGCError("hash= checks a file or URL; released weights are checked against "

@@ -154,6 +154,10 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
     from igc.models.metadata import model_cfg
     from igc.models.pretrained import load_weights, read_source, released
 
+    if isinstance(name, str) and name.startswith("hf-hub:"):
+        return _create_from_hub(name, pretrained, checkpoint_path, num_classes=num_classes,
+                                in_chans=in_chans, features_only=features_only,
+                                out_indices=out_indices, strict=strict, hash=hash, **overrides)
     name, tag = split_tag(name)
     entry = model_entry(name)
     cards = released()  # the manifest, read once per call
@@ -185,6 +189,25 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
     if out_indices is not None:
         raise IGCError("out_indices needs features_only=True")
     return model
+
+
+def _create_from_hub(name: str, pretrained: object, checkpoint_path: object,
+                     **kwargs: object) -> nn.Module:
+    """``create_model("hf-hub:ORG/NAME", ...)`` as timm's: the architecture, classes,
+    channels and builder options of the repository's config; its weights with
+    ``pretrained=True`` (:mod:`igc.hub`)."""
+    from igc.hub import read_hub
+
+    if pretrained not in (True, False, None) or checkpoint_path is not None:
+        raise IGCError(f"{name} brings its own weights: pass pretrained=True (or False for "
+                       "the untrained network), not a file")
+    hub = read_hub(name)
+    if pretrained:
+        return create_model(hub.architecture, pretrained=hub.weights(), **kwargs)
+    args = {**hub.model_args, **{k: v for k, v in kwargs.items() if v is not None}}
+    args.setdefault("num_classes", hub.num_classes)
+    args.setdefault("in_chans", hub.in_chans)
+    return create_model(hub.architecture, **args)
 
 
 def _count(what: str, value: object, default: int, minimum: int) -> int:
