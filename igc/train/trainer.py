@@ -112,7 +112,14 @@ class Trainer:
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            # Gradients are views of DDP's buckets, laid out as the parameters
+            # (channels-last included) and kept (zeroed, not freed, each step): no copy
+            # into the buckets and no "Grad strides do not match bucket view strides".
+            for p in self.model.parameters():
+                if p.requires_grad and p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids,
+                                                           gradient_as_bucket_view=True)
         if r.compile:
             self.net = torch.compile(self.net)
         self.callbacks = [*default_callbacks(self.quiet), *self.user_callbacks]
@@ -204,7 +211,7 @@ class Trainer:
             with autocast(dev, self.amp):
                 logits = self.net(x)
                 loss = self.criterion(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=not self.dist.enabled)
             self.scaler.scale(loss).backward()
             if r.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
