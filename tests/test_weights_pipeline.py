@@ -238,3 +238,50 @@ def test_export_safetensors_from_a_name_and_a_checkpoint(tmp_path, capsys):
     assert torch.equal(outputs(create_model(NAME, pretrained=out)), outputs(TRAINED))
     assert main(["export", NAME, "--format", "safetensors", "--form", "dense",
                  "--out", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_one_load_reads_the_manifest_once_and_renames_once(tmp_path, monkeypatch):
+    """create_model(pretrained=...) reads weights.toml once and maps old keys once."""
+    import igc.models.convert as convert
+    import igc.models.pretrained as pretrained
+
+    calls = {"released": 0, "remap": 0}
+    real_released, real_remap = pretrained.released, convert.remap_legacy_state_dict
+
+    def released():
+        calls["released"] += 1
+        return real_released()
+
+    def remap(*args, **kwargs):
+        calls["remap"] += 1
+        return real_remap(*args, **kwargs)
+
+    old = {k.replace("classifier.", "head.2."): v
+           for k, v in randomized(shuffle_last=False).state_dict().items()}
+    path = tmp_path / "old.pt"
+    torch.save(old, path)
+    monkeypatch.setattr(pretrained, "released", released)
+    monkeypatch.setattr(convert, "remap_legacy_state_dict", remap)
+    create_model(NAME, pretrained=path, shuffle_last=False)
+    assert calls == {"released": 1, "remap": 1}
+    calls.update(released=0, remap=0)
+    create_model("igcv2_c48_d11_fmnist", pretrained=True)
+    assert calls == {"released": 1, "remap": 1}
+
+
+@pytest.mark.parametrize("mutation", ["int64", "complex", "empty"])
+def test_checkpoints_with_bad_tensors_are_refused_by_eval_and_export(tmp_path, capsys,
+                                                                     mutation):
+    from igc.train.checkpoint import model_from_checkpoint, save_checkpoint
+
+    key = "stem.0.weight"
+    run = tmp_path / "checkpoint.pt"
+    save_checkpoint({"model": NAME, "model_args": {}, "num_classes": 10, "in_chans": 1,
+                     "state_dict": _mutated(key, mutation), "recipe": {}, "epoch": 1}, run)
+    with pytest.raises(IGCError, match=key):
+        model_from_checkpoint(run)
+    assert main(["export", str(run), "--format", "safetensors",
+                 "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert key in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists()
