@@ -104,9 +104,10 @@ def _row(entry: Any, counts: dict[str, Any]) -> dict[str, Any]:
 
 
 def table_entry(name: str) -> dict[str, Any]:
-    """The count-table entry of registered network ``name``, counted from its built module:
-    ``aliases``, ``in_chans``, ``kwargs`` (with the row, what the entry is valid for) and
-    ``row`` (as :func:`model_rows` gives it)."""
+    """The count-table entry of network ``name``, counted from its built module.
+
+    Keys: ``aliases``, ``in_chans``, ``kwargs`` (with the row, what the entry is valid
+    for) and ``row`` (as :func:`model_rows` gives it)."""
     from igc.analysis.count import paper_counts
     from igc.models.registry import model_entry
     from igc.runtime import num_threads
@@ -137,9 +138,11 @@ def _well_formed(name: str, item: object) -> bool:
 
 
 def read_table(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The shipped count table (``path``: :data:`TABLE_PATH`): canonical name -> entry of
-    :func:`table_entry` plus its ``key`` (:func:`config_key`). Entries that are not well
-    formed are left out (counted again); a missing or damaged file gives ``{}``."""
+    """The shipped count table: canonical name -> entry, ``{}`` if missing or damaged.
+
+    ``path`` defaults to :data:`TABLE_PATH`. Each entry is one of :func:`table_entry` plus
+    its ``key`` (:func:`config_key`); entries that are not well formed are left out (so
+    counted again)."""
     try:
         data = json.loads((path or TABLE_PATH).read_text("utf-8"))
     except (OSError, ValueError):
