@@ -14,7 +14,8 @@ from torch import nn
 import igc
 from igc.errors import IGCError
 from igc.layers import FactorChain, IGCV1Block, IGCV2Block, IGCV3Block
-from igc.layers.forms import FORMS, plan, set_training_form
+from igc.layers.chain import set_training_form
+from igc.layers.forms import FORMS, plan
 from igc.sparsity import Factor, KernelProduct
 
 

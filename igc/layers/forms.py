@@ -192,14 +192,3 @@ def run_planned(factors: nn.ModuleList, steps: list[Step], x: torch.Tensor) -> t
 def _bias(bias: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
     return bias if order is None else bias[order]
 
-
-def set_training_form(module: nn.Module, form: str) -> nn.Module:
-    """Use ``form`` for every factor chain inside ``module`` (in training mode); returns
-    ``module``."""
-    from igc.layers.chain import FactorChain
-
-    check_form(form)
-    for child in module.modules():
-        if isinstance(child, FactorChain):
-            child.form = form
-    return module
