@@ -183,7 +183,9 @@ def test_forms_on_each_device(device):
     assert all(p.device.type == device for p in modules["auto"].parameters())
 
 
-def test_recipe_knows_every_training_form():
-    from igc.train.recipe import TRAINING_FORMS
+def test_recipe_and_layers_share_one_list_of_training_forms():
+    """One definition (igc.names, torch-free so that reading a recipe imports no torch)."""
+    from igc.names import TRAINING_FORMS
+    from igc.train.recipe import TRAINING_FORMS as recipe_forms
 
-    assert TRAINING_FORMS == FORMS
+    assert recipe_forms is TRAINING_FORMS and FORMS is TRAINING_FORMS
