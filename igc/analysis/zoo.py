@@ -4,10 +4,11 @@
 :func:`model_info` one network block by block. Counting every network takes seconds and
 importing torch most of another, so the zoo's counts ship with igc as a table,
 ``igc/models/counts.json`` (written by ``scripts/count_models.py`` from the built networks;
-``tests/test_zoo_counts.py`` keeps it equal to them): ``igc models`` reads it without
-importing torch. A network the table does not hold with the same configuration (one
-registered at run time, or a zoo network changed since the table was written) is counted
-from its built module, and its counts are kept in the user's cache folder
+``tests/test_zoo_counts.py`` fails whenever it differs from them): ``igc models`` reads
+it without importing torch, and trusts it. Where the registry is imported, a network the
+table does not hold with the same configuration (one registered at run time, or a zoo
+network whose configuration changed since) is counted from its built module, and its
+counts are kept in the user's cache folder
 (:mod:`igc.files.cache`), in a file named after a hash of the sources that decide them (the
 model, layer and sparsity packages, the counter and the torch version): a change to any of
 them starts a new file. Entries read back are checked field by field; a damaged one is
