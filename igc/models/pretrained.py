@@ -4,7 +4,8 @@ Released weights live in ``igc/weights/`` (or the folder ``$IGC_WEIGHTS_DIR`` na
 in its manifest ``weights.toml``, one table per canonical model name::
 
     [models.igcv2_fmnist]
-    file = "igcv2_fmnist.pt"      # in the same folder: an igc train checkpoint or state dict
+    file = "igcv2_fmnist.safetensors"  # in the same folder (igc's header: see
+                                       # igc.files.safetensors); .pt files also load
     sha256 = "<64 hex digits>"    # of that file; checked before every load
     dataset = "fashion-mnist"     # what it was trained and tested on
     recipe = "fashion-mnist-cpu"
@@ -17,15 +18,17 @@ in its manifest ``weights.toml``, one table per canonical model name::
     commit = "<git commit of the training code>"
 
 ``create_model(name, pretrained=True)`` loads them; ``pretrained=FILE_OR_URL`` /
-``checkpoint_path=FILE_OR_URL`` loads an ``igc train`` checkpoint (a dict with a
-``state_dict``), a plain state dict, old layouts included (:mod:`igc.models.convert`), or a
-pytorchcv ImageNet state dict (:mod:`igc.models.pytorchcv`, recognised from its keys). A URL
-is downloaded into torch.hub's cache; ``hash=`` and hashes in file names are checked
-(:mod:`igc.models.download`). Missing, unexpected or mis-shaped keys are an
-:class:`IGCError` unless ``strict=False``; a different ``num_classes`` re-initialises the
-classifier and a different ``in_chans`` adapts the first convolution (timm's
-``adapt_input_conv``: summed over the input channels for one channel, else repeated and
-rescaled).
+``checkpoint_path=FILE_OR_URL`` loads an ``igc train`` checkpoint or run folder, a
+``.safetensors`` file, a plain state dict, old layouts included (:mod:`igc.models.convert`),
+or a pytorchcv ImageNet state dict (:mod:`igc.models.pytorchcv`, recognised from its keys);
+``pretrained="hf-hub:ORG/NAME"`` or a folder in timm's Hub layout goes through
+:mod:`igc.hub`. A URL is downloaded into torch.hub's cache; ``hash=`` and hashes in file
+names are checked (:mod:`igc.models.download`). Reading and loading is the weights pipeline
+of :mod:`igc.files.weights`; this module says which weights were asked for. Missing,
+unexpected or mis-shaped keys are an :class:`IGCError` unless ``strict=False``; a different
+``num_classes`` re-initialises the classifier and a different ``in_chans`` adapts the first
+convolution (timm's ``adapt_input_conv``: summed over the input channels for one channel,
+else repeated and rescaled).
 """
 
 from __future__ import annotations
