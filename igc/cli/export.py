@@ -1,4 +1,4 @@
-"""Export a network to ONNX, torch.export or safetensors, checked against PyTorch.
+"""Export a network to ONNX, torch.export or safetensors, checked.
 
 The network (a registered name with random weights, or a checkpoint or run folder) is
 put in its inference form (BatchNorm folded, shuffles removed), written atomically,
