@@ -204,6 +204,14 @@ def test_zero_size_stem_is_refused(tmp_path, in_chans):
         create_model(NAME, pretrained=path, in_chans=in_chans)
 
 
+def test_a_mis_shaped_key_is_named_with_both_shapes():
+    state = dict(TRAINED.state_dict())
+    state["stem.0.weight"] = torch.zeros(3, 1, 3, 3)
+    with pytest.raises(IGCError, match=r"1 mis-shaped \(stem\.0\.weight\); stem\.0\.weight "
+                                       r"is \(3, 1, 3, 3\), the model's \(\d+, 1, 3, 3\)"):
+        load_weights(randomized(), weights_from_table(state, "w.pt"))
+
+
 def test_integer_buffer_must_stay_integer():
     key = next(k for k in TRAINED.state_dict() if k.endswith("num_batches_tracked"))
     state = dict(TRAINED.state_dict())

@@ -102,4 +102,8 @@ def compare(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor],
                                "values than weights")
     problems = "; ".join(f"{len(keys)} {what} ({_short(keys)})" for what, keys in (
         ("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys)
+    if misshaped:
+        first = misshaped[0]
+        problems += f"; {first} is {tuple(state[first].shape)}, the model's " \
+                    f"{tuple(own[first].shape)}"
     return problems, misshaped
