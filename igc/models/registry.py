@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -25,6 +26,9 @@ from igc.checks import check_name
 from igc.errors import IGCError, unknown_name
 from igc.formatting import shorten
 from igc.models.entry import ModelEntry
+
+if TYPE_CHECKING:
+    from igc.files.weights import WeightsFile
 
 __all__ = [
     "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
@@ -130,7 +134,7 @@ def split_tag(name: str) -> tuple[str, str | None]:
     return base, tag or None
 
 
-def create_model(name: str, pretrained: bool | str | Path = False,
+def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
                  checkpoint_path: str | Path | None = None, num_classes: int | None = None,
                  in_chans: int | None = None, *, features_only: bool = False,
                  out_indices: Sequence[int] | None = None, strict: bool = True,
@@ -138,7 +142,9 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     """Build the registered network ``name`` (canonical or alias), as timm's
     ``create_model``.
 
-    ``pretrained=True`` loads its released weights (SHA-256 checked);
+    ``pretrained=True`` loads its released weights (SHA-256 checked); a
+    :class:`~igc.files.weights.WeightsFile` (:func:`igc.files.weights.read_weights`) loads
+    as read;
     ``pretrained=FILE_OR_URL`` or ``checkpoint_path=FILE_OR_URL`` loads an ``igc train``
     checkpoint, a state dict or a pytorchcv ImageNet state dict (see
     :func:`igc.models.pretrained.load_weights`: missing or unexpected keys are an error
@@ -155,12 +161,17 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     """
     from igc.models.arguments import check_builder_args
     from igc.models.metadata import model_cfg
-    from igc.models.pretrained import load_weights, read_source
+    from igc.models.pretrained import load_weights, read_source, released
 
     check_name(name, "model name")
+    if name.startswith("hf-hub:"):
+        return _create_from_hub(name, pretrained, checkpoint_path, num_classes=num_classes,
+                                in_chans=in_chans, features_only=features_only,
+                                out_indices=out_indices, strict=strict, hash=hash, **overrides)
     name, tag = split_tag(name)
     entry = model_entry(name)
-    source = read_source(entry, pretrained, checkpoint_path, hash, tag=tag)
+    cards = released()  # the manifest, read once per call
+    source = read_source(entry, pretrained, checkpoint_path, hash, tag=tag, cards=cards)
     if source is not None:
         if source.model is not None and source.model in _ALIASES:
             source.model = _ALIASES[source.model]
@@ -181,7 +192,7 @@ def create_model(name: str, pretrained: bool | str | Path = False,
             raise
         raise IGCError(f"bad option for model {entry.name!r}: "
                        f"{shorten(' '.join(str(exc).split()), 300)}") from None
-    model.pretrained_cfg = model_cfg(entry, num_classes, in_chans)
+    model.pretrained_cfg = model_cfg(entry, num_classes, in_chans, cards.get(entry.name))
     if source is not None:
         load_weights(model, source, strict=strict)
     if features_only:
@@ -193,3 +204,23 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     if out_indices is not None:
         raise IGCError("out_indices needs features_only=True")
     return model
+
+
+def _create_from_hub(name: str, pretrained: object, checkpoint_path: object,
+                     **kwargs: object) -> nn.Module:
+    """``create_model("hf-hub:ORG/NAME", ...)`` as timm's: the architecture, classes,
+    channels and builder options of the repository's config; its weights with
+    ``pretrained=True`` (:mod:`igc.hub`)."""
+    from igc.hub import read_hub
+
+    if pretrained not in (True, False, None) or checkpoint_path is not None:
+        raise IGCError(f"{name} brings its own weights: pass pretrained=True (or False for "
+                       "the untrained network), not a file")
+    hub = read_hub(name)
+    if pretrained:
+        return create_model(hub.architecture, pretrained=hub.weights(), **kwargs)
+    args = {**hub.model_args, **{k: v for k, v in kwargs.items() if v is not None}}
+    args.setdefault("num_classes", hub.num_classes)
+    args.setdefault("in_chans", hub.in_chans)
+    return create_model(hub.architecture, **args)
+
