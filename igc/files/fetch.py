@@ -118,8 +118,7 @@ def copy_url(url: str, out: BinaryIO, max_bytes: int,
     IGCError when the address is refused (:func:`check_url`), cannot be reached or read
     (naming the network's reason, not the disk), the answer is (or announces) more than
     ``max_bytes``, or the whole download takes longer than ``timeout_s``. Errors writing
-    ``out`` stay OSError (the
-    caller's disk)."""
+    ``out`` stay OSError (the caller's disk)."""
     parts = check_url(url)
     if parts.scheme.lower() == "file":
         _check_local(parts, url)
