@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 LONG = "IGC_FUZZ_EXAMPLES" in os.environ
-EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "30"))
-FILE_EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "40"))
+FILE_EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "20"))
 SEED = int(os.environ.get("IGC_FUZZ_SEED", "20"))
 LOG = os.environ.get("IGC_FUZZ_LOG")  # a file: one JSON line per example
 FOUND: list[str] = []  # failures of a long run (it goes on after each)
