@@ -351,3 +351,16 @@ def test_an_augmentation_too_big_for_memory_names_the_override():
     with pytest.raises(IGCError, match="IGC_MEMORY_LIMIT_GB"):
         augment.check_batch(128, 1, 28, 8 << 30)
     assert augment.check_batch(128, 1, 28, None) == 28
+
+
+def test_shards_share_a_folder_that_an_exclusive_holder_may_not(tmp_path):
+    """``igc reproduce --shard i/n`` processes share their --out (each run has its own
+    lock); an unsharded reproduce or a train is refused while they run, and they while it
+    runs."""
+    folder = tmp_path / "out"
+    with FolderLock(folder, shared=True), FolderLock(folder, shared=True):
+        with pytest.raises(IGCError, match="in use by another igc process"):
+            FolderLock(folder).acquire()
+    with FolderLock(folder), pytest.raises(IGCError, match="in use by another igc process"):
+        FolderLock(folder, shared=True).acquire()
+    assert not (folder / LOCK_FILE).exists()  # the last, exclusive, holder removed it

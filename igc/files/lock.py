@@ -41,11 +41,15 @@ class FolderLock:
     """An exclusive advisory lock on ``folder`` for this process (see the module).
 
     ``option`` names the flag the folder came from in messages (``--out``); ``create``:
-    make the folder (and missing parents) when it does not exist. Use as a context manager
-    or call :meth:`acquire` / :meth:`release`."""
+    make the folder (and missing parents) when it does not exist; ``shared``: a lock that
+    other shared holders may hold at the same time (``igc reproduce --shard i/n``: shards
+    share a folder), but no exclusive one. Use as a context manager or call
+    :meth:`acquire` / :meth:`release`."""
 
-    def __init__(self, folder: str | Path, option: str = "--out", create: bool = True) -> None:
+    def __init__(self, folder: str | Path, option: str = "--out", create: bool = True,
+                 shared: bool = False) -> None:
         self.folder = Path(folder).absolute()
+        self.shared = shared
         self.option = option
         self.create = create
         self.path = self.folder / LOCK_FILE
@@ -96,7 +100,8 @@ class FolderLock:
             for _ in range(_ATTEMPTS):
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+                                | fcntl.LOCK_NB)
                 except BlockingIOError:
                     os.close(fd)
                     raise IGCError(f"{self.option} {self.folder} is in use by another igc "
@@ -107,8 +112,9 @@ class FolderLock:
                 except FileNotFoundError:
                     same = False
                 if same:  # the file at the path, not one its last holder just removed
-                    os.ftruncate(fd, 0)
-                    os.write(fd, f"{os.getpid()}\n".encode())
+                    if not self.shared:
+                        os.ftruncate(fd, 0)
+                        os.write(fd, f"{os.getpid()}\n".encode())
                     self._fd = fd
                     return self
                 os.close(fd)
@@ -132,8 +138,8 @@ class FolderLock:
         A folder it made is removed too, unless kept and only when empty."""
         if self._fd is None:
             return
-        try:
-            if os.path.samestat(os.fstat(self._fd), os.stat(self.path)):
+        try:  # a shared holder leaves the file to the others
+            if not self.shared and os.path.samestat(os.fstat(self._fd), os.stat(self.path)):
                 os.unlink(self.path)
         except OSError:
             pass

@@ -147,7 +147,7 @@ def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = 
         return []
     if empirical_names:
         config.recipe()  # validates the recipe before anything is written
-        _stack.enter_context(own_out_dir(out, config))
+        _stack.enter_context(own_out_dir(out, config, shared=where is not None))
     else:
         out.mkdir(parents=True, exist_ok=True)
     sections: dict[str, Section] = {}

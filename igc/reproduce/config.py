@@ -121,14 +121,15 @@ def check_out_dir(out: Path, config: Config, create: bool = True) -> None:
 
 
 @contextmanager
-def own_out_dir(out: Path, config: Config) -> Iterator[None]:
+def own_out_dir(out: Path, config: Config, shared: bool = False) -> Iterator[None]:
     """Hold ``out``'s lock while the block runs, after :func:`check_out_dir` (IGCError
     naming the holder's PID when another process holds it). If the block fails before any
     run folder holds something, the ``reproduce.json`` this call wrote is removed (and
     ``out`` too when this call made it and it is empty), so the corrected command is not
-    refused as "another configuration"."""
+    refused as "another configuration". ``shared``: shards (``--shard i/n``) share the
+    folder with each other (each run has its own lock), not with an unsharded run."""
     path = out / CONFIG_FILE
-    with FolderLock(out):
+    with FolderLock(out, shared=shared):
         fresh = not path.exists()
         check_out_dir(out, config)
         try:
