@@ -358,9 +358,10 @@ def test_shards_share_a_folder_that_an_exclusive_holder_may_not(tmp_path):
     lock); an unsharded reproduce or a train is refused while they run, and they while it
     runs."""
     folder = tmp_path / "out"
-    with FolderLock(folder, shared=True), FolderLock(folder, shared=True):
-        with pytest.raises(IGCError, match="in use by another igc process"):
-            FolderLock(folder).acquire()
-    with FolderLock(folder), pytest.raises(IGCError, match="in use by another igc process"):
+    busy = "in use by another igc process"
+    with FolderLock(folder, shared=True), FolderLock(folder, shared=True), \
+            pytest.raises(IGCError, match=busy):
+        FolderLock(folder).acquire()
+    with FolderLock(folder), pytest.raises(IGCError, match=busy):
         FolderLock(folder, shared=True).acquire()
     assert not (folder / LOCK_FILE).exists()  # the last, exclusive, holder removed it
