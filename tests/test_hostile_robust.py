@@ -230,3 +230,21 @@ def test_an_offline_download_names_the_network_and_leaves_no_folder(sandbox, cap
     assert "Temporary failure in name resolution); check the address and the network" in last
     assert "disk space" not in err
     assert not (sandbox.root / "data").exists() and not (sandbox.crafted / "r").exists()
+
+
+def test_a_resume_with_changes_and_damaged_metrics_is_one_line(sandbox, tiny_models,
+                                                                tiny_data, refused):
+    """Found by the fuzzer: ``--resume --epochs 3`` announced its changes, then refused the
+    damaged metrics.jsonl: two lines. The file is now checked before anything is said."""
+    from igc.train.recipe import load_recipe, override
+    from igc.train.trainer import RunConfig, train
+
+    run = sandbox.crafted / "run"
+    recipe = override(load_recipe("fashion-mnist-cpu"), [
+        ("epochs", 1), ("batch_size", 16), ("threads", 1), ("channels_last", False)])
+    train(RunConfig(model=tiny_models[0], data="fashion-mnist", recipe=recipe, out=run,
+                    quiet=True, device="cpu"))
+    (run / "metrics.jsonl").write_bytes(b"nope\n{}\n")
+    err = refused(["train", "--quiet", "--out", str(run), "--resume", "--epochs", "3"],
+                  sandbox.root, LIMIT_S, skip=NOT_OURS)
+    assert "line 1 is not JSON" in err, err

@@ -123,9 +123,6 @@ class Trainer:
         if r.compile:
             self.net = torch.compile(self.net)
         self.callbacks = [*default_callbacks(self.quiet), *self.user_callbacks]
-        if self.main and self.changes:  # reported even with --quiet
-            log.warning("igc train: resuming %s at epoch %d with changes: %s", c.out,
-                        self.epoch + 1, "; ".join(self.changes))
 
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -307,7 +304,10 @@ class Trainer:
         """Train the remaining epochs; saves and raises :class:`Interrupted` on a stop."""
         r = self.recipe
         with self.stop:
-            self._reconcile_metrics()
+            self._reconcile_metrics()  # a damaged metrics file: refused before any report
+            if self.main and self.changes:  # reported even with --quiet
+                log.warning("igc train: resuming %s at epoch %d with changes: %s",
+                            self.config.out, self.epoch + 1, "; ".join(self.changes))
             self._emit("start")
             if self.pending_eval:  # the checkpoint was saved, its evaluation failed
                 self._complete_epoch()
