@@ -16,7 +16,8 @@ The fast profile (the normal test run) draws a fixed sequence (``derandomize``) 
 
 draws that many of each from a random sequence (seeded by ``IGC_FUZZ_SEED`` when set); every
 failure it finds is reported with its argv and becomes a row of ``tests/test_hostile*.py``.
-``IGC_FUZZ_LOG=FILE`` appends one JSON line per example (argv, exit status, seconds).
+``IGC_FUZZ_LOG=FILE`` appends one JSON line per example (argv, exit status, seconds) and
+keeps each damaged file that broke the contract in ``FILE.files/``.
 """
 
 from __future__ import annotations
@@ -339,8 +340,13 @@ def test_fuzz_damaged_files(world, tmp_path_factory):
         tmp = tmp_path_factory.mktemp("file")
         template = _sandbox(root, tmp / "template")
         (template / name).write_bytes(damaged)
+        found = len(FOUND)
         check_run(world["main"], template, tmp, [a.format(run="{root}/run", root="{root}")
                                                  for a in argv])
+        if LOG and len(FOUND) > found:  # keep the damaged file that broke the contract
+            kept = Path(LOG + ".files") / f"{len(FOUND)}-{Path(name).name}"
+            kept.parent.mkdir(exist_ok=True)
+            kept.write_bytes(damaged)
         shutil.rmtree(template, ignore_errors=True)
 
     FOUND.clear()
