@@ -19,17 +19,19 @@ PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 #: Executable forms of a 1x1 chain segment (:mod:`igc.deploy.chain.modules`).
 FORMS = ("dense", "structured", "grouped")
-#: ``optimize`` modes: the cost rule, one form everywhere, per-segment timing, BN folding
-#: only (grouped convolutions and shuffle copies kept: the trained form, folded).
-MODES = ("auto", *FORMS, "measure", "fold")
+#: ``optimize`` modes: the cost rule, one form everywhere, every block as one native kernel
+#: call where it can be (``fused``, :mod:`igc.deploy.chain.fused`), per-segment timing, BN
+#: folding only (grouped convolutions and shuffle copies kept: the trained form, folded).
+MODES = ("auto", *FORMS, "fused", "measure", "fold")
 #: File formats ``export_model`` writes: ONNX, or a ``torch.export`` program.
 EXPORT_FORMATS = ("onnx", "pt2")
 #: Forms ``export_model`` accepts: the ``optimize`` modes, or ``"none"`` (the eval model).
 EXPORT_FORMS = (*MODES, "none")
 #: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
-#: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
-#: to ONNX (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
-BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
+#: ``optimize()`` form, ``optimize(mode="fused")`` (one native kernel per block), the
+#: ``optimize()`` form under ``torch.compile`` (inductor), and the model exported to ONNX
+#: (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
+BENCH_FORMS = ("naive", "optimized", "fused", "compiled", "onnxruntime")
 #: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
 ONNX_OPSETS = (7, 20)
 DEFAULT_OPSET = 17

@@ -31,6 +31,9 @@ from igc.formatting import first_line
 
 log = logging.getLogger(__name__)
 
+#: Floats per SIMD vector of the fused kernel's 1x1 products (AVX-512).
+FUSED_LANES = 16
+
 #: The ``format`` field of a calibration file, and its version.
 FILE_FORMAT = "igc-cost-model"
 FILE_VERSION = 1
@@ -121,6 +124,26 @@ class CostModel:
         tag = " (calibrated)" if self.calibrated else ""
         return form, (f"estimated {cost['dense'] * 1e9:.1f} ns/pixel dense, "
                       f"{cost['structured'] * 1e9:.1f} structured{where}{tag}")
+
+    def fused_veto(self, segments: list[Segment]) -> str:
+        """Why the cost rule keeps a block with these 1x1 ``segments`` unfused; ``""`` when
+        the fused kernel (:mod:`igc.deploy.chain.fused`) is expected to be faster.
+
+        The kernel computes a factor's outputs of one branch in vectors of
+        :data:`FUSED_LANES` floats: branches with fewer outputs leave lanes idle. Measured
+        (``benchmarks/blocks.py``, docs/deployment.md): the fused block is faster than the
+        unfused forms when at least 3/4 of the 1x1 multiply-adds fill the vectors (and
+        no faster for blocks whose every 1x1 is dense, where BLAS is as fast)."""
+        convs = [c for s in segments for c in s.convs]
+        if all(c.dense for c in convs):
+            return "every 1x1 is dense (BLAS is as fast unfused)"
+        macs = sum(c.macs_per_pixel() for c in convs)
+        filled = sum(c.macs_per_pixel() * min(1.0, c.out_channels / c.groups / FUSED_LANES)
+                     for c in convs) / max(macs, 1)
+        if filled < 0.75:
+            return (f"its branches fill {filled:.0%} of the fused kernel's "
+                    f"{FUSED_LANES}-float vectors")
+        return ""
 
     def constants(self) -> dict[str, float]:
         """The five constants by name."""

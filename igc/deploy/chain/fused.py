@@ -20,6 +20,8 @@ bias, then per factor its weight ``(G, k, o)``, input index (int32, ``G*k``) and
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -197,10 +199,8 @@ class FusedChain(nn.Module):
         for i, t in enumerate(plan.params):
             self.register_buffer(f"p{i}", t, persistent=False)
         self.count = len(plan.params)
-        self.forms = list(getattr(fallback, "forms", []))
-        for f in self.forms:
-            f.reason = f"fused kernel (else {f.form}: {f.reason})"
-            f.form = "fused"
+        self.forms = [replace(f, form="fused", reason=f"one kernel call (else {f.form}: "
+                              f"{f.reason})") for f in getattr(fallback, "forms", [])]
 
     def params(self) -> list[torch.Tensor]:
         return [getattr(self, f"p{i}") for i in range(self.count)]
@@ -234,4 +234,33 @@ def _use_fallback() -> bool:
     return native() is None
 
 
-__all__ = ["ACTS", "TILE_FLOATS", "FusedChain", "FusedPlan", "FusedUnsupported"]
+def fuse(chain: nn.Module, fallback: nn.Module, residual: bool = False,
+         input_shape: tuple[int, ...] | None = None, plan: FusedPlan | None = None
+         ) -> FusedChain:
+    """The fused form of a :class:`~igc.layers.FactorChain` (plus the block's identity
+    skip when ``residual``) with ``fallback`` (its :class:`FastChain`) kept; ``plan``: its
+    :class:`FusedPlan` when already made. Raises :class:`FusedUnsupported` (one line)
+    when the chain has no fused form or the native kernel is not available here."""
+    from igc.deploy.chain.ops import lower
+    from igc.deploy.native import native, native_reason
+
+    plan = plan or FusedPlan(lower(chain), residual)  # type: ignore[arg-type]
+    if native() is None:
+        raise FusedUnsupported(f"the native kernel is not available ({native_reason()})")
+    return FusedChain(plan, fallback, residual, input_shape)
+
+
+def residual_parent(root: nn.Module, name: str) -> nn.Module | None:
+    """The block whose identity skip wraps the chain at ``name`` (an ``IGCBlock`` with
+    ``skip``), or ``None``."""
+    from igc.layers.blocks import IGCBlock
+
+    parent_name, _, leaf = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    if isinstance(parent, IGCBlock) and leaf == "body" and parent.skip:
+        return parent
+    return None
+
+
+__all__ = ["ACTS", "TILE_FLOATS", "FusedChain", "FusedPlan", "FusedUnsupported", "fuse",
+           "residual_parent"]
