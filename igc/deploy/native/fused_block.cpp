@@ -11,6 +11,7 @@
 // expanded row is computed once).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -28,7 +29,15 @@ typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
 inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf vsplat(float s) { return vf{} + s; }
+inline vf vsplat(float s) {  // one vbroadcastss
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(s);
+#elif defined(__AVX__)
+  return (vf)_mm256_set1_ps(s);
+#else
+  return vf{} + s;
+#endif
+}
 inline vf vload_n(const float* p, int n) {
   if (n >= VL) return vload(p);
   float t[VL] = {0};
@@ -85,7 +94,10 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
   for (int p = 0; p < PB; ++p) src[p] = in[p];
   for (int j = 0; j < k; ++j, w += opad) {
     vf wv[NV];
-    for (int v = 0; v < NV; ++v) wv[v] = vload(w + v * VL);
+    for (int v = 0; v < NV; ++v) {
+      wv[v] = vload(w + v * VL);
+      __asm__("" : "+v"(wv[v]));  // keep the weights in registers (one load, PB uses)
+    }
     const int ci = ix[j];
     for (int p = 0; p < PB; ++p) {
       const vf a = vsplat(src[p][ci]);
