@@ -188,12 +188,14 @@ def test_spatial_conv_with_unequal_group_widths_is_unsupported():
 
 
 def test_cost_rule_fuses_blocks_whose_branches_fill_the_vectors():
-    def veto(block: nn.Module) -> str:
-        return BUILTIN.fused_veto(FusedPlan(lower(block.body)).segments)
+    def veto(block: nn.Module, pixels: int | None = None) -> str:
+        return BUILTIN.fused_veto(FusedPlan(lower(block.body)).segments, pixels)
 
-    assert veto(IGCV2Block(1024, 1024, groups=(8, 8), nonlinear=True)) == ""
+    assert veto(IGCV2Block(1024, 1024, groups=(8, 8), nonlinear=True), 32 * 49) == ""
     assert veto(IGCV3Block(64, 64)) == ""
-    assert "dense" in veto(XceptionBlock(256, 256))
+    assert veto(XceptionBlock(256, 256), 32 * 256) == ""
+    assert veto(XceptionBlock(1024, 1024), 49) == ""
+    assert "dense 1x1 of 1048576 weights" in veto(XceptionBlock(1024, 1024), 32 * 49)
     assert "fill 50%" in veto(IGCV2Block(64, 64, branch_sizes=(8, 8)))
 
 

@@ -149,8 +149,9 @@ def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain,
     block = residual_parent(net, name)
     try:
         plan = FusedPlan(lower(chain), block is not None)
+        pixels = None if shape is None else shape[0] * shape[2] * shape[3]
         if mode == "auto" and (cost or cost_model(model_device(net))).fused_veto(
-                plan.segments):
+                plan.segments, pixels):
             return fast
         fused = fuse(chain, fast, block is not None, shape, plan)
     except FusedUnsupported as exc:

@@ -20,6 +20,7 @@ bias, then per factor its weight ``(G, k, o)``, input index (int32, ``G*k``) and
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import torch
@@ -139,6 +140,7 @@ class FusedPlan:
         for n, (conv, idx) in enumerate(convs):
             g = conv.groups
             w = conv.weight.reshape(g, conv.out_channels // g, conv.in_channels // g)
+            g, w = _merge_branches(w)
             last = n == len(convs) - 1
             if last:
                 bias = seg.bias if pending is None else seg.bias[inverse(pending).to(
@@ -172,6 +174,24 @@ class FusedPlan:
         if bias is not None:
             out[:c] = bias
         return out
+
+
+def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Branches ``(G, o, k)`` with fewer than ``_VL`` outputs, joined ``m`` at a time into
+    block-diagonal super-branches ``(G/m, m*o, m*k)`` (zeros off the diagonal) so that the
+    kernel's vectors are full: the same lanes busy, a longer inner loop, whole-vector
+    stores. Returns the new branch count and weights."""
+    g, o, k = w.shape
+    m = 1
+    while o * m * 2 <= _VL and g % (m * 2) == 0:
+        m *= 2
+    if m == 1:
+        return g, w
+    out = torch.zeros(g // m, m, o, m, k, dtype=w.dtype, device=w.device)
+    blocks = w.reshape(g // m, m, o, k)
+    for i in range(m):
+        out[:, i, :, i, :] = blocks[:, i]
+    return g // m, out.reshape(g // m, m * o, m * k)
 
 
 class FusedChain(nn.Module):
@@ -262,5 +282,20 @@ def residual_parent(root: nn.Module, name: str) -> nn.Module | None:
     return None
 
 
+def unfused(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every :class:`FusedChain` replaced by its PyTorch form
+    (and its block's skip restored): the same network without the native kernel, e.g. to
+    compare the two."""
+    out = copy.deepcopy(model)
+    for name, module in list(out.named_modules()):
+        if isinstance(module, FusedChain):
+            parent_name, _, leaf = name.rpartition(".")
+            parent = out.get_submodule(parent_name) if parent_name else out
+            setattr(parent, leaf, module.fallback)
+            if module.residual:
+                parent.skip = True
+    return out
+
+
 __all__ = ["ACTS", "TILE_FLOATS", "FusedChain", "FusedPlan", "FusedUnsupported", "fuse",
-           "residual_parent"]
+           "residual_parent", "unfused"]

@@ -38,17 +38,25 @@ inline vf vsplat(float s) {  // one vbroadcastss
   return vf{} + s;
 #endif
 }
-inline vf vload_n(const float* p, int n) {
+inline vf vload_n(const float* p, int n) {  // the first n lanes, zeros after
   if (n >= VL) return vload(p);
+#if defined(__AVX512F__)
+  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
   float t[VL] = {0};
   for (int i = 0; i < n; ++i) t[i] = p[i];
   return vload(t);
+#endif
 }
-inline void vstore_n(float* p, vf v, int n) {
+inline void vstore_n(float* p, vf v, int n) {  // the first n lanes only
   if (n >= VL) { vstore(p, v); return; }
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
   float t[VL];
   vstore(t, v);
   for (int i = 0; i < n; ++i) p[i] = t[i];
+#endif
 }
 inline vf activate(vf v, int act) {
   if (act == 0) return v;
@@ -182,6 +190,21 @@ void run_segment(const Segment& s, const float* const* in, float* const* out,
     cur = dst;
   }
   if (s.tail) {
+#if defined(__AVX512F__)
+    for (int p = 0; p < P; ++p) {
+      const float* a = cur[p];
+      float* y = out[p];
+      for (int c = 0; c < s.out; c += VL) {
+        const int n = std::min(VL, s.out - c);
+        const __mmask16 m = (__mmask16)(n >= VL ? 0xffffu : (1u << n) - 1);
+        const __m512i ix = _mm512_maskz_loadu_epi32(m, s.tail + c);
+        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, a, 4);
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res[p] + c));
+        _mm512_mask_storeu_ps(y + c, m, v);
+      }
+    }
+    return;
+#endif
     for (int p = 0; p < P; ++p) {
       const float* a = cur[p];
       float* y = out[p];
