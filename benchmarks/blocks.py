@@ -15,7 +15,7 @@ warm-up; the table gives medians, the inter-quartile range and ratios:
 * ``xception``: the dense Xception block of the same width, optimized (BN folded);
 * ``fused`` / ``xception_fused``: ``optimize(block, "fused")``, one native kernel call
   per block (:mod:`igc.deploy.chain.fused`);
-* ``mm``: ``torch.mm`` with the fused IGCV2 block's multiply-adds (``(N*H*W, C) @ (C, n)``),
+* ``mm``: ``torch.mm`` with the fused block's multiply-adds (``(N*H*W, C) @ (C, n)``),
   the dense rate its time is measured against.
 
 ``--family igcv3`` runs the IGCV3 block (expansion 6, ``C/4`` channels in and out, so the
@@ -99,8 +99,8 @@ def run(threads: int, repeats: int, clock, family: str = "igcv2") -> list[dict]:
             candidates["xception_fused"] = (lambda f=fxf, x=xl: f(x))
             macs = _macs(block, x)
             pixels = batch * size * size
-            a = torch.randn(pixels, block.in_channels)
-            b = torch.randn(block.in_channels, max(1, round(macs / (pixels * block.in_channels))))
+            a = torch.randn(pixels, channels)
+            b = torch.randn(channels, max(1, round(macs / (pixels * channels))))
             candidates["mm"] = (lambda a=a, b=b: torch.mm(a, b))
             with torch.inference_mode():
                 timing = time_interleaved(candidates, repeats=repeats, warmup=3, clock=clock)

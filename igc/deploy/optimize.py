@@ -4,7 +4,9 @@ from :class:`~igc.layers.FactorChain` s and ``nn.Sequential`` s), with the same 
 What it does, in order (see :mod:`igc.deploy.chain` for the algebra):
 
 1. every ``FactorChain`` (the body of every IGC block, and the IGCV2* classifier) becomes a
-   :class:`~igc.deploy.chain.FastChain`: BatchNorm folded into the convolution before
+   :class:`~igc.deploy.chain.fused.FusedChain` (the whole block, its identity skip
+   included, in one native kernel call; modes ``"fused"``, ``"auto"``, ``"measure"``) or
+   a :class:`~igc.deploy.chain.FastChain`: BatchNorm folded into the convolution before
    it (grouped and depthwise ones included), shuffles deleted by permutation algebra, each
    linear run of 1x1 factors computed in the form the cost rule (or a measurement) picks
    for the input that chain sees; a chain without an exact inference form (a GroupNorm,
@@ -96,10 +98,16 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     eval-mode model's to float rounding, at any batch size.
 
     ``mode``: ``"auto"`` (the cost rule, :meth:`igc.deploy.chain.CostModel.choose`, for
-    batches of ``batch`` images at the model's input size, or at ``example``'s size),
-    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"measure"`` (time
-    every candidate form of every segment on ``batch`` random images, or on ``example``,
-    and keep the fastest), or ``"fold"`` (fold BatchNorm only). ``layout``: see
+    batches of ``batch`` images at the model's input size, or at ``example``'s size; a
+    block runs fused unless :meth:`~igc.deploy.chain.CostModel.fused_veto` objects),
+    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"fused"`` (every
+    block that can be, as one call of the native kernel,
+    :mod:`igc.deploy.chain.fused`; the others in the ``"auto"`` forms, with the reason
+    in :func:`block_forms`), ``"measure"`` (time every candidate form of every segment,
+    and the fused block against the best of them, on ``batch`` random images, or on
+    ``example``, and keep the fastest), or ``"fold"`` (fold BatchNorm only). Without a
+    C++ compiler, with ``IGC_NO_NATIVE=1`` or when the build fails, nothing is fused
+    (one warning line says why). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`).
