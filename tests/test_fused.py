@@ -69,10 +69,17 @@ def _make(kind: str, cin: int, cout: int, stride: int, groups: tuple[int, int]) 
     return XceptionBlock(cin, cout, stride, nonlinear=kind == "mobilenetv1")
 
 
-def _check(block: nn.Module, x: torch.Tensor, threads: int = 1) -> nn.Module:
-    """optimize(block, "fused") equals the block's eval output (float64 reference)."""
+def _check(block: nn.Module, x: torch.Tensor, threads: int = 1, tile_rows: int = 0
+           ) -> nn.Module:
+    """optimize(block, "fused") equals the block's eval output (float64 reference);
+    ``tile_rows`` > 0 replaces the kernel's rows per tile (several tiles per band: the
+    rolling buffer of input rows)."""
     fused = optimize(block, "fused", example=x)
-    assert any(isinstance(m, FusedChain) for m in fused.modules()), block_forms(fused)
+    chains = [m for m in fused.modules() if isinstance(m, FusedChain)]
+    assert chains, block_forms(fused)
+    if tile_rows:
+        for chain in chains:
+            chain.config[9] = tile_rows
     with torch.no_grad():
         reference = block.double()(x.double())
         block.float()
@@ -88,15 +95,16 @@ WIDTHS = (6, 10, 12, 36, 100)
 KINDS = ("igcv1", "igcv2", "igcv2nl", "igcv3", "xception", "mobilenetv1", "mobilenetv2")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(KINDS), st.sampled_from(WIDTHS), st.sampled_from(WIDTHS),
        st.sampled_from((1, 2)), st.sampled_from(((2, 2), (2, 3), (3, 2), (1, 2))),
        st.sampled_from((1, 2, 5)), st.integers(1, 9), st.integers(1, 9),
-       st.sampled_from((1, 2)), st.integers(0, 2**16))
+       st.sampled_from((1, 2)), st.sampled_from((0, 1, 2, 3)), st.integers(0, 2**16))
 def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, stride, groups,
-                                            batch, h, w, threads, seed):
+                                            batch, h, w, threads, tile_rows, seed):
     """Random families, widths not divisible by the SIMD width, strides 1 and 2, strict
-    and loose designs, odd map sizes, batches 1-5, one and two threads."""
+    and loose designs, odd map sizes, batches 1-5, one and two threads, one to three
+    output rows per tile or the default."""
     if kind == "igcv1":
         cin = cin + cin % 2
     if kind in ("igcv2", "igcv2nl") and (cin % groups[0] or cin % groups[1]
@@ -107,7 +115,7 @@ def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, strid
         groups = (1, 1)
     torch.manual_seed(seed)
     block = _randomize(_make(kind, cin, cout, stride, groups), seed)
-    _check(block, torch.randn(batch, cin, h, w), threads)
+    _check(block, torch.randn(batch, cin, h, w), threads, tile_rows)
 
 
 @pytest.mark.parametrize("batch", [1, 32])
@@ -222,6 +230,15 @@ def test_custom_operator_passes_opcheck_and_torch_export(fused_kernel):
     assert "igc.fused_block" in str(program.graph)
     with torch.inference_mode():
         assert (program.module()(x) - block(x)).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+def test_torch_compile_traces_the_custom_operator(fused_kernel):
+    block = _randomize(IGCV2Block(16, 16, groups=(2, 8), nonlinear=True))
+    x = torch.randn(2, 16, 6, 6)
+    compiled = torch.compile(optimize(block, "fused"), fullgraph=True)
+    with torch.inference_mode():
+        assert (compiled(x) - block(x)).abs().max() < 1e-4
 
 
 def test_onnx_export_sees_the_pytorch_form(fused_kernel):
