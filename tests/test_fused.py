@@ -23,6 +23,7 @@ from igc.deploy.chain import BUILTIN, FastChain, lower
 from igc.deploy.chain.fused import FusedChain, FusedPlan, FusedUnsupported
 from igc.errors import IGCError
 from igc.layers import (
+    DeepRootsBlock,
     IGCV1Block,
     IGCV2Block,
     IGCV3Block,
@@ -66,6 +67,8 @@ def _make(kind: str, cin: int, cout: int, stride: int, groups: tuple[int, int]) 
         return IGCV3Block(cin, cout, stride, expansion=3, g1=groups[0], g2=groups[1])
     if kind == "mobilenetv2":
         return MobileNetV2Block(cin, cout, stride, expansion=3)
+    if kind == "deeproots":  # a group 3x3 with cin/2 channels per group
+        return DeepRootsBlock(cin, cin, stride, groups=2)
     return XceptionBlock(cin, cout, stride, nonlinear=kind == "mobilenetv1")
 
 
@@ -92,7 +95,8 @@ def _check(block: nn.Module, x: torch.Tensor, threads: int = 1, tile_rows: int =
 
 
 WIDTHS = (6, 10, 12, 36, 100)
-KINDS = ("igcv1", "igcv2", "igcv2nl", "igcv3", "xception", "mobilenetv1", "mobilenetv2")
+KINDS = ("igcv1", "igcv2", "igcv2nl", "igcv3", "xception", "mobilenetv1", "mobilenetv2",
+         "deeproots")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,7 +109,7 @@ def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, strid
     """Random families, widths not divisible by the SIMD width, strides 1 and 2, strict
     and loose designs, odd map sizes, batches 1-5, one and two threads, one to three
     output rows per tile or the default."""
-    if kind == "igcv1":
+    if kind in ("igcv1", "deeproots"):
         cin = cin + cin % 2
     if kind in ("igcv2", "igcv2nl") and (cin % groups[0] or cin % groups[1]
                                          or cout % groups[1]):
