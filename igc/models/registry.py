@@ -126,7 +126,8 @@ def create_model(name: str, pretrained: bool | str | Path = False,
                  checkpoint_path: str | Path | None = None, num_classes: int | None = None,
                  in_chans: int | None = None, *, features_only: bool = False,
                  out_indices: Sequence[int] | None = None, strict: bool = True,
-                 hash: str | bool | None = None, **overrides: object) -> nn.Module:
+                 hash: str | bool | None = None, global_pool: str | None = None,
+                 **overrides: object) -> nn.Module:
     """Build the registered network ``name`` (canonical or alias), as timm's
     ``create_model``.
 
@@ -139,13 +140,15 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     (:mod:`igc.models.download`). ``num_classes`` and ``in_chans`` default to those of the
     weights, else of the entry's data set; when they differ from the weights', the
     classifier is re-initialised / the first convolution adapted. ``num_classes=0``: no
-    classifier, the network returns its pooled features. Any other keyword overrides the
-    registered configuration (e.g. ``width=96``, ``norm_layer=``, ``act_layer=``).
+    classifier, the network returns its pooled features; with ``global_pool=""`` too, its
+    unpooled feature maps (timm's ``global_pool``: ``"avg"``, the default, ``"max"`` or
+    ``""``; see :meth:`~igc.models.net.IGCNet.reset_classifier`). Any other keyword
+    overrides the registered configuration (e.g. ``width=96``, ``norm_layer=``, ``act_layer=``).
     ``features_only=True`` returns an :class:`~igc.models.net.IGCFeatures` giving the
     feature maps of the stages ``out_indices`` (all by default). ``model.pretrained_cfg``
     holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
     """
-    from igc.models.metadata import model_cfg
+    from igc.models.metadata import model_cfg, pool_size
     from igc.models.pretrained import load_weights, read_source
 
     name, tag = split_tag(name)
@@ -166,12 +169,20 @@ def create_model(name: str, pretrained: bool | str | Path = False,
                               **{**entry.kwargs, **overrides})
     except TypeError as exc:
         raise IGCError(f"bad option for model {entry.name!r}: {exc}") from None
+    from igc.models.net import IGCFeatures, IGCNet
+
+    if global_pool is not None:
+        if isinstance(model, IGCNet):
+            model.set_global_pool(global_pool)
+        else:
+            raise IGCError(f"model {entry.name!r} has no global_pool to set")
     model.pretrained_cfg = model_cfg(entry, num_classes, in_chans)
     if source is not None:
         load_weights(model, source, strict=strict)
+    if isinstance(model, IGCNet):  # the map forward_features gives for input_size
+        model.pretrained_cfg["pool_size"] = pool_size(model.pretrained_cfg["input_size"],
+                                                      model.feature_info[-1]["reduction"])
     if features_only:
-        from igc.models.net import IGCFeatures, IGCNet
-
         if not isinstance(model, IGCNet):
             raise IGCError(f"model {entry.name!r} has no stages to take features from")
         return IGCFeatures(model, out_indices)
