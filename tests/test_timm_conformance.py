@@ -158,6 +158,9 @@ def test_feature_info_has_timms_accessors():
     assert other.channels() == [8] and other[0] is not stages[0] and other[0] == stages[0]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings(  # from torch.fx's GraphModule.__init__, not from igc
+    "ignore:The TorchScript type system doesn't support instance-level:UserWarning")
 @pytest.mark.parametrize("name", ZOO)
 def test_torchscript(name):
     """``torch.jit.script`` of the network (and of its fx trace) computes what it does."""
