@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from igc.errors import IGCError
 from igc.models.convert import is_legacy_state_dict, remap_legacy_state_dict
@@ -119,6 +121,8 @@ class ChainClassifier(torch.nn.Module):
         from igc.sparsity import Factor, KernelProduct
 
         super().__init__()
+        if any(in_channels % g or num_classes % g for g in groups):  # its dense fallback
+            groups = tuple(1 for _ in groups)
         factors = [Factor(in_channels, in_channels, g) for g in groups[:-1]]
         factors.append(Factor(in_channels, num_classes, groups[-1]))
         n = len(factors)
@@ -130,12 +134,16 @@ class ChainClassifier(torch.nn.Module):
         return self.block(x[:, :, None, None]).flatten(1) + self.bias
 
 
-@pytest.mark.parametrize("groups", [(2,), (8, 2), (4, 2, 8)])
-def test_chain_classifier_files_load_into_the_timm_keyed_classifier(groups):
+@settings(max_examples=25, deadline=None)
+@given(groups=st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=3).map(tuple),
+       width=st.integers(1, 6).map(lambda a: 8 * a), classes=st.integers(1, 40))
+def test_chain_classifier_files_load_into_the_timm_keyed_classifier(groups, width, classes):
+    """Any chain classifier igc wrote (1-3 factors, dense fallback included) loads into
+    today's ``GroupClassifier`` with the same outputs."""
     from igc.models.net import GroupClassifier
 
     torch.manual_seed(0)
-    old = randomize(ChainClassifier(32, 16, groups))
+    old = randomize(ChainClassifier(width, classes, groups))
     with torch.no_grad():
         for p in old.parameters():
             p.normal_()
@@ -144,9 +152,9 @@ def test_chain_classifier_files_load_into_the_timm_keyed_classifier(groups):
     renamed = remap_legacy_state_dict(state)
     assert "classifier.weight" in renamed and not any(".block." in k for k in renamed)
     new = torch.nn.Module()
-    new.classifier = GroupClassifier(32, 16, groups)
+    new.classifier = GroupClassifier(width, classes, groups)
     new.load_state_dict(renamed, strict=True)
     new.eval()
-    x = torch.randn(5, 32)
+    x = torch.randn(5, width)
     with torch.no_grad():
         torch.testing.assert_close(new.classifier(x), old(x), rtol=1e-5, atol=1e-5)
