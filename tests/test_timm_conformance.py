@@ -137,6 +137,39 @@ def test_features_only(name):
         assert [m.shape for m in last(x)] == [maps[-1].shape]
 
 
+def _released() -> list:
+    from igc.models.pretrained import released
+
+    names = list(released())
+    return [pytest.param(n, marks=() if i == 0 else (pytest.mark.slow,))
+            for i, n in enumerate(names)]
+
+
+@pytest.mark.parametrize("name", _released())
+def test_load_pretrained(name):
+    """timm's ``test_model_load_pretrained`` / ``test_model_features_pretrained`` over the
+    released weights (tags included): another ``in_chans`` and ``num_classes``, no
+    classifier, features only; the loaded layers are the released ones."""
+    reference = create_model(name, pretrained=True).eval()
+    chans = reference.default_cfg["input_size"][0]
+    other = 3 if chans == 1 else 1
+    adapted = create_model(name, pretrained=True, in_chans=other, num_classes=5)
+    assert adapted.num_classes == 5 and adapted.default_cfg["input_size"][0] == other
+    assert adapted.stem[0].weight.shape[1] == other
+    headless = create_model(name, pretrained=True, in_chans=other, num_classes=0)
+    assert isinstance(headless.get_classifier(), nn.Identity)
+    kept = headless.state_dict()
+    for key, value in reference.state_dict().items():  # all but the adapted and the head
+        if not key.startswith(("stem.0.", "classifier.")):
+            assert torch.equal(kept[key], value), key
+    features = create_model(name, pretrained=True, features_only=True).eval()
+    x = small_input(reference, 2)
+    with torch.no_grad():
+        maps = features(x)
+        last = maps[-1] if reference.final_conv is None else reference.final_conv(maps[-1])
+        assert torch.equal(last, reference.forward_features(x))
+
+
 def test_feature_info_has_timms_accessors():
     """The semantics of timm's ``FeatureInfo`` (timm/models/_features.py): accessors over
     ``out_indices`` by default, over the given stage(s) otherwise; indexing and ``len``
@@ -216,8 +249,9 @@ def test_unknown_global_pool_is_a_one_line_error(pool):
         assert "\n" not in str(err.value)
         assert model.get_classifier() is classifier and model.global_pool is before
         assert model.num_classes == classes
-        with pytest.raises(IGCError, match="global_pool"):
-            create_model("igcv2_c64_d8", global_pool=pool)
+        for features_only in (False, True):
+            with pytest.raises(IGCError, match="global_pool"):
+                create_model("igcv2_c64_d8", global_pool=pool, features_only=features_only)
     else:  # None keeps the pooling
         model.reset_classifier(5, pool)
         assert model.global_pool is before and model.num_classes == 5
@@ -242,3 +276,5 @@ def test_unpooled_features_need_a_network_without_classifier():
     assert model.num_classes == 0 and isinstance(model.global_pool, nn.Identity)
     model.reset_classifier(4, "avg")
     assert model(torch.randn(1, 3, 8, 8)).shape == (1, 4)
+    features = create_model("igcv2_c64_d8", features_only=True, global_pool="")  # ignored
+    assert len(features(torch.randn(1, 3, 8, 8))) == 3

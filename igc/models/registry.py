@@ -169,13 +169,15 @@ def create_model(name: str, pretrained: bool | str | Path = False,
                               **{**entry.kwargs, **overrides})
     except TypeError as exc:
         raise IGCError(f"bad option for model {entry.name!r}: {exc}") from None
-    from igc.models.net import IGCFeatures, IGCNet
+    from igc.models.net import IGCFeatures, IGCNet, make_pool
 
     if global_pool is not None:
-        if isinstance(model, IGCNet):
-            model.set_global_pool(global_pool)
-        else:
+        if not isinstance(model, IGCNet):
             raise IGCError(f"model {entry.name!r} has no global_pool to set")
+        if features_only:  # no pooling in a feature extractor: only checked
+            make_pool(global_pool)
+        else:
+            model.set_global_pool(global_pool)
     model.pretrained_cfg = model_cfg(entry, num_classes, in_chans)
     if source is not None:
         load_weights(model, source, strict=strict)
