@@ -132,10 +132,9 @@ class FactorChain(nn.Module):
         the same function of the same parameters; TorchScript always runs that form)."""
         if torch.fx._symbolic_trace.is_fx_tracing():
             return None
-        device = self.factors[0].conv.weight.device
-        key = (self.form, device)
+        key = (self.form, x.device)
         if self._plan is None or self._plan[0] != key:
-            self._plan = (key, plan(self.product, self.factors, self.form, device))
+            self._plan = (key, plan(self.product, self.factors, self.form, x.device))
         steps = self._plan[1]
         return None if steps is None else run_planned(self.factors, steps, x)
 

@@ -141,13 +141,14 @@ def remap_legacy_state_dict(state_dict: Mapping[str, torch.Tensor],
                            "not written by an igc network")
         names[key] = new
     group = _group_renames(names.values())
+    names = {key: _rename(new, group) or new for key, new in names.items()}  # no head key
 
     def rename(key: str) -> str | None:
         new = _rename(key, renames)
         return None if new is None else _rename(new, group)
 
     out: dict[str, torch.Tensor] = OrderedDict(
-        (rename(key), value) for key, value in state_dict.items())
+        (names[key], value) for key, value in state_dict.items())
     metadata = getattr(state_dict, "_metadata", None)
     if metadata is not None:  # per-module versions, keyed by module prefix
         moved = ((rename(prefix + "."), value) for prefix, value in metadata.items())

@@ -166,7 +166,7 @@ class FeatureInfo(list):
     def _stages(self, idx: int | Sequence[int] | None) -> list[int] | int:
         if idx is None:
             return list(self.out_indices)
-        return list(idx) if isinstance(idx, (list, tuple)) else idx
+        return idx if isinstance(idx, int) else list(idx)
 
     def get(self, key: str, idx: int | Sequence[int] | None = None) -> Any:
         stages = self._stages(idx)

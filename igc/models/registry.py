@@ -18,11 +18,15 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from igc.errors import IGCError, unknown_name
 from igc.models.entry import ModelEntry
+
+if TYPE_CHECKING:
+    from igc.models.net import IGCNet
 
 __all__ = [
     "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
@@ -148,7 +152,7 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     feature maps of the stages ``out_indices`` (all by default). ``model.pretrained_cfg``
     holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
     """
-    from igc.models.metadata import model_cfg, pool_size
+    from igc.models.metadata import model_cfg
     from igc.models.pretrained import load_weights, read_source
 
     name, tag = split_tag(name)
@@ -181,9 +185,8 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     model.pretrained_cfg = model_cfg(entry, num_classes, in_chans)
     if source is not None:
         load_weights(model, source, strict=strict)
-    if isinstance(model, IGCNet):  # the map forward_features gives for input_size
-        model.pretrained_cfg["pool_size"] = pool_size(model.pretrained_cfg["input_size"],
-                                                      model.feature_info[-1]["reduction"])
+    if isinstance(model, IGCNet):
+        _add_pool_size(model)
     if features_only:
         if not isinstance(model, IGCNet):
             raise IGCError(f"model {entry.name!r} has no stages to take features from")
@@ -191,6 +194,15 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     if out_indices is not None:
         raise IGCError("out_indices needs features_only=True")
     return model
+
+
+def _add_pool_size(model: IGCNet) -> None:
+    """``pretrained_cfg["pool_size"]``: the map ``forward_features`` gives for the cfg's
+    ``input_size`` (as loaded weights left it)."""
+    from igc.models.metadata import pool_size
+
+    cfg = model.pretrained_cfg
+    cfg["pool_size"] = pool_size(cfg["input_size"], model.feature_info[-1]["reduction"])
 
 
 def _count(what: str, value: object, default: int, minimum: int) -> int:
