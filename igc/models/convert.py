@@ -50,7 +50,7 @@ from torch import nn
 from igc.errors import IGCError
 
 __all__ = ["GROUP_CLASSIFIER", "LEGACY_LAYOUTS", "is_legacy_state_dict",
-           "remap_legacy_state_dict"]
+           "refuse_changed_blocks", "remap_legacy_state_dict"]
 
 #: ``(marker, renames)`` per old layout, the first whose marker starts a key applies;
 #: ``renames`` maps old key prefixes to new ones.
@@ -69,9 +69,9 @@ _GROUP_WEIGHT = re.compile(re.escape(GROUP_CLASSIFIER) + r"(\d+)\.conv\.weight")
 
 
 def is_legacy_state_dict(state_dict: Mapping[str, object]) -> bool:
-    """Whether ``state_dict`` has the old ``head.*`` keys or the IGCV2 classifier as a
-    chain (``classifier.block.*``, or ``head.1.block.*``)."""
-    return any(key.startswith(("head.", "classifier.block.")) for key in state_dict)
+    """Whether ``state_dict`` has the old ``head.*`` keys (written before ``P_L``; an
+    IGCV2 classifier chain alone, ``classifier.block.*``, is not)."""
+    return any(key.startswith("head.") for key in state_dict)
 
 
 def _group_renames(keys: Iterable[str]) -> dict[str, str]:
@@ -116,22 +116,28 @@ def _changed_blocks(model: nn.Module) -> list[str]:
     return names
 
 
+def refuse_changed_blocks(model: nn.Module) -> None:
+    """IGCError when ``model`` has blocks whose output order the added ``P_L`` changed: an
+    old state dict does not compute the same network in it."""
+    changed = _changed_blocks(model)
+    if changed:
+        raise IGCError(f"these weights were written before IGCV1/IGCV2 blocks gained their "
+                       f"final permutation P_L ({len(changed)} blocks, e.g. {changed[0]}); "
+                       "build the model with shuffle_last=False (recipe: "
+                       "model_args.shuffle_last = false) to load them")
+
+
 def remap_legacy_state_dict(state_dict: Mapping[str, torch.Tensor],
                             model: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """``state_dict`` with the old head keys and the IGCV2 classifier's chain keys renamed
     (see the module docstring); a state dict in today's layout is returned as it is. With
     ``model``, an old ``head`` state dict of a network whose blocks gained ``P_L`` raises
     :class:`IGCError` (build the model with ``shuffle_last=False`` to load it)."""
-    if not is_legacy_state_dict(state_dict):
+    head = is_legacy_state_dict(state_dict)
+    if not head and not _group_renames(state_dict):
         return dict(state_dict) if not isinstance(state_dict, dict) else state_dict
-    head = any(key.startswith("head.") for key in state_dict)
     if head and model is not None:
-        changed = _changed_blocks(model)
-        if changed:
-            raise IGCError(f"these weights were written before IGCV1/IGCV2 blocks gained their "
-                           f"final permutation P_L ({len(changed)} blocks, e.g. {changed[0]}); "
-                           "build the model with shuffle_last=False (recipe: "
-                           "model_args.shuffle_last = false) to load them")
+        refuse_changed_blocks(model)
     renames = _renames(state_dict) if head else {}
     names = {}
     for key in state_dict:
