@@ -20,7 +20,7 @@ from conftest import zoo_params
 from torch import nn
 
 from igc.errors import IGCError
-from igc.layers.forms import set_training_form
+from igc.layers.chain import set_training_form
 from igc.models.net import FeatureInfo
 from igc.models.registry import create_model
 
