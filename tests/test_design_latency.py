@@ -166,7 +166,7 @@ def run_json(capsys, *argv: str) -> dict:
 def test_json_schema(capsys):
     out = run_json(capsys, "-C", "64", "--rank", "latency", "--candidates", "7", "--size", "8")
     assert {"channels", "kernel_area", "rank", "latency", "size", "batch", "threads",
-            "cost_model", "load_average", "notes", "designs"} <= set(out)
+            "repeats", "cost_model", "load_average", "notes", "designs"} <= set(out)
     assert (out["channels"], out["rank"], out["latency"], out["size"], out["batch"]) == \
         (64, "latency", "model", 8, 1)
     assert set(out["cost_model"]["constants"]) == {"dense_rate", "memory_rate", "l2_bytes",
@@ -182,10 +182,13 @@ def test_json_schema(capsys):
         assert r["latency_us"] == pytest.approx(rows[0]["latency_us"] * r["ratio_to_fastest"])
 
 
-def test_json_measured(capsys):
+@pytest.mark.parametrize("clock", [[], ["--cpu-time"]])
+def test_json_measured(capsys, clock):
     out = run_json(capsys, "-C", "8", "--rank", "latency", "--latency", "measure",
-                   "--candidates", "2", "--size", "3", "--repeats", "1", "--threads", "1")
-    assert out["latency"] == "measure" and out["cost_model"] is None
+                   "--candidates", "2", "--size", "3", "--repeats", "2", "--threads", "1",
+                   *clock)
+    assert out["latency"] == "measure" and out["cost_model"] is None and out["repeats"] == 2
+    assert any("CPU time" in n for n in out["notes"]) == bool(clock)
     assert len(out["load_average"]) == 2 and out["threads"] == 1
     assert all(r["iqr_us"] is not None for r in out["designs"])
 
@@ -229,6 +232,10 @@ def test_limits_agree_with_the_designer():
         (["--rank", "latency", "--check", "--branch-sizes", "1,8,8"], "does not combine"),
         (["--rank", "latency", "--branch-sizes", "1,8,8"], "--branch-sizes is for --check"),
         (["--rank", "latency", "--branch-size", "5"], "does not divide"),
+        (["--cpu-time"], "--cpu-time applies to --rank latency only"),
+        (["--rank", "latency", "--cpu-time"], "needs --latency measure and --threads 1"),
+        (["--rank", "latency", "--latency", "measure", "--threads", "2", "--cpu-time"],
+         "needs --latency measure and --threads 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):

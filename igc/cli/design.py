@@ -34,7 +34,7 @@ from igc.names import DESIGN_RANKS, LATENCY_SOURCES, PICTURE_SUFFIXES
 
 #: The latency options and their defaults (they apply to --rank latency only).
 LATENCY_DEFAULTS = {"latency": "model", "size": 32, "batch": 1, "threads": 1, "repeats": 7,
-                    "candidates": 20}
+                    "candidates": 20, "cpu_time": False}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="N", help="torch threads while timing (default 1)")
     g.add_argument("--repeats", type=A.integer("--repeats", 1, checks.MAX_LATENCY_REPEATS),
                    metavar="N", help="timed rounds with --latency measure (default 7)")
+    g.add_argument("--cpu-time", action="store_true", default=None,
+                   help="with --latency measure --threads 1: count this thread's CPU time, "
+                        "not wall time (robust on a busy machine)")
     p.set_defaults(run=run)
 
 
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                            "candidates")
         return _run_latency(args)
     if given:
-        raise IGCError(f"--{given[0]} applies to --rank latency only")
+        raise IGCError(f"--{given[0].replace('_', '-')} applies to --rank latency only")
     if args.check:
         if not args.branch_sizes:
             raise IGCError("--check needs --branch-sizes, e.g. --branch-sizes 1,8,8")
@@ -148,7 +151,8 @@ def _run_latency(args: argparse.Namespace) -> int:
     ranking = design_by_latency(args.channels, args.kernel_area, args.layers, args.branch_size,
                                 args.channelwise, candidates=opts["candidates"],
                                 source=opts["latency"], size=opts["size"], batch=opts["batch"],
-                                threads=opts["threads"], repeats=opts["repeats"])
+                                threads=opts["threads"], repeats=opts["repeats"],
+                                cpu_time=opts["cpu_time"])
     if args.draw:
         from igc.viz.connectivity import draw_connectivity
 

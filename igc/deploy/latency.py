@@ -27,6 +27,7 @@ stride 1, without the residual (the same for every design of a width).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -140,6 +141,7 @@ class LatencyRanking:
     threads: int
     cost: CostModel | None = None  # the model that priced them ("model")
     load_average: tuple[float, float] | None = None  # 1-minute, before and after ("measure")
+    repeats: int | None = None  # timed rounds ("measure")
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -153,7 +155,7 @@ class LatencyRanking:
                                                "constants": self.cost.constants()}
         return {"channels": self.channels, "kernel_area": self.kernel_area, "rank": "latency",
                 "latency": self.source, "size": self.size, "batch": self.batch,
-                "threads": self.threads, "cost_model": cost,
+                "threads": self.threads, "repeats": self.repeats, "cost_model": cost,
                 "load_average": None if self.load_average is None else list(self.load_average),
                 "notes": list(self.notes),
                 "designs": [r.to_dict(self.fastest.seconds) for r in self.rows]}
@@ -161,7 +163,8 @@ class LatencyRanking:
     def header(self) -> str:
         """One line: what was ranked, how, and at what input."""
         how = (f"the cost model ({self.cost.source})" if self.cost is not None
-               else f"measurement, {self.threads} thread(s), medians over interleaved rounds")
+               else f"measurement, {self.threads} thread(s), medians of {self.repeats} "
+                    "interleaved rounds")
         text = (f"C={self.channels} S={self.kernel_area}: {len(self.rows)} design(s) ranked by "
                 f"latency from {how}; one block at {self.size}x{self.size}, batch {self.batch}")
         if self.load_average is not None:
@@ -189,8 +192,10 @@ class LatencyRanking:
 
 
 def check_latency_request(source: str, size: int, batch: int, threads: int | None,
-                          repeats: int) -> None:
+                          repeats: int, cpu_time: bool = False) -> None:
     """IGCError (one line) unless the latency options are within their limits."""
+    if cpu_time and (source != "measure" or threads != 1):
+        raise IGCError("CPU time (--cpu-time) needs --latency measure and --threads 1")
     check_choice(source, "latency source", LATENCY_SOURCES)
     check_int(size, "input size", 1, MAX_SIZE)
     check_int(batch, "batch", 1, MAX_BATCH)
@@ -201,13 +206,16 @@ def check_latency_request(source: str, size: int, batch: int, threads: int | Non
 
 def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int = 32,
                  batch: int = 1, threads: int | None = 1, cost: CostModel | None = None,
-                 repeats: int = 7, notes: Sequence[str] = ()) -> LatencyRanking:
+                 repeats: int = 7, cpu_time: bool = False, notes: Sequence[str] = ()
+                 ) -> LatencyRanking:
     """Rank ``designs`` (one width) by latency at ``batch`` images of ``size x size``.
 
     ``source``: ``"model"`` (``cost``, default the CPU's cost model) or ``"measure"``
     (``repeats`` interleaved rounds with ``threads`` torch threads; the previous count
-    is restored). Sorting is stable: ties keep the order of ``designs``."""
-    check_latency_request(source, size, batch, threads, repeats)
+    is restored; ``cpu_time`` counts this thread's CPU time instead of wall time, robust
+    on a shared machine, one thread only). Sorting is stable: ties keep the order of
+    ``designs``."""
+    check_latency_request(source, size, batch, threads, repeats, cpu_time)
     designs = list(designs)
     if not designs:
         raise IGCError("no designs to rank")
@@ -227,18 +235,18 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
         from igc.runtime import num_threads
 
         with num_threads(threads) as used:
-            rows, load, extra = _measure(designs, size, batch, repeats)
+            rows, load, extra = _measure(designs, size, batch, repeats, cpu_time)
         cost = None
     rows.sort(key=lambda r: r.seconds)
     return LatencyRanking(channels, area, rows, source, size, batch, used, cost, load,
-                          [*notes, *extra])
+                          repeats if source == "measure" else None, [*notes, *extra])
 
 
 def _with_none(pair: tuple[float, tuple[str, ...]]) -> tuple[float, None, tuple[str, ...]]:
     return pair[0], None, pair[1]
 
 
-def _measure(designs: list[Design], size: int, batch: int, repeats: int
+def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_time: bool
              ) -> tuple[list[LatencyRow], tuple[float, float], list[str]]:
     """Build, optimize and time every design in every applicable optimize mode."""
     from igc.deploy.optimize import optimize
@@ -271,8 +279,11 @@ def _measure(designs: list[Design], size: int, batch: int, repeats: int
             calls[f"{i}/{mode}"] = (lambda f=fast.model, xin=xin: f(xin))
     before = os.getloadavg()[0]
     with torch.inference_mode():
-        timing = time_interleaved(calls, repeats=repeats, warmup=2, min_sample_s=0.002)
+        timing = time_interleaved(calls, repeats=repeats, warmup=2, min_sample_s=0.002,
+                                  clock=time.thread_time if cpu_time else time.perf_counter)
     load = (before, os.getloadavg()[0])
+    if cpu_time:
+        notes.append("times are this thread's CPU time, not wall time")
     rows = []
     for i, d in enumerate(designs):
         mine = {k.split("/", 1)[1]: t for k, t in timing.items() if k.split("/", 1)[0] == str(i)}
@@ -285,15 +296,16 @@ def design_by_latency(channels: int, kernel_area: int = 9, layers: int | None = 
                       branch_size: int | None = None, channelwise: bool = False, *,
                       candidates: int = 20, source: str = "model", size: int = 32,
                       batch: int = 1, threads: int | None = 1, cost: CostModel | None = None,
-                      repeats: int = 7) -> LatencyRanking:
+                      repeats: int = 7, cpu_time: bool = False) -> LatencyRanking:
     """The designer's first ``candidates`` designs (fewest parameters first; see
     :func:`igc.sparsity.design` for ``layers``, ``branch_size``, ``channelwise``) ranked
     by latency (:func:`rank_latency`)."""
     check_int(candidates, "candidates", 1, MAX_CANDIDATES)
-    check_latency_request(source, size, batch, threads, repeats)
+    check_latency_request(source, size, batch, threads, repeats, cpu_time)
     report = design(channels, kernel_area, layers, branch_size, channelwise, limit=candidates)
     return rank_latency(report.designs, source, size=size, batch=batch, threads=threads,
-                        cost=cost, repeats=repeats, notes=[report.note] if report.note else [])
+                        cost=cost, repeats=repeats, cpu_time=cpu_time,
+                        notes=[report.note] if report.note else [])
 
 
 __all__ = ["MAX_BATCH", "MAX_CANDIDATES", "MAX_MEASURED_FLOATS", "MAX_MEASURED_PARAMS",
