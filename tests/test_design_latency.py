@@ -209,6 +209,15 @@ def test_draw_the_fastest(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_without_torch_latency_is_one_line_and_params_still_work():
+    from test_cli_startup import run_blocked  # tests/ is on sys.path (rootdir-less tests)
+
+    proc = run_blocked(["design", "-C", "64", "--rank", "latency"], ("torch",))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("igc: error: --rank latency needs PyTorch")
+    assert run_blocked(["design", "-C", "64", "--rank", "params"], ("torch",)).returncode == 0
+
+
 def test_limits_agree_with_the_designer():
     assert MAX_CANDIDATES == MAX_ALTERNATIVES == checks.MAX_LATENCY_CANDIDATES
 

@@ -144,7 +144,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_latency(args: argparse.Namespace) -> int:
     """``igc design --rank latency``: the cheapest designs ordered by latency here."""
-    from igc.deploy.latency import design_by_latency
+    from igc.errors import IGCError
+
+    try:
+        from igc.deploy.latency import design_by_latency
+    except ImportError as exc:
+        raise IGCError(f"--rank latency needs PyTorch ({exc}); the parameter ranking does "
+                       "not") from None
 
     opts = {k: v if (v := getattr(args, k)) is not None else default
             for k, default in LATENCY_DEFAULTS.items()}
