@@ -25,7 +25,9 @@ For each thread count, batch and pair, both networks in every path run in one in
 session (:func:`igc.deploy.timing.time_interleaved`) with ``torch.mm`` of 1024x1024
 matrices (the dense ceiling), after warm-up. ``--save`` keeps the raw rows as JSON and
 ``--load`` writes the table and plot from saved rows without timing (e.g. a one-thread run
-pinned with ``taskset -c 1`` merged with a two-thread run).
+pinned with ``taskset -c 1`` merged with a two-thread run). ``--cpu-time`` (one thread
+only) counts the process's CPU time instead of wall time: on a shared machine a
+descheduled process then pays nothing, and a spinning worker thread is counted.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def _calls(name: str, batch: int, forms: list[str], threads: int) -> dict:
 
 
 def measure(threads_list: list[int], batches: list[int], forms: list[str], repeats: int,
-            pairs=PAIRS) -> list[dict]:
+            pairs=PAIRS, clock: Callable[[], float] = time.perf_counter) -> list[dict]:
     """Time every pair in every path; one row per network, path, batch and thread count:
     ``model``, ``pair`` (its index), ``role`` (``igc`` or ``peer``), ``form``, ``batch``,
     ``threads``, ``median_s``, ``q1_s``, ``q3_s``, ``macs`` (one image), ``input_size``,
@@ -160,7 +162,7 @@ def measure(threads_list: list[int], batches: list[int], forms: list[str], repea
                     before = os.getloadavg()[0]
                     with torch.inference_mode():
                         timing = time_interleaved(candidates, repeats=repeats, warmup=1,
-                                                  min_sample_s=0.0)
+                                                  min_sample_s=0.0, clock=clock)
                     load = [before, os.getloadavg()[0]]
                     mm = MATMUL_SIZE ** 3 / timing.pop("matmul").median
                     for key, t in timing.items():
@@ -315,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated, from {','.join(ALL_FORMS)}")
     parser.add_argument("--pairs", default="all",
                         help="comma-separated pair numbers (1-3) or 'all'")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="count the process's CPU time, not wall time (robust on a busy "
+                             "machine; needs --threads 1)")
     parser.add_argument("--out", help="write the markdown here")
     parser.add_argument("--plot", help="draw latency vs multiply-adds to this .png")
     parser.add_argument("--save", help="write the raw rows to this .json")
@@ -332,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown forms {unknown}; use some of {', '.join(ALL_FORMS)}")
         if args.repeats < 1:
             parser.error("--repeats must be at least 1")
+        if args.cpu_time and args.threads != [1]:
+            parser.error("--cpu-time needs --threads 1")
         pairs = PAIRS if args.pairs == "all" else \
             [PAIRS[i - 1] for i in _ints(args.pairs) if i <= len(PAIRS)]
         forms, notes = available(forms)
@@ -340,11 +347,13 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         start = uptime()
-        rows = measure(args.threads, args.batches, forms, args.repeats, pairs)
+        clock = time.process_time if args.cpu_time else time.perf_counter
+        rows = measure(args.threads, args.batches, forms, args.repeats, pairs, clock)
         affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         head = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
-                f"{torch.__version__}, fp32, wall time, medians over {args.repeats} "
-                f"interleaved rounds (IQR in brackets), cores allowed {affinity}.",
+                f"{torch.__version__}, fp32, "
+                f"{'process CPU time' if args.cpu_time else 'wall time'}, medians over "
+                f"{args.repeats} interleaved rounds (IQR in brackets), cores allowed {affinity}.",
                 f"`uptime` before: {start}", f"`uptime` after: {uptime()}",
                 *[f"note: {n}" for n in notes]]
         if args.save:
