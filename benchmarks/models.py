@@ -1,5 +1,5 @@
 """The honest speed table: IGC networks beside their peers at equal multiply-adds, every
-inference path, interleaved, medians with the IQR and the load average.
+runner, interleaved, medians with the IQR and the load average.
 
     python benchmarks/models.py --threads 1,2 --batches 1,32 --repeats 20 \
         --out docs/deployment/models.md --plot docs/deployment/latency-vs-macs.png
@@ -10,7 +10,7 @@ pair IGCV2 C64 D20 vs Xception C35 D20 at 32x32 (IGCV2 Table 4: the IGCV2 row an
 Xception baseline at the same depth and about equal parameters, 146k vs 168k in the
 blocks, 25.9M vs 26.8M multiply-adds; the closest pair of the CIFAR tables in both).
 
-Paths (``--forms``; unavailable ones are skipped with one line):
+Runners (``--runners``; unavailable ones are skipped with one line):
 
 * ``naive``: the eval-mode model as trained, NCHW input;
 * ``optimized``: ``igc.deploy.optimize(model, batch=B)`` (its input layout included);
@@ -21,7 +21,7 @@ Paths (``--forms``; unavailable ones are skipped with one line):
 * ``nchw`` / ``compiled`` (not by default): the optimized form on NCHW input / under
   ``torch.compile`` (compiling takes minutes on two cores).
 
-For each thread count, batch and pair, both networks in every path run in one interleaved
+For each thread count, batch and pair, both networks in every runner run in one interleaved
 session (:func:`igc.deploy.timing.time_interleaved`) with ``torch.mm`` of 1024x1024
 matrices (the dense ceiling), after warm-up. ``--save`` keeps the raw rows as JSON and
 ``--load`` writes the table and plot from saved rows without timing (e.g. a one-thread run
@@ -44,34 +44,34 @@ from pathlib import Path
 
 PAIRS = (("igcv2_100", "mobilenetv1_100"), ("igcv3_100", "mobilenetv2_100"),
          ("igcv2_c64_d20", "xception_c35_d20"))
-#: Every path this script knows, in table order.
-ALL_FORMS = ("naive", "optimized", "fused", "nchw", "compiled", "onnxruntime", "openvino")
+#: Every runner this script knows, in table order.
+RUNNERS = ("naive", "optimized", "fused", "nchw", "compiled", "onnxruntime", "openvino")
 MATMUL_SIZE = 1024
 
 
-def default_forms() -> list[str]:
-    """The paths timed by default: all but ``nchw`` and ``compiled``."""
-    return [f for f in ALL_FORMS if f not in ("nchw", "compiled")]
+def default_runners() -> list[str]:
+    """The runners timed by default: all but ``nchw`` and ``compiled``."""
+    return [f for f in RUNNERS if f not in ("nchw", "compiled")]
 
 
-def available(forms: list[str]) -> tuple[list[str], list[str]]:
-    """The forms this machine can run, and one line for each one it cannot."""
+def available(runners: list[str]) -> tuple[list[str], list[str]]:
+    """The runners this machine can run, and one line for each one it cannot."""
     from igc.deploy.bench import available_forms
     from igc.names import MODES
 
     keep, notes = [], []
-    for form in forms:
-        if form == "fused" and "fused" not in MODES:
-            notes.append("fused path skipped: this igc has no optimize mode 'fused'")
-        elif form == "openvino" and importlib.util.find_spec("openvino") is None:
-            notes.append("openvino path skipped: openvino not installed "
+    for runner in runners:
+        if runner == "fused" and "fused" not in MODES:
+            notes.append("fused runner skipped: this igc has no optimize mode 'fused'")
+        elif runner == "openvino" and importlib.util.find_spec("openvino") is None:
+            notes.append("openvino runner skipped: openvino not installed "
                          "(pip install 'igc[openvino]')")
-        elif form in ("onnxruntime", "compiled"):
-            ok, why = available_forms([form])
+        elif runner in ("onnxruntime", "compiled"):
+            ok, why = available_forms([runner])
             keep += ok
             notes += why
         else:
-            keep.append(form)
+            keep.append(runner)
     return keep, notes
 
 
@@ -91,8 +91,8 @@ def openvino_runner(model, x, threads: int) -> Callable[[], object]:
     return lambda: request.infer(feed)
 
 
-def _calls(name: str, batch: int, forms: list[str], threads: int) -> dict:
-    """``{form: zero-argument call}`` for one network on one random batch."""
+def _calls(name: str, batch: int, runners: list[str], threads: int) -> dict:
+    """``{runner: zero-argument call}`` for one network on one random batch."""
     import torch
 
     from igc.deploy import optimize
@@ -105,38 +105,38 @@ def _calls(name: str, batch: int, forms: list[str], threads: int) -> dict:
     x = torch.randn(batch, entry.in_chans, entry.input_size, entry.input_size)
     fast = None
     out = {}
-    for form in forms:
+    for runner in runners:
         start = time.perf_counter()
-        if form == "naive":
-            out[form] = (lambda m=model: m(x))
-        elif form == "compiled":
+        if runner == "naive":
+            out[runner] = (lambda m=model: m(x))
+        elif runner == "compiled":
             fast = fast or optimize(model, batch=batch)
             fn = torch.compile(fast)
             with torch.inference_mode():
                 fn(x)  # compile now, not in the timed rounds
-            out[form] = (lambda f=fn: f(x))
-        elif form in ("optimized", "nchw", "fused"):
-            if form == "fused":
+            out[runner] = (lambda f=fn: f(x))
+        elif runner in ("optimized", "nchw", "fused"):
+            if runner == "fused":
                 made = optimize(model, "fused", batch=batch)
             else:
                 made = fast = fast or optimize(model, batch=batch)
             # the input in the layout the form runs in (in a pipeline the producer writes it)
-            xin = x if form == "nchw" else x.contiguous(memory_format=torch.channels_last) \
+            xin = x if runner == "nchw" else x.contiguous(memory_format=torch.channels_last) \
                 if made.uses_channels_last(batch) else x.contiguous()
-            out[form] = (lambda f=made.model, xin=xin: f(xin))
-        elif form == "onnxruntime":
-            out[form] = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
+            out[runner] = (lambda f=made.model, xin=xin: f(xin))
+        elif runner == "onnxruntime":
+            out[runner] = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
         else:
-            out[form] = openvino_runner(optimize(model, ONNX_FORM), x, threads)
-        print(f"  {name} b{batch} t{threads} {form}: ready in "
+            out[runner] = openvino_runner(optimize(model, ONNX_FORM), x, threads)
+        print(f"  {name} b{batch} t{threads} {runner}: ready in "
               f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return out
 
 
-def measure(threads_list: list[int], batches: list[int], forms: list[str], repeats: int,
+def measure(threads_list: list[int], batches: list[int], runners: list[str], repeats: int,
             pairs=PAIRS, clock: Callable[[], float] = time.perf_counter) -> list[dict]:
-    """Time every pair in every path; one row per network, path, batch and thread count:
-    ``model``, ``pair`` (its index), ``role`` (``igc`` or ``peer``), ``form``, ``batch``,
+    """Time every pair in every runner; one row per network, runner, batch and thread count:
+    ``model``, ``pair`` (its index), ``role`` (``igc`` or ``peer``), ``runner``, ``batch``,
     ``threads``, ``median_s``, ``q1_s``, ``q3_s``, ``macs`` (one image), ``input_size``,
     ``matmul_macs_per_s``, ``load`` (1-minute load average before and after the session)."""
     import torch
@@ -157,7 +157,7 @@ def measure(threads_list: list[int], batches: list[int], forms: list[str], repea
                     print(f"{threads} thread(s), batch {batch}: {' vs '.join(pair)}",
                           file=sys.stderr, flush=True)
                     candidates = {f"{n}/{f}": fn for n in pair
-                                  for f, fn in _calls(n, batch, forms, threads).items()}
+                                  for f, fn in _calls(n, batch, runners, threads).items()}
                     candidates["matmul"] = lambda: torch.mm(a, b)
                     before = os.getloadavg()[0]
                     with torch.inference_mode():
@@ -166,14 +166,14 @@ def measure(threads_list: list[int], batches: list[int], forms: list[str], repea
                     load = [before, os.getloadavg()[0]]
                     mm = MATMUL_SIZE ** 3 / timing.pop("matmul").median
                     for key, t in timing.items():
-                        name, form = key.split("/")
-                        rows.append({"model": name, "pair": index, "form": form,
+                        name, runner = key.split("/")
+                        rows.append({"model": name, "pair": index, "runner": runner,
                                      "role": "igc" if name == pair[0] else "peer",
                                      "batch": batch, "threads": threads, "median_s": t.median,
                                      "q1_s": t.q1, "q3_s": t.q3, "macs": macs[name],
                                      "input_size": info[name].input_size,
                                      "matmul_macs_per_s": mm, "load": load})
-                    print(markdown(rows[-2 * len(forms):], []), file=sys.stderr, flush=True)
+                    print(markdown(rows[-2 * len(runners):], []), file=sys.stderr, flush=True)
                     del candidates
     return rows
 
@@ -186,9 +186,9 @@ def _groups(rows: list[dict]) -> list[tuple[tuple[int, int, int], list[dict]]]:
     return list(out.items())
 
 
-def _forms(rows: list[dict]) -> list[str]:
-    seen = {r["form"] for r in rows}
-    return [f for f in ALL_FORMS if f in seen]
+def _runners(rows: list[dict]) -> list[str]:
+    seen = {r["runner"] for r in rows}
+    return [f for f in RUNNERS if f in seen]
 
 
 def best(rows: list[dict], model: str) -> dict:
@@ -201,10 +201,10 @@ def _cell(r: dict) -> str:
 
 
 def markdown(rows: list[dict], header: list[str]) -> str:
-    """The tables: per thread count, batch and pair, each network's median (IQR) per path,
-    its fastest path and the ratio to naive; then one summary row per pair, the IGC
-    network's latency over its peer's, fastest path each and path by path."""
-    forms = _forms(rows)
+    """The tables: per thread count, batch and pair, each network's median (IQR) per runner,
+    its fastest runner and the ratio to naive; then one summary row per pair, the IGC
+    network's latency over its peer's, fastest runner each and runner by runner."""
+    runners = _runners(rows)
     lines = [*header]
     summary = []
     for (threads, batch, _), group in _groups(rows):
@@ -215,29 +215,29 @@ def markdown(rows: list[dict], header: list[str]) -> str:
                       f"batch {batch}, {threads} thread(s); load average "
                       f"{first['load'][0]:.2f} -> {first['load'][1]:.2f}; torch.mm "
                       f"{first['matmul_macs_per_s'] / 1e9:.1f} GMAC/s", ""]
-        head = ["model", "MMAC/image", *[f"{f} ms (IQR)" for f in forms], "fastest",
+        head = ["model", "MMAC/image", *[f"{f} ms (IQR)" for f in runners], "fastest",
                 "naive / fastest"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for m in models:
-            cells = {r["form"]: r for r in group if r["model"] == m}
+            cells = {r["runner"]: r for r in group if r["model"] == m}
             top = best(group, m)
             naive = cells.get("naive")
             lines.append("| " + " | ".join([
                 m, f"{top['macs'] / 1e6:.1f}",
-                *[_cell(cells[f]) if f in cells else "-" for f in forms],
-                top["form"],
+                *[_cell(cells[f]) if f in cells else "-" for f in runners],
+                top["runner"],
                 f"{naive['median_s'] / top['median_s']:.2f}x" if naive else "-"]) + " |")
         if len(models) == 2:
             igc, peer = models
             ratio = best(group, igc)["median_s"] / best(group, peer)["median_s"]
-            per_path = []
-            for f in forms:
-                mine = {r["model"]: r["median_s"] for r in group if r["form"] == f}
-                per_path.append(f"{mine[igc] / mine[peer]:.2f}" if len(mine) == 2 else "-")
+            per_runner = []
+            for f in runners:
+                mine = {r["model"]: r["median_s"] for r in group if r["runner"] == f}
+                per_runner.append(f"{mine[igc] / mine[peer]:.2f}" if len(mine) == 2 else "-")
             summary.append(f"| {igc} / {peer} | {batch} | {threads} | {ratio:.2f} | "
-                           + " | ".join(per_path) + " |")
+                           + " | ".join(per_runner) + " |")
     if summary:
-        head = ["pair", "batch", "threads", "fastest / fastest", *forms]
+        head = ["pair", "batch", "threads", "fastest / fastest", *runners]
         lines += ["", "**IGC network's latency over its peer's** (below 1: the IGC network "
                       "is faster)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                   *summary]
@@ -254,15 +254,15 @@ def plot(rows: list[dict], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = sorted({(r["batch"], r["threads"]) for r in rows})
-    forms = _forms(rows)
-    markers = dict(zip(ALL_FORMS, "oDs^vP*"))
+    runners = _runners(rows)
+    markers = dict(zip(RUNNERS, "oDs^vP*"))
     cols = min(2, len(panels))
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 4.2 * nrows), squeeze=False)
     for ax, (batch, threads) in zip(axes.flat, panels):
         mine = [r for r in rows if (r["batch"], r["threads"]) == (batch, threads)]
         for r in mine:
-            ax.scatter(r["macs"] / 1e6, r["median_s"] / batch * 1e3, marker=markers[r["form"]],
+            ax.scatter(r["macs"] / 1e6, r["median_s"] / batch * 1e3, marker=markers[r["runner"]],
                        color="tab:red" if r["role"] == "igc" else "tab:blue",
                        alpha=0.8)
         for m in dict.fromkeys(r["model"] for r in mine):
@@ -278,7 +278,7 @@ def plot(rows: list[dict], path: str | Path) -> None:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     handles = [plt.Line2D([], [], linestyle="", marker=markers[f], color="gray", label=f)
-               for f in forms]
+               for f in runners]
     handles += [plt.Line2D([], [], linestyle="", marker="o", color=c, label=label)
                 for c, label in (("tab:red", "IGC network"), ("tab:blue", "peer"))]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
@@ -313,8 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=_ints, default=[1, 2], help="e.g. 1,2")
     parser.add_argument("--batches", type=_ints, default=[1, 32], help="e.g. 1,32")
     parser.add_argument("--repeats", type=int, default=20, help="interleaved rounds")
-    parser.add_argument("--forms", default=",".join(default_forms()),
-                        help=f"comma-separated, from {','.join(ALL_FORMS)}")
+    parser.add_argument("--runners", default=",".join(default_runners()),
+                        help=f"comma-separated, from {','.join(RUNNERS)}")
     parser.add_argument("--pairs", default="all",
                         help="comma-separated pair numbers (1-3) or 'all'")
     parser.add_argument("--cpu-time", action="store_true",
@@ -331,24 +331,24 @@ def main(argv: list[str] | None = None) -> None:
         head = [line for path in args.load
                 for line in json.loads(Path(path).read_text())["header"]]
     else:
-        forms = [f for f in args.forms.split(",") if f]
-        unknown = sorted(set(forms) - set(ALL_FORMS))
+        runners = [f for f in args.runners.split(",") if f]
+        unknown = sorted(set(runners) - set(RUNNERS))
         if unknown:
-            parser.error(f"unknown forms {unknown}; use some of {', '.join(ALL_FORMS)}")
+            parser.error(f"unknown runners {unknown}; use some of {', '.join(RUNNERS)}")
         if args.repeats < 1:
             parser.error("--repeats must be at least 1")
         if args.cpu_time and args.threads != [1]:
             parser.error("--cpu-time needs --threads 1")
         pairs = PAIRS if args.pairs == "all" else \
             [PAIRS[i - 1] for i in _ints(args.pairs) if i <= len(PAIRS)]
-        forms, notes = available(forms)
+        runners, notes = available(runners)
         for n in notes:
             print("note:", n, file=sys.stderr)
         import torch
 
         start = uptime()
         clock = time.process_time if args.cpu_time else time.perf_counter
-        rows = measure(args.threads, args.batches, forms, args.repeats, pairs, clock)
+        rows = measure(args.threads, args.batches, runners, args.repeats, pairs, clock)
         affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         head = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
                 f"{torch.__version__}, fp32, "

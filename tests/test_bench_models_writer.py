@@ -21,8 +21,8 @@ def bench():
     return module
 
 
-def row(model, role, form, ms, iqr_ms=0.5, batch=1, threads=1, pair=0, macs=500e6):
-    return {"model": model, "pair": pair, "role": role, "form": form, "batch": batch,
+def row(model, role, runner, ms, iqr_ms=0.5, batch=1, threads=1, pair=0, macs=500e6):
+    return {"model": model, "pair": pair, "role": role, "runner": runner, "batch": batch,
             "threads": threads, "median_s": ms / 1e3, "q1_s": (ms - iqr_ms / 2) / 1e3,
             "q3_s": (ms + iqr_ms / 2) / 1e3, "macs": macs, "input_size": 224,
             "matmul_macs_per_s": 30e9, "load": [1.5, 1.75]}
@@ -77,9 +77,9 @@ def test_load_writes_table_and_plot_without_timing(bench, tmp_path, monkeypatch,
     assert out.read_text() in capsys.readouterr().out
 
 
-def test_unavailable_paths_are_one_line_each(bench, monkeypatch):
+def test_unavailable_runners_are_one_line_each(bench, monkeypatch):
     monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
     keep, notes = bench.available(["naive", "fused", "openvino", "onnxruntime"])
     assert keep[0] == "naive" and "openvino" not in keep and "onnxruntime" not in keep
-    assert any(n.startswith("openvino path skipped") for n in notes)
+    assert any(n.startswith("openvino runner skipped") for n in notes)
     assert all("\n" not in n for n in notes)

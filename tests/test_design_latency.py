@@ -58,8 +58,8 @@ def test_ranking_follows_the_given_cost_model(channels, data):
     designs = [d for d in design(channels, channelwise=True, limit=1000).designs
                if d.layers >= 3]
     keys = sorted({d.branch_sizes[1:] for d in designs})
-    costs = data.draw(st.lists(st.floats(1e-4, 1.0), min_size=len(keys), max_size=len(keys),
-                               unique=True))
+    costs = [k / 1000 for k in data.draw(st.lists(st.integers(1, 1000), min_size=len(keys),
+                                                      max_size=len(keys), unique=True))]
     table = dict(zip(keys, costs))
     size, batch = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 4))
     ranking = rank_latency(designs, cost=TableCost(table, dense=2.0), size=size, batch=batch)
@@ -68,7 +68,7 @@ def test_ranking_follows_the_given_cost_model(channels, data):
     for r in ranking.rows:
         assert r.seconds == pytest.approx(table[r.design.branch_sizes[1:]] * size * size * batch,
                                           rel=1e-6)
-        assert r.forms == ("dw3x3", "structured")
+        assert r.kernels == ("dw3x3", "structured") and r.mode == "auto"
 
 
 def test_a_cost_model_that_favours_depth_puts_the_deepest_design_first():
@@ -83,7 +83,7 @@ def test_a_cost_model_that_favours_depth_puts_the_deepest_design_first():
 def test_the_cheaper_form_of_each_segment_is_priced():
     designs = [d for d in design(16, channelwise=True, limit=1000).designs if d.layers > 1]
     ranking = rank_latency(designs, cost=TableCost(_ones(designs), dense=0.25), size=2)
-    assert all(r.forms[-1] == "dense" and r.seconds == pytest.approx(0.25 * 4, rel=1e-6)
+    assert all(r.kernels[-1] == "dense" and r.seconds == pytest.approx(0.25 * 4, rel=1e-6)
                for r in ranking.rows)
     # ties keep the designer's order (fewest parameters first)
     assert [r.design for r in ranking.rows] == designs
@@ -93,22 +93,22 @@ def test_roofline_matches_a_hand_computation():
     # C = 64, (1, 8, 8); 1 G MAC/s dense, branches of k at k/64 of it, memory ~free.
     cost = CostModel(dense_rate=1e9, memory_rate=1e15, full_rate_branch=64.0,
                      max_branch_efficiency=0.8)
-    seconds, forms = predict(Design(64, (1, 8, 8)), size=4, batch=2, cost=cost)
+    seconds, kernels = predict(Design(64, (1, 8, 8)), size=4, batch=2, cost=cost)
     depthwise = 64 * 9 / (1e9 * 9 / 64)  # per pixel: 9 taps per output, efficiency 9/64
     dense_1x1 = 64 * 64 / 1e9  # the segment multiplied out beats 2 x 512 MACs at 8/64
     memory = 8 * 64 / 1e15  # the result written once into the channels-last output
-    assert forms == ("dw3x3", "dense")
+    assert kernels == ("dw3x3", "dense")
     assert seconds == pytest.approx((depthwise + dense_1x1) * 32, rel=1e-3)
     assert memory * 32 < seconds * 1e-3
 
 
 def test_group_spatial_factor_and_single_factor_designs_are_priced():
     cost = CostModel(dense_rate=1e9, memory_rate=1e15)
-    seconds, forms = predict(Design(16, (16,)), size=3, cost=cost)  # one dense 3x3
-    assert forms == ("conv3x3",)
+    seconds, kernels = predict(Design(16, (16,)), size=3, cost=cost)  # one dense 3x3
+    assert kernels == ("conv3x3",)
     assert seconds == pytest.approx(16 * 16 * 9 / (1e9 * 0.8) * 9, rel=1e-3)
-    _, forms = predict(Design(16, (2, 8)), size=3, cost=cost)
-    assert forms[0] == "conv3x3/g8"
+    _, kernels = predict(Design(16, (2, 8)), size=3, cost=cost)
+    assert kernels[0] == "conv3x3/g8"
 
 
 def test_design_block_is_the_designs_product_on_meta_without_weights():
@@ -127,7 +127,9 @@ def test_measure_mode_runs_on_tiny_blocks():
     assert all(r.seconds > 0 and r.iqr is not None and r.iqr >= 0 for r in ranking.rows)
     assert [r.seconds for r in ranking.rows] == sorted(r.seconds for r in ranking.rows)
     assert ranking.load_average is not None and ranking.threads == 1
-    assert all(r.forms[0] in latency.MODES for r in ranking.rows)
+    assert all(r.mode in latency.MODES for r in ranking.rows)
+    # the kernels optimize() chose, one per segment: C = 8 designs have one segment each
+    assert all(len(r.kernels) == 1 and r.kernels[0] in names.FORMS for r in ranking.rows)
     assert "IQR us" in ranking.table()
 
 
@@ -145,7 +147,7 @@ def test_a_fused_mode_is_picked_up_when_names_has_it(monkeypatch):
     monkeypatch.setattr(opt, "optimize", spy)
     ranking = design_by_latency(8, candidates=2, source="measure", size=3, repeats=1)
     assert calls.count("fused") == 2 and calls.count("auto") == 2
-    assert {r.forms[0] for r in ranking.rows} <= {"auto", "fused"}
+    assert {r.mode for r in ranking.rows} <= {"auto", "fused"}
     modelled = design_by_latency(8, candidates=2)
     assert any("fused" in n for n in modelled.notes)
 
@@ -154,7 +156,7 @@ def test_a_fused_mode_is_picked_up_when_names_has_it(monkeypatch):
 def test_a_mode_that_refuses_a_design_is_noted_not_fatal(monkeypatch):
     monkeypatch.setattr(latency, "MODES", (*latency.MODES, "fused"))  # optimize() refuses it
     ranking = design_by_latency(8, candidates=2, source="measure", size=3, repeats=1)
-    assert all(r.forms == ("auto",) for r in ranking.rows)
+    assert all(r.mode == "auto" for r in ranking.rows)
     assert sum("mode fused" in n for n in ranking.notes) == 2
 
 
@@ -178,7 +180,8 @@ def test_json_schema(capsys):
     assert ratios[0] == 1.0 and ratios == sorted(ratios)
     for r in rows:
         assert math.prod(r["branch_sizes"]) == 64 and r["condition"] == "strict"
-        assert r["latency_us"] > 0 and r["iqr_us"] is None and r["forms"]
+        assert r["latency_us"] > 0 and r["iqr_us"] is None and r["kernels"]
+        assert r["mode"] == "auto"
         assert r["latency_us"] == pytest.approx(rows[0]["latency_us"] * r["ratio_to_fastest"])
 
 

@@ -44,6 +44,7 @@ from igc.checks import (
     check_int,
 )
 from igc.deploy.chain.cost import CostModel, cost_model
+from igc.deploy.chain.fast_chain import FastChain
 from igc.deploy.chain.ops import ActOp, ConvOp, lower
 from igc.deploy.chain.permute import move_permutations
 from igc.deploy.chain.segments import Segment, split_segments
@@ -112,19 +113,23 @@ def predict(d: Design, size: int = 32, batch: int = 1, cost: CostModel | None = 
 @dataclass(frozen=True)
 class LatencyRow:
     """One ranked design: seconds per call (median when measured), the IQR (measured
-    only) and what its inference form runs (the steps, or the optimize mode)."""
+    only), the optimize mode that gave it and the kernels its inference form runs (each
+    spatial convolution, e.g. ``dw3x3``, and each segment's kernel, e.g. ``structured``;
+    a measured mode other than ``auto`` lists only the segment kernels it reports)."""
 
     design: Design
     seconds: float
     iqr: float | None
-    forms: tuple[str, ...]
+    mode: str
+    kernels: tuple[str, ...]
 
     def to_dict(self, fastest: float) -> dict:
         """The design's fields (:meth:`Design.to_dict`) with ``latency_us``, ``iqr_us``,
-        ``ratio_to_fastest`` and ``forms``."""
+        ``ratio_to_fastest``, ``mode`` and ``kernels``."""
         return {**self.design.to_dict(), "latency_us": self.seconds * 1e6,
                 "iqr_us": None if self.iqr is None else self.iqr * 1e6,
-                "ratio_to_fastest": self.seconds / fastest, "forms": list(self.forms)}
+                "ratio_to_fastest": self.seconds / fastest, "mode": self.mode,
+                "kernels": list(self.kernels)}
 
 
 @dataclass
@@ -174,19 +179,20 @@ class LatencyRanking:
 
     def table(self) -> str:
         """A plain-text table, fastest first: branch sizes, L, parameters, microseconds
-        (with the IQR when measured), the ratio to the fastest and the forms."""
+        (with the IQR when measured), the ratio to the fastest, the optimize mode and the
+        kernels."""
         spread = self.source == "measure"
         wide = max(14, *(len(str(list(r.design.branch_sizes))) + 2 for r in self.rows))
         lines = [self.header(),
                  f"{'rank':<5}{'branch sizes':<{wide}}{'L':>3}{'params':>10}{'us':>11}"
-                 + (f"{'IQR us':>9}" if spread else "") + f"{'vs fastest':>12}  forms"]
+                 + (f"{'IQR us':>9}" if spread else "") + f"{'vs fastest':>12}  mode   kernels"]
         best = self.fastest.seconds
         for i, r in enumerate(self.rows, 1):
             d = r.design
             lines.append(f"{i:<5}{list(d.branch_sizes)!s:<{wide}}{d.layers:>3}{d.params:>10,}"
                          f"{r.seconds * 1e6:>11.1f}"
                          + (f"{(r.iqr or 0.0) * 1e6:>9.1f}" if spread else "")
-                         + f"{r.seconds / best:>11.2f}x  {' '.join(r.forms)}")
+                         + f"{r.seconds / best:>11.2f}x  {r.mode:<6} {' '.join(r.kernels)}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -227,9 +233,12 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
     channels, area = widths.pop()
     if source == "model":
         cost = cost or cost_model("cpu")
-        rows = [LatencyRow(d, *_with_none(predict(d, size, batch, cost))) for d in designs]
+        rows = []
+        for d in designs:
+            seconds, kernels = predict(d, size, batch, cost)
+            rows.append(LatencyRow(d, seconds, None, "auto", kernels))
         used, load = threads or torch.get_num_threads(), None
-        extra = ["the cost model prices the unfused forms; --latency measure times the "
+        extra = ["the cost model prices the unfused kernels; --latency measure times the "
                  "fused kernel too"] if "fused" in MODES else []
     else:
         from igc.runtime import num_threads
@@ -240,10 +249,6 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
     rows.sort(key=lambda r: r.seconds)
     return LatencyRanking(channels, area, rows, source, size, batch, used, cost, load,
                           repeats if source == "measure" else None, [*notes, *extra])
-
-
-def _with_none(pair: tuple[float, tuple[str, ...]]) -> tuple[float, None, tuple[str, ...]]:
-    return pair[0], None, pair[1]
 
 
 def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_time: bool
@@ -265,7 +270,8 @@ def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_tim
     modes = [m for m in ("auto", "fused") if m in MODES]
     notes: list[str] = []
     x = torch.randn(batch, channels, size, size)
-    calls = {}
+    calls: dict = {}
+    kernels: dict[str, tuple[str, ...]] = {}
     for i, d in enumerate(designs):
         block = design_block(d)
         for mode in modes:
@@ -277,6 +283,8 @@ def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_tim
             xin = x.contiguous(memory_format=torch.channels_last) \
                 if fast.uses_channels_last(batch) else x.contiguous()
             calls[f"{i}/{mode}"] = (lambda f=fast.model, xin=xin: f(xin))
+            kernels[f"{i}/{mode}"] = tuple(
+                f.form for m in fast.modules() if isinstance(m, FastChain) for f in m.forms)
     before = os.getloadavg()[0]
     with torch.inference_mode():
         timing = time_interleaved(calls, repeats=repeats, warmup=2, min_sample_s=0.002,
@@ -288,7 +296,8 @@ def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_tim
     for i, d in enumerate(designs):
         mine = {k.split("/", 1)[1]: t for k, t in timing.items() if k.split("/", 1)[0] == str(i)}
         mode = min(mine, key=lambda m: mine[m].median)
-        rows.append(LatencyRow(d, mine[mode].median, mine[mode].iqr, (mode,)))
+        rows.append(LatencyRow(d, mine[mode].median, mine[mode].iqr, mode,
+                               kernels[f"{i}/{mode}"]))
     return rows, load, notes
 
 
