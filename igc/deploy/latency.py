@@ -113,9 +113,9 @@ def predict(d: Design, size: int = 32, batch: int = 1, cost: CostModel | None = 
 @dataclass(frozen=True)
 class LatencyRow:
     """One ranked design: seconds per call (median when measured), the IQR (measured
-    only), the optimize mode that gave it and the kernels its inference form runs (each
-    spatial convolution, e.g. ``dw3x3``, and each segment's kernel, e.g. ``structured``;
-    a measured mode other than ``auto`` lists only the segment kernels it reports)."""
+    only), the optimize mode that gave it and the kernels its inference form runs: priced,
+    each spatial convolution (e.g. ``dw3x3``) and each segment's kernel (e.g.
+    ``structured``); measured, the segment kernels ``optimize()`` chose."""
 
     design: Design
     seconds: float
