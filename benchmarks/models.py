@@ -252,6 +252,7 @@ def plot(rows: list[dict], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     panels = sorted({(r["batch"], r["threads"]) for r in rows})
     runners = _runners(rows)
@@ -271,6 +272,9 @@ def plot(rows: list[dict], path: str | Path) -> None:
                         xytext=(4, -8), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers, no crowded minor labels
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("multiply-adds per image (M)")
         ax.set_ylabel("latency per image (ms)")
         ax.set_title(f"batch {batch}, {threads} thread(s)")
