@@ -252,7 +252,7 @@ def plot(rows: list[dict], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     panels = sorted({(r["batch"], r["threads"]) for r in rows})
     runners = _runners(rows)
@@ -273,6 +273,7 @@ def plot(rows: list[dict], path: str | Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         for axis in (ax.xaxis, ax.yaxis):  # plain numbers, no crowded minor labels
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("multiply-adds per image (M)")
