@@ -17,7 +17,7 @@ Runners (``--runners``; unavailable ones are skipped with one line):
 * ``fused``: ``optimize(model, "fused", batch=B)``, when ``igc.names.MODES`` has that mode;
 * ``onnxruntime``: exported to ONNX in the ``grouped`` form (BN folded), run by onnxruntime;
 * ``openvino``: the same ONNX bytes compiled by OpenVINO for the CPU (``pip install
-  'igc[openvino]'``), latency hint;
+  'igc-torch[openvino]'``), latency hint;
 * ``nchw`` / ``compiled`` (not by default): the optimized form on NCHW input / under
   ``torch.compile`` (compiling takes minutes on two cores).
 
@@ -65,7 +65,7 @@ def available(runners: list[str]) -> tuple[list[str], list[str]]:
             notes.append("fused runner skipped: this igc has no optimize mode 'fused'")
         elif runner == "openvino" and importlib.util.find_spec("openvino") is None:
             notes.append("openvino runner skipped: openvino not installed "
-                         "(pip install 'igc[openvino]')")
+                         "(pip install 'igc-torch[openvino]')")
         elif runner in ("onnxruntime", "compiled"):
             ok, why = available_forms([runner])
             keep += ok
