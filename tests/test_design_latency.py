@@ -129,7 +129,8 @@ def test_measure_mode_runs_on_tiny_blocks():
     assert ranking.load_average is not None and ranking.threads == 1
     assert all(r.mode in latency.MODES for r in ranking.rows)
     # the kernels optimize() chose, one per segment: C = 8 designs have one segment each
-    assert all(len(r.kernels) == 1 and r.kernels[0] in names.FORMS for r in ranking.rows)
+    assert all(len(r.kernels) == 1 and r.kernels[0] in (*names.FORMS, "fused")
+               for r in ranking.rows)
     assert "IQR us" in ranking.table()
 
 
@@ -201,9 +202,13 @@ def test_text_table(capsys):
                  "--candidates", "4"]) == 0
     text = capsys.readouterr().out
     head, cols, *rows = text.splitlines()
+    notes = [r for r in rows if r.startswith("note: ")]
+    rows = rows[:len(rows) - len(notes)]
     assert "4 design(s) ranked by latency from the cost model" in head and "7x7" in head
     assert cols.split()[:6] == ["rank", "branch", "sizes", "L", "params", "us"]
     assert len(rows) == 4 and rows[0].startswith("1 ") and "1.00x" in rows[0]
+    assert all(r.endswith("auto   dw3x3 structured") for r in rows)
+    assert any("fused kernel" in n for n in notes) == ("fused" in names.MODES)
 
 
 def test_draw_the_fastest(tmp_path, capsys):

@@ -13,7 +13,9 @@ activations, and small branches use the arithmetic units badly. Two sources of l
   costs what :meth:`CostModel.estimate` says for the form :meth:`CostModel.choose`
   picks; a spatial convolution costs a roofline pass, ``max(MACs / (dense_rate *
   efficiency(S K_1)), bytes / memory_rate)``; a lone activation or permutation, one
-  pass over the activation.
+  pass over the activation. It prices the unfused kernels: the cost model has no time
+  estimate of the fused kernel (``optimize(mode="fused")``), which ``optimize()`` uses
+  wherever :meth:`CostModel.fused_veto` does not object.
 * ``"measure"``: every candidate block is built, ``optimize()`` d (in each optimize mode
   that applies: ``"auto"``, and ``"fused"`` where :data:`igc.names.MODES` has it; the
   fastest counts) and timed on ``batch`` random images of ``size x size``, interleaved
@@ -44,7 +46,6 @@ from igc.checks import (
     check_int,
 )
 from igc.deploy.chain.cost import CostModel, cost_model
-from igc.deploy.chain.fast_chain import FastChain
 from igc.deploy.chain.ops import ActOp, ConvOp, lower
 from igc.deploy.chain.permute import move_permutations
 from igc.deploy.chain.segments import Segment, split_segments
@@ -238,8 +239,9 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
             seconds, kernels = predict(d, size, batch, cost)
             rows.append(LatencyRow(d, seconds, None, "auto", kernels))
         used, load = threads or torch.get_num_threads(), None
-        extra = ["the cost model prices the unfused kernels; --latency measure times the "
-                 "fused kernel too"] if "fused" in MODES else []
+        extra = ["the cost model prices the unfused kernels (it has no time estimate of "
+                 "the fused kernel, which optimize() uses where its cost rule does not veto "
+                 "it); --latency measure times the fused kernel"] if "fused" in MODES else []
     else:
         from igc.runtime import num_threads
 
@@ -283,8 +285,8 @@ def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_tim
             xin = x.contiguous(memory_format=torch.channels_last) \
                 if fast.uses_channels_last(batch) else x.contiguous()
             calls[f"{i}/{mode}"] = (lambda f=fast.model, xin=xin: f(xin))
-            kernels[f"{i}/{mode}"] = tuple(
-                f.form for m in fast.modules() if isinstance(m, FastChain) for f in m.forms)
+            body = getattr(fast.model, "body", None)  # a FastChain, or a fused chain
+            kernels[f"{i}/{mode}"] = tuple(f.form for f in getattr(body, "forms", []))
     before = os.getloadavg()[0]
     with torch.inference_mode():
         timing = time_interleaved(calls, repeats=repeats, warmup=2, min_sample_s=0.002,
