@@ -3,7 +3,8 @@ from :class:`~igc.layers.FactorChain` s and ``nn.Sequential`` s), with the same 
 
 What it does, in order (see :mod:`igc.deploy.chain` for the algebra):
 
-1. every ``FactorChain`` (the body of every IGC block, and the IGCV2* classifier) becomes a
+1. every ``FactorChain`` (the body of every IGC block; the IGCV2* classifier is one group 1x1
+   convolution, with a chain before it only when built with several factors) becomes a
    :class:`~igc.deploy.chain.fused.FusedChain` (the whole block, its identity skip
    included, in one native kernel call; modes ``"fused"``, ``"auto"``, ``"measure"``) or
    a :class:`~igc.deploy.chain.FastChain`: BatchNorm folded into the convolution before

@@ -26,7 +26,9 @@ from types import ModuleType
 import torch
 
 from igc.formatting import first_line
+from igc.log import get_logger
 
+_log = get_logger(__name__)
 SOURCE = Path(__file__).with_name("fused_block.cpp")
 #: Flags of the build; ``-march=native``: the cache name carries the CPU's flags.
 CFLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=fast")
@@ -51,6 +53,7 @@ def _build() -> ModuleType:
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler ({compiler}) on PATH")
     digest = hashlib.sha1(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:8]
+    _log.info("igc: loading the fused CPU kernel (built on first use: about a minute)")
     return cpp_extension.load(name=f"igc_fused_{digest}_{_cpu_tag()}", sources=[str(SOURCE)],
                               extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
                               verbose=False)
