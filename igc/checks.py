@@ -44,6 +44,12 @@ MAX_OPTION = 65_536
 MAX_LR = 1000.0
 MAX_NAME = 200
 MAX_TEXT = 2000
+#: Input side, batch and timed rounds of the latency-aware designer (``igc design --rank
+#: latency``), and the most designs it ranks (the designer's ``MAX_ALTERNATIVES``).
+MAX_LATENCY_SIZE = 1024
+MAX_LATENCY_BATCH = 1024
+MAX_LATENCY_REPEATS = 1000
+MAX_LATENCY_CANDIDATES = 1000
 
 
 def _show(value: object) -> str:
