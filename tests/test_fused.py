@@ -296,3 +296,22 @@ def test_igc_no_native_in_a_fresh_process():
     assert out.stdout.strip() == "ok"
     lines = [line for line in out.stderr.splitlines() if "fused CPU kernel" in line]
     assert len(lines) == 1 and "IGC_NO_NATIVE is set" in lines[0]
+
+
+def test_stale_build_lock_of_a_killed_build_does_not_hang(tmp_path):
+    """torch's build ``lock`` file left by a killed build would block every later load
+    forever; igc's own flock proves it stale and removes it (checked in a fresh process
+    with a time limit)."""
+    import subprocess
+    import sys
+
+    from igc.deploy import native as nat
+
+    if nat.native() is None:
+        pytest.skip(f"no native kernel here: {nat.native_reason()}")
+    name = nat.native().__name__
+    stale = nat._build_directory(name) / "lock"
+    stale.touch()
+    code = "from igc.deploy.native import native; assert native() is not None"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=240)
+    assert not stale.exists()

@@ -14,6 +14,7 @@ with a fake implementation that gives the output's shape, so ``torch.compile`` a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import platform
@@ -46,17 +47,36 @@ def _cpu_tag() -> str:
     return hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:8]
 
 
+def _build_directory(name: str) -> Path:
+    """The folder the kernel ``name`` is built and cached in: ``$TORCH_EXTENSIONS_DIR`` or
+    torch's default root, then ``name``."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return Path(root) / name
+
+
 def _build() -> ModuleType:
+    """Build (or load from the cache) the kernel module. Every igc process builds under an
+    exclusive ``flock`` of ``.igc-build.lock`` in the build folder, so concurrent processes
+    wait for one build; torch's own ``lock`` file found while holding it was left by a
+    killed build (torch would wait for it forever) and is removed."""
     from torch.utils import cpp_extension
 
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler ({compiler}) on PATH")
     digest = hashlib.sha1(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:8]
-    _log.info("igc: loading the fused CPU kernel (built on first use: about a minute)")
-    return cpp_extension.load(name=f"igc_fused_{digest}_{_cpu_tag()}", sources=[str(SOURCE)],
-                              extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
-                              verbose=False)
+    name = f"igc_fused_{digest}_{_cpu_tag()}"
+    folder = _build_directory(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".igc-build.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes or the process dies
+        (folder / "lock").unlink(missing_ok=True)
+        _log.info("igc: loading the fused CPU kernel (built on first use: about a minute)")
+        return cpp_extension.load(name=name, sources=[str(SOURCE)], build_directory=str(folder),
+                                  extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
+                                  verbose=False)
 
 
 def native() -> ModuleType | None:
