@@ -20,6 +20,8 @@ threads         torch threads per run unless ``--threads`` says (0: every core; 
 groups          Tables 2 and 5: only their first N groups of rows (absent: all)
 batch_size      override the recipe's batch (absent: the recipe's)
 eval_every      evaluate every N epochs (0: only after the last epoch; 0)
+val_images      training images held out as a validation split (0: none, every run
+                trains on the whole training subset; 0)
 targets         the empirical targets of ``all`` / ``empirical`` at this budget (absent:
                 every empirical target)
 ==============  ==========================================================================
@@ -59,6 +61,7 @@ class Budget:
     groups: int | None = None
     batch_size: int | None = None
     eval_every: int = 0
+    val_images: int = 0
     targets: tuple[str, ...] | None = None
 
     def summary(self, seeds: int | None = None) -> str:
@@ -87,7 +90,7 @@ class Budget:
 _INTS = {"train_size": 1, "test_size": 1, "epochs": 1, "image_size": 4,
          "stem_stride": 1, "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100,
          "threads": 0,
-         "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1}
+         "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1, "val_images": 0}
 _REQUIRED = ("description", "recipe", "seeds")
 
 
