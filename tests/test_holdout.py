@@ -231,3 +231,18 @@ def test_medium_budget_keeps_its_identity():
     if held.is_file():
         assert json.loads(held.read_text())["config"] == config.identity()
     assert "val_images" not in config.identity()["recipe"]
+
+
+@pytest.mark.usefixtures("tiny_models", "one_thread")
+def test_plot_and_summarize_read_runs_with_a_validation_split(tmp_path, tiny_splits, capsys):
+    from igc.cli import main
+
+    _train(tmp_path / "runs" / "v", tiny_splits(n_train=120), val_images=20, epochs=2)
+    png = tmp_path / "c.png"
+    assert main(["plot", str(tmp_path / "runs" / "v"), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["summarize", str(tmp_path / "runs"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    summary = json.loads((tmp_path / "runs" / "v" / "summary.json").read_text())
+    assert json.dumps(summary["top1"]) in json.dumps(rows)

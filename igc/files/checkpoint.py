@@ -72,6 +72,7 @@ TRAINING_FIELDS: dict[str, Spec] = {
     "global_step": Spec(int, 0, _BIG, optional=True),
     "partial": Spec(dict, 0, 8, optional=True, null=True, items=Spec(float, 0, None)),
     "train_seconds": Spec(float, 0, None, optional=True),
+    "sessions": Spec(list, 0, 100_000, optional=True, items=Spec(dict, 0, 8)),
     "images_seen": Spec(int, 0, _BIG, optional=True),
     "loader": Spec(dict, 0, 8, optional=True),
     "last_record": Spec(dict, 0, 64, optional=True, null=True),

@@ -41,6 +41,10 @@ class Config:
     def num_seeds(self) -> int:
         return self.seeds or self.budget.seeds
 
+    def seeds_for(self, target: str) -> int:
+        """Seeds per network of ``target``: ``--seeds``, else the budget's for it."""
+        return self.seeds or self.budget.seeds_for(target)
+
     @property
     def num_threads(self) -> int:
         return self.budget.threads if self.threads is None else self.threads

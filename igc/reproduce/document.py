@@ -109,7 +109,7 @@ def _empirical_lines(empirical: Sequence[TargetResult], config: Config,
     commits = sorted({c for r in empirical for c in r.commits()})
     lines = [
         f"* **Empirical targets** were trained on **{config.data}** at the `{b.name}` budget: "
-        f"{b.summary(config.num_seeds)} (0..{config.num_seeds - 1}); one recipe for every "
+        f"{b.summary(config.seeds)} (seeds numbered from 0); one recipe for every "
         f"network of every comparison ({recipe_line(config)}), nothing tuned per network.",
         f"* {done} of {total} runs finished, {wall / 3600:.2f} h of training wall time in "
         "all (the sum over runs; runs may have run at the same time).",

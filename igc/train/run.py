@@ -94,7 +94,10 @@ class RunConfig:
 class RunResult:
     """The outcome of :func:`train` (also written to ``summary.json``): ``top1``,
     ``top5`` and ``test_loss`` are the test split's after the last epoch; ``val_*`` the
-    validation split's (``val_images`` held out of the training set; None without one)."""
+    validation split's (``val_images`` held out of the training set; None without one).
+    ``seconds`` is the wall time summed over every session that trained the run (a resumed
+    run has several: ``sessions``, each with its commit, threads and seconds;
+    ``session_seconds`` the last one's); ``commits``: every commit that trained part of it."""
 
     model: str
     data: str
@@ -122,6 +125,9 @@ class RunResult:
     val_top5: float | None = None
     val_loss: float | None = None
     ema_val_top1: float | None = None
+    session_seconds: float | None = None
+    sessions: list = field(default_factory=list)
+    commits: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

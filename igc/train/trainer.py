@@ -119,6 +119,9 @@ class Trainer:
         self.pending_eval = False
         if self.resume_state is not None:
             restore(self, self.resume_state)
+        self.sessions = earlier_sessions(self.resume_state)
+        self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "commit": git_commit(), "threads": self.threads, "seconds": 0.0}
         self.scheduler = build_scheduler(self.optimizer, r, self.lr, self.steps_per_epoch,
                                          self.epoch * self.steps_per_epoch + self.step_in_epoch)
         self.net: nn.Module = self.model
@@ -137,6 +140,14 @@ class Trainer:
         """Everything the checkpoint holds (every rank takes part: RNG states are
         gathered); see :func:`igc.train.snapshot.capture`."""
         return capture(self)
+
+    def all_sessions(self) -> list[dict[str, Any]]:
+        """Every session that trained this run, this one last with its seconds so far
+        (``threads``: the most torch threads it used)."""
+        used = max(self.governor.steps, default=self.threads)
+        now = {**self.session, "seconds": time.perf_counter() - self.start_time,
+               "threads": max(used, self.threads)}
+        return [*self.sessions, now]
 
     def save(self) -> None:
         """Write the checkpoint (rank 0), then, once per process, the run's metadata that
@@ -162,6 +173,7 @@ class Trainer:
                 "device": str(self.device), "threads": self.threads,
                 "torch": str(torch.__version__), "lr": self.lr, "ema": r.ema,
                 "steps_per_epoch": self.steps_per_epoch, "commit": git_commit(),
+                "commits": session_commits(self.all_sessions()),
                 "train_images": len(self.splits.train), "val_images": r.val_images,
                 "val_seed": r.val_seed, "test_images": len(self.splits.test)}
 
@@ -352,11 +364,13 @@ class Trainer:
 
     def _finish(self) -> RunResult:
         rec = self.last_record or {}
+        sessions = self.all_sessions()
         return RunResult(
             model=self.config.model, data=self.splits.name, out=str(self.config.out),
             params=self.params, macs=self.macs, epochs=self.epoch, top1=rec.get("top1"),
             top5=rec.get("top5"), test_loss=rec.get("test_loss"),
-            train_loss=rec.get("train_loss"), seconds=time.perf_counter() - self.start_time,
+            train_loss=rec.get("train_loss"),
+            seconds=sum(float(s.get("seconds") or 0.0) for s in sessions),
             train_seconds=self.train_seconds,
             images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
             seed=self.recipe.seed, world_size=self.dist.world_size, device=str(self.device),
@@ -365,7 +379,27 @@ class Trainer:
             ema_top1=rec.get("ema_top1"), ema_top5=rec.get("ema_top5"),
             val_images=self.recipe.val_images, val_top1=rec.get("val_top1"),
             val_top5=rec.get("val_top5"), val_loss=rec.get("val_loss"),
-            ema_val_top1=rec.get("ema_val_top1"))
+            ema_val_top1=rec.get("ema_val_top1"), session_seconds=sessions[-1]["seconds"],
+            sessions=sessions, commits=session_commits(sessions))
+
+
+def earlier_sessions(state: dict | None) -> list[dict[str, Any]]:
+    """The sessions a checkpoint says trained the run before this one; for a checkpoint
+    older than that record, one entry with its training seconds (the per-epoch times,
+    summed over its sessions; their evaluation and start-up were not recorded), its
+    commit unknown."""
+    if state is None:
+        return []
+    if isinstance(state.get("sessions"), list):
+        return [dict(s) for s in state["sessions"]]
+    return [{"started": None, "commit": None, "threads": None,
+             "seconds": float(state.get("train_seconds", 0.0)),
+             "derived": "training seconds of earlier sessions; evaluation not recorded"}]
+
+
+def session_commits(sessions: list[dict[str, Any]]) -> list[str]:
+    """The distinct commits of ``sessions``, in the order they first trained the run."""
+    return list(dict.fromkeys(str(s["commit"]) for s in sessions if s.get("commit")))
 
 
 def train(config: RunConfig, splits: DatasetSplits | None = None,
