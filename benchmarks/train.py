@@ -38,7 +38,7 @@ from torch import nn
 import igc
 from igc.deploy.bench import time_interleaved
 from igc.layers import ChannelShuffle, IGCV2Block
-from igc.layers.forms import set_training_form
+from igc.layers.chain import set_training_form
 
 #: name -> (batch, input size) of the benchmark.
 MODELS = {"igcv2_fmnist": (128, 28), "igcv2_c48_d11_fmnist": (128, 28), "igcv2_c64_d8": (64, 32),

@@ -2,9 +2,10 @@
 
 The command line offers these as choices (``igc export --format``, ``igc bench --forms``,
 ``--device``, ``--data``) without importing torch; the library modules that act on them
-(:mod:`igc.data`, :mod:`igc.deploy.chain.modules`, :mod:`igc.deploy.optimize`,
-:mod:`igc.deploy.pipeline`, :mod:`igc.deploy.bench`, :mod:`igc.deploy.export`) import them
-from here, so a list is written once.
+(:mod:`igc.data`, :mod:`igc.layers.forms`, :mod:`igc.train.recipe`, :mod:`igc.deploy.chain`,
+:mod:`igc.deploy.optimize`, :mod:`igc.deploy.pipeline`, :mod:`igc.deploy.bench`,
+:mod:`igc.deploy.export`) import them
+from here, so a list is written once. The words: docs/glossary.md.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 #: Picture files igc draws (``igc design --draw``), by suffix.
 PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
-#: Executable forms of a 1x1 chain segment (:mod:`igc.deploy.chain.modules`).
+#: Training forms of a factor chain (:mod:`igc.layers.forms`; the recipe's ``training_form``).
+TRAINING_FORMS = ("auto", "grouped", "absorbed")
+#: Segment kernels: how a 1x1 chain segment is computed (:mod:`igc.deploy.chain.modules`).
 FORMS = ("dense", "structured", "grouped")
-#: ``optimize`` modes: the cost rule, one form everywhere, per-segment timing, BN folding
-#: only (grouped convolutions and shuffle copies kept: the trained form, folded).
-MODES = ("auto", *FORMS, "measure", "fold")
+#: How a chain's kernels are chosen: the cost rule, one kernel everywhere, per-segment timing.
+CHAIN_MODES = ("auto", *FORMS, "measure")
+#: ``optimize`` modes: the chain modes, or BN folding only (grouped convolutions and shuffle
+#: copies kept: the trained form, folded).
+MODES = (*CHAIN_MODES, "fold")
 #: File formats ``export_model`` writes: ONNX, or a ``torch.export`` program.
 EXPORT_FORMATS = ("onnx", "pt2")
 #: Forms ``export_model`` accepts: the ``optimize`` modes, or ``"none"`` (the eval model).
@@ -34,5 +39,6 @@ BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
 ONNX_OPSETS = (7, 20)
 DEFAULT_OPSET = 17
 
-__all__ = ["BENCH_FORMS", "DATASETS", "DEFAULT_OPSET", "DEVICES", "EXPORT_FORMATS",
-           "EXPORT_FORMS", "FORMS", "MODES", "ONNX_OPSETS", "PICTURE_SUFFIXES"]
+__all__ = ["BENCH_FORMS", "CHAIN_MODES", "DATASETS", "DEFAULT_OPSET", "DEVICES",
+           "EXPORT_FORMATS", "EXPORT_FORMS", "FORMS", "MODES", "ONNX_OPSETS",
+           "PICTURE_SUFFIXES", "TRAINING_FORMS"]

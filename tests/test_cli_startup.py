@@ -4,6 +4,7 @@ unimportable, and the help is written for users."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -58,7 +59,7 @@ def test_design_runs_without_torch():
 
 def test_a_blocked_torch_is_noticed_by_what_needs_it():
     """The check can fail: a command that needs torch does not run without it."""
-    proc = run_blocked(["models", "igcv2_100"], ("torch",))
+    proc = run_blocked(["info", "igcv2_100"], ("torch",))
     assert proc.returncode != 0 and "torch is blocked" in proc.stderr
 
 
@@ -69,6 +70,52 @@ def test_building_the_parser_imports_no_library():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+#: Runs ``python -m igc ARGS`` and prints, as JSON, the top-level packages outside the
+#: standard library and the igc subpackages it imported.
+IMPORTS_RUN = """
+import json, runpy, sys
+sys.argv = ["igc", *{args!r}]
+try:
+    runpy.run_module("igc", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+tops = {{m.split(".")[0] for m in sys.modules}} - set(sys.stdlib_module_names)
+print(json.dumps([sorted(t for t in tops if not t.startswith("_")),
+                  sorted({{".".join(m.split(".")[:2]) for m in sys.modules
+                          if m.startswith("igc.")}})]))
+"""
+
+#: What ``--help`` may import besides the standard library (issue 21: it answers at once).
+HELP_PACKAGES = {"igc", "tomli_w"}
+#: igc's packages of the library proper, none of which ``--help`` needs.
+LIBRARY = {"igc.analysis", "igc.data", "igc.deploy", "igc.integrations", "igc.layers",
+           "igc.models", "igc.sparsity", "igc.viz", "igc.weights"}
+
+
+def imported_by(args: list[str]) -> tuple[set[str], set[str]]:
+    """The non-standard top-level packages and the igc subpackages ``igc ARGS`` imports."""
+    proc = subprocess.run([sys.executable, "-c", IMPORTS_RUN.format(args=args)],
+                          capture_output=True, text=True, timeout=60)
+    tops, subpackages = json.loads(proc.stdout.splitlines()[-1])
+    return set(tops), set(subpackages)
+
+
+@pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in SUBCOMMANDS)],
+                         ids=lambda args: " ".join(args))
+def test_help_imports_only_the_command_line(args):
+    """``igc --help`` and every subcommand's answer at once: they import the standard
+    library, igc's command line and its name lists, nothing of the library proper."""
+    tops, subpackages = imported_by(args)
+    assert tops <= HELP_PACKAGES, tops - HELP_PACKAGES
+    assert not subpackages & LIBRARY, subpackages & LIBRARY
+
+
+def test_the_import_check_can_fail():
+    """The same check sees the library a command that needs it imports."""
+    tops, subpackages = imported_by(["models", "igcv2_100", "--pretrained"])
+    assert "torch" in tops and "igc.models" in subpackages
 
 
 def test_help_is_written_for_users(capsys):

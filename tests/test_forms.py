@@ -14,7 +14,8 @@ from torch import nn
 import igc
 from igc.errors import IGCError
 from igc.layers import FactorChain, IGCV1Block, IGCV2Block, IGCV3Block
-from igc.layers.forms import FORMS, plan, set_training_form
+from igc.layers.chain import set_training_form
+from igc.layers.forms import FORMS, plan
 from igc.sparsity import Factor, KernelProduct
 
 
@@ -182,7 +183,9 @@ def test_forms_on_each_device(device):
     assert all(p.device.type == device for p in modules["auto"].parameters())
 
 
-def test_recipe_knows_every_training_form():
-    from igc.train.recipe import TRAINING_FORMS
+def test_recipe_and_layers_share_one_list_of_training_forms():
+    """One definition (igc.names, torch-free so that reading a recipe imports no torch)."""
+    from igc.names import TRAINING_FORMS
+    from igc.train.recipe import TRAINING_FORMS as recipe_forms
 
-    assert TRAINING_FORMS == FORMS
+    assert recipe_forms is TRAINING_FORMS and FORMS is TRAINING_FORMS

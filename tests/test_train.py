@@ -9,6 +9,7 @@ import os
 import signal
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -403,11 +404,46 @@ def test_thread_governor_starts_with_one_thread_beside_a_busy_process(monkeypatc
         torch.set_num_threads(before)
 
 
-def test_free_cores_reads_the_machine():
-    from igc.train.threads import free_cores
+@pytest.mark.parametrize("total, others_use, ours, free", [
+    (2, 0.0, 2.0, 2),  # only this process runs: every core is free
+    (2, 1.0, 1.0, 1),  # another process holds a core
+    (4, 1.2, 0.5, 3),  # 1.2 cores used elsewhere count as one
+    (4, 1.7, 0.0, 2),
+    (2, 3.0, 1.0, 1),  # more than the machine has: still one core
+])
+def test_free_cores_counts_what_other_processes_use(monkeypatch, total, others_use, ours,
+                                                     free):
+    """Machine time minus this process's own, over the sample's wall time, rounded to
+    cores (fake /proc/stat and clock)."""
+    import igc.train.threads as th
 
-    free, others = free_cores(2, sample=0.05)
-    assert 1 <= free <= 2 and (others is None or others >= 0)
+    clock = {"t": 100.0, "busy": 5000.0, "own": 3.0}
+
+    def sleep(seconds: float) -> None:
+        clock["t"] += seconds
+        clock["own"] += ours * seconds
+        clock["busy"] += (ours + others_use) * seconds
+
+    monkeypatch.setattr(th, "_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(th, "_own_seconds", lambda: clock["own"])
+    monkeypatch.setattr(th.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(th.time, "sleep", sleep)
+    assert th.free_cores(total, sample=0.5) == (free, pytest.approx(others_use))
+    monkeypatch.setattr(th, "_busy_seconds", lambda: None)  # /proc/stat unreadable
+    assert th.free_cores(total, sample=0.5) == (total, None)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc/stat")
+def test_busy_seconds_reads_the_machine():
+    """The real /proc/stat: busy time is positive and grows while this process works."""
+    from igc.train.threads import _busy_seconds
+
+    before = _busy_seconds()
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    after = _busy_seconds()
+    assert before is not None and after is not None and 0 < before < after
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "100000", "two"])

@@ -1,23 +1,40 @@
 """The zoo as tables (``igc models``, ``igc info``), the same from the API as the CLI.
 
 :func:`model_rows` gives every registered network's counts beside the paper's,
-:func:`model_info` one network block by block. Counting every network takes seconds, so
-:func:`model_rows` keeps the counts in the user's cache folder (:mod:`igc.files.cache`),
-in a file named after a hash of the sources that decide them (the model, layer and
-sparsity packages, the counter and the torch version): a change to any of them starts a
-new file. Entries read back are checked field by field; a damaged one is recounted, a
-damaged file rebuilt."""
+:func:`model_info` one network block by block. Counting every network takes seconds and
+importing torch most of another, so the zoo's counts ship with igc as a table,
+``igc/models/counts.json`` (written by ``scripts/count_models.py`` from the built networks;
+``tests/test_zoo_counts.py`` fails whenever it differs from them): ``igc models`` reads
+it without importing torch, and trusts it. Where the registry is imported, a network the
+table does not hold with the same configuration (one registered at run time, or a zoo
+network whose configuration changed since) is counted from its built module, and its
+counts are kept in the user's cache folder
+(:mod:`igc.files.cache`), in a file named after a hash of the sources that decide them (the
+model, layer and sparsity packages, the counter and the torch version): a change to any of
+them starts a new file. Entries read back are checked field by field; a damaged one is
+recounted, a damaged file (table or cache) ignored."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+from igc.errors import unknown_name
 
 #: Packages (and modules) of igc whose sources decide the counts.
 SOURCE_PACKAGES = ("models", "layers", "sparsity")
 SOURCE_MODULES = ("analysis/count.py",)
+#: The shipped count table (see the module docstring).
+TABLE_PATH = Path(__file__).resolve().parent.parent / "models" / "counts.json"
+#: The registry's facts at the head of a row and the types each may have.
+ENTRY_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "family": (str,), "table": (str,), "dataset": (str,),
+    "input_size": (int,), "num_classes": (int,),
+}
 #: The fields of a cached row and the types each may have.
 COUNT_FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,), "params": (int,), "macs": (int,), "params_counted": (int,),
@@ -59,13 +76,83 @@ def cache_path() -> Path:
     return cache_dir() / f"models-{digest.hexdigest()[:16]}.json"
 
 
-def _valid(counts: object) -> bool:
-    """Whether a cached entry has every field with a type it may have."""
-    if not isinstance(counts, dict) or set(counts) != set(COUNT_FIELDS):
+def _valid(counts: object, fields: dict[str, tuple[type, ...]] = COUNT_FIELDS) -> bool:
+    """Whether a cached entry has every field of ``fields`` with a type it may have."""
+    if not isinstance(counts, dict) or set(counts) != set(fields):
         return False
     return all(isinstance(counts[k], kinds) and not (isinstance(counts[k], bool)
                                                      and bool not in kinds)
-               for k, kinds in COUNT_FIELDS.items())
+               for k, kinds in fields.items())
+
+
+def config_key(name: str, kwargs: dict, num_classes: int, in_chans: int,
+               input_size: int) -> str:
+    """What decides a network's counts, as one string: the key of the cache and table."""
+    return json.dumps([name, kwargs, num_classes, in_chans, input_size], sort_keys=True,
+                      default=str)
+
+
+def _entry_key(entry: Any) -> str:
+    return config_key(entry.name, entry.kwargs, entry.num_classes, entry.in_chans,
+                      entry.input_size)
+
+
+def _row(entry: Any, counts: dict[str, Any]) -> dict[str, Any]:
+    """One row of :func:`model_rows`: the registry's facts of ``entry``, then ``counts``."""
+    return {"name": entry.name, "family": entry.family, "table": entry.table,
+            "dataset": entry.dataset, "input_size": entry.input_size,
+            "num_classes": entry.num_classes, **counts}
+
+
+def table_entry(name: str) -> dict[str, Any]:
+    """The count-table entry of network ``name``, counted from its built module.
+
+    Keys: ``aliases``, ``in_chans``, ``kwargs`` (with the row, what the entry is valid
+    for) and ``row`` (as :func:`model_rows` gives it)."""
+    from igc.analysis.count import paper_counts
+    from igc.models.registry import model_entry
+    from igc.runtime import num_threads
+
+    entry = model_entry(name)
+    with num_threads(1):
+        counts = paper_counts(entry.name, method="hooks")
+    return {"aliases": list(entry.aliases), "in_chans": entry.in_chans,
+            "kwargs": entry.kwargs, "row": _row(entry, counts)}
+
+
+def _counts(row: dict[str, Any]) -> dict[str, Any]:
+    """The counts of a row (its ``name``, then the fields after the registry's facts)."""
+    return {k: v for k, v in row.items() if k == "name" or k not in ENTRY_FIELDS}
+
+
+def _well_formed(name: str, item: object) -> bool:
+    """Whether ``item`` is a table entry of :func:`table_entry` for network ``name``."""
+    if not isinstance(item, dict) or set(item) != {"aliases", "in_chans", "kwargs", "row"}:
+        return False
+    row, aliases = item["row"], item["aliases"]
+    return (isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)
+            and isinstance(item["kwargs"], dict) and isinstance(item["in_chans"], int)
+            and isinstance(row, dict) and row.get("name") == name
+            and list(row)[:len(ENTRY_FIELDS)] == list(ENTRY_FIELDS)
+            and _valid({k: row[k] for k in ENTRY_FIELDS}, ENTRY_FIELDS)
+            and _valid(_counts(row)))
+
+
+def read_table(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The shipped count table: canonical name -> entry, ``{}`` if missing or damaged.
+
+    ``path`` defaults to :data:`TABLE_PATH`. Each entry is one of :func:`table_entry` plus
+    its ``key`` (:func:`config_key`); entries that are not well formed are left out (so
+    counted again)."""
+    try:
+        data = json.loads((path or TABLE_PATH).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    models = data.get("models") if isinstance(data, dict) else None
+    return {name: {**item, "key": config_key(name, item["kwargs"], item["row"]["num_classes"],
+                                            item["in_chans"], item["row"]["input_size"])}
+            for name, item in (models.items() if isinstance(models, dict) else ())
+            if _well_formed(name, item)}
 
 
 def model_rows(pattern: str | None = None, use_cache: bool = True,
@@ -75,9 +162,33 @@ def model_rows(pattern: str | None = None, use_cache: bool = True,
     ``pattern`` is shell-style (all networks without one; ``pretrained``: only those with
     released weights). Each dict holds the registry facts (``name``, ``family``, ``table``,
     ``dataset``, ``input_size``, ``num_classes``) and the counts of
-    :func:`~igc.analysis.count.paper_counts`. IGCError for a pattern that matches nothing."""
+    :func:`~igc.analysis.count.paper_counts`. With ``use_cache``, counts come from the
+    shipped table, else the user's cache, else the built network; without it every network
+    is counted again. While the registry has not been imported it holds exactly the zoo,
+    which the table lists, so the rows are read from the table alone, without torch
+    (``pretrained`` reads the weights manifest through the registry). IGCError for a pattern
+    that matches nothing."""
+    table = read_table() if use_cache else {}
+    if table and not pretrained and "igc.models.registry" not in sys.modules:
+        return _table_rows(pattern, table)
+    return _counted_rows(pattern, table, use_cache, pretrained)
+
+
+def _table_rows(pattern: str | None, table: dict[str, dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """:func:`model_rows` from the table alone (the matching of ``list_models``)."""
+    names = [name for name, item in sorted(table.items())
+             if not pattern or any(fnmatch.fnmatchcase(n, pattern)
+                                   for n in (name, *item["aliases"]))]
+    if pattern and not names:
+        raise unknown_name("model", pattern, sorted(table))
+    return [dict(table[name]["row"]) for name in names]
+
+
+def _counted_rows(pattern: str | None, table: dict[str, dict[str, Any]], use_cache: bool,
+                  pretrained: bool) -> list[dict[str, Any]]:
+    """:func:`model_rows` through the registry: table, cache or the built network."""
     from igc.analysis.count import paper_counts
-    from igc.errors import unknown_name
     from igc.files.cache import read_cache, write_cache
     from igc.models.registry import list_models, model_entry
     from igc.runtime import num_threads
@@ -85,21 +196,23 @@ def model_rows(pattern: str | None = None, use_cache: bool = True,
     names = list_models(pattern or "", pretrained=pretrained)
     if pattern and not names and not pretrained:
         raise unknown_name("model", pattern, list_models())
-    path = cache_path() if use_cache else None
-    cache = read_cache(path) if path else {}
-    rows, dirty = [], False
+    path, cache, rows, dirty = None, {}, [], False
     with num_threads(1):  # tiny passes: threads cost more than they give
         for name in names:
             entry = model_entry(name)
-            key = json.dumps([name, entry.kwargs, entry.num_classes, entry.in_chans,
-                              entry.input_size], sort_keys=True, default=str)
+            key = _entry_key(entry)
+            item = table.get(name)
+            if item is not None and item["key"] == key:
+                rows.append(_row(entry, _counts(item["row"])))
+                continue
+            if use_cache and path is None:
+                path = cache_path()
+                cache = read_cache(path)
             counts = cache.get(key)
             if not _valid(counts):
                 counts = paper_counts(name, method="hooks")
                 cache[key], dirty = counts, True
-            rows.append({"name": name, "family": entry.family, "table": entry.table,
-                         "dataset": entry.dataset, "input_size": entry.input_size,
-                         "num_classes": entry.num_classes, **counts})
+            rows.append(_row(entry, counts))
     if path and dirty:
         write_cache(path, cache)
     return rows
@@ -138,5 +251,6 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
     }
 
 
-__all__ = ["COUNT_FIELDS", "SOURCE_PACKAGES", "cache_path", "count_cell", "diff_cell",
-           "model_info", "model_rows"]
+__all__ = ["COUNT_FIELDS", "ENTRY_FIELDS", "SOURCE_PACKAGES", "TABLE_PATH", "cache_path",
+           "config_key", "count_cell", "diff_cell", "model_info", "model_rows", "read_table",
+           "table_entry"]

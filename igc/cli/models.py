@@ -4,7 +4,8 @@ One row per registered network: its family, the paper table it comes from, its i
 size, parameters and multiply-adds as built, the same counted the way the paper counts
 them (CIFAR and Tiny ImageNet: convolution weights without BatchNorm and classifier;
 8-layer networks: one block at 32x32; ImageNet: all parameters), the paper's numbers and
-the difference. The counts are cached in ~/.cache/igc (rebuilt when igc changes).
+the difference. The zoo's counts ship with igc, so the list comes at once; --no-cache
+counts every network again from its built module.
 
 Examples:
   igc models                  every network
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", action="store_true",
                    help="only networks with released weights")
     p.add_argument("--no-cache", action="store_true",
-                   help="count again instead of reading the cache in ~/.cache/igc")
+                   help="count every network again instead of reading the shipped "
+                        "table or the cache in ~/.cache/igc")
     p.set_defaults(run=run)
 
 

@@ -183,13 +183,6 @@ def _md5_payload(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def check_md5(path: Path, expected: str, fix: str) -> None:
-    """Raise :class:`IGCError` unless ``path``'s MD5 is ``expected``; ``fix`` says what to do."""
-    actual = md5_file(path)
-    if actual != expected:
-        raise IGCError(f"checksum mismatch for {path}: md5 {actual}, expected {expected}; {fix}")
-
-
 def verify(path: Path, resource: Resource) -> None:
     """Check a local copy of ``resource`` (official file, recompressed or uncompressed)."""
     actual = md5_file(path)

@@ -76,8 +76,3 @@ def fold_batchnorms(model: nn.Module, inplace: bool = False) -> nn.Module:
         if isinstance(module, nn.Sequential):
             _pairs_fold(module)
     return model
-
-
-def count_batchnorms(model: nn.Module) -> int:
-    """BatchNorm layers left in ``model``."""
-    return sum(isinstance(m, _NORMS) for m in model.modules())

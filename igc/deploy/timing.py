@@ -106,16 +106,4 @@ def time_interleaved(candidates: dict[str, Callable[[], object]], repeats: int =
     return out
 
 
-def dense_matmul_rate(size: int = 1024, repeats: int = 7,
-                      device: torch.device | str | None = None) -> float:
-    """Multiply-adds per second of ``torch.mm`` on ``size x size`` float32 matrices with
-    the current thread setting: the ceiling that a convolution network can approach."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    with torch.inference_mode():
-        timing = time_interleaved({"mm": lambda: torch.mm(a, b)}, repeats=repeats, warmup=2,
-                                  min_sample_s=0.02, sync=device_sync(device))
-    return size ** 3 / timing["mm"].median
-
-
-__all__ = ["Timing", "dense_matmul_rate", "device_sync", "num_threads", "time_interleaved"]
+__all__ = ["Timing", "device_sync", "num_threads", "time_interleaved"]

@@ -120,3 +120,13 @@ class FactorChain(nn.Module):
     @property
     def branch_sizes(self) -> tuple[int, ...]:
         return self.product.branch_sizes
+
+
+def set_training_form(module: nn.Module, form: str) -> nn.Module:
+    """Use training ``form`` (:mod:`igc.layers.forms`) for every factor chain inside
+    ``module`` (in training mode); returns ``module``."""
+    check_form(form)
+    for child in module.modules():
+        if isinstance(child, FactorChain):
+            child.form = form
+    return module

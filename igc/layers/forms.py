@@ -40,10 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from igc.errors import IGCError
+from igc.names import TRAINING_FORMS
 from igc.sparsity import KernelProduct
 
-#: Training forms of a chain (see the module docstring).
-FORMS = ("auto", "grouped", "absorbed")
+#: Training forms of a chain (see the module docstring), listed in :mod:`igc.names`.
+FORMS = TRAINING_FORMS
 #: ``"auto"`` absorbs a shuffle into the next 1x1 factor up to this many branches...
 DENSE_MAX_GROUPS = 8
 #: ... and into the previous one (whose BatchNorm then runs in permuted order, which
@@ -192,14 +193,3 @@ def run_planned(factors: nn.ModuleList, steps: list[Step], x: torch.Tensor) -> t
 def _bias(bias: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
     return bias if order is None else bias[order]
 
-
-def set_training_form(module: nn.Module, form: str) -> nn.Module:
-    """Use ``form`` for every factor chain inside ``module`` (in training mode); returns
-    ``module``."""
-    from igc.layers.chain import FactorChain
-
-    check_form(form)
-    for child in module.modules():
-        if isinstance(child, FactorChain):
-            child.form = form
-    return module

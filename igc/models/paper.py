@@ -11,7 +11,7 @@ import functools
 from importlib import resources
 from typing import Any
 
-from igc.files.tomlfile import tomllib
+from igc.files.tomlfile import parse_toml
 
 __all__ = ["PAPER_DATASETS", "TABLES", "paper_reference", "paper_rows"]
 
@@ -28,7 +28,7 @@ _DATASET_PREFERENCE = {"cifar100": 0, "cifar10": 1, "tiny-imagenet": 2, "imagene
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[dict[str, Any], ...]:
     text = resources.files("igc.models").joinpath("paper_results.toml").read_text("utf-8")
-    return tuple(tomllib.loads(text)["row"])
+    return tuple(parse_toml(text, "paper_results.toml")["row"])
 
 
 def paper_rows(

@@ -38,7 +38,7 @@ from importlib import resources
 from typing import Any
 
 from igc.errors import IGCError, unknown_name
-from igc.files.tomlfile import tomllib
+from igc.files.tomlfile import parse_toml
 
 BUDGETS_FILE = "budgets.toml"
 
@@ -165,10 +165,7 @@ def budgets() -> dict[str, Budget]:
 
 def parse_budgets(text: str, origin: str = BUDGETS_FILE) -> dict[str, Budget]:
     """Parse and check a budgets file's text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise IGCError(f"{origin} is not valid TOML ({exc}); fix the file") from None
+    data = parse_toml(text, origin)
     if not data:
         raise IGCError(f"{origin} defines no budget")
     return {name: parse_budget(name, table, origin) for name, table in data.items()}

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import igc.reproduce.stats as stats
 from igc.errors import IGCError, unknown_name
-from igc.files.tomlfile import tomllib
+from igc.files.tomlfile import parse_toml
 
 CLAIMS_FILE = "claims.toml"
 #: Words that stand for the inner points / the two end points of a sweep (in arm order).
@@ -58,10 +58,7 @@ class Claim:
 
 def parse_claims(text: str, targets: Sequence[str], origin: str = CLAIMS_FILE) -> list[Claim]:
     """Parse and check a claims file's text (``targets``: the empirical target names)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise IGCError(f"{origin} is not valid TOML ({exc}); fix the file") from None
+    data = parse_toml(text, origin)
     rows = data.get("claim")
     if not isinstance(rows, list) or not rows or set(data) != {"claim"}:
         raise IGCError(f"{origin} must hold [[claim]] tables and nothing else")

@@ -19,7 +19,7 @@ from igc.data import BatchAugment, DatasetSplits, make_loader
 from igc.errors import IGCError
 from igc.files.run_dir import RunFolder
 from igc.formatting import shorten
-from igc.layers.forms import set_training_form
+from igc.layers.chain import set_training_form
 from igc.train import distributed as D
 from igc.train.checkpoint import check_resumable, load_checkpoint
 from igc.train.evaluate import eval_loader

@@ -81,10 +81,8 @@ from igc import checks
 from igc.errors import IGCError, unknown_name
 from igc.files.schema import check_plain
 from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, tomllib, write_toml
+from igc.names import TRAINING_FORMS
 
-#: :data:`igc.layers.forms.FORMS` (repeated here so that reading a recipe imports no torch;
-#: a test keeps the two equal).
-TRAINING_FORMS = ("auto", "grouped", "absorbed")
 SCHEDULES = ("multistep", "cosine", "exponential", "constant")
 #: The data set ``igc train`` uses when none is given, and the recipe used for a data set
 #: when none is given.

@@ -26,10 +26,8 @@ from igc.deploy.chain.segments import Segment, split_segments
 from igc.deploy.timing import device_sync, time_interleaved
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
+from igc.names import CHAIN_MODES
 
-#: What a chain's forms can be chosen by: the cost rule, one form for every segment, or
-#: timing every form on the segment's input.
-CHAIN_MODES = ("auto", *FORMS, "measure")
 
 @dataclass
 class FormChoice:
