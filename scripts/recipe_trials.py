@@ -1,7 +1,7 @@
 """The recipe trials of docs/training.md, chosen on the validation split (issue 18).
 
     python scripts/recipe_trials.py --runs DIR --results DIR
-    python scripts/recipe_trials.py --results DIR --table    # the tables of docs/training.md
+    python scripts/recipe_trials.py --results DIR --table [--docs docs/training.md]
 
 Runs, one after another and one thread each, the seven trial rows of "How the CPU recipes
 were chosen" (seed 0), each training on the training set minus the 5,000 held-out
@@ -60,6 +60,9 @@ DOC_ORDER = ("c64-d8-padcrop", "c48-d11-padcrop", "c48-d11-padcrop-15ep",
              "c48-d11-padcrop-erase", "c48-d11-padcrop-wd1e-4", "c48-d11-flips",
              "c24-d8-s1-padcrop")
 FINAL_SEEDS = (0, 1, 2)
+BEGIN = "<!-- trials: python scripts/recipe_trials.py --results results/recipe-trials " \
+        "--table --docs docs/training.md -->"
+END = "<!-- end of trials -->"
 SMALL_FILES = ("summary.json", "metrics.jsonl", "run.json", "recipe.toml")
 
 
@@ -138,9 +141,17 @@ def main() -> int:
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--table", action="store_true",
                         help="print the markdown tables from RESULTS and stop")
+    parser.add_argument("--docs", type=Path,
+                        help="with --table: write them between the markers of this file")
     args = parser.parse_args()
     if args.table:
-        sys.stdout.write(tables(args.results))
+        text = tables(args.results)
+        if args.docs is None:
+            sys.stdout.write(text)
+            return 0
+        doc = args.docs.read_text()
+        begin, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+        args.docs.write_text(doc[:begin] + "\n" + text + doc[end:])
         return 0
     if args.runs is None:
         parser.error("--runs is required unless --table")
