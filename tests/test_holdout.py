@@ -183,6 +183,19 @@ def test_resume_keeps_the_validation_split(tmp_path, tiny_splits):
     assert (resumed.val_top1, resumed.top1) == (whole.val_top1, whole.top1)
 
 
+@pytest.mark.usefixtures("tiny_models", "one_thread")
+def test_a_resume_cannot_change_the_validation_split(tmp_path, tiny_data, refused):
+    from igc.cli import main
+
+    out = tmp_path / "r"
+    assert main(["train", "--model", TINY, "--out", str(out), "--epochs", "1", "--quiet",
+                 "--val", "20", "--batch-size", "16", "--set", "threads=1"]) == 0
+    for args in (["--val", "10"], ["--set", "val_seed=3"]):
+        line = refused(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet",
+                        *args], tmp_path, 60)
+        assert "cannot change its validation split" in line
+
+
 def test_checkpoint_without_val_key_resumes_with_no_holdout(tmp_path):
     from igc.train import builders as B
     from igc.train import distributed as D

@@ -99,6 +99,11 @@ def build_recipe(config: RunConfig, state: dict | None,
         raise IGCError(f"checkpoint {where} holds a bad recipe ({exc}); it cannot be "
                        "resumed") from None
     recipe = override(saved, config.overrides) if config.overrides else saved
+    for key in ("val_images", "val_seed"):  # the split decides which images train
+        if getattr(recipe, key) != getattr(saved, key):
+            raise IGCError(f"the run in {config.out} was trained with {key} = "
+                           f"{getattr(saved, key)}; a resume cannot change its validation "
+                           f"split: drop --val / --set {key}, or start a new run")
     before, after = saved.to_dict(), recipe.to_dict()
     changes = [f"{k} {shorten(repr(before[k]), 40)} -> {shorten(repr(v), 40)}"
                for k, v in after.items() if before[k] != v]
