@@ -5,6 +5,8 @@ curves and plots."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import igc.reproduce.plots as plots
 from igc.reproduce.arms import paper_accuracy
 from igc.reproduce.claims import ClaimTest
@@ -12,6 +14,9 @@ from igc.reproduce.config import Config
 from igc.reproduce.empirical import TargetResult
 from igc.reproduce.report import Plot, Section, Table, as_record, fmt_count, fmt_mean_std
 from igc.reproduce.stats import CONTRADICTS
+
+if TYPE_CHECKING:
+    from igc.train.recipe import Recipe
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
                  "tiny-imagenet": "Tiny ImageNet"}
@@ -26,7 +31,7 @@ def recipe_line(config: Config) -> str:
             f"augmentation {', '.join(r.train_augment)}")
 
 
-def schedule_text(recipe) -> str:
+def schedule_text(recipe: Recipe) -> str:
     """The schedule as run: ``x0.1 after epochs 2 and 4 (2 decays)`` for the milestones
     actually used (the budget's epochs round the recipe's fractions)."""
     if recipe.schedule != "multistep":
