@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see of the lazy names (igc ships py.typed)
+    from igc.models.registry import create_model, list_models
 
 __version__ = "0.1.0"
 

@@ -27,8 +27,9 @@ CHAIN_MODES = ("auto", *FORMS, "measure")
 #: ``optimize`` modes: the chain modes, or BN folding only (grouped convolutions and shuffle
 #: copies kept: the trained form, folded).
 MODES = (*CHAIN_MODES, "fold")
-#: File formats ``export_model`` writes: ONNX, or a ``torch.export`` program.
-EXPORT_FORMATS = ("onnx", "pt2")
+#: File formats ``export_model`` writes: ONNX, a ``torch.export`` program, or the weights
+#: as a ``.safetensors`` file (with igc's header; :mod:`igc.files.safetensors`).
+EXPORT_FORMATS = ("onnx", "pt2", "safetensors")
 #: Forms ``export_model`` accepts: the ``optimize`` modes, or ``"none"`` (the eval model).
 EXPORT_FORMS = (*MODES, "none")
 #: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the

@@ -133,7 +133,7 @@ def test_bad_urls(spec, match):
     ({"pretrained": "x.pt", "hash": True}, "8 to 64 lowercase hex"),
     ({"hash": "0" * 64}, "needs pretrained=FILE_OR_URL"),
     ({"pretrained": True, "hash": "0" * 64}, "released weights"),
-    ({"pretrained": ""}, "a file path or a URL"),
+    ({"pretrained": ""}, "a file path, a URL or hf-hub"),
 ])
 def test_bad_hash_requests(kwargs, match):
     with pytest.raises(IGCError, match=match):

@@ -101,7 +101,7 @@ def test_cli_missing_onnx_packages(capsys, monkeypatch, tmp_path):
     assert main(["export", "igcv2_fmnist", "--format", "onnx",
                  "--out", str(tmp_path / "m.onnx")]) == 2
     line = _error_line(capsys)
-    assert "pip install 'igc[export]'" in line and "onnxruntime" in line
+    assert "pip install 'igc-torch[export]'" in line and "onnxruntime" in line
     with pytest.raises(IGCError, match="int8 quantisation needs"):
         q8.quantize_int8(tmp_path / "a.onnx", tmp_path / "b.onnx", torch.zeros(1, 1, 2, 2))
 

@@ -184,7 +184,7 @@ def test_other_networks_and_damaged_files_are_refused(tmp_path):
         create_model("igcv3_100", pretrained=tmp_path / "extra.pth")
     dropped = {k: v for k, v in state.items() if "stage3.unit2.conv3.bn.weight" not in k}
     torch.save(dropped, tmp_path / "dropped.pth")
-    with pytest.raises(IGCError, match=r"does not fit igcv3_100: 1 missing "
+    with pytest.raises(IGCError, match=r"does not fit model 'igcv3_100': 1 missing "
                                        r"\(stages.2.1.body.factors.2.bn.weight\)"):
         create_model("igcv3_100", pretrained=tmp_path / "dropped.pth")
     fewer = {k: v for k, v in state.items() if ".stage5.unit7." not in k}

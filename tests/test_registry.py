@@ -104,7 +104,7 @@ def test_models_have_their_metadata_in_pretrained_cfg(name):
     assert cfg["first_conv"] == "stem.0" and cfg["classifier"] == "classifier"
     assert 0 < cfg["crop_pct"] <= 1 and cfg["weights"] is None  # built, nothing loaded
     card = _manifest().get(name)  # the released card where there is one, else None
-    assert cfg["released"] == card and (card is None or card["file"] == f"{name}.pt")
+    assert cfg["released"] == card and (card is None or card["file"] == f"{name}.safetensors")
 
 
 def test_metadata_follows_the_network_as_built():

@@ -168,8 +168,8 @@ def test_file_state_dict_and_checkpoint_load(tmp_path):
     torch.save(trained.state_dict(), plain)
     checkpoint = tmp_path / "checkpoint.pt"
     torch.save({"format": "igc-checkpoint", "model": NAME, "model_args": {},
-                "num_classes": 10, "in_chans": 1, "state_dict": trained.state_dict()},
-               checkpoint)
+                "num_classes": 10, "in_chans": 1, "recipe": {}, "epoch": 3,
+                "state_dict": trained.state_dict()}, checkpoint)
     for kwargs in ({"pretrained": str(plain)}, {"checkpoint_path": checkpoint}):
         model = create_model(NAME, **kwargs)
         assert torch.equal(outputs(model), outputs(trained))
@@ -189,7 +189,7 @@ def test_checkpoint_options_are_applied(tmp_path):
     ({"data": "fashion-mnist", "image_size": 28, "mean": [0.25], "std": [0.5]},
      ("fashion-mnist", (1, 28, 28), (0.25,), (0.5,))),
     ({}, None),  # nothing recorded: the entry's own metadata
-    ({"data": "", "image_size": -3, "mean": [0.1, 0.2], "std": [0.3]}, None),  # malformed
+    ({"data": ""}, None),  # an empty data set: not said
 ])
 def test_metadata_follows_what_the_weights_were_trained_on(tmp_path, recorded, expected):
     trained = randomized("igcv2_c64_d8", width=16, num_classes=10, in_chans=1)
@@ -203,10 +203,29 @@ def test_metadata_follows_what_the_weights_were_trained_on(tmp_path, recorded, e
     assert (cfg["dataset"], cfg["input_size"], cfg["mean"], cfg["std"]) == expected
 
 
+@pytest.mark.parametrize("recorded, match", [
+    ({"image_size": -3}, r"image_size must be an integer in \[1, 4096\]"),
+    ({"mean": [0.1, 0.2], "std": [0.3, 0.3]}, "mean has 2 entries, not in_chans = 1"),
+    ({"std": [0.0]}, r"std\[0\] must be a number"),
+    ({"num_classes": 10**9}, "num_classes must be an integer"),
+    ({"model_args": {"width": float("nan")}}, "model_args.width must be finite"),
+])
+def test_malformed_metadata_is_refused_before_loading(tmp_path, recorded, match):
+    """A table of weights whose metadata is malformed is refused in one line (it was
+    silently ignored before: the schema is the checkpoint writer's)."""
+    trained = randomized("igcv2_c64_d8", width=16, num_classes=10, in_chans=1)
+    path = tmp_path / "fmnist.pt"
+    torch.save({"model": "igcv2_c64_d8", "model_args": {"width": 16}, "num_classes": 10,
+                "in_chans": 1, "state_dict": trained.state_dict(), **recorded}, path)
+    with pytest.raises(IGCError, match=match) as err:
+        create_model("igcv2_c64_d8", pretrained=path)
+    assert "\n" not in str(err.value)
+
+
 def test_another_networks_weights_are_refused_unless_not_strict(tmp_path):
     other = tmp_path / "other.pt"
     torch.save(randomized("xception_c35_d8", num_classes=10, in_chans=1).state_dict(), other)
-    with pytest.raises(IGCError, match=r"does not fit igcv2_fmnist: .*missing") as err:
+    with pytest.raises(IGCError, match=r"does not fit model 'igcv2_fmnist': .*missing") as err:
         create_model(NAME, pretrained=other)
     assert "\n" not in str(err.value)
     trained = randomized()

@@ -11,13 +11,15 @@ import sys
 
 from igc.cli.parser import COMMANDS, build_parser
 from igc.errors import IGCError
+from igc.log import cli_handler
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``igc ARGV`` and return its exit status (2 for a user error, 130 for Ctrl-C)."""
     try:
         args = build_parser().parse_args(argv)
-        return int(args.run(args) or 0)
+        with cli_handler():
+            return int(args.run(args) or 0)
     except IGCError as exc:
         print(f"igc: error: {exc}", file=sys.stderr)
         return 2

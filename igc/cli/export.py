@@ -1,16 +1,19 @@
-"""Export a network to ONNX or torch.export, checked against PyTorch.
+"""Export a network to ONNX, torch.export or safetensors, checked.
 
 The network (a registered name with random weights, or a checkpoint or run folder) is
 put in its inference form (BatchNorm folded, shuffles removed), written atomically,
 loaded back and compared with the eval-mode PyTorch model at two batch sizes; the
 exported batch size is dynamic. --int8 also writes an int8 ONNX model (onnxruntime
 static quantisation) and reports its accuracy change. ONNX needs the export extra:
-pip install 'igc[export]'.
+pip install 'igc-torch[export]'. --format safetensors writes the weights as trained
+(with the network's name, options, classes and normalisation in the header), loadable
+with create_model(NAME, pretrained=FILE).
 
 Examples:
   igc export igcv2_fmnist --format onnx
   igc export runs/igcv2_fmnist-fashion-mnist --format onnx --int8 --out m.onnx
   igc export igcv3_100 --format pt2 --form structured
+  igc export runs/igcv2_fmnist-fashion-mnist --format safetensors
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a registered model name (random weights) or a checkpoint / run dir")
     p.add_argument("--format", required=True, type=A.choice("export format", EXPORT_FORMATS),
                    metavar="{" + ",".join(EXPORT_FORMATS) + "}",
-                   help="ONNX, or a torch.export program (pt2)")
+                   help="ONNX, a torch.export program (pt2), or the weights (safetensors)")
     p.add_argument("--out", type=A.out_file((), "--out"), metavar="FILE",
-                   help="output file (default NAME.onnx / NAME.pt2 here)")
+                   help="output file (default NAME.FORMAT here)")
     p.add_argument("--input-size", type=A.integer("--input-size"), metavar="N",
                    help="image side (default: the model's)")
     p.add_argument("--batch", type=A.integer("--batch"), default=1, metavar="N",
@@ -67,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     c, size, _ = result.input
-    what = f"ONNX (opset {result.opset}, onnx.checker ok)" if result.format == "onnx" \
-        else "torch.export program"
-    weights = result.weights if result.weights != "random" else \
-        "random weights, BatchNorm statistics of random images"
+    what = {"onnx": f"ONNX (opset {result.opset}, onnx.checker ok)",
+            "safetensors": "weights (safetensors)"}.get(result.format, "torch.export program")
+    weights = result.weights if result.weights != "random" else "random weights" + (
+        ", BatchNorm statistics of random images" if result.bn_calibrated else "")
     print(f"wrote {result.file}: {what}, {result.model} ({weights}), input "
           f"N x {c} x {size} x {size}, dynamic batch, form {result.form}")
-    runner = "onnxruntime" if result.format == "onnx" else "torch.export.load"
+    runner = {"onnx": "onnxruntime", "safetensors": "create_model(pretrained=FILE)"}.get(
+        result.format, "torch.export.load")
     d = result.difference
     print(f"checked with {runner} against PyTorch at batch {', '.join(map(str, d.batches))}: "
           f"largest |difference| {d.max_abs:.3g}, {d.max_rel:.3g} of the largest output")

@@ -1,7 +1,7 @@
 """Train a network with a recipe: checkpoints, metrics, summary.
 
-With no arguments it trains the small IGCV2 network igcv2_fmnist on Fashion-MNIST with
-the fashion-mnist-cpu recipe (a few minutes on two CPU cores). A run folder (default
+With no arguments it trains the IGCV2 network igcv2_c48_d11_fmnist (the model of the
+fashion-mnist-cpu recipe) on Fashion-MNIST (a few minutes on two CPU cores). A run folder (default
 runs/MODEL-DATA) holds the checkpoint, metrics.jsonl, summary.json, run.json and
 recipe.toml; Ctrl-C saves a checkpoint and prints the command that continues the run.
 Also runs under `torchrun --nproc-per-node N -m igc train ...` (one process per GPU or

@@ -22,7 +22,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -33,6 +32,9 @@ from typing import BinaryIO
 
 from igc.errors import IGCError
 from igc.files.atomic import atomic_writer
+from igc.log import get_logger
+
+log = get_logger(__name__)
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
@@ -217,7 +219,7 @@ def download(source: Source, resource: Resource) -> Path:
             raise ValueError(f"gave md5 {actual}, expected {resource.md5}")
 
     for url in resource.urls:
-        print(f"igc: downloading {url} to {dest}", file=sys.stderr)
+        log.info("igc: downloading %s to %s", url, dest)
         try:
             with atomic_writer(dest, "download", verify) as out:
                 _fetch(url, out)

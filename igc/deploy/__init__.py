@@ -2,7 +2,7 @@
 permutation algebra, 1x1 chains as structured or multiplied-out products), export to ONNX
 and ``torch.export`` programs, int8 quantisation, and benchmarking.
 
-``onnx`` and ``onnxruntime`` are optional (``pip install 'igc[export]'``); nothing here
+``onnx`` and ``onnxruntime`` are optional (``pip install 'igc-torch[export]'``); nothing here
 imports them until an ONNX function is called.
 """
 

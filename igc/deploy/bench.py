@@ -124,7 +124,7 @@ def available_forms(forms: list[str]) -> tuple[list[str], list[str]]:
         if form == "onnxruntime" and (importlib.util.find_spec("onnxruntime") is None
                                       or importlib.util.find_spec("onnx") is None):
             notes.append("onnxruntime form skipped: onnx/onnxruntime not installed "
-                         "(pip install 'igc[export]')")
+                         "(pip install 'igc-torch[export]')")
         elif form == "compiled" and shutil.which("g++") is None and shutil.which("c++") is None:
             notes.append("compiled form skipped: torch.compile (inductor) needs a C++ compiler")
         else:

@@ -33,7 +33,7 @@ from igc.files.atomic import atomic_write
 from igc.formatting import first_line
 from igc.names import DEFAULT_OPSET, ONNX_OPSETS
 
-EXPORT_HINT = "pip install 'igc[export]'"
+EXPORT_HINT = "pip install 'igc-torch[export]'"
 #: Batch sizes every exported file is checked at (the dynamic dimension really varies).
 CHECK_BATCHES = (1, 3)
 #: The ``optimize`` mode exported for onnxruntime: BN folded, grouped convolutions and
@@ -183,6 +183,26 @@ def check_pt2(path: str | Path, reference: nn.Module, in_chans: int, size: int,
     return compare(reference, lambda x: module(x).detach(), in_chans, size, batches)
 
 
+def export_safetensors(model: nn.Module, path: str | Path, header: dict) -> Path:
+    """Write ``model``'s state dict with igc's ``header`` (the fields of
+    :class:`igc.files.checkpoint.WeightsHeader`) as a ``.safetensors`` file, atomically."""
+    from igc.files.safetensors import write_safetensors
+
+    return write_safetensors(path, model.state_dict(), header)
+
+
+def check_safetensors(path: str | Path, reference: nn.Module, in_chans: int, size: int,
+                      batches: Iterable[int] = CHECK_BATCHES) -> Difference:
+    """Load the ``.safetensors`` file back as a user would (``create_model(NAME,
+    pretrained=path)``) and run it against ``reference``."""
+    from igc.files.weights import read_weights
+    from igc.models.registry import create_model
+
+    weights = read_weights(Path(path))
+    model = create_model(str(weights.model), pretrained=weights).eval()
+    return compare(reference, lambda x: model(x).detach(), in_chans, size, batches)
+
+
 def verify_onnx(path: str | Path, reference: nn.Module, in_chans: int, size: int,
                 batches: Iterable[int] = CHECK_BATCHES) -> float:
     """The largest absolute difference of :func:`check_onnx`."""
@@ -197,6 +217,7 @@ def verify_pt2(path: str | Path, reference: nn.Module, in_chans: int, size: int,
 
 __all__ = [
     "CHECK_BATCHES", "DEFAULT_OPSET", "EXPORT_HINT", "ONNX_FORM", "ONNX_OPSETS", "Difference",
-    "check_onnx", "check_opset", "check_pt2", "compare", "export_onnx", "export_pt2",
+    "check_onnx", "check_opset", "check_pt2", "check_safetensors", "compare", "export_onnx",
+    "export_pt2", "export_safetensors",
     "onnx_bytes", "onnx_session", "require_onnx", "verify_onnx", "verify_pt2",
 ]

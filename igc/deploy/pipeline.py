@@ -23,8 +23,10 @@ from igc.deploy.export import (
     check_onnx,
     check_opset,
     check_pt2,
+    check_safetensors,
     export_onnx,
     export_pt2,
+    export_safetensors,
     require_onnx,
 )
 from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
@@ -83,7 +85,10 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
     if int8 and format != "onnx":
         raise IGCError("--int8 needs --format onnx (int8 models are onnxruntime models)")
     check_int(batch, "batch", 1, MAX_DEPLOY_BATCH)
-    form = form or (ONNX_FORM if format == "onnx" else "auto")
+    if format == "safetensors" and form not in (None, "none"):
+        raise IGCError("--format safetensors holds the weights of the network as built; "
+                       "--form applies to onnx and pt2")
+    form = form or {"onnx": ONNX_FORM, "safetensors": "none"}.get(format, "auto")
     if form not in EXPORT_FORMS:
         raise IGCError(f"unknown form {form!r}; use one of {', '.join(EXPORT_FORMS)}")
     if format == "onnx":
@@ -105,7 +110,8 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
                           "calibration images")
     size = src.input_size if input_size is None else input_size
     check_input(src.model, src.in_chans, size, batch, src.name)
-    calibrated = src.checkpoint is None if calibrate_bn is None else calibrate_bn
+    calibrated = src.checkpoint is None and format != "safetensors" if calibrate_bn is None \
+        else calibrate_bn
     if calibrated:
         calibrate_batchnorm(src.model, src.in_chans, size)
     model = src.model if form == "none" else optimize(src.model, form, batch=batch)
@@ -113,6 +119,9 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
     if format == "onnx":
         export_onnx(model, target, src.in_chans, size, batch, opset)
         difference = check_onnx(target, src.model, src.in_chans, size, batches)
+    elif format == "safetensors":
+        export_safetensors(model, target, weights_header(src, size))
+        difference = check_safetensors(target, src.model, src.in_chans, size, batches)
     else:
         export_pt2(model, target, src.in_chans, size, batch)
         difference = check_pt2(target, src.model, src.in_chans, size, batches)
@@ -128,4 +137,19 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
     return result
 
 
-__all__ = ["ExportResult", "export_model"]
+def weights_header(src: ModelSource, size: int) -> dict:
+    """igc's ``.safetensors`` header for the network of ``src`` (input side ``size``):
+    the network, its builder options, classes, channels, data set and normalisation."""
+    cfg = getattr(src.model, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    header = {"model": src.name, "model_args": dict(src.model_args or {}),
+              "num_classes": src.num_classes, "in_chans": src.in_chans, "data": src.data,
+              "image_size": size}
+    if src.classes and len(src.classes) == src.num_classes:
+        header["classes"] = list(src.classes)
+    if mean is not None and std is not None and len(mean) == src.in_chans:
+        header["mean"], header["std"] = list(map(float, mean)), list(map(float, std))
+    return header
+
+
+__all__ = ["ExportResult", "export_model", "weights_header"]

@@ -26,6 +26,8 @@ class ModelSource:
     checkpoint: str | None = None  # path, when weights came from a checkpoint
     data: str | None = None  # the data set it was trained on / registered for
     recipe: dict | None = None
+    model_args: dict | None = None  # the builder options a checkpoint records
+    classes: list | None = None  # the class names a checkpoint records
 
     @property
     def weights(self) -> str:
@@ -51,7 +53,9 @@ def load_source(source: str) -> ModelSource:
         entry = model_entry(loaded.name)
         return ModelSource(loaded.model, loaded.name, int(loaded.image_size or entry.input_size),
                            loaded.in_chans, loaded.num_classes, loaded.path or str(path),
-                           loaded.data or entry.dataset, loaded.recipe)
+                           loaded.data or entry.dataset, loaded.recipe,
+                           dict(loaded.state.get("model_args") or {}),
+                           loaded.state.get("classes"))
     entry = model_entry(source)  # IGCError with suggestions for unknown names
     model = create_model(source)
     return ModelSource(model.eval(), source, entry.input_size, entry.in_chans, entry.num_classes,

@@ -13,6 +13,11 @@ file                   module                                 read / write
                                                               ``write_json``
 recipes (``.toml``)    :mod:`igc.files.tomlfile`              ``read_toml`` / ``write_toml``
 ``.igc-run`` marker    :mod:`igc.files.run_dir`               ``RunFolder``, ``is_marked``
+weights (any kind)     :mod:`igc.files.weights`               ``read_weights`` /
+                                                              ``load_weights``
+``.safetensors``       :mod:`igc.files.safetensors`           ``read_safetensors`` /
+                                                              ``write_safetensors``
+state dicts            :mod:`igc.files.statedict`             ``check_tensors``, ``compare``
 =====================  =====================================  ==============================
 
 Writes are atomic (:mod:`igc.files.atomic`); reads check sizes, types and ranges field by

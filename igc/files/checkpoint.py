@@ -11,6 +11,7 @@ refused before anything is allocated). :func:`check_resumable` adds the training
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,42 +42,92 @@ MAX_CHECKPOINT_BYTES = 4 << 30
 MAX_TENSORS = 100_000
 _BIG = 2**62
 
-#: What every reader needs: the model, its options and input, the weights.
-MODEL_FIELDS: dict[str, Spec] = {
-    "model": Spec(str, 1, MAX_NAME),
-    "model_args": Spec(dict, 0, 256),
-    "num_classes": Spec(int, 1, MAX_CLASSES),
-    "in_chans": Spec(int, 1, MAX_CHANNELS),
-    "state_dict": Spec(dict, 1, MAX_TENSORS, items=Spec(torch.Tensor)),
-    "recipe": Spec(dict, 0, 256),
-    "epoch": Spec(int, 0, MAX_EPOCHS),
-    "data": Spec(str, 0, MAX_NAME, optional=True, null=True),
-    "image_size": Spec(int, 1, MAX_IMAGE_SIZE, optional=True, null=True),
-    "classes": Spec(list, 1, MAX_CLASSES, optional=True, items=Spec(str, 0, 1000)),
-    "mean": Spec(list, 1, MAX_CHANNELS, optional=True, items=Spec(float, -1e3, 1e3)),
-    "std": Spec(list, 1, MAX_CHANNELS, optional=True, items=Spec(float, 1e-9, 1e3)),
-    "params": Spec(int, 0, _BIG, optional=True, null=True),
-    "macs": Spec(int, 0, _BIG, optional=True, null=True),
-    "ema_state_dict": Spec(dict, 1, MAX_TENSORS + 1, optional=True, null=True,
-                           items=Spec(torch.Tensor)),
-}
+def _field(spec: Spec) -> Any:
+    """A record field whose :class:`Spec` is ``spec``; optional specs get a ``None`` default."""
+    if spec.optional:
+        return field(default=None, metadata={"spec": spec})
+    return field(metadata={"spec": spec})
 
+
+def schema(record: type, *, relaxed: bool = False) -> dict[str, Spec]:
+    """Field name -> :class:`Spec` of the dataclass ``record`` (the readers' schema is the
+    writers' dataclass); ``relaxed``: every field optional except ``state_dict``."""
+    specs = {f.name: f.metadata["spec"] for f in fields(record)}
+    if relaxed:
+        specs = {k: s if k == "state_dict" else replace(s, optional=True)
+                 for k, s in specs.items()}
+    return specs
+
+
+@dataclass(kw_only=True)
+class WeightsHeader:
+    """What a file of weights says about its network: the metadata of released weights
+    (the header of a ``.safetensors`` file, or beside ``state_dict`` in a ``.pt`` table)."""
+
+    model: str = _field(Spec(str, 1, MAX_NAME))
+    model_args: dict = _field(Spec(dict, 0, 256))
+    num_classes: int = _field(Spec(int, 1, MAX_CLASSES))
+    in_chans: int = _field(Spec(int, 1, MAX_CHANNELS))
+    data: str | None = _field(Spec(str, 0, MAX_NAME, optional=True, null=True))
+    image_size: int | None = _field(Spec(int, 1, MAX_IMAGE_SIZE, optional=True, null=True))
+    classes: list | None = _field(Spec(list, 1, MAX_CLASSES, optional=True,
+                                       items=Spec(str, 0, 1000)))
+    mean: list | None = _field(Spec(list, 1, MAX_CHANNELS, optional=True,
+                                    items=Spec(float, -1e3, 1e3)))
+    std: list | None = _field(Spec(list, 1, MAX_CHANNELS, optional=True,
+                                   items=Spec(float, 1e-9, 1e3)))
+    card: dict | None = _field(Spec(dict, 0, 64, optional=True, null=True))
+
+
+@dataclass(kw_only=True)
+class ModelRecord(WeightsHeader):
+    """What every reader of a checkpoint needs: the header, the weights, the recipe."""
+
+    state_dict: dict = _field(Spec(dict, 1, MAX_TENSORS, items=Spec(torch.Tensor)))
+    recipe: dict = _field(Spec(dict, 0, 256))
+    epoch: int = _field(Spec(int, 0, MAX_EPOCHS))
+    params: int | None = _field(Spec(int, 0, _BIG, optional=True, null=True))
+    macs: int | None = _field(Spec(int, 0, _BIG, optional=True, null=True))
+    ema_state_dict: dict | None = _field(Spec(dict, 1, MAX_TENSORS + 1, optional=True,
+                                              null=True, items=Spec(torch.Tensor)))
+
+
+@dataclass(kw_only=True)
+class TrainingRecord(ModelRecord):
+    """A checkpoint as ``igc train`` writes it (:func:`igc.train.snapshot.capture`): the
+    model record plus what ``--resume`` needs."""
+
+    optimizer: dict = _field(Spec(dict, 1, 16))
+    schedule: dict | None = _field(Spec(dict, 0, 64, optional=True))
+    scaler: dict | None = _field(Spec(dict, 0, 64, null=True, optional=True))
+    rng: list = _field(Spec(list, 1, 4096, items=Spec(dict, 1, 8)))
+    step_in_epoch: int | None = _field(Spec(int, 0, _BIG, optional=True))
+    samples_in_epoch: int | None = _field(Spec(int, 0, _BIG, optional=True))
+    global_step: int | None = _field(Spec(int, 0, _BIG, optional=True))
+    partial: dict | None = _field(Spec(dict, 0, 8, optional=True, null=True,
+                                       items=Spec(float, 0, None)))
+    train_seconds: float | None = _field(Spec(float, 0, None, optional=True))
+    sessions: list | None = _field(Spec(list, 0, 100_000, optional=True,
+                                        items=Spec(dict, 0, 8)))
+    images_seen: int | None = _field(Spec(int, 0, _BIG, optional=True))
+    loader: dict | None = _field(Spec(dict, 0, 8, optional=True))
+    last_record: dict | None = _field(Spec(dict, 0, 64, optional=True, null=True))
+    pending_eval: bool | None = _field(Spec(bool, optional=True))
+    complete: bool | None = _field(Spec(bool, optional=True))
+    torch: str | None = _field(Spec(str, 1, MAX_NAME, optional=True))
+
+    def to_table(self) -> dict[str, Any]:
+        """The fields as the table :func:`save_checkpoint` writes (tensors not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+#: The metadata of a file of weights (a ``.safetensors`` header).
+HEADER_FIELDS: dict[str, Spec] = schema(WeightsHeader)
+#: What every reader needs: the model, its options and input, the weights.
+MODEL_FIELDS: dict[str, Spec] = schema(ModelRecord)
 #: What ``--resume`` needs besides :data:`MODEL_FIELDS`.
-TRAINING_FIELDS: dict[str, Spec] = {
-    "optimizer": Spec(dict, 1, 16),
-    "schedule": Spec(dict, 0, 64, optional=True),
-    "scaler": Spec(dict, 0, 64, null=True, optional=True),
-    "rng": Spec(list, 1, 4096, items=Spec(dict, 1, 8)),
-    "step_in_epoch": Spec(int, 0, _BIG, optional=True),
-    "samples_in_epoch": Spec(int, 0, _BIG, optional=True),
-    "global_step": Spec(int, 0, _BIG, optional=True),
-    "partial": Spec(dict, 0, 8, optional=True, null=True, items=Spec(float, 0, None)),
-    "train_seconds": Spec(float, 0, None, optional=True),
-    "sessions": Spec(list, 0, 100_000, optional=True, items=Spec(dict, 0, 8)),
-    "images_seen": Spec(int, 0, _BIG, optional=True),
-    "loader": Spec(dict, 0, 8, optional=True),
-    "last_record": Spec(dict, 0, 64, optional=True, null=True),
-}
+TRAINING_FIELDS: dict[str, Spec] = {k: s for k, s in schema(TrainingRecord).items()
+                                    if k not in MODEL_FIELDS}
 
 LOADER_FIELDS: dict[str, Spec] = {
     "seed": Spec(int, 0, MAX_SEED),
@@ -121,24 +172,40 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                        "copy") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise IGCError(f"{path} is not an igc checkpoint (no {FORMAT!r} marker)")
+    return check_checkpoint(state, path)
+
+
+def check_checkpoint(state: dict, path: str | Path) -> dict:
+    """``state`` (a table marked ``format = "igc-checkpoint"``, read from ``path``) checked
+    against :data:`MODEL_FIELDS`; it gets ``path``. IGCError naming the first bad field."""
+    path = Path(path)
     version = state.get("version", 0)
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise IGCError(f"{path} has a bad format version {version!r}; {_fix(path)}")
     if version > VERSION:
         raise IGCError(f"checkpoint {path} has format version {version}; this igc reads up "
                        f"to {VERSION}: upgrade igc")
-    check_fields(state, MODEL_FIELDS, f"checkpoint {path}", _fix(path))
-    check_plain(state["model_args"], f"checkpoint {path}: model_args", _fix(path),
-                max_number=MAX_OPTION)
+    check_header(state, MODEL_FIELDS, f"checkpoint {path}", _fix(path))
     check_plain(state["recipe"], f"checkpoint {path}: recipe", _fix(path))
-    for key in ("classes", "mean", "std"):
-        if key in state:
-            want = state["num_classes"] if key == "classes" else state["in_chans"]
-            if len(state[key]) != want:
-                raise IGCError(f"checkpoint {path}: {key} has {len(state[key])} entries, "
-                               f"not {want}; {_fix(path)}")
     state["path"] = str(path)
     return state
+
+
+def check_header(table: Any, specs: dict[str, Spec], where: str, fix: str) -> dict:
+    """``table`` if its fields fit ``specs`` (:data:`HEADER_FIELDS` and the schemas that
+    extend it), its ``model_args`` and ``card`` are small plain values, and its
+    ``classes`` / ``mean`` / ``std`` have one entry per class / channel; else IGCError."""
+    table = check_fields(table, specs, where, fix)
+    if table.get("model_args") is not None:
+        check_plain(table["model_args"], f"{where}: model_args", fix, max_number=MAX_OPTION)
+    if table.get("card") is not None:
+        check_plain(table["card"], f"{where}: card", fix)
+    for key, count in (("classes", "num_classes"), ("mean", "in_chans"), ("std", "in_chans")):
+        want = table.get(count)
+        if table.get(key) is not None and want is not None and len(table[key]) != want:
+            raise IGCError(f"{where}: {key} has {len(table[key])} entries, not {count} = "
+                           f"{want}; {fix}")
+    return table
 
 
 def check_resumable(state: dict) -> dict:
@@ -155,5 +222,6 @@ def check_resumable(state: dict) -> dict:
     return state
 
 
-__all__ = ["CHECKPOINT", "FORMAT", "MODEL_FIELDS", "TRAINING_FIELDS", "VERSION",
-           "check_resumable", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT", "FORMAT", "HEADER_FIELDS", "MODEL_FIELDS", "TRAINING_FIELDS", "VERSION",
+           "ModelRecord", "TrainingRecord", "WeightsHeader", "check_checkpoint", "check_header",
+           "check_resumable", "load_checkpoint", "save_checkpoint", "schema"]

@@ -35,7 +35,8 @@ from torch import nn
 
 from igc.errors import IGCError
 
-__all__ = ["LEGACY_LAYOUTS", "is_legacy_state_dict", "remap_legacy_state_dict"]
+__all__ = ["LEGACY_LAYOUTS", "is_legacy_state_dict", "refuse_changed_blocks",
+           "remap_legacy_state_dict"]
 
 #: ``(marker, renames)`` per old layout, the first whose marker starts a key applies;
 #: ``renames`` maps old key prefixes to new ones.
@@ -84,6 +85,17 @@ def _changed_blocks(model: nn.Module) -> list[str]:
     return names
 
 
+def refuse_changed_blocks(model: nn.Module) -> None:
+    """IGCError when ``model`` has blocks whose output order the added ``P_L`` changed: an
+    old state dict does not compute the same network in it."""
+    changed = _changed_blocks(model)
+    if changed:
+        raise IGCError(f"these weights were written before IGCV1/IGCV2 blocks gained their "
+                       f"final permutation P_L ({len(changed)} blocks, e.g. {changed[0]}); "
+                       "build the model with shuffle_last=False (recipe: "
+                       "model_args.shuffle_last = false) to load them")
+
+
 def remap_legacy_state_dict(state_dict: Mapping[str, torch.Tensor],
                             model: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """``state_dict`` with the old head keys renamed (see the module docstring); a state
@@ -93,12 +105,7 @@ def remap_legacy_state_dict(state_dict: Mapping[str, torch.Tensor],
     if not is_legacy_state_dict(state_dict):
         return dict(state_dict) if not isinstance(state_dict, dict) else state_dict
     if model is not None:
-        changed = _changed_blocks(model)
-        if changed:
-            raise IGCError(f"these weights were written before IGCV1/IGCV2 blocks gained their "
-                           f"final permutation P_L ({len(changed)} blocks, e.g. {changed[0]}); "
-                           "build the model with shuffle_last=False (recipe: "
-                           "model_args.shuffle_last = false) to load them")
+        refuse_changed_blocks(model)
     renames = _renames(state_dict)
     out: dict[str, torch.Tensor] = OrderedDict()
     for key, value in state_dict.items():

@@ -50,11 +50,15 @@ def _normalization(dataset: str, in_chans: int) -> tuple[Any, Any]:
     return tuple(mean), tuple(std)
 
 
-def model_cfg(entry: ModelEntry, num_classes: int, in_chans: int) -> dict[str, Any]:
+def model_cfg(entry: ModelEntry, num_classes: int, in_chans: int,
+              card: dict[str, Any] | bool | None = True) -> dict[str, Any]:
     """The metadata of a network built from ``entry`` with ``num_classes`` classes and
-    ``in_chans`` input channels (see the module docstring)."""
-    from igc.models.pretrained import released
+    ``in_chans`` input channels (see the module docstring); ``card``: its released
+    weights' card when the caller has read the manifest (``True``: read it here)."""
+    if card is True:
+        from igc.models.pretrained import released
 
+        card = released().get(entry.name)
     size = entry.input_size
     mean, std = _normalization(entry.dataset, in_chans)
     imagenet = entry.dataset == "imagenet"
@@ -64,5 +68,5 @@ def model_cfg(entry: ModelEntry, num_classes: int, in_chans: int) -> dict[str, A
         "input_size": (in_chans, size, size), "mean": mean, "std": std,
         "crop_pct": size / IMAGENET_RESIZE if imagenet else 1.0, "crop_mode": "center",
         "interpolation": "bilinear", "first_conv": "stem.0", "classifier": "classifier",
-        "released": released().get(entry.name), "weights": None,
+        "released": card, "weights": None,
     }

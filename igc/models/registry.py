@@ -18,11 +18,15 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from igc.errors import IGCError, unknown_name
 from igc.models.entry import ModelEntry
+
+if TYPE_CHECKING:
+    from igc.files.weights import WeightsFile
 
 __all__ = [
     "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
@@ -122,7 +126,7 @@ def split_tag(name: str) -> tuple[str, str | None]:
     return base, tag or None
 
 
-def create_model(name: str, pretrained: bool | str | Path = False,
+def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
                  checkpoint_path: str | Path | None = None, num_classes: int | None = None,
                  in_chans: int | None = None, *, features_only: bool = False,
                  out_indices: Sequence[int] | None = None, strict: bool = True,
@@ -130,7 +134,9 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     """Build the registered network ``name`` (canonical or alias), as timm's
     ``create_model``.
 
-    ``pretrained=True`` loads its released weights (SHA-256 checked);
+    ``pretrained=True`` loads its released weights (SHA-256 checked); a
+    :class:`~igc.files.weights.WeightsFile` (:func:`igc.files.weights.read_weights`) loads
+    as read;
     ``pretrained=FILE_OR_URL`` or ``checkpoint_path=FILE_OR_URL`` loads an ``igc train``
     checkpoint, a state dict or a pytorchcv ImageNet state dict (see
     :func:`igc.models.pretrained.load_weights`: missing or unexpected keys are an error
@@ -146,11 +152,16 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
     """
     from igc.models.metadata import model_cfg
-    from igc.models.pretrained import load_weights, read_source
+    from igc.models.pretrained import load_weights, read_source, released
 
+    if isinstance(name, str) and name.startswith("hf-hub:"):
+        return _create_from_hub(name, pretrained, checkpoint_path, num_classes=num_classes,
+                                in_chans=in_chans, features_only=features_only,
+                                out_indices=out_indices, strict=strict, hash=hash, **overrides)
     name, tag = split_tag(name)
     entry = model_entry(name)
-    source = read_source(entry, pretrained, checkpoint_path, hash, tag=tag)
+    cards = released()  # the manifest, read once per call
+    source = read_source(entry, pretrained, checkpoint_path, hash, tag=tag, cards=cards)
     if source is not None:
         if source.model is not None and source.model in _ALIASES:
             source.model = _ALIASES[source.model]
@@ -166,7 +177,7 @@ def create_model(name: str, pretrained: bool | str | Path = False,
                               **{**entry.kwargs, **overrides})
     except TypeError as exc:
         raise IGCError(f"bad option for model {entry.name!r}: {exc}") from None
-    model.pretrained_cfg = model_cfg(entry, num_classes, in_chans)
+    model.pretrained_cfg = model_cfg(entry, num_classes, in_chans, cards.get(entry.name))
     if source is not None:
         load_weights(model, source, strict=strict)
     if features_only:
@@ -178,6 +189,25 @@ def create_model(name: str, pretrained: bool | str | Path = False,
     if out_indices is not None:
         raise IGCError("out_indices needs features_only=True")
     return model
+
+
+def _create_from_hub(name: str, pretrained: object, checkpoint_path: object,
+                     **kwargs: object) -> nn.Module:
+    """``create_model("hf-hub:ORG/NAME", ...)`` as timm's: the architecture, classes,
+    channels and builder options of the repository's config; its weights with
+    ``pretrained=True`` (:mod:`igc.hub`)."""
+    from igc.hub import read_hub
+
+    if pretrained not in (True, False, None) or checkpoint_path is not None:
+        raise IGCError(f"{name} brings its own weights: pass pretrained=True (or False for "
+                       "the untrained network), not a file")
+    hub = read_hub(name)
+    if pretrained:
+        return create_model(hub.architecture, pretrained=hub.weights(), **kwargs)
+    args = {**hub.model_args, **{k: v for k, v in kwargs.items() if v is not None}}
+    args.setdefault("num_classes", hub.num_classes)
+    args.setdefault("in_chans", hub.in_chans)
+    return create_model(hub.architecture, **args)
 
 
 def _count(what: str, value: object, default: int, minimum: int) -> int:

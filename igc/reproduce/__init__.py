@@ -20,8 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from igc.errors import IGCError
+from igc.log import get_logger
 from igc.reproduce.report import Section, write_document, write_section
 from igc.reproduce.targets import ANALYTIC, EMPIRICAL, GROUPS, TARGETS, Target, resolve
+
+log = get_logger(__name__)
 
 __all__ = ["ANALYTIC", "EMPIRICAL", "GROUPS", "TARGETS", "Stopped", "Target", "command_line",
            "default_out", "parse_shard", "reproduce", "resolve"]
@@ -148,7 +151,7 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
             sections[target.name] = target.section()
             write_section(sections[target.name], out)
             if echo:
-                print(sections[target.name].markdown(str(out)), flush=True)
+                log.info(sections[target.name].markdown(str(out)), extra={"stdout": True})
     results, stopped, failures = [], None, []
     if empirical_names:
         from igc.reproduce.session import Session
@@ -159,7 +162,7 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
             sections[r.target] = session.section(r)
             write_section(sections[r.target], out)
             if echo:
-                print(sections[r.target].markdown(str(out)), flush=True)
+                log.info(sections[r.target].markdown(str(out)), extra={"stdout": True})
     ordered = [sections[t.name] for t in targets]
     if docs is not None:
         from igc.reproduce.document import header

@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from igc.files.records import METRICS, SUMMARY, append_jsonl, write_json
 from igc.formatting import count, duration, pct
+from igc.log import get_logger
 
 if TYPE_CHECKING:
     from igc.train.trainer import Trainer
+
+log = get_logger(__name__)
 
 CallbackFn = Callable[["Trainer", str], None]
 
@@ -86,7 +89,7 @@ class Progress(Callback):
         self.bar: Any = None
 
     def on_start(self, trainer: Trainer) -> None:
-        print(header(trainer), file=sys.stderr, flush=True)
+        log.info(header(trainer))
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         from tqdm import tqdm
@@ -108,10 +111,8 @@ class Progress(Callback):
         self.close()
 
     def on_epoch(self, trainer: Trainer) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(epoch_line(trainer.last_record or {}, trainer.recipe.epochs),
-                   file=sys.stderr)
+        self.close()
+        log.info(epoch_line(trainer.last_record or {}, trainer.recipe.epochs))
 
     def close(self) -> None:
         if self.bar is not None:

@@ -24,7 +24,8 @@ from igc.files.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from igc.formatting import first_line, shorten
+from igc.files.weights import load_weights, weights_from_table
+from igc.formatting import first_line
 
 
 def rng_state() -> dict[str, Any]:
@@ -54,21 +55,12 @@ def set_rng_state(state: dict[str, Any], origin: str = "the checkpoint") -> None
 
 def load_model_weights(model: nn.Module, state: dict, name: str,
                        key: str = "state_dict") -> None:
-    """Load ``state[key]`` into ``model`` (strict); IGCError naming the mismatch. Old
-    layouts load through :func:`igc.models.convert.remap_legacy_state_dict`."""
-    weights = state[key]
-    if key == "ema_state_dict":  # an AveragedModel's: "module." prefixes, a step count
-        weights = {k.removeprefix("module."): v for k, v in weights.items()
-                   if k != "n_averaged"}
-    from igc.models.convert import remap_legacy_state_dict
-
-    try:
-        model.load_state_dict(remap_legacy_state_dict(weights, model), strict=True)
-    except RuntimeError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
-        raise IGCError(f"checkpoint {state.get('path', '')} does not fit model {name!r} "
-                       f"({shorten(detail, 160)})") from None
+    """Load ``state[key]`` (a checked checkpoint's weights, or its moving average for
+    ``key="ema_state_dict"``) into ``model``, strictly, through the weights pipeline
+    (:func:`igc.files.weights.load_weights`); IGCError naming the first mismatch."""
+    weights = weights_from_table(state, state.get("path", ""), "checkpoint",
+                                 ema=key == "ema_state_dict")
+    load_weights(model, weights, strict=True, name=name, record=False)
 
 
 @dataclass
@@ -94,17 +86,14 @@ def model_from_checkpoint(source: str | Path | dict, ema: bool = False) -> Check
     from igc.models.registry import create_model
 
     state = source if isinstance(source, dict) else load_checkpoint(source)
-    name = state["model"]
-    key = "ema_state_dict" if ema else "state_dict"
-    if ema and not state.get(key):
-        raise IGCError(f"checkpoint {state.get('path', '')} holds no moving average of the "
-                       "weights (the run had ema = false); drop the EMA option")
+    name, path = state["model"], str(state.get("path", ""))
     try:
-        model = create_model(name, num_classes=state["num_classes"],
-                             in_chans=state["in_chans"], **dict(state["model_args"]))
+        weights = weights_from_table(state, path, "checkpoint", ema=ema)
+        model = create_model(name, pretrained=weights)
     except IGCError as exc:
-        raise IGCError(f"checkpoint {state.get('path', '')}: {exc}") from None
-    load_model_weights(model, state, name, key)
+        text = str(exc)
+        raise IGCError(text if path and path in text else f"checkpoint {path}: {text}"
+                       ) from None
     recipe = dict(state.get("recipe") or {})
     size = state.get("image_size") or recipe.get("image_size") or None
     return CheckpointModel(model.eval(), state, name, int(state["num_classes"]),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from igc.errors import IGCError
+from igc.files.checkpoint import TrainingRecord
 from igc.formatting import first_line
 from igc.train.builders import check_optimizer_state, position_samples
 from igc.train.checkpoint import load_model_weights, rng_state, set_rng_state
@@ -32,27 +33,27 @@ def capture(trainer: Trainer) -> dict[str, Any]:
         dist.all_gather_object(gathered, rngs[0])
         rngs = gathered
     s, r = trainer.splits, trainer.recipe
-    return {
-        "model": trainer.config.model, "model_args": dict(r.model_args), "data": s.name,
-        "classes": list(s.classes), "num_classes": s.num_classes,
-        "in_chans": s.in_channels, "image_size": s.image_size, "mean": list(s.mean),
-        "std": list(s.std), "params": trainer.params, "macs": trainer.macs,
-        "state_dict": trainer.model.state_dict(),
-        "ema_state_dict": trainer.ema.state_dict() if trainer.ema is not None else None,
-        "optimizer": trainer.optimizer.state_dict(),
-        "schedule": trainer.scheduler.state_dict(),
-        "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
-        "rng": rngs, "epoch": trainer.epoch, "step_in_epoch": trainer.step_in_epoch,
-        "samples_in_epoch": trainer.step_in_epoch * r.batch_size,
-        "global_step": trainer.global_step, "partial": dict(trainer.partial),
-        "train_seconds": trainer.train_seconds, "images_seen": trainer.images_seen,
-        "sessions": trainer.all_sessions(),
-        "loader": {"seed": r.seed, "epoch": trainer.epoch,
-                   "world_size": trainer.dist.world_size, "batch_size": r.batch_size},
-        "recipe": r.to_dict(), "last_record": trainer.last_record,
-        "pending_eval": trainer.pending_eval, "complete": trainer.epoch >= r.epochs,
-        "torch": str(torch.__version__),
-    }
+    return TrainingRecord(
+        model=trainer.config.model, model_args=dict(r.model_args), data=s.name,
+        classes=list(s.classes), num_classes=s.num_classes,
+        in_chans=s.in_channels, image_size=s.image_size, mean=list(s.mean),
+        std=list(s.std), params=trainer.params, macs=trainer.macs,
+        state_dict=trainer.model.state_dict(),
+        ema_state_dict=trainer.ema.state_dict() if trainer.ema is not None else None,
+        optimizer=trainer.optimizer.state_dict(),
+        schedule=trainer.scheduler.state_dict(),
+        scaler=trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
+        rng=rngs, epoch=trainer.epoch, step_in_epoch=trainer.step_in_epoch,
+        samples_in_epoch=trainer.step_in_epoch * r.batch_size,
+        global_step=trainer.global_step, partial=dict(trainer.partial),
+        train_seconds=trainer.train_seconds, images_seen=trainer.images_seen,
+        sessions=trainer.all_sessions(),
+        loader={"seed": r.seed, "epoch": trainer.epoch,
+                "world_size": trainer.dist.world_size, "batch_size": r.batch_size},
+        recipe=r.to_dict(), last_record=trainer.last_record,
+        pending_eval=trainer.pending_eval, complete=trainer.epoch >= r.epochs,
+        torch=str(torch.__version__),
+    ).to_table()
 
 
 def restore(trainer: Trainer, state: dict) -> None:

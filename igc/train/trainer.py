@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +40,7 @@ from torch import nn
 from igc.data import DatasetSplits
 from igc.files.records import METRICS, RUN_INFO, truncate_metrics, write_json
 from igc.files.run_dir import RECIPE
+from igc.log import get_logger
 from igc.provenance import git_commit
 from igc.runtime import num_threads
 from igc.train import builders as B
@@ -58,6 +58,8 @@ from igc.train.run import (
     thread_governor,
 )
 from igc.train.snapshot import capture, restore
+
+log = get_logger(__name__)
 
 Callback = CallbackFn
 _NO_TEST = {"test_loss": None, "test_top1": None, "test_top5": None, "top1": None,
@@ -127,13 +129,20 @@ class Trainer:
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            # Gradients are views of DDP's buckets, laid out as the parameters
+            # (channels-last included) and kept (zeroed, not freed, each step): no copy
+            # into the buckets and no "Grad strides do not match bucket view strides".
+            for p in self.model.parameters():
+                if p.requires_grad and p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids,
+                                                           gradient_as_bucket_view=True)
         if r.compile:
             self.net = torch.compile(self.net)
         self.callbacks = [*default_callbacks(self.quiet), *self.user_callbacks]
         if self.main and self.changes:  # reported even with --quiet
-            print(f"igc train: resuming {c.out} at epoch {self.epoch + 1} with changes: "
-                  f"{'; '.join(self.changes)}", file=sys.stderr, flush=True)
+            log.warning("igc train: resuming %s at epoch %d with changes: %s", c.out,
+                        self.epoch + 1, "; ".join(self.changes))
 
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -230,7 +239,7 @@ class Trainer:
             with autocast(dev, self.amp):
                 logits = self.net(x)
                 loss = self.criterion(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=not self.dist.enabled)
             self.scaler.scale(loss).backward()
             if r.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)

@@ -17,7 +17,7 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise IGCError("drawing needs matplotlib: pip install 'igc[plot]'") from None
+        raise IGCError("drawing needs matplotlib: pip install 'igc-torch[plot]'") from None
     return plt
 
 
