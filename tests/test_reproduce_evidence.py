@@ -207,7 +207,8 @@ def test_the_committed_medium_records_are_accounted():
 
 
 @pytest.mark.usefixtures("tiny_models", "one_thread")
-def test_a_resumed_run_adds_up_its_sessions(tmp_path, tiny_splits, monkeypatch):
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_resumed_run_adds_up_its_sessions(tmp_path, tiny_splits, monkeypatch, legacy):
     """The trainer keeps every session in the checkpoint: summary.json's seconds are their
     sum and its commits every commit that trained part of the run."""
     import igc.train.trainer as trainer_mod
@@ -230,9 +231,17 @@ def test_a_resumed_run_adds_up_its_sessions(tmp_path, tiny_splits, monkeypatch):
     monkeypatch.setattr(trainer_mod, "git_commit", lambda: "aaaa")
     with pytest.raises(Interrupted):
         train(config(False), splits=splits, callbacks=[stop])
+    if legacy:  # a checkpoint written before sessions were kept: run.json names its commit
+        from igc.train.checkpoint import load_checkpoint, save_checkpoint
+
+        state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+        for key in ("sessions", "path", "format", "version"):
+            state.pop(key, None)
+        save_checkpoint(state, tmp_path / "r" / "checkpoint.pt")
     monkeypatch.setattr(trainer_mod, "git_commit", lambda: "bbbb")
     result = train(config(True), splits=splits)
     assert [s["commit"] for s in result.sessions] == ["aaaa", "bbbb"]
+    assert ("derived" in result.sessions[0]) == legacy
     assert result.commits == ["aaaa", "bbbb"]
     assert result.seconds == pytest.approx(sum(s["seconds"] for s in result.sessions))
     assert result.seconds > result.session_seconds > 0
@@ -248,6 +257,7 @@ def test_a_checkpoint_without_sessions_counts_its_training_seconds():
     assert earlier_sessions(None) == []
     old = earlier_sessions({"train_seconds": 1234.5})
     assert old[0]["seconds"] == 1234.5 and old[0]["commit"] is None
+    assert earlier_sessions({"train_seconds": 1.0}, "cafe")[0]["commit"] == "cafe"
     kept = [{"commit": "x", "seconds": 3.0}]
     assert earlier_sessions({"sessions": kept, "train_seconds": 9.0}) == kept
 

@@ -38,7 +38,8 @@ import torch
 from torch import nn
 
 from igc.data import DatasetSplits
-from igc.files.records import METRICS, RUN_INFO, truncate_metrics, write_json
+from igc.errors import IGCError
+from igc.files.records import METRICS, RUN_INFO, read_run_info, truncate_metrics, write_json
 from igc.files.run_dir import RECIPE
 from igc.log import get_logger
 from igc.provenance import git_commit
@@ -121,7 +122,7 @@ class Trainer:
         self.pending_eval = False
         if self.resume_state is not None:
             restore(self, self.resume_state)
-        self.sessions = earlier_sessions(self.resume_state)
+        self.sessions = earlier_sessions(self.resume_state, self._recorded_commit())
         self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "commit": git_commit(), "threads": self.threads, "seconds": 0.0}
         self.scheduler = build_scheduler(self.optimizer, r, self.lr, self.steps_per_epoch,
@@ -149,6 +150,17 @@ class Trainer:
         """Everything the checkpoint holds (every rank takes part: RNG states are
         gathered); see :func:`igc.train.snapshot.capture`."""
         return capture(self)
+
+    def _recorded_commit(self) -> str | None:
+        """The commit in the run folder's ``run.json`` before this session rewrites it
+        (None when absent or unreadable)."""
+        if self.resume_state is None or not self.main:
+            return None
+        try:
+            commit = read_run_info(self.config.out).get("commit")
+        except IGCError:
+            return None
+        return commit if isinstance(commit, str) else None
 
     def all_sessions(self) -> list[dict[str, Any]]:
         """Every session that trained this run, this one last with its seconds so far
@@ -392,16 +404,17 @@ class Trainer:
             sessions=sessions, commits=session_commits(sessions))
 
 
-def earlier_sessions(state: dict | None) -> list[dict[str, Any]]:
+def earlier_sessions(state: dict | None, commit: str | None = None) -> list[dict[str, Any]]:
     """The sessions a checkpoint says trained the run before this one; for a checkpoint
     older than that record, one entry with its training seconds (the per-epoch times,
-    summed over its sessions; their evaluation and start-up were not recorded), its
-    commit unknown."""
+    summed over its sessions; their evaluation and start-up were not recorded) and
+    ``commit`` (the one its ``run.json`` names: that of its last session; None if
+    unknown)."""
     if state is None:
         return []
     if isinstance(state.get("sessions"), list):
         return [dict(s) for s in state["sessions"]]
-    return [{"started": None, "commit": None, "threads": None,
+    return [{"started": None, "commit": commit, "threads": None,
              "seconds": float(state.get("train_seconds", 0.0)),
              "derived": "training seconds of earlier sessions; evaluation not recorded"}]
 
