@@ -1,4 +1,5 @@
-"""One IGCV2 block as trained vs its inference forms vs the dense Xception block.
+"""One IGC block as trained vs its inference forms (the fused kernel included) vs its
+MobileNet-style peer.
 
     python benchmarks/blocks.py [--threads 2] [--repeats 15] [--out blocks.md]
 
@@ -11,7 +12,14 @@ warm-up; the table gives medians, the inter-quartile range and ratios:
 * ``optimized``: ``igc.deploy.optimize(block)`` (the cost rule's choice), its input already
   in the layout it runs in (in a network the previous block produced it);
 * ``dense`` / ``structured``: the same with every 1x1 segment forced to that form;
-* ``xception``: the dense Xception block of the same width, optimized (BN folded).
+* ``xception``: the dense Xception block of the same width, optimized (BN folded);
+* ``fused`` / ``xception_fused``: ``optimize(block, "fused")``, one native kernel call
+  per block (:mod:`igc.deploy.chain.fused`);
+* ``mm``: ``torch.mm`` with the fused block's multiply-adds (``(N*H*W, C) @ (C, n)``),
+  the dense rate its time is measured against.
+
+``--family igcv3`` runs the IGCV3 block (expansion 6, ``C/4`` channels in and out, so the
+expanded width is 1.5 C) against MobileNetV2's instead.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import torch
 
 from igc.deploy import optimize
 from igc.deploy.timing import time_interleaved
-from igc.layers import IGCV2Block, XceptionBlock
+from igc.layers import IGCV2Block, IGCV3Block, MobileNetV2Block, XceptionBlock
 
 CONFIGS = ((64, 32, (8, 8)), (256, 16, (16, 16)), (1024, 7, (32, 32)))
 BATCHES = (1, 32)
@@ -40,18 +48,44 @@ def _bn_stats(module: torch.nn.Module) -> torch.nn.Module:
     return module.eval()
 
 
-def run(threads: int, repeats: int, clock) -> list[dict]:
+def _pair(family: str, channels: int, sizes: tuple[int, int]
+          ) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The IGC block and its peer at ``channels``."""
+    if family == "igcv3":
+        return (_bn_stats(IGCV3Block(channels // 4, channels // 4)),
+                _bn_stats(MobileNetV2Block(channels // 4, channels // 4)))
+    return (_bn_stats(IGCV2Block(channels, channels, branch_sizes=sizes)),
+            _bn_stats(XceptionBlock(channels, channels)))
+
+
+def _macs(block: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds of one call (convolutions only)."""
+    total = 0
+
+    def hook(module: torch.nn.Conv2d, args: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() * module.weight[0].numel()
+
+    hooks = [m.register_forward_hook(hook) for m in block.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        block(x)
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def run(threads: int, repeats: int, clock, family: str = "igcv2") -> list[dict]:
     torch.set_num_threads(threads)
     rows = []
     for channels, size, sizes in CONFIGS:
-        block = _bn_stats(IGCV2Block(channels, channels, branch_sizes=sizes))
-        xception = _bn_stats(XceptionBlock(channels, channels))
+        block, xception = _pair(family, channels, sizes)
         for batch in BATCHES:
-            x = torch.randn(batch, channels, size, size)
+            x = torch.randn(batch, block.in_channels, size, size)
             candidates = {"naive": (lambda b=block, x=x: b(x))}
             forms = {}
             for name, mode in (("optimized", "auto"), ("dense", "dense"),
-                               ("structured", "structured")):
+                               ("structured", "structured"), ("fused", "fused")):
                 fast = optimize(block, mode, example=x)
                 forms[name] = fast
                 xl = x.contiguous(memory_format=torch.channels_last) \
@@ -61,10 +95,17 @@ def run(threads: int, repeats: int, clock) -> list[dict]:
             xl = x.contiguous(memory_format=torch.channels_last) \
                 if fx.uses_channels_last(batch) else x
             candidates["xception"] = (lambda f=fx.model, x=xl: f(x))
+            fxf = optimize(xception, "fused", example=x).model
+            candidates["xception_fused"] = (lambda f=fxf, x=xl: f(x))
+            macs = _macs(block, x)
+            pixels = batch * size * size
+            a = torch.randn(pixels, channels)
+            b = torch.randn(channels, max(1, round(macs / (pixels * channels))))
+            candidates["mm"] = (lambda a=a, b=b: torch.mm(a, b))
             with torch.inference_mode():
                 timing = time_interleaved(candidates, repeats=repeats, warmup=3, clock=clock)
             chosen = [f.form for f in forms["optimized"].model.body.forms]
-            rows.append({"channels": channels, "size": size, "batch": batch,
+            rows.append({"family": family, "channels": channels, "size": size, "batch": batch,
                          "chosen": ",".join(chosen), "timing": timing})
             print(_row(rows[-1]), file=sys.stderr, flush=True)
     return rows
@@ -78,17 +119,23 @@ def _row(r: dict) -> str:
     for name in ("optimized", "dense", "structured", "xception"):
         cells.append(f"{t[name].median * 1e3:.3f} ({t[name].iqr * 1e3:.3f})")
     best = t["optimized"].median
-    cells += [r["chosen"], f"{naive / best:.2f}x", f"{best / t['xception'].median:.2f}"]
+    unfused = min(t["dense"].median, t["structured"].median)
+    peer = min(t["xception"].median, t["xception_fused"].median)
+    fused = t["fused"].median
+    cells += [r["chosen"], f"{naive / best:.2f}x", f"{best / t['xception'].median:.2f}",
+              f"{fused * 1e3:.3f} ({t['fused'].iqr * 1e3:.3f})", f"{fused / unfused:.2f}",
+              f"{fused / peer:.2f}", f"{fused / t['mm'].median:.2f}"]
     return "| " + " | ".join(cells) + " |"
 
 
 def table(rows: list[dict], threads: int, load: tuple, clock_name: str) -> str:
-    head = ("| C | map | batch | naive ms (IQR) | optimized | dense | structured | xception | "
-            "chosen | naive/optimized | optimized/xception |")
-    lines = [f"IGCV2 block (strict, linear), fp32, {threads} thread(s), {clock_name}, "
+    head = ("| C | map | batch | naive ms (IQR) | optimized | dense | structured | peer | "
+            "chosen | naive/optimized | optimized/peer | fused | fused/unfused | "
+            "fused/best peer | fused/mm |")
+    lines = [f"{rows[0]['family']} block vs its peer, fp32, {threads} thread(s), {clock_name}, "
              f"medians over interleaved rounds, IQR in brackets; load average before "
              f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}.", "", head,
-             "|" + "---|" * 11]
+             "|" + "---|" * 15]
     lines += [_row(r) for r in rows]
     return "\n".join(lines)
 
@@ -101,12 +148,18 @@ def main() -> None:
                         help="time this thread's CPU time (robust on a shared machine; "
                              "needs --threads 1)")
     parser.add_argument("--out", help="also write the markdown table here")
+    parser.add_argument("--family", choices=("igcv2", "igcv3"), default="igcv2",
+                        help="IGCV2 vs Xception/MobileNetV1, or IGCV3 vs MobileNetV2 blocks")
+    parser.add_argument("--batches", default="1,32", help="comma-separated batch sizes")
     args = parser.parse_args()
     if args.cpu_time and args.threads != 1:
         parser.error("--cpu-time needs --threads 1")
     clock = time.thread_time if args.cpu_time else time.perf_counter
     load = os.getloadavg()
-    rows = run(args.threads, args.repeats, clock)
+    global BATCHES
+    BATCHES = tuple(int(b) for b in args.batches.split(","))
+    print(f"uptime: {os.getloadavg()}", file=sys.stderr)
+    rows = run(args.threads, args.repeats, clock, args.family)
     text = table(rows, args.threads, load, "thread CPU time" if args.cpu_time else "wall time")
     print(text)
     if args.out:

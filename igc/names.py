@@ -24,18 +24,20 @@ TRAINING_FORMS = ("auto", "grouped", "absorbed")
 FORMS = ("dense", "structured", "grouped")
 #: How a chain's kernels are chosen: the cost rule, one kernel everywhere, per-segment timing.
 CHAIN_MODES = ("auto", *FORMS, "measure")
-#: ``optimize`` modes: the chain modes, or BN folding only (grouped convolutions and shuffle
-#: copies kept: the trained form, folded).
-MODES = (*CHAIN_MODES, "fold")
+#: ``optimize`` modes: the chain modes, every block as one native kernel call where it can
+#: be (``fused``, :mod:`igc.deploy.chain.fused`), or BN folding only (grouped convolutions
+#: and shuffle copies kept: the trained form, folded).
+MODES = ("auto", *FORMS, "fused", "measure", "fold")
 #: File formats ``export_model`` writes: ONNX, a ``torch.export`` program, or the weights
 #: as a ``.safetensors`` file (with igc's header; :mod:`igc.files.safetensors`).
 EXPORT_FORMATS = ("onnx", "pt2", "safetensors")
 #: Forms ``export_model`` accepts: the ``optimize`` modes, or ``"none"`` (the eval model).
 EXPORT_FORMS = (*MODES, "none")
 #: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
-#: ``optimize()`` form, that form under ``torch.compile`` (inductor), and the model exported
-#: to ONNX (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
-BENCH_FORMS = ("naive", "optimized", "compiled", "onnxruntime")
+#: ``optimize()`` form, ``optimize(mode="fused")`` (one native kernel per block), the
+#: ``optimize()`` form under ``torch.compile`` (inductor), and the model exported to ONNX
+#: (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
+BENCH_FORMS = ("naive", "optimized", "fused", "compiled", "onnxruntime")
 #: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
 ONNX_OPSETS = (7, 20)
 DEFAULT_OPSET = 17

@@ -18,6 +18,17 @@ from torch import nn
 from igc.data.base import DatasetSplits, TensorImageDataset
 
 
+# ------------------------------------------------------------------------------ native kernel
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build (or load from torch's cache) the fused CPU kernel once, before any test runs:
+    the first build takes a minute or two, which must not fall inside a time-limited test
+    or a CLI subprocess. Without a compiler this logs its one line and tests use the
+    PyTorch form."""
+    from igc.deploy.native import native
+
+    native()
+
+
 # ------------------------------------------------------------------------------ threads
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:

@@ -137,7 +137,8 @@ def test_help_is_written_for_users(capsys):
 
 
 @pytest.mark.parametrize("argv, listed", [
-    (["bench", "igcv2_fmnist", "--forms", "fast"], "choose from compiled, naive, onnxruntime"),
+    (["bench", "igcv2_fmnist", "--forms", "fast"],
+     "choose from compiled, fused, naive, onnxruntime"),
     (["export", "igcv2_fmnist", "--format", "tflite"], "choose from onnx, pt2, safetensors"),
     (["reproduce", "table2", "--budget", "huge"], "choose from full, medium, short, smoke"),
     (["train", "--device", "tpu"], "use auto, cpu, cuda or cuda:N"),

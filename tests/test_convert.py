@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from igc.errors import IGCError
 from igc.models.convert import is_legacy_state_dict, remap_legacy_state_dict
@@ -19,7 +21,10 @@ from igc.train.checkpoint import load_model_weights
 OLD_NAMES = {
     "cifar": {"classifier.": "head.2."},
     "mobilenetv1": {"classifier.": "head.1.1."},
-    "igcv2": {"classifier.block.": "head.1.block.", "classifier.bias": "head.1.bias"},
+    "igcv2": {"classifier.weight": "head.1.block.body.factors.0.conv.weight",
+              "classifier.bias": "head.1.bias"},
+    # the IGCV2 classifier before it took timm's key classifier.weight (today's files)
+    "igcv2-chain": {"classifier.weight": "classifier.block.body.factors.0.conv.weight"},
     "inverted": {"final_conv.0.": "head.0.", "final_conv.1.": "head.1.",
                  "classifier.": "head.5."},
 }
@@ -29,6 +34,7 @@ OLD_TAILS = {
     "cifar": ["head.2.weight", "head.2.bias"],
     "mobilenetv1": ["head.1.1.weight", "head.1.1.bias"],
     "igcv2": ["head.1.bias", "head.1.block.body.factors.0.conv.weight"],
+    "igcv2-chain": ["classifier.bias", "classifier.block.body.factors.0.conv.weight"],
     "inverted": ["head.0.weight", *(f"head.1.{k}" for k in _BN), "head.5.weight",
                  "head.5.bias"],
 }
@@ -39,6 +45,7 @@ CASES = [  # (name, builder options, old layout); these networks compute as they
     ("xception_8l_c64", {}, "cifar"),
     ("mobilenetv1_025", {}, "mobilenetv1"),
     ("igcv2_025", {}, "igcv2"),
+    ("igcv2_050", {}, "igcv2-chain"),
     ("igcv3_070", {}, "inverted"),
     ("mobilenetv2_070", {}, "inverted"),
 ]
@@ -70,7 +77,9 @@ def test_old_checkpoints_load_with_identical_outputs(name, options, layout):
     torch.manual_seed(1)
     trained = randomize(create_model(name, **options))
     old = old_layout(trained.state_dict(), layout)
-    assert is_legacy_state_dict(old) and not is_legacy_state_dict(trained.state_dict())
+    # the head layouts predate P_L (checked on load); the classifier chain alone does not
+    assert is_legacy_state_dict(old) == (layout != "igcv2-chain")
+    assert not is_legacy_state_dict(trained.state_dict())
     buffer = io.BytesIO()
     torch.save(old, buffer)  # as a checkpoint file holds it
     buffer.seek(0)
@@ -103,3 +112,51 @@ def test_foreign_head_keys_are_one_line_errors():
         remap_legacy_state_dict({"head.7.weight": torch.zeros(1)})
     with pytest.raises(IGCError, match="no known igc"):
         remap_legacy_state_dict({"head.2.weight": torch.zeros(1), "head.9.x": torch.zeros(1)})
+
+
+class ChainClassifier(torch.nn.Module):
+    """The IGCV2 classifier as igc wrote it before ``classifier.weight``: all its factors
+    in one chain (norm between them, none after the last), then a bias."""
+
+    def __init__(self, in_channels: int, num_classes: int, groups: tuple[int, ...]) -> None:
+        from igc.layers import IGCBlock
+        from igc.sparsity import Factor, KernelProduct
+
+        super().__init__()
+        if any(in_channels % g or num_classes % g for g in groups):  # its dense fallback
+            groups = tuple(1 for _ in groups)
+        factors = [Factor(in_channels, in_channels, g) for g in groups[:-1]]
+        factors.append(Factor(in_channels, num_classes, groups[-1]))
+        n = len(factors)
+        self.block = IGCBlock(KernelProduct(tuple(factors)), norms=[True] * (n - 1) + [False],
+                              acts=[None] * n)
+        self.bias = torch.nn.Parameter(torch.randn(num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x[:, :, None, None]).flatten(1) + self.bias
+
+
+@settings(max_examples=25, deadline=None)
+@given(groups=st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=3).map(tuple),
+       width=st.integers(1, 6).map(lambda a: 8 * a), classes=st.integers(1, 40))
+def test_chain_classifier_files_load_into_the_timm_keyed_classifier(groups, width, classes):
+    """Any chain classifier igc wrote (1-3 factors, dense fallback included) loads into
+    today's ``GroupClassifier`` with the same outputs."""
+    from igc.models.net import GroupClassifier
+
+    torch.manual_seed(0)
+    old = randomize(ChainClassifier(width, classes, groups))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.normal_()
+    state = OrderedDict((f"classifier.{k}", v) for k, v in old.state_dict().items())
+    assert not is_legacy_state_dict(state)  # no head: nothing to refuse for P_L
+    renamed = remap_legacy_state_dict(state)
+    assert "classifier.weight" in renamed and not any(".block." in k for k in renamed)
+    new = torch.nn.Module()
+    new.classifier = GroupClassifier(width, classes, groups)
+    new.load_state_dict(renamed, strict=True)
+    new.eval()
+    x = torch.randn(5, width)
+    with torch.no_grad():
+        torch.testing.assert_close(new.classifier(x), old(x), rtol=1e-5, atol=1e-5)

@@ -189,7 +189,7 @@ def test_cost_rule():
 def test_block_forms_lists_every_block():
     model = create_model("igcv2_fmnist")
     rows = block_forms(model)
-    assert len(rows) == 6 and all(r.form in FORMS for r in rows)
+    assert len(rows) == 6 and all(r.form in (*FORMS, "fused") for r in rows)
     assert rows[0].block.endswith("body") and rows[0].kind == "IGCV2Block"
     optimized = optimize(model)
     assert [r.form for r in block_forms(optimized)] == [r.form for r in rows]

@@ -170,7 +170,11 @@ def _describe(module: nn.Module, name: str) -> dict:
                     branch_sizes=product.branch_sizes,
                     groups=tuple(f.groups for f in product.factors),
                     condition=c.condition, min_paths=c.min_paths, max_paths=c.max_paths)
+    from igc.models.net import GroupClassifier
+
     convs = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if isinstance(module, GroupClassifier):  # itself the last factor, after its ``pre``
+        convs = [*convs[1:], module]
     kind = name.rsplit(".", 1)[-1]
     info: dict = dict(type=kind, in_channels=None, out_channels=None, stride=None,
                       branch_sizes=None, groups=None, condition=None, min_paths=None,

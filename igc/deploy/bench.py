@@ -127,9 +127,18 @@ def available_forms(forms: list[str]) -> tuple[list[str], list[str]]:
                          "(pip install 'igc-torch[export]')")
         elif form == "compiled" and shutil.which("g++") is None and shutil.which("c++") is None:
             notes.append("compiled form skipped: torch.compile (inductor) needs a C++ compiler")
+        elif form == "fused" and _no_native():
+            notes.append(f"fused form skipped: {_no_native()}")
         else:
             keep.append(form)
     return keep, notes
+
+
+def _no_native() -> str:
+    """Why the fused kernel cannot run here (``""`` when it can)."""
+    from igc.deploy.native import native, native_reason
+
+    return "" if native() is not None else f"no native kernel ({native_reason()})"
 
 
 def bench_models(names: list[str], batch: int = 1, input_size: int | None = None,
@@ -190,6 +199,8 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
                 optimized = optimized or optimize(model, batch=batch)
                 if form == "optimized":
                     fn = _caller(optimized, x)
+                elif form == "fused":
+                    fn = _caller(optimize(model, "fused", batch=batch), x)
                 elif form == "compiled":
                     compiled = torch.compile(optimized)
                     with torch.inference_mode():

@@ -3,8 +3,11 @@ from :class:`~igc.layers.FactorChain` s and ``nn.Sequential`` s), with the same 
 
 What it does, in order (see :mod:`igc.deploy.chain` for the algebra):
 
-1. every ``FactorChain`` (the body of every IGC block, and the IGCV2* classifier) becomes a
-   :class:`~igc.deploy.chain.FastChain`: BatchNorm folded into the convolution before
+1. every ``FactorChain`` (the body of every IGC block; the IGCV2* classifier is one group 1x1
+   convolution, with a chain before it only when built with several factors) becomes a
+   :class:`~igc.deploy.chain.fused.FusedChain` (the whole block, its identity skip
+   included, in one native kernel call; modes ``"fused"``, ``"auto"``, ``"measure"``) or
+   a :class:`~igc.deploy.chain.FastChain`: BatchNorm folded into the convolution before
    it (grouped and depthwise ones included), shuffles deleted by permutation algebra, each
    linear run of 1x1 factors computed in the form the cost rule (or a measurement) picks
    for the input that chain sees; a chain without an exact inference form (a GroupNorm,
@@ -27,9 +30,17 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from igc.deploy.chain import CostModel, FastChain, LoweringError
+from igc.deploy.chain import CostModel, FastChain, LoweringError, cost_model, lower
+from igc.deploy.chain.fused import (
+    FusedChain,
+    FusedPlan,
+    FusedUnsupported,
+    fuse,
+    residual_parent,
+)
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input
+from igc.deploy.timing import time_interleaved
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
 from igc.names import MODES
@@ -88,10 +99,16 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     eval-mode model's to float rounding, at any batch size.
 
     ``mode``: ``"auto"`` (the cost rule, :meth:`igc.deploy.chain.CostModel.choose`, for
-    batches of ``batch`` images at the model's input size, or at ``example``'s size),
-    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"measure"`` (time
-    every candidate form of every segment on ``batch`` random images, or on ``example``,
-    and keep the fastest), or ``"fold"`` (fold BatchNorm only). ``layout``: see
+    batches of ``batch`` images at the model's input size, or at ``example``'s size; a
+    block runs fused unless :meth:`~igc.deploy.chain.CostModel.fused_veto` objects),
+    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"fused"`` (every
+    block that can be, as one call of the native kernel,
+    :mod:`igc.deploy.chain.fused`; the others in the ``"auto"`` forms, with the reason
+    in :func:`block_forms`), ``"measure"`` (time every candidate form of every segment,
+    and the fused block against the best of them, on ``batch`` random images, or on
+    ``example``, and keep the fastest), or ``"fold"`` (fold BatchNorm only). Without a
+    C++ compiler, with ``IGC_NO_NATIVE=1`` or when the build fails, nothing is fused
+    (one warning line says why). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`).
@@ -113,18 +130,68 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
         shapes = _chain_inputs(net, example, batch, mode == "measure") if chains else {}
         for name, chain in chains:
             try:
-                fast = FastChain(chain, mode, input_shape=shapes.get(name),
+                fast = FastChain(chain, "auto" if mode == "fused" else mode,
+                                 input_shape=shapes.get(name),
                                  channel_major=layout == "contiguous", cost=cost)
             except LoweringError as exc:
                 kept[name] = str(exc)
                 continue
-            _replace(net, name, fast)
+            _replace(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
+                                             cost))
     fold_batchnorms(net, inplace=True)
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:
         model.eval()
     return OptimizedModel(net, mode, layout, kept).eval()
+
+
+def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain, mode: str,
+                 shape: tuple[int, int, int, int] | None, cost: CostModel | None
+                 ) -> nn.Module:
+    """The fused form of ``chain`` (taking over its block's identity skip) when ``mode``
+    asks for it (``"fused"``), the cost rule prefers it (``"auto"``) or it measured
+    faster (``"measure"``); else ``fast``. Why a chain is not fused is added to its form
+    reasons under ``"fused"``."""
+    if mode not in ("fused", "auto", "measure"):
+        return fast
+    block = residual_parent(net, name)
+    try:
+        plan = FusedPlan(lower(chain), block is not None)
+        pixels = None if shape is None else shape[0] * shape[2] * shape[3]
+        if mode == "auto" and (cost or cost_model(model_device(net))).fused_veto(
+                plan.segments, pixels):
+            return fast
+        fused = fuse(chain, fast, block is not None, shape, plan)
+    except FusedUnsupported as exc:
+        if mode == "fused":
+            for f in fast.forms:
+                f.reason = f"not fused: {exc}; {f.reason}"
+        return fast
+    if mode == "measure":
+        if shape is None:
+            return fast
+        faster, note = _measure_fused(fused, fast, shape)
+        for f in fused.forms if faster else fast.forms:
+            f.reason = f"{note}; {f.reason}"
+        if not faster:
+            return fast
+    if block is not None:
+        block.skip = False  # the fused kernel adds the input
+    return fused
+
+
+def _measure_fused(fused: nn.Module, fast: FastChain, shape: tuple[int, int, int, int]
+                   ) -> tuple[bool, str]:
+    """Whether ``fused`` runs faster than ``fast`` (plus the skip) on random input."""
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    residual = getattr(fused, "residual", False)
+    calls = {"fused": lambda: fused(x),
+             "unfused": (lambda: fast(x) + x) if residual else (lambda: fast(x))}
+    with torch.inference_mode():
+        timing = time_interleaved(calls, repeats=5, warmup=1, min_sample_s=0.001)
+    t, u = timing["fused"].median, timing["unfused"].median
+    return t < u, f"measured fused={t * 1e6:.0f}us unfused={u * 1e6:.0f}us"
 
 
 def _chain_inputs(net: nn.Module, example: torch.Tensor | None, batch: int, required: bool
@@ -166,7 +233,7 @@ class BlockForm:
     block: str  # the module path of the block's chain, e.g. "stages.0.1.body"
     kind: str  # the block class, e.g. "IGCV2Block"
     segment: str  # the linear segment, e.g. "1x1/g8 shuffle(8) 1x1/g8"
-    form: str  # "dense" | "structured" | "grouped" | "kept" (left as trained, see reason)
+    form: str  # "dense" | "structured" | "grouped" | "fused" | "kept" (as trained, see reason)
     reason: str
     dense_macs: int  # multiply-adds per pixel of each form
     structured_macs: int
@@ -182,7 +249,7 @@ def block_forms(model: nn.Module, mode: str = "auto", batch: int = 1) -> list[Bl
     chain left as it was has one row of form ``"kept"`` whose reason says why.
     ``igc info`` prints it with :func:`format_block_forms`."""
     if not isinstance(model, OptimizedModel) and \
-            not any(isinstance(m, FastChain) for m in model.modules()):
+            not any(isinstance(m, (FastChain, FusedChain)) for m in model.modules()):
         if mode in ("fold", "measure"):
             raise IGCError(f"block_forms of a trained model needs a rule mode, not {mode!r}")
         if any(isinstance(m, FactorChain) for m in model.modules()):
@@ -192,13 +259,15 @@ def block_forms(model: nn.Module, mode: str = "auto", batch: int = 1) -> list[Bl
     rows: list[BlockForm] = []
     for name, module in modules.items():
         inner = name.removeprefix("model.") if isinstance(model, OptimizedModel) else name
-        if not isinstance(module, FastChain) and inner not in kept:
-            continue
         parent = modules.get(name.rpartition(".")[0])
+        if isinstance(parent, FusedChain):  # its fallback
+            continue
+        if not isinstance(module, (FastChain, FusedChain)) and inner not in kept:
+            continue
         containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict, OptimizedModel)
         kind = type(module if parent is None or isinstance(parent, containers)
                     else parent).__name__
-        if not isinstance(module, FastChain):
+        if not isinstance(module, (FastChain, FusedChain)):
             rows.append(BlockForm(inner, kind, "-", "kept", kept[inner], 0, 0))
             continue
         for f in module.forms:

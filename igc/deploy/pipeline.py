@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from igc.checks import check_int, check_writable_file
+from igc.deploy.chain.fused import unfused
 from igc.deploy.export import (
     CHECK_BATCHES,
     DEFAULT_OPSET,
@@ -114,7 +115,8 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
         else calibrate_bn
     if calibrated:
         calibrate_batchnorm(src.model, src.in_chans, size)
-    model = src.model if form == "none" else optimize(src.model, form, batch=batch)
+    # an exported file must run without igc's native kernel: every block in its PyTorch form
+    model = src.model if form == "none" else unfused(optimize(src.model, form, batch=batch))
     batches = tuple(sorted({*CHECK_BATCHES, min(batch, 64)}))
     if format == "onnx":
         export_onnx(model, target, src.in_chans, size, batch, opset)

@@ -60,6 +60,9 @@ def _accepts_old_channel_names(init):
 class IGCBlock(nn.Module):
     """``(N, C_in, H, W) -> (N, C_out, H/s, W/s)``: ``body(x)`` plus ``x`` when ``skip``."""
 
+    #: Python-only properties TorchScript must not compile.
+    __jit_unused_properties__ = ("product", "in_channels", "out_channels", "stride")
+
     def __init__(self, product: KernelProduct, stride: int = 1,
                  norms: Sequence[bool] | bool = True, acts: Sequence[str | None] | None = None,
                  skip: bool = False, norm_layer: NormLayer | None = None,

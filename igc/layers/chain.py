@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
@@ -27,6 +28,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 NormLayer = Callable[[int], nn.Module]
 #: ``act_layer() -> module``, e.g. ``nn.SiLU``; replaces every activation of a block.
 ActLayer = Callable[[], nn.Module]
+#: A chain's cached training-form plan (see :meth:`FactorChain._forward_planned`).
+_Plan = tuple[tuple[str, torch.device], list[Step] | None] | None
 
 
 def make_activation(name: str | None, act_layer: ActLayer | None = None) -> nn.Module | None:
@@ -62,7 +65,13 @@ class FactorChain(nn.Module):
     (``nn.BatchNorm2d`` by default) and ``act_layer``, when given, replaces every
     activation (see :func:`make_activation`). The stride is carried by the (first)
     spatial factor.
+
+    The chain scripts (``torch.jit.script``) and traces (``torch.fx``) in the form it was
+    built.
     """
+
+    #: Python-only properties TorchScript must not compile.
+    __jit_unused_properties__ = ("branch_sizes",)
 
     def __init__(
         self,
@@ -76,7 +85,8 @@ class FactorChain(nn.Module):
     ) -> None:
         super().__init__()
         self.form = check_form(form)
-        self._plan: tuple[tuple[str, torch.device], list[Step] | None] | None = None
+        #: ``((form, device), steps)`` of the last training-form plan (Python only).
+        self._plan: _Plan = None
         count = product.layers
         norms = [norms] * count if isinstance(norms, bool) else list(norms)
         acts = [None] * count if acts is None else list(acts)
@@ -107,15 +117,26 @@ class FactorChain(nn.Module):
             self.factors.append(nn.Sequential(OrderedDict(layers)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.form != "grouped":
-            key = (self.form, x.device)
-            if self._plan is None or self._plan[0] != key:
-                self._plan = (key, plan(self.product, self.factors, self.form, x.device))
-            if self._plan[1] is not None:
-                return run_planned(self.factors, self._plan[1], x)
+        if self.training and self.form != "grouped" and not torch.jit.is_scripting():
+            y = self._forward_planned(x)
+            if y is not None:
+                return y
         for factor in self.factors:
             x = factor(x)
         return x
+
+    @torch.jit.unused
+    def _forward_planned(self, x: torch.Tensor) -> Optional[torch.Tensor]:  # noqa: UP045
+        """The training form's output, or ``None`` where the chain runs as built (nothing to
+        absorb, or while ``torch.fx`` traces it: the traced graph computes the grouped form,
+        the same function of the same parameters; TorchScript always runs that form)."""
+        if torch.fx._symbolic_trace.is_fx_tracing():
+            return None
+        key = (self.form, x.device)
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, plan(self.product, self.factors, self.form, x.device))
+        steps = self._plan[1]
+        return None if steps is None else run_planned(self.factors, steps, x)
 
     @property
     def branch_sizes(self) -> tuple[int, ...]:

@@ -1,4 +1,8 @@
-"""Channel shuffle: the permutation ``P_l`` between two group convolutions."""
+"""Channel shuffle: the permutation ``P_l`` between two group convolutions.
+
+:func:`channel_shuffle` reads the memory format of its input, which ``torch.fx`` cannot
+trace: it is registered with ``torch.fx.wrap``, so a traced network calls it as one node
+(and ``torch.jit.script`` compiles it as it is)."""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
         nhwc = x.permute(0, 2, 3, 1).reshape(n, h, w, groups, c // groups).transpose(3, 4)
         return nhwc.reshape(n, h, w, c).permute(0, 3, 1, 2)
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+torch.fx.wrap("channel_shuffle")
 
 
 class ChannelShuffle(nn.Module):

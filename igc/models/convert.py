@@ -1,4 +1,5 @@
-"""State dicts written before the zoo's uniform head, mapped to today's keys.
+"""State dicts written before the zoo's uniform head (or before the IGCV2 classifier's
+timm key), mapped to today's keys.
 
 Until the networks took timm's interface, each family ended in its own ``head``
 ``nn.Sequential``; now every :class:`~igc.models.net.IGCNet` ends in ``final_conv`` (the
@@ -19,7 +20,19 @@ IGCV3, MobileNetV2     ``head.0.weight`` (1x1 conv), ``head.1.*``  ``final_conv.
                                                                    ``classifier.*``
 =====================  ==========================================  =========================
 
-The same change added the final permutation ``P_L`` (eqs. 2 and 4) to IGCV1 and linear
+Later the IGCV2 ImageNet classifier (:class:`~igc.models.net.GroupClassifier`) took timm's
+key ``classifier.weight`` (``pretrained_cfg["classifier"] + ".weight"``); files written
+before hold its factors as a chain (:data:`GROUP_CLASSIFIER`), renamed here whether or not
+they also have the old ``head``:
+
+====================================================  ====================================
+old keys (``L`` factors, last one ``L - 1``)           new keys
+====================================================  ====================================
+``classifier.block.body.factors.{L-1}.conv.weight``    ``classifier.weight``
+``classifier.block.body.factors.{l}.*``, ``l < L-1``   ``classifier.pre.body.factors.{l}.*``
+====================================================  ====================================
+
+The head change also added the final permutation ``P_L`` (eqs. 2 and 4) to IGCV1 and linear
 IGCV2 blocks. That changes what those networks compute, so an old checkpoint of one of them
 is refused (pass the model) unless the model is built with ``shuffle_last=False``, which is
 the network it was trained as.
@@ -27,16 +40,17 @@ the network it was trained as.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 
 from igc.errors import IGCError
 
-__all__ = ["LEGACY_LAYOUTS", "is_legacy_state_dict", "refuse_changed_blocks",
-           "remap_legacy_state_dict"]
+__all__ = ["GROUP_CLASSIFIER", "LEGACY_LAYOUTS", "is_legacy_state_dict",
+           "refuse_changed_blocks", "remap_legacy_state_dict"]
 
 #: ``(marker, renames)`` per old layout, the first whose marker starts a key applies;
 #: ``renames`` maps old key prefixes to new ones.
@@ -49,9 +63,26 @@ LEGACY_LAYOUTS: tuple[tuple[str, dict[str, str]], ...] = (
 )
 
 
+#: The IGCV2 classifier's factors as a chain (the layout before ``classifier.weight``).
+GROUP_CLASSIFIER = "classifier.block.body.factors."
+_GROUP_WEIGHT = re.compile(re.escape(GROUP_CLASSIFIER) + r"(\d+)\.conv\.weight")
+
+
 def is_legacy_state_dict(state_dict: Mapping[str, object]) -> bool:
-    """Whether ``state_dict`` has the old ``head.*`` keys."""
+    """Whether ``state_dict`` has the old ``head.*`` keys (written before ``P_L``; an
+    IGCV2 classifier chain alone, ``classifier.block.*``, is not)."""
     return any(key.startswith("head.") for key in state_dict)
+
+
+def _group_renames(keys: Iterable[str]) -> dict[str, str]:
+    """The renames of the IGCV2 classifier's chain keys (see the module docstring); empty
+    when there are none."""
+    factors = [int(m.group(1)) for m in map(_GROUP_WEIGHT.fullmatch, keys) if m]
+    if not factors:
+        return {}
+    last = max(factors)
+    return {f"{GROUP_CLASSIFIER}{last}.conv.weight": "classifier.weight",
+            GROUP_CLASSIFIER: "classifier.pre.body.factors."}
 
 
 def _renames(state_dict: Mapping[str, object]) -> dict[str, str]:
@@ -98,25 +129,35 @@ def refuse_changed_blocks(model: nn.Module) -> None:
 
 def remap_legacy_state_dict(state_dict: Mapping[str, torch.Tensor],
                             model: nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """``state_dict`` with the old head keys renamed (see the module docstring); a state
-    dict in today's layout is returned as it is. With ``model``, an old state dict of a
-    network whose blocks gained ``P_L`` raises :class:`IGCError` (build the model with
-    ``shuffle_last=False`` to load it)."""
-    if not is_legacy_state_dict(state_dict):
+    """``state_dict`` with the old head keys and the IGCV2 classifier's chain keys renamed
+    (see the module docstring); a state dict in today's layout is returned as it is. With
+    ``model``, an old ``head`` state dict of a network whose blocks gained ``P_L`` raises
+    :class:`IGCError` (build the model with ``shuffle_last=False`` to load it)."""
+    head = is_legacy_state_dict(state_dict)
+    if not head and not _group_renames(state_dict):
         return dict(state_dict) if not isinstance(state_dict, dict) else state_dict
-    if model is not None:
+    if head and model is not None:
         refuse_changed_blocks(model)
-    renames = _renames(state_dict)
-    out: dict[str, torch.Tensor] = OrderedDict()
-    for key, value in state_dict.items():
+    renames = _renames(state_dict) if head else {}
+    names = {}
+    for key in state_dict:
         new = _rename(key, renames)
         if new is None:
             raise IGCError(f"state dict key {key!r} fits no known igc head layout; it was "
                            "not written by an igc network")
-        out[new] = value
+        names[key] = new
+    group = _group_renames(names.values())
+    names = {key: _rename(new, group) or new for key, new in names.items()}  # no head key
+
+    def rename(key: str) -> str | None:
+        new = _rename(key, renames)
+        return None if new is None else _rename(new, group)
+
+    out: dict[str, torch.Tensor] = OrderedDict(
+        (names[key], value) for key, value in state_dict.items())
     metadata = getattr(state_dict, "_metadata", None)
     if metadata is not None:  # per-module versions, keyed by module prefix
-        moved = ((_rename(prefix + ".", renames), value) for prefix, value in metadata.items())
+        moved = ((rename(prefix + "."), value) for prefix, value in metadata.items())
         out._metadata = OrderedDict(  # type: ignore[attr-defined]
             (new[:-1], value) for new, value in moved if new is not None)
     return out

@@ -17,7 +17,10 @@ crop_pct       evaluation crop over resize: ``224 / 256`` for ImageNet (resize t
                (images used as they are); ``crop_mode`` ``"center"``
 interpolation  resampling of that resize (``"bilinear"``, as ``igc.data.folder``)
 first_conv     module name of the first convolution (``stem.0``)
-classifier     module name of the classifier (``classifier``)
+classifier     module name of the classifier (``classifier``; ``classifier.weight`` is its
+               weight in every network)
+pool_size      ``(h, w)`` of the map ``forward_features`` gives for ``input_size``
+               (:func:`pool_size`; set by ``create_model`` for the zoo's networks)
 released       the model card of the released weights (``igc/weights/weights.toml``),
                or ``None``
 weights        where the loaded weights came from: ``None`` (initialised), or
@@ -32,7 +35,7 @@ from typing import Any
 from igc.errors import IGCError
 from igc.models.entry import ModelEntry
 
-__all__ = ["IMAGENET_RESIZE", "model_cfg"]
+__all__ = ["IMAGENET_RESIZE", "model_cfg", "pool_size"]
 
 #: Shorter side an ImageNet image is resized to before the centre crop (SPEC section 3).
 IMAGENET_RESIZE = 256
@@ -70,3 +73,11 @@ def model_cfg(entry: ModelEntry, num_classes: int, in_chans: int,
         "interpolation": "bilinear", "first_conv": "stem.0", "classifier": "classifier",
         "released": card, "weights": None,
     }
+
+
+def pool_size(input_size: tuple[int, int, int], reduction: int) -> tuple[int, int]:
+    """``(h, w)`` of the last feature map for a ``(C, H, W)`` input: ``ceil(H / r)``, as
+    every stride-2 convolution of the zoo (3x3 with padding 1, or 1x1) halves a side
+    rounding up."""
+    _, height, width = input_size
+    return -(-height // reduction), -(-width // reduction)

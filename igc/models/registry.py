@@ -27,6 +27,7 @@ from igc.models.entry import ModelEntry
 
 if TYPE_CHECKING:
     from igc.files.weights import WeightsFile
+    from igc.models.net import IGCNet
 
 __all__ = [
     "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
@@ -130,7 +131,8 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
                  checkpoint_path: str | Path | None = None, num_classes: int | None = None,
                  in_chans: int | None = None, *, features_only: bool = False,
                  out_indices: Sequence[int] | None = None, strict: bool = True,
-                 hash: str | bool | None = None, **overrides: object) -> nn.Module:
+                 hash: str | bool | None = None, global_pool: str | None = None,
+                 **overrides: object) -> nn.Module:
     """Build the registered network ``name`` (canonical or alias), as timm's
     ``create_model``.
 
@@ -145,8 +147,11 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
     (:mod:`igc.models.download`). ``num_classes`` and ``in_chans`` default to those of the
     weights, else of the entry's data set; when they differ from the weights', the
     classifier is re-initialised / the first convolution adapted. ``num_classes=0``: no
-    classifier, the network returns its pooled features. Any other keyword overrides the
-    registered configuration (e.g. ``width=96``, ``norm_layer=``, ``act_layer=``).
+    classifier, the network returns its pooled features; with ``global_pool=""`` too, its
+    unpooled feature maps (timm's ``global_pool``: ``"avg"``, the default, ``"max"`` or
+    ``""``; see :meth:`~igc.models.net.IGCNet.reset_classifier`). Any other keyword
+    overrides the registered configuration (e.g. ``width=96``, ``norm_layer=``,
+    ``act_layer=``).
     ``features_only=True`` returns an :class:`~igc.models.net.IGCFeatures` giving the
     feature maps of the stages ``out_indices`` (all by default). ``model.pretrained_cfg``
     holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
@@ -157,7 +162,8 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
     if isinstance(name, str) and name.startswith("hf-hub:"):
         return _create_from_hub(name, pretrained, checkpoint_path, num_classes=num_classes,
                                 in_chans=in_chans, features_only=features_only,
-                                out_indices=out_indices, strict=strict, hash=hash, **overrides)
+                                out_indices=out_indices, strict=strict, hash=hash,
+                                global_pool=global_pool, **overrides)
     name, tag = split_tag(name)
     entry = model_entry(name)
     cards = released()  # the manifest, read once per call
@@ -177,18 +183,36 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
                               **{**entry.kwargs, **overrides})
     except TypeError as exc:
         raise IGCError(f"bad option for model {entry.name!r}: {exc}") from None
+    from igc.models.net import IGCFeatures, IGCNet, make_pool
+
+    if global_pool is not None:
+        if not isinstance(model, IGCNet):
+            raise IGCError(f"model {entry.name!r} has no global_pool to set")
+        if features_only:  # no pooling in a feature extractor: only checked
+            make_pool(global_pool)
+        else:
+            model.set_global_pool(global_pool)
     model.pretrained_cfg = model_cfg(entry, num_classes, in_chans, cards.get(entry.name))
     if source is not None:
         load_weights(model, source, strict=strict)
+    if isinstance(model, IGCNet):
+        _add_pool_size(model)
     if features_only:
-        from igc.models.net import IGCFeatures, IGCNet
-
         if not isinstance(model, IGCNet):
             raise IGCError(f"model {entry.name!r} has no stages to take features from")
         return IGCFeatures(model, out_indices)
     if out_indices is not None:
         raise IGCError("out_indices needs features_only=True")
     return model
+
+
+def _add_pool_size(model: IGCNet) -> None:
+    """``pretrained_cfg["pool_size"]``: the map ``forward_features`` gives for the cfg's
+    ``input_size`` (as loaded weights left it)."""
+    from igc.models.metadata import pool_size
+
+    cfg = model.pretrained_cfg
+    cfg["pool_size"] = pool_size(cfg["input_size"], model.feature_info[-1]["reduction"])
 
 
 def _create_from_hub(name: str, pretrained: object, checkpoint_path: object,

@@ -31,6 +31,9 @@ from igc.formatting import first_line
 
 log = logging.getLogger(__name__)
 
+#: Floats per SIMD vector of the fused kernel's 1x1 products (AVX-512).
+FUSED_LANES = 16
+
 #: The ``format`` field of a calibration file, and its version.
 FILE_FORMAT = "igc-cost-model"
 FILE_VERSION = 1
@@ -121,6 +124,30 @@ class CostModel:
         tag = " (calibrated)" if self.calibrated else ""
         return form, (f"estimated {cost['dense'] * 1e9:.1f} ns/pixel dense, "
                       f"{cost['structured'] * 1e9:.1f} structured{where}{tag}")
+
+    def fused_veto(self, segments: list[Segment], pixels: int | None = None) -> str:
+        """Why the cost rule keeps a block with these 1x1 ``segments`` unfused for
+        ``pixels = N*H*W`` output pixels per call; ``""`` when the fused kernel
+        (:mod:`igc.deploy.chain.fused`) is expected to be faster.
+
+        Measured (``benchmarks/blocks.py``, docs/deployment.md) the fused block beats the
+        unfused forms but in two cases: (1) branches with fewer outputs than the kernel's
+        :data:`FUSED_LANES`-float vectors leave lanes idle (an IGCV2 block with ``K = 8``
+        at C = 64): vetoed when less than 3/4 of the 1x1 multiply-adds fill the vectors;
+        (2) a dense 1x1 whose weights outgrow a quarter of L2 over many pixels (1024 and
+        more: MobileNet's C = 1024 at batch 32), where BLAS blocks the product better."""
+        convs = [c for s in segments for c in s.convs]
+        macs = sum(c.macs_per_pixel() for c in convs)
+        filled = sum(c.macs_per_pixel() * min(1.0, c.out_channels / c.groups / FUSED_LANES)
+                     for c in convs) / max(macs, 1)
+        if filled < 0.75:
+            return (f"its branches fill {filled:.0%} of the fused kernel's "
+                    f"{FUSED_LANES}-float vectors")
+        big = max((c.weight.numel() for c in convs if c.dense), default=0)
+        if pixels is not None and pixels >= 1024 and 16 * big > self.l2_bytes:
+            return (f"a dense 1x1 of {big} weights over {pixels} pixels (BLAS is faster "
+                    "there)")
+        return ""
 
     def constants(self) -> dict[str, float]:
         """The five constants by name."""

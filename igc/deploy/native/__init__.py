@@ -1,0 +1,118 @@
+"""igc's native CPU kernel: the fused IGC block (``fused_block.cpp``), built on first use.
+
+:func:`native` compiles ``fused_block.cpp`` with ``torch.utils.cpp_extension.load``
+(``-O3 -march=native -fopenmp``; about a minute the first time, then loaded from torch's
+extension cache, ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``) and returns the
+module, or ``None`` when it cannot: ``IGC_NO_NATIVE=1`` is set, no C++ compiler is found,
+or the build fails. The reason is logged once per process as one warning line and kept in
+:func:`native_reason`; callers then use the PyTorch form.
+
+The kernel is registered as the custom operator ``igc::fused_block`` (``torch.library``)
+with a fake implementation that gives the output's shape, so ``torch.compile`` and
+``torch.export`` trace through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from igc.formatting import first_line
+from igc.log import get_logger
+
+_log = get_logger(__name__)
+SOURCE = Path(__file__).with_name("fused_block.cpp")
+#: Flags of the build; ``-march=native``: the cache name carries the CPU's flags.
+CFLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=fast")
+
+_state: dict[str, object] = {}
+
+
+def _cpu_tag() -> str:
+    """A short hash of the CPU's feature flags (a ``-march=native`` build is per CPU)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:8]
+
+
+def _build() -> ModuleType:
+    from torch.utils import cpp_extension
+
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C++ compiler ({compiler}) on PATH")
+    digest = hashlib.sha1(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:8]
+    _log.info("igc: loading the fused CPU kernel (built on first use: about a minute)")
+    return cpp_extension.load(name=f"igc_fused_{digest}_{_cpu_tag()}", sources=[str(SOURCE)],
+                              extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
+                              verbose=False)
+
+
+def native() -> ModuleType | None:
+    """The compiled kernel module, built on the first call; ``None`` (with one warning line,
+    once per process) when it is disabled or cannot be built."""
+    if "module" in _state:
+        return _state["module"]  # type: ignore[return-value]
+    module, reason = None, ""
+    if os.environ.get("IGC_NO_NATIVE", "") not in ("", "0"):
+        reason = "IGC_NO_NATIVE is set"
+    else:
+        try:
+            module = _build()
+        except Exception as exc:  # any build failure means: use the PyTorch form
+            reason = f"its build failed: {first_line(exc, 200)}"
+    _state["module"], _state["reason"] = module, reason
+    if module is None:
+        warnings.warn(f"igc: the fused CPU kernel is not available ({reason}); using the "
+                      "PyTorch form", RuntimeWarning, stacklevel=2)
+    return module
+
+
+def native_reason() -> str:
+    """Why :func:`native` returned ``None`` (``""`` when it is available or not tried)."""
+    return str(_state.get("reason", ""))
+
+
+def reset() -> None:
+    """Forget the loaded module and the reason (tests)."""
+    _state.clear()
+
+
+def output_shape(x_shape: Sequence[int], config: Sequence[int]) -> tuple[int, int, int, int]:
+    """The output ``(N, C_out, H_out, W_out)`` of ``fused_block`` for an input shape and a
+    config (layout: :class:`igc.deploy.chain.fused.FusedPlan`)."""
+    n, _, h, w = x_shape
+    cout, k, stride, pad = config[2], config[3], config[4], config[5]
+    return (n, cout, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+
+
+@torch.library.custom_op("igc::fused_block", mutates_args=())
+def fused_block(x: torch.Tensor, params: list[torch.Tensor], config: list[int]) -> torch.Tensor:
+    """One fused IGC block on a float32 CPU input ``(N, C_in, H, W)``: ``(N, C_out, H_out,
+    W_out)`` channels-last. ``params`` and ``config``: see
+    :class:`igc.deploy.chain.fused.FusedPlan`."""
+    module = native()
+    if module is None:
+        raise RuntimeError(f"igc::fused_block needs the native kernel ({native_reason()})")
+    return module.fused_block(x, list(params), list(config))
+
+
+@fused_block.register_fake
+def _(x: torch.Tensor, params: list[torch.Tensor], config: list[int]) -> torch.Tensor:
+    shape = output_shape(x.shape, config)
+    return x.new_empty(shape).contiguous(memory_format=torch.channels_last)
+
+
+__all__ = ["CFLAGS", "SOURCE", "fused_block", "native", "native_reason", "output_shape",
+           "reset"]

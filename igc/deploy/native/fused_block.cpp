@@ -1,0 +1,425 @@
+// igc's fused inference kernel for one IGC block (see igc/deploy/native/__init__.py).
+//
+// One call computes   y = [x +] post( act( spatial( pre(x) ) ) )   on NHWC float32, where
+// pre and post are linear segments of grouped 1x1 factors (each reads its input channels
+// through an index table: the permutations between factors cost nothing), the last factor
+// of a segment adds its folded bias and activation, and an optional trailing permutation is
+// one gather in cache. The spatial convolution is a grouped KxK convolution with as many
+// inputs as outputs per group (depthwise: 1), written as 2*kg-1 channel "diagonals" so that
+// every load is a contiguous vector. Work: (image, band of output rows); each band runs
+// tiles of `tile_rows` output rows whose pre-stage rows are kept in a rolling buffer (each
+// expanded row is computed once).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int VL = 16;
+#else
+constexpr int VL = 8;
+#endif
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+
+inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf vsplat(float s) {  // one vbroadcastss
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(s);
+#elif defined(__AVX__)
+  return (vf)_mm256_set1_ps(s);
+#else
+  return vf{} + s;
+#endif
+}
+inline vf vload_n(const float* p, int n) {  // the first n lanes, zeros after
+  if (n >= VL) return vload(p);
+#if defined(__AVX512F__)
+  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
+  float t[VL] = {0};
+  for (int i = 0; i < n; ++i) t[i] = p[i];
+  return vload(t);
+#endif
+}
+inline void vstore_n(float* p, vf v, int n) {  // the first n lanes only
+  if (n >= VL) { vstore(p, v); return; }
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+  float t[VL];
+  vstore(t, v);
+  for (int i = 0; i < n; ++i) p[i] = t[i];
+#endif
+}
+inline vf activate(vf v, int act) {
+  if (act == 0) return v;
+  const vf z = {};
+  v = v > z ? v : z;
+  if (act == 2) { const vf six = vsplat(6.f); v = v < six ? v : six; }
+  return v;
+}
+inline float activate1(float v, int act) {
+  if (act == 0) return v;
+  v = v > 0.f ? v : 0.f;
+  if (act == 2) v = v < 6.f ? v : 6.f;
+  return v;
+}
+inline int round_up(int a, int b) { return (a + b - 1) / b * b; }
+
+struct Factor {
+  int G, k, o, opad, act;
+  const float* w;     // (G, k, opad): w[g][j][r] = W[g*o + r][j]
+  const int* idx;     // (G*k): input position g*k+j reads channel idx[g*k+j]
+  const float* bias;  // (G*o) or nullptr
+};
+
+struct Segment {
+  std::vector<Factor> factors;
+  const int* tail = nullptr;  // out channel c = last factor's channel tail[c]
+  int out = 0;                // output channels
+  int width = 0;              // widest factor output, padded
+};
+
+constexpr int pb_for(int nv) {
+  return VL == 16 ? (nv == 1 ? 8 : nv == 2 ? 6 : 4) : (nv == 1 ? 6 : nv == 2 ? 4 : 2);
+}
+
+// PB pixels x NV vectors of outputs of one group: acc[p][v] = sum_j in[p][ix[j]] * w[j][v].
+template <int PB, int NV>
+void micro(const float* const* in, float* const* out, const float* const* res, const int* ix,
+           const float* w, int k, int opad, int left, const float* bias, int act, int ch0) {
+  vf acc[PB][NV];
+  for (int p = 0; p < PB; ++p)
+    for (int v = 0; v < NV; ++v) acc[p][v] = vf{};
+  const float* src[PB];
+  for (int p = 0; p < PB; ++p) src[p] = in[p];
+  for (int j = 0; j < k; ++j, w += opad) {
+    vf wv[NV];
+    for (int v = 0; v < NV; ++v) {
+      wv[v] = vload(w + v * VL);
+      __asm__("" : "+v"(wv[v]));  // keep the weights in registers (one load, PB uses)
+    }
+    const int ci = ix[j];
+    for (int p = 0; p < PB; ++p) {
+      const vf a = vsplat(src[p][ci]);
+      for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    const int n = std::min(VL, left - v * VL);
+    if (n <= 0) break;
+    const int ch = ch0 + v * VL;
+    const vf b = bias ? vload_n(bias + ch, n) : vf{};
+    for (int p = 0; p < PB; ++p) {
+      vf y = activate(acc[p][v] + b, act);
+      if (res) y += vload_n(res[p] + ch, n);
+      vstore_n(out[p] + ch, y, n);
+    }
+  }
+}
+
+template <int PB, int NV>
+void micro_rest(int r, const float* const* in, float* const* out, const float* const* res,
+                const int* ix, const float* w, int k, int opad, int left, const float* bias,
+                int act, int ch0) {
+  if (r == PB) {
+    micro<PB, NV>(in, out, res, ix, w, k, opad, left, bias, act, ch0);
+  } else if constexpr (PB > 1) {
+    micro_rest<PB - 1, NV>(r, in, out, res, ix, w, k, opad, left, bias, act, ch0);
+  }
+}
+
+template <int NV>
+void run_chunk(const Factor& f, int g, int c0, const float* const* in, float* const* out,
+               const float* const* res, int P) {
+  constexpr int PB = pb_for(NV);
+  const int* ix = f.idx + (size_t)g * f.k;
+  const float* w = f.w + (size_t)g * f.k * f.opad + c0;
+  const int left = f.o - c0, ch0 = g * f.o + c0;
+  int p = 0;
+  for (; p + PB <= P; p += PB)
+    micro<PB, NV>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, left, f.bias,
+                  f.act, ch0);
+  if (p < P)
+    micro_rest<PB - 1, NV>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad,
+                           left, f.bias, f.act, ch0);
+}
+
+void run_factor(const Factor& f, const float* const* in, float* const* out,
+                const float* const* res, int P) {
+  for (int g = 0; g < f.G; ++g) {
+    for (int c0 = 0; c0 < f.o;) {
+      const int vecs = (f.o - c0 + VL - 1) / VL;
+      if (vecs >= 4) { run_chunk<4>(f, g, c0, in, out, res, P); c0 += 4 * VL; }
+      else if (vecs >= 2) { run_chunk<2>(f, g, c0, in, out, res, P); c0 += 2 * VL; }
+      else { run_chunk<1>(f, g, c0, in, out, res, P); c0 += VL; }
+    }
+  }
+}
+
+struct Scratch {
+  std::vector<float> buf[2];
+  std::vector<float*> ptr[2];
+  int ld = 0;
+  void init(int pixels, int width) {
+    ld = width;
+    for (int i = 0; i < 2; ++i) {
+      buf[i].assign((size_t)pixels * width + VL, 0.f);
+      ptr[i].resize(pixels);
+      for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * width;
+    }
+  }
+};
+
+// out[p] = segment(in[p]) (+ res[p]) for P pixels.
+void run_segment(const Segment& s, const float* const* in, float* const* out,
+                 const float* const* res, int P, Scratch& sc) {
+  const float* const* cur = in;
+  const int n = (int)s.factors.size();
+  for (int i = 0; i < n; ++i) {
+    const bool last = i == n - 1;
+    float* const* dst = (last && !s.tail) ? out : sc.ptr[i % 2].data();
+    run_factor(s.factors[i], cur, dst, last && !s.tail ? res : nullptr, P);
+    cur = dst;
+  }
+  if (s.tail) {
+#if defined(__AVX512F__)
+    for (int p = 0; p < P; ++p) {
+      const float* a = cur[p];
+      float* y = out[p];
+      for (int c = 0; c < s.out; c += VL) {
+        const int n = std::min(VL, s.out - c);
+        const __mmask16 m = (__mmask16)(n >= VL ? 0xffffu : (1u << n) - 1);
+        const __m512i ix = _mm512_maskz_loadu_epi32(m, s.tail + c);
+        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, a, 4);
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res[p] + c));
+        _mm512_mask_storeu_ps(y + c, m, v);
+      }
+    }
+    return;
+#endif
+    for (int p = 0; p < P; ++p) {
+      const float* a = cur[p];
+      float* y = out[p];
+      if (res) {
+        const float* r = res[p];
+        for (int c = 0; c < s.out; ++c) y[c] = a[s.tail[c]] + r[c];
+      } else {
+        for (int c = 0; c < s.out; ++c) y[c] = a[s.tail[c]];
+      }
+    }
+  }
+}
+
+struct Spatial {
+  int C, Cpad, K, s, pad, kg, D, M, act;
+  const float* w;     // (K*K, D, Cpad)
+  const float* bias;  // (Cpad)
+};
+
+// B[r][ox] = act(bias + sum_taps sum_d A[r*s+ky][ox*s+kx][c+d] * w[tap][d][c]).
+void run_spatial(const Spatial& sp, const float* A, int Wp, int SA, int rows, int Wo, float* B,
+                 int ldB) {
+  const int K = sp.K, s = sp.s, D = sp.D, Cp = sp.Cpad, off = sp.M - (sp.kg - 1);
+  const size_t step = (size_t)s * SA;
+  for (int r = 0; r < rows; ++r) {
+    for (int c0 = 0; c0 < Cp; c0 += VL) {
+      const vf b = vload(sp.bias + c0);
+      int ox = 0;
+      for (; ox + 4 <= Wo; ox += 4) {
+        vf acc[4] = {b, b, b, b};
+        for (int ky = 0; ky < K; ++ky)
+          for (int kx = 0; kx < K; ++kx) {
+            const float* a = A + ((size_t)(r * s + ky) * Wp + ox * s + kx) * SA + off + c0;
+            const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
+            for (int d = 0; d < D; ++d) {
+              const vf wv = vload(wt + (size_t)d * Cp);
+              for (int q = 0; q < 4; ++q) acc[q] += vload(a + q * step + d) * wv;
+            }
+          }
+        for (int q = 0; q < 4; ++q)
+          vstore(B + ((size_t)r * Wo + ox + q) * ldB + c0, activate(acc[q], sp.act));
+      }
+      for (; ox < Wo; ++ox) {
+        vf acc = b;
+        for (int ky = 0; ky < K; ++ky)
+          for (int kx = 0; kx < K; ++kx) {
+            const float* a = A + ((size_t)(r * s + ky) * Wp + ox * s + kx) * SA + off + c0;
+            const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
+            for (int d = 0; d < D; ++d) acc += vload(a + d) * vload(wt + (size_t)d * Cp);
+          }
+        vstore(B + ((size_t)r * Wo + ox) * ldB + c0, activate(acc, sp.act));
+      }
+    }
+  }
+}
+
+int64_t cfg_at(const std::vector<int64_t>& cfg, size_t& i) {
+  TORCH_CHECK(i < cfg.size(), "igc fused_block: config too short");
+  return cfg[i++];
+}
+
+Segment read_segment(int n, bool has_tail, const std::vector<int64_t>& cfg, size_t& ci,
+                     const std::vector<at::Tensor>& params, size_t& pi) {
+  Segment s;
+  for (int f = 0; f < n; ++f) {
+    Factor fa;
+    fa.G = (int)cfg_at(cfg, ci);
+    fa.k = (int)cfg_at(cfg, ci);
+    fa.o = (int)cfg_at(cfg, ci);
+    fa.act = (int)cfg_at(cfg, ci);
+    fa.opad = round_up(fa.o, 16);  // the packer pads to 16 (a multiple of VL)
+    TORCH_CHECK(pi + 3 <= params.size(), "igc fused_block: too few parameters");
+    const at::Tensor& w = params[pi++];
+    const at::Tensor& idx = params[pi++];
+    const at::Tensor& b = params[pi++];
+    TORCH_CHECK(w.numel() == (int64_t)fa.G * fa.k * fa.opad && idx.numel() == (int64_t)fa.G * fa.k,
+                "igc fused_block: factor shapes do not match the config");
+    fa.w = w.data_ptr<float>();
+    fa.idx = idx.data_ptr<int>();
+    fa.bias = b.numel() ? b.data_ptr<float>() : nullptr;
+    s.factors.push_back(fa);
+    s.out = fa.G * fa.o;
+    s.width = std::max(s.width, round_up(fa.G * fa.o, VL));
+  }
+  if (has_tail) {
+    TORCH_CHECK(pi < params.size(), "igc fused_block: missing permutation");
+    s.tail = params[pi++].data_ptr<int>();
+  }
+  return s;
+}
+
+}  // namespace
+
+// x: (N, Cin, H, W) channels-last float32. params / config: written by
+// igc.deploy.chain.fused.FusedPlan (weights repacked there). Returns (N, Cout, Ho, Wo)
+// channels-last.
+at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& params_in,
+                       const std::vector<int64_t>& cfg) {
+  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "igc fused_block: needs a 4-d float32 CPU tensor");
+  const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
+  std::vector<at::Tensor> params;
+  for (const auto& p : params_in) params.push_back(p.contiguous());
+  size_t ci = 0, pi = 0;
+  const int Cin = (int)cfg_at(cfg, ci), Cs = (int)cfg_at(cfg, ci), Cout = (int)cfg_at(cfg, ci);
+  const int K = (int)cfg_at(cfg, ci), S = (int)cfg_at(cfg, ci), pad = (int)cfg_at(cfg, ci);
+  const int kg = (int)cfg_at(cfg, ci), dw_act = (int)cfg_at(cfg, ci);
+  const bool residual = cfg_at(cfg, ci) != 0;
+  const int tile_rows = std::max<int>(1, (int)cfg_at(cfg, ci));
+  const int n_pre = (int)cfg_at(cfg, ci), pre_tail = (int)cfg_at(cfg, ci);
+  const int n_post = (int)cfg_at(cfg, ci), post_tail = (int)cfg_at(cfg, ci);
+  const int N = (int)x.size(0), H = (int)x.size(2), W = (int)x.size(3);
+  TORCH_CHECK(x.size(1) == Cin, "igc fused_block: expected ", Cin, " input channels, got ",
+              x.size(1));
+  TORCH_CHECK(n_post >= 1 && K >= 1 && S >= 1, "igc fused_block: bad config");
+  TORCH_CHECK(params.size() >= 2, "igc fused_block: too few parameters");
+  Spatial sp;
+  sp.C = Cs; sp.Cpad = round_up(Cs, VL); sp.K = K; sp.s = S; sp.pad = pad; sp.kg = kg;
+  sp.D = 2 * kg - 1; sp.M = kg - 1; sp.act = dw_act;
+  TORCH_CHECK(params[0].numel() == (int64_t)K * K * sp.D * sp.Cpad &&
+                  params[1].numel() == sp.Cpad, "igc fused_block: spatial shapes do not match");
+  sp.w = params[0].data_ptr<float>();
+  sp.bias = params[1].data_ptr<float>();
+  pi = 2;
+  const Segment pre = read_segment(n_pre, pre_tail, cfg, ci, params, pi);
+  const Segment post = read_segment(n_post, post_tail, cfg, ci, params, pi);
+  TORCH_CHECK(n_pre == 0 ? Cs == Cin : pre.out == Cs, "igc fused_block: widths do not chain");
+  TORCH_CHECK(post.out == Cout, "igc fused_block: output width does not match");
+  const int Ho = (H + 2 * pad - K) / S + 1, Wo = (W + 2 * pad - K) / S + 1;
+  TORCH_CHECK(Ho >= 1 && Wo >= 1, "igc fused_block: input smaller than the kernel");
+  TORCH_CHECK(!residual || (Cin == Cout && Ho == H && Wo == W),
+              "igc fused_block: a residual needs equal input and output shapes");
+  at::Tensor y = at::empty({N, Cout, Ho, Wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (N == 0) return y;
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+
+  const int threads = std::max(1, at::get_num_threads());
+  const int TR = std::min(tile_rows, Ho);
+  const int bands = N >= threads ? 1 : std::min(Ho, (threads + N - 1) / N);
+  const int items = N * bands;
+  const int Wp = W + 2 * pad, SA = sp.M + sp.Cpad + sp.M;
+  const int RA = (TR - 1) * S + K;  // input rows a tile needs
+  const size_t rowsz = (size_t)Wp * SA;
+  const int Ppost = TR * Wo, Ppre = RA * W;
+  const int wpre = std::max(pre.width, VL), wpost = std::max(post.width, VL);
+  const int nt = std::min(threads, items);
+
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<float> A(rowsz * RA + VL, 0.f);
+    std::vector<float> B((size_t)Ppost * sp.Cpad + VL, 0.f);
+    Scratch spre, spost;
+    if (n_pre) spre.init(Ppre, wpre);
+    spost.init(Ppost, wpost);
+    std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
+    std::vector<float*> out_p(std::max(Ppre, Ppost));
+    for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * sp.Cpad;
+
+#pragma omp for schedule(static)
+    for (int item = 0; item < items; ++item) {
+      const int n = item / bands, band = item % bands;
+      const int b0 = (int)((int64_t)Ho * band / bands), b1 = (int)((int64_t)Ho * (band + 1) / bands);
+      const float* xn = xp + (size_t)n * H * W * Cin;
+      float* yn = yp + (size_t)n * Ho * Wo * Cout;
+      int lo = 0, hi = 0;  // input rows [lo, hi) held in A rows [0, hi - lo)
+      bool held = false;
+      for (int oh0 = b0; oh0 < b1; oh0 += TR) {
+        const int oh1 = std::min(b1, oh0 + TR), rows = oh1 - oh0;
+        const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
+        int keep = 0;
+        if (held && lo <= ilo && hi > ilo) {
+          keep = std::min(hi, ihi) - ilo;
+          if (ilo != lo) std::memmove(A.data(), A.data() + (size_t)(ilo - lo) * rowsz,
+                                      (size_t)keep * rowsz * sizeof(float));
+        }
+        // fill input rows [ilo + keep, ihi)
+        int np = 0;
+        for (int ih = ilo + keep; ih < ihi; ++ih) {
+          float* arow = A.data() + (size_t)(ih - ilo) * rowsz;
+          if (ih < 0 || ih >= H) {
+            std::memset(arow, 0, rowsz * sizeof(float));
+            continue;
+          }
+          for (int iw = 0; iw < W; ++iw) {
+            const float* src = xn + ((size_t)ih * W + iw) * Cin;
+            float* dst = arow + (size_t)(iw + pad) * SA + sp.M;
+            if (n_pre) {
+              in_p[np] = src;
+              out_p[np] = dst;
+              ++np;
+            } else {
+              std::memcpy(dst, src, (size_t)Cin * sizeof(float));
+            }
+          }
+        }
+        if (np) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
+        lo = ilo; hi = ihi; held = true;
+        run_spatial(sp, A.data(), Wp, SA, rows, Wo, B.data(), sp.Cpad);
+        const int P = rows * Wo;
+        for (int p = 0; p < P; ++p) {
+          const int oh = oh0 + p / Wo, ow = p % Wo;
+          out_p[p] = yn + ((size_t)oh * Wo + ow) * Cout;
+          if (residual) res_p[p] = xn + ((size_t)oh * W + ow) * Cin;
+        }
+        run_segment(post, b_p.data(), out_p.data(), residual ? res_p.data() : nullptr, P, spost);
+      }
+    }
+  }
+  return y;
+}
+
+int simd_width() { return VL; }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
+  m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
+}

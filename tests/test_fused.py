@@ -1,0 +1,298 @@
+"""The fused form (``optimize(mode="fused")``): one native kernel call per IGC block, equal
+to the eval-mode block over random shapes, strides, widths, loose designs, batch sizes and
+thread counts; the custom operator under torch.library checks and torch.export; refusals
+and fallbacks in one line. The native build runs once per session (``fused_kernel``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from igc.deploy import block_forms, optimize
+from igc.deploy import native as nat
+from igc.deploy.chain import BUILTIN, FastChain, lower
+from igc.deploy.chain.fused import FusedChain, FusedPlan, FusedUnsupported
+from igc.errors import IGCError
+from igc.layers import (
+    DeepRootsBlock,
+    IGCV1Block,
+    IGCV2Block,
+    IGCV3Block,
+    MobileNetV2Block,
+    XceptionBlock,
+)
+from igc.runtime import num_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def fused_kernel():
+    """The native kernel, built (or loaded from torch's cache) once per test session."""
+    module = nat.native()
+    if module is None:
+        pytest.skip(f"no native kernel here: {nat.native_reason()}")
+    return module
+
+
+def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(c, generator=g) - 0.5)
+    return module.eval()
+
+
+def _make(kind: str, cin: int, cout: int, stride: int, groups: tuple[int, int]) -> nn.Module:
+    """A block of the family; ``groups`` are branch counts of the 1x1 factors (they need
+    not multiply out to the width: loose designs)."""
+    if kind == "igcv1":
+        return IGCV1Block(cin, cin, stride, primary_branch=2, secondary_groups=2)
+    if kind in ("igcv2", "igcv2nl"):
+        return IGCV2Block(cin, cout, stride, groups=groups, nonlinear=kind == "igcv2nl")
+    if kind == "igcv3":
+        return IGCV3Block(cin, cout, stride, expansion=3, g1=groups[0], g2=groups[1])
+    if kind == "mobilenetv2":
+        return MobileNetV2Block(cin, cout, stride, expansion=3)
+    if kind == "deeproots":  # a group 3x3 with cin/2 channels per group
+        return DeepRootsBlock(cin, cin, stride, groups=2)
+    return XceptionBlock(cin, cout, stride, nonlinear=kind == "mobilenetv1")
+
+
+def _check(block: nn.Module, x: torch.Tensor, threads: int = 1, tile_rows: int = 0
+           ) -> nn.Module:
+    """optimize(block, "fused") equals the block's eval output (float64 reference);
+    ``tile_rows`` > 0 replaces the kernel's rows per tile (several tiles per band: the
+    rolling buffer of input rows)."""
+    fused = optimize(block, "fused", example=x)
+    chains = [m for m in fused.modules() if isinstance(m, FusedChain)]
+    assert chains, block_forms(fused)
+    if tile_rows:
+        for chain in chains:
+            chain.config[9] = tile_rows
+    with torch.no_grad():
+        reference = block.double()(x.double())
+        block.float()
+    with num_threads(threads), torch.inference_mode():
+        got = fused(x)
+    assert got.shape == reference.shape
+    scale = reference.abs().max().item() + 1
+    assert (got.double() - reference).abs().max().item() < 2e-5 * scale
+    return fused
+
+
+WIDTHS = (6, 10, 12, 36, 100)
+KINDS = ("igcv1", "igcv2", "igcv2nl", "igcv3", "xception", "mobilenetv1", "mobilenetv2",
+         "deeproots")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(KINDS), st.sampled_from(WIDTHS), st.sampled_from(WIDTHS),
+       st.sampled_from((1, 2)), st.sampled_from(((2, 2), (2, 3), (3, 2), (1, 2))),
+       st.sampled_from((1, 2, 5)), st.integers(1, 9), st.integers(1, 9),
+       st.sampled_from((1, 2)), st.sampled_from((0, 1, 2, 3)), st.integers(0, 2**16))
+def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, stride, groups,
+                                            batch, h, w, threads, tile_rows, seed):
+    """Random families, widths not divisible by the SIMD width, strides 1 and 2, strict
+    and loose designs, odd map sizes, batches 1-5, one and two threads, one to three
+    output rows per tile or the default."""
+    if kind in ("igcv1", "deeproots"):
+        cin = cin + cin % 2
+    if kind in ("igcv2", "igcv2nl") and (cin % groups[0] or cin % groups[1]
+                                         or cout % groups[1]):
+        groups = (2, 2) if cin % 2 == 0 and cout % 2 == 0 else (1, 1)
+    if kind == "igcv3" and (cin % groups[0] or (3 * cin) % groups[0]
+                            or (3 * cin) % groups[1] or cout % groups[1]):
+        groups = (1, 1)
+    torch.manual_seed(seed)
+    block = _randomize(_make(kind, cin, cout, stride, groups), seed)
+    _check(block, torch.randn(batch, cin, h, w), threads, tile_rows)
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_family_at_batch_1_and_32(fused_kernel, kind, batch):
+    block = _randomize(_make(kind, 36, 36, 1, (2, 2)))
+    fused = _check(block, torch.randn(batch, 36, 8, 8), threads=2)
+    rows = block_forms(fused)
+    assert rows and all(r.form == "fused" for r in rows)
+
+
+def test_residual_block_adds_its_input_once(fused_kernel):
+    """IGCV3 with an identity skip: the kernel adds the input; the block's own skip is
+    switched off so that it is not added twice."""
+    block = _randomize(IGCV3Block(16, 16, 1))
+    assert block.skip
+    fused = _check(block, torch.randn(2, 16, 9, 9))
+    assert fused.model.body.residual and not fused.model.skip
+
+
+def test_any_memory_layout_and_non_contiguous_input(fused_kernel):
+    block = _randomize(IGCV2Block(32, 32, groups=(4, 8), nonlinear=True))
+    x = torch.randn(2, 32, 10, 14)
+    fused = optimize(block, "fused", example=x)
+    with torch.inference_mode():
+        expect = block(x)
+        for variant in (x, x.contiguous(memory_format=torch.channels_last),
+                        torch.randn(2, 32, 14, 10).transpose(2, 3).copy_(x),
+                        torch.cat([x, x], 3)[..., ::2].copy_(x)):
+            assert (fused(variant) - expect).abs().max() < 1e-4
+
+
+def test_half_and_cuda_input_are_refused_in_one_line(fused_kernel):
+    fused = optimize(_randomize(IGCV2Block(16, 16, groups=(2, 8))), "fused")
+    with pytest.raises(IGCError, match="float32 CPU input") as info:
+        fused(torch.randn(1, 16, 4, 4).half())
+    assert "\n" not in str(info.value)
+
+
+def test_batch_zero_and_larger_batches_than_planned(fused_kernel):
+    block = _randomize(IGCV3Block(12, 12))
+    fused = optimize(block, "fused", batch=1)
+    with torch.inference_mode():
+        assert fused(torch.randn(0, 12, 5, 5)).shape == (0, 12, 5, 5)
+        x = torch.randn(7, 12, 5, 5)
+        assert (fused(x) - block(x)).abs().max() < 1e-4
+
+
+class _Swish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+def test_unsupported_activation_keeps_the_pytorch_form_and_says_why(fused_kernel):
+    block = _randomize(IGCV2Block(16, 16, groups=(2, 8), nonlinear=True, act_layer=_Swish))
+    x = torch.randn(2, 16, 6, 6)
+    fused = optimize(block, "fused", example=x)
+    assert not any(isinstance(m, FusedChain) for m in fused.modules())
+    reasons = [r.reason for r in block_forms(fused)]
+    assert reasons and all("not fused: the fused kernel has no _Swish" in r for r in reasons)
+    with torch.inference_mode():
+        assert (fused(x) - block(x)).abs().max() < 1e-4
+    with pytest.raises(FusedUnsupported, match="ReLU, ReLU6 or no activation"):
+        FusedPlan(lower(block.body))
+
+
+def test_group_norm_block_is_kept_with_its_reason():
+    block = IGCV2Block(16, 16, groups=(2, 8), norm_layer=lambda c: nn.GroupNorm(2, c)).eval()
+    fused = optimize(block, "fused")
+    (row,) = block_forms(fused)
+    assert row.form == "kept" and "GroupNorm" in row.reason
+
+
+def test_spatial_conv_with_unequal_group_widths_is_unsupported():
+    block = IGCV1Block(8, 16, 2)  # group 3x3: 2 inputs, 4 outputs per group
+    with pytest.raises(FusedUnsupported, match="as many inputs as outputs"):
+        FusedPlan(lower(block.body))
+
+
+def test_cost_rule_fuses_blocks_whose_branches_fill_the_vectors():
+    def veto(block: nn.Module, pixels: int | None = None) -> str:
+        return BUILTIN.fused_veto(FusedPlan(lower(block.body)).segments, pixels)
+
+    assert veto(IGCV2Block(1024, 1024, groups=(8, 8), nonlinear=True), 32 * 49) == ""
+    assert veto(IGCV3Block(64, 64)) == ""
+    assert veto(XceptionBlock(256, 256), 32 * 256) == ""
+    assert veto(XceptionBlock(1024, 1024), 49) == ""
+    assert "dense 1x1 of 1048576 weights" in veto(XceptionBlock(1024, 1024), 32 * 49)
+    assert "fill 50%" in veto(IGCV2Block(64, 64, branch_sizes=(8, 8)))
+
+
+def test_auto_and_measure_modes_keep_the_outputs(fused_kernel):
+    block = _randomize(IGCV2Block(128, 128, groups=(8, 8), nonlinear=True))
+    x = torch.randn(1, 128, 7, 7)
+    auto = optimize(block, "auto", example=x)
+    assert isinstance(auto.model.body, FusedChain)
+    measured = optimize(block, "measure", example=x)
+    assert isinstance(measured.model.body, (FusedChain, FastChain))
+    assert "measured fused=" in block_forms(measured)[0].reason
+    with torch.inference_mode():
+        for m in (auto, measured):
+            assert (m(x) - block(x)).abs().max() < 1e-4
+
+
+def test_custom_operator_passes_opcheck_and_torch_export(fused_kernel):
+    block = _randomize(IGCV3Block(8, 8))
+    x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    fused = optimize(block, "fused")
+    body = fused.model.body
+    torch.library.opcheck(torch.ops.igc.fused_block.default, (x, body.params(), body.config))
+    program = torch.export.export(fused, (x,))
+    assert "igc.fused_block" in str(program.graph)
+    with torch.inference_mode():
+        assert (program.module()(x) - block(x)).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+def test_torch_compile_traces_the_custom_operator(fused_kernel):
+    block = _randomize(IGCV2Block(16, 16, groups=(2, 8), nonlinear=True))
+    x = torch.randn(2, 16, 6, 6)
+    compiled = torch.compile(optimize(block, "fused"), fullgraph=True)
+    with torch.inference_mode():
+        assert (compiled(x) - block(x)).abs().max() < 1e-4
+
+
+def test_onnx_export_sees_the_pytorch_form(fused_kernel):
+    pytest.importorskip("onnx")
+    from igc.deploy.export import onnx_bytes
+
+    fused = optimize(_randomize(IGCV2Block(16, 16, groups=(2, 8))), "fused")
+    blob = onnx_bytes(fused, 16, 6)
+    assert b"fused_block" not in blob and b"Conv" in blob
+
+
+def test_failed_build_falls_back_with_one_warning(monkeypatch):
+    """A build that fails (here: a loader that raises) gives the PyTorch form and one
+    warning line, once per process."""
+    saved = dict(nat._state)
+    monkeypatch.setattr(nat, "_build", lambda: (_ for _ in ()).throw(RuntimeError("no g++")))
+    nat.reset()
+    try:
+        block = _randomize(IGCV3Block(12, 12))
+        x = torch.randn(1, 12, 5, 5)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fused = optimize(block, "fused", example=x)
+            optimize(block, "fused", example=x)
+        lines = [str(w.message) for w in caught if "fused CPU kernel" in str(w.message)]
+        assert len(lines) == 1 and "no g++" in lines[0] and "\n" not in lines[0]
+        assert not any(isinstance(m, FusedChain) for m in fused.modules())
+        assert "native kernel is not available" in block_forms(fused)[0].reason
+        with torch.inference_mode():
+            assert (fused(x) - block(x)).abs().max() < 1e-4
+    finally:
+        nat._state.clear()
+        nat._state.update(saved)
+
+
+def test_igc_no_native_in_a_fresh_process():
+    code = ("import warnings, torch\n"
+            "from igc.deploy import optimize\n"
+            "from igc.layers import IGCV2Block\n"
+            "from igc.deploy.chain.fused import FusedChain\n"
+            "b = IGCV2Block(32, 32, groups=(2, 8), nonlinear=True).eval()\n"
+            "x = torch.randn(1, 32, 5, 5)\n"
+            "f = optimize(b, 'fused', example=x)\n"
+            "assert not any(isinstance(m, FusedChain) for m in f.modules())\n"
+            "with torch.no_grad(): assert (f(x) - b(x)).abs().max() < 1e-4\n"
+            "print('ok')\n")
+    env = {**os.environ, "IGC_NO_NATIVE": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+    lines = [line for line in out.stderr.splitlines() if "fused CPU kernel" in line]
+    assert len(lines) == 1 and "IGC_NO_NATIVE is set" in lines[0]
