@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from igc.errors import IGCError, unknown_name
+from igc.files.atomic import check_target
 from igc.formatting import shorten
 from igc.names import DEVICES
 
@@ -43,6 +44,12 @@ MAX_OPTION = 65_536
 MAX_LR = 1000.0
 MAX_NAME = 200
 MAX_TEXT = 2000
+#: Input side, batch and timed rounds of the latency-aware designer (``igc design --rank
+#: latency``), and the most designs it ranks (the designer's ``MAX_ALTERNATIVES``).
+MAX_LATENCY_SIZE = 1024
+MAX_LATENCY_BATCH = 1024
+MAX_LATENCY_REPEATS = 1000
+MAX_LATENCY_CANDIDATES = 1000
 
 
 def _show(value: object) -> str:
@@ -166,7 +173,9 @@ def check_writable_dir(value: object, name: str) -> Path:
 
 
 def check_writable_file(value: object, name: str, suffixes: tuple[str, ...] = ()) -> Path:
-    """A file to write: the right suffix (any case), in a folder that can be written."""
+    """A file to write: the right suffix (any case), in a folder that can be written.
+
+    An existing one must be a regular file (not a device, FIFO or socket)."""
     path = check_path(value, name)
     if suffixes and path.suffix.lower() not in suffixes:
         raise IGCError(f"{name} {path} must end in {' or '.join(suffixes)}")
@@ -179,7 +188,7 @@ def check_writable_file(value: object, name: str, suffixes: tuple[str, ...] = ()
     if not os.access(base, os.W_OK | os.X_OK):
         raise IGCError(f"cannot write {name} {path} ({base}: permission denied); choose "
                        f"another {name}")
-    return path
+    return check_target(path, name)
 
 
 def check_existing(value: object, name: str, kind: str = "any") -> Path:

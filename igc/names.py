@@ -41,7 +41,11 @@ BENCH_FORMS = ("naive", "optimized", "fused", "compiled", "onnxruntime")
 #: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
 ONNX_OPSETS = (7, 20)
 DEFAULT_OPSET = 17
+#: What ``igc design --rank`` orders designs by: parameters (eq. 7) or latency here.
+DESIGN_RANKS = ("params", "latency")
+#: Where ``igc design --rank latency`` takes latency from: the cost model, or timing.
+LATENCY_SOURCES = ("model", "measure")
 
-__all__ = ["BENCH_FORMS", "CHAIN_MODES", "DATASETS", "DEFAULT_OPSET", "DEVICES",
-           "EXPORT_FORMATS", "EXPORT_FORMS", "FORMS", "MODES", "ONNX_OPSETS",
-           "PICTURE_SUFFIXES", "TRAINING_FORMS"]
+__all__ = ["BENCH_FORMS", "CHAIN_MODES", "DATASETS", "DEFAULT_OPSET", "DESIGN_RANKS",
+           "DEVICES", "EXPORT_FORMATS", "EXPORT_FORMS", "FORMS", "LATENCY_SOURCES", "MODES",
+           "ONNX_OPSETS", "PICTURE_SUFFIXES", "TRAINING_FORMS"]

@@ -4,9 +4,11 @@ result.json) and in the reproduction document."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
-import subprocess
+import re
+import struct
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,17 +58,118 @@ def describe(record: dict[str, Any]) -> str:
 
 @cache
 def git_commit() -> str | None:
-    """The commit of the checkout this package runs from, ``+dirty`` with uncommitted
-    changes to tracked files; None outside a git checkout (an installed package)."""
+    """The commit of the checkout this package runs from, ``+dirty`` when a tracked file
+    differs from the index; None outside a git checkout (an installed package).
+
+    Read from the checkout's own ``.git`` files (:func:`read_head`, :func:`index_dirty`):
+    no ``git`` process runs, so nothing (an ``index.lock``) is ever written into the
+    user's repository."""
     root = Path(__file__).resolve().parents[1]
-    if not (root / ".git").exists():
+    gitdir = git_dir(root)
+    if gitdir is None:
         return None
+    commit = read_head(gitdir)
+    if commit is None:
+        return None
+    return commit + ("+dirty" if index_dirty(root, gitdir) else "")
+
+
+_HASH = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def _read(path: Path, limit: int = 1 << 16) -> str | None:
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
         return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def git_dir(root: Path) -> Path | None:
+    """The git directory of the checkout ``root``: ``root/.git``, or where a worktree's
+    ``.git`` file points (``gitdir: PATH``); None when there is none."""
+    dot = root / ".git"
+    if dot.is_dir():
+        return dot
+    text = _read(dot) if dot.is_file() else None
+    if text and text.startswith("gitdir:"):
+        target = Path(text[len("gitdir:"):].strip())
+        target = target if target.is_absolute() else root / target
+        return target if target.is_dir() else None
+    return None
+
+
+def read_head(gitdir: Path) -> str | None:
+    """The commit ``HEAD`` names in ``gitdir`` (a detached hash, or a branch found in
+    ``refs/`` or ``packed-refs`` of the common directory); None when unreadable."""
+    common = gitdir
+    pointer = _read(gitdir / "commondir")
+    if pointer and pointer.strip():
+        common = (gitdir / pointer.strip()).resolve()
+    head = (_read(gitdir / "HEAD") or "").strip()
+    for _ in range(5):  # a symbolic ref may point to another one
+        if _HASH.match(head):
+            return head
+        if not head.startswith("ref:"):
+            return None
+        ref = head[4:].strip()
+        if ".." in ref.split("/") or not ref.startswith("refs/"):
+            return None
+        found = next((t.strip() for t in (_read(d / ref) for d in (gitdir, common)) if t),
+                     None)
+        if found is None:
+            packed = _read(common / "packed-refs", 1 << 24) or ""
+            found = next((line.split()[0] for line in packed.splitlines()
+                          if line.endswith(" " + ref) and not line.startswith(("#", "^"))),
+                         None)
+        if found is None:
+            return None
+        head = found
+    return None
+
+
+def index_dirty(root: Path, gitdir: Path) -> bool:
+    """Whether a tracked file under ``root`` differs from the git index (``git status
+    --untracked-files=no`` for unstaged changes: size and mtime first, the file's blob hash
+    when those differ). Index versions 2 and 3 are read; another version, or an unreadable
+    index, counts as clean."""
+    try:
+        data = (gitdir / "index").read_bytes()
+    except OSError:
+        return False
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return False
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3):
+        return False
+    offset = 12
+    for _ in range(count):
+        if offset + 62 > len(data):
+            return False
+        fields = struct.unpack(">10I20sH", data[offset:offset + 62])
+        mtime, size, sha, flags = fields[2], fields[9], fields[10], fields[11]
+        extra = 2 if version == 3 and flags & 0x4000 else 0
+        start = offset + 62 + extra
+        end = data.find(b"\0", start)
+        if end < 0:
+            return False
+        name = data[start:end].decode("utf-8", "replace")
+        offset += ((62 + extra + end - start) // 8 + 1) * 8  # NUL-padded to 8 bytes
+        if _changed(root / name, mtime, size, sha):
+            return True
+    return False
+
+
+def _changed(path: Path, mtime: int, size: int, sha: bytes) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return True  # a tracked file removed
+    if info.st_size == size and int(info.st_mtime) == mtime:
+        return False
+    try:
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+    except OSError:
+        return True
+    blob = hashlib.sha1(b"blob %d\0" % len(content) + content).digest()
+    return blob != sha

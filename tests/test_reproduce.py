@@ -389,6 +389,9 @@ def test_stale_and_locked_runs(tmp_path, monkeypatch, data_dir, capsys):
 
 
 def test_status_estimate_and_shards(tmp_path, monkeypatch, data_dir, capsys):
+    import igc.reproduce.estimate as estimate
+
+    monkeypatch.setattr(estimate, "TIMING_BUDGET_S", 1e9)  # both timed, however loaded
     out = tmp_path / "out"
     trained = _trained(monkeypatch)
     assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "2/2")) == 0
@@ -492,3 +495,25 @@ def test_estimate_only_trains_and_writes_nothing(tmp_path, monkeypatch, data_dir
     err = capsys.readouterr().err
     assert "0 of 2 runs done" in err and "2 run(s) to train with 2 job(s)" in err
     assert trained == [] and not out.exists()
+
+
+def test_an_estimate_past_its_timing_budget_scales_the_rest_by_multiply_adds(
+        tmp_path, monkeypatch, data_dir, capsys):
+    """Issue 20: `igc reproduce all --estimate-only --budget full` timed 51 networks for
+    minutes in silence; now each timed one is announced, and once TIMING_BUDGET_S is spent
+    the rest are scaled from the timed ones by their multiply-adds."""
+    import igc.reproduce.estimate as estimate
+
+    monkeypatch.setattr(estimate, "TIMING_BUDGET_S", 0.0)
+    out = tmp_path / "out"
+    assert main(_args(out, data_dir, "table2", "--estimate-only")) == 0
+    err = capsys.readouterr().err
+    assert "timing network 1 of 2" in err and "timing network 2 of 2" not in err
+    assert "1 network(s) timed for a few steps and 1 scaled from those by their " \
+           "multiply-adds" in err
+    assert not out.exists()
+    from igc import create_model
+    from igc.analysis.count import count_macs
+
+    real = count_macs(create_model("xception_8l_c64", num_classes=10, in_chans=1), 28, 1)
+    assert estimate.macs("xception_8l_c64", {}, 1, 28, 10) == real

@@ -62,6 +62,25 @@ def device_memory(device: torch.device) -> int | None:
         return None
 
 
+def memory_limit(device: torch.device) -> int | None:
+    """Bytes one batch's preparation may hold on ``device``.
+
+    ``$IGC_MEMORY_LIMIT_GB`` GiB when set (the override), else :data:`MEMORY_FRACTION` of
+    the device's memory; None if unknown."""
+    text = os.environ.get("IGC_MEMORY_LIMIT_GB", "").strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 1 << 30:
+            raise IGCError(f"IGC_MEMORY_LIMIT_GB must be a positive number of GiB, got "
+                           f"{text[:40]!r}")
+        return int(value * 2**30)
+    memory = device_memory(device)
+    return None if memory is None else int(MEMORY_FRACTION * memory)
+
+
 def measure(model: nn.Module, in_chans: int, size: int, batch: int = 1, name: str = "model",
             hint: str = "use another --input-size", what: str | None = None) -> Activations:
     """One pass of ``model`` on zeros on the meta device; IGCError if it cannot take them.
@@ -138,4 +157,4 @@ def check_input(model: nn.Module, in_chans: int, size: int, batch: int = 1,
 
 
 __all__ = ["MAX_DEPLOY_BATCH", "MAX_INPUT_SIZE", "MEMORY_FRACTION", "Activations",
-           "check_input", "device_memory", "measure", "model_device"]
+           "check_input", "device_memory", "measure", "memory_limit", "model_device"]

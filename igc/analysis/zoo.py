@@ -225,6 +225,8 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
     ``weights``, ``macs`` at ``input_size`` (default: the registered one), the paper's counts
     beside ours (``paper``) and one dict per row of
     :func:`~igc.analysis.count.per_block_counts` (``blocks``)."""
+    import copy
+
     from igc.analysis.count import count_macs, count_params, paper_counts, per_block_counts
     from igc.analysis.probe import check_input
     from igc.checks import MAX_IMAGE_SIZE, check_int
@@ -235,7 +237,12 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
         check_int(input_size, "--input-size", 1, MAX_IMAGE_SIZE)
     model = create_model(name)
     check_input(model, entry.in_chans, size, 1, entry.name)
-    rows = per_block_counts(model, size, entry.in_chans)
+    shapes = copy.deepcopy(model).to("meta")  # counts need shapes only: fast at any size
+    try:
+        rows = per_block_counts(shapes, size, entry.in_chans)
+    except NotImplementedError:  # an operation without a meta kernel: count for real
+        shapes = model
+        rows = per_block_counts(shapes, size, entry.in_chans)
     compared = paper_counts(name, model, method="hooks")
     return {
         "name": entry.name, "family": entry.family, "table": entry.table,
@@ -243,7 +250,7 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
         "in_chans": entry.in_chans, "config": dict(entry.kwargs),
         "aliases": list(entry.aliases), "pretrained_cfg": model.pretrained_cfg,
         "params": count_params(model), "weights": count_params(model, weights_only=True),
-        "macs": count_macs(model, size, entry.in_chans, method="hooks"),
+        "macs": count_macs(shapes, size, entry.in_chans, method="hooks"),
         "paper": {k: compared[k] for k in ("paper_params", "paper_macs", "params_counted",
                                            "macs_counted", "params_diff", "macs_diff",
                                            "convention", "paper_table")},

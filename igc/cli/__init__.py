@@ -14,6 +14,11 @@ from igc.errors import IGCError
 from igc.log import cli_handler
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (a path may hold them) are written ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``igc ARGV`` and return its exit status (2 for a user error, 130 for Ctrl-C)."""
     try:
@@ -21,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         with cli_handler():
             return int(args.run(args) or 0)
     except IGCError as exc:
-        print(f"igc: error: {exc}", file=sys.stderr)
+        print(f"igc: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("igc: interrupted", file=sys.stderr)
@@ -30,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 
 if __name__ == "__main__":
     sys.exit(main())

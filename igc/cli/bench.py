@@ -86,9 +86,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from igc.deploy.chain.calibrate import calibrate, write_calibration
+    from igc.deploy.chain.cost import calibration_path
+    from igc.files.cache import check_cache_dir
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise IGCError("--device cuda: no CUDA device is available here")
+    check_cache_dir(calibration_path(args.device).parent)  # before minutes of measuring
     model, info = calibrate(args.device)
     path = write_calibration(model, args.device, info)
     if args.json:

@@ -6,7 +6,9 @@ branches of K_2..K_L channels, interleaved by channel permutations. The designer
 the strictly complementary designs (K_1 x ... x K_L = C: exactly one path between every
 input and output channel, eq. 6 of the IGCV2 paper) ranked by their parameters (eq. 7),
 with the lower bound of eq. 10. Where none exists it shows the cheapest loose (dense)
-design and nearby widths that have one.
+design and nearby widths that have one. With --rank latency it orders the cheapest
+designs by how fast their inference form runs here, priced by the cost model or timed
+(--latency measure), beside their parameters.
 
 Examples:
   igc design -C 64                      rank every design of width 64
@@ -15,6 +17,9 @@ Examples:
   igc design -C 64 --check --branch-sizes 1,4,4
                                         classify a design: strict, dense or sparse
   igc design -C 24 -L 3 --draw block.png
+  igc design -C 256 --rank latency --size 16
+                                        the 20 cheapest designs, fastest first
+  igc design -C 64 --rank latency --latency measure --threads 1
 """
 
 from __future__ import annotations
@@ -22,9 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from igc import checks
 from igc.cli import args as A
 from igc.cli.parser import add_command
-from igc.names import PICTURE_SUFFIXES
+from igc.names import DESIGN_RANKS, LATENCY_SOURCES, PICTURE_SUFFIXES
+
+#: The latency options and their defaults (they apply to --rank latency only).
+LATENCY_DEFAULTS = {"latency": "model", "size": 32, "batch": 1, "threads": 1, "repeats": 7,
+                    "candidates": 20, "cpu_time": False}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +63,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="draw the block's connectivity to a .png, .svg or .pdf file (widths "
                         "up to 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    g = p.add_argument_group("latency ranking (--rank latency)")
+    g.add_argument("--rank", type=A.choice("--rank", DESIGN_RANKS), default="params",
+                   metavar="{" + ",".join(DESIGN_RANKS) + "}",
+                   help="order designs by parameters (default) or by latency on this machine")
+    g.add_argument("--latency", type=A.choice("--latency", LATENCY_SOURCES),
+                   metavar="{" + ",".join(LATENCY_SOURCES) + "}",
+                   help="where latency comes from: the cost model (default; fast) or "
+                        "timing each optimized block (measure)")
+    g.add_argument("--candidates", type=A.integer("--candidates", 1,
+                                                  checks.MAX_LATENCY_CANDIDATES),
+                   metavar="N", help="rank the N designs with fewest parameters (default 20)")
+    g.add_argument("--size", type=A.integer("--size", 1, checks.MAX_LATENCY_SIZE),
+                   metavar="N", help="input side of the block (default 32)")
+    g.add_argument("--batch", type=A.integer("--batch", 1, checks.MAX_LATENCY_BATCH),
+                   metavar="N", help="images per call (default 1)")
+    g.add_argument("--threads", type=A.integer("--threads", 1, checks.MAX_THREADS),
+                   metavar="N", help="torch threads while timing (default 1)")
+    g.add_argument("--repeats", type=A.integer("--repeats", 1, checks.MAX_LATENCY_REPEATS),
+                   metavar="N", help="timed rounds with --latency measure (default 7)")
+    g.add_argument("--cpu-time", action="store_true", default=None,
+                   help="with --latency measure --threads 1: count this thread's CPU time, "
+                        "not wall time (robust on a busy machine)")
     p.set_defaults(run=run)
 
 
@@ -69,6 +101,16 @@ def run(args: argparse.Namespace) -> int:
     from igc.errors import IGCError
     from igc.sparsity.design import check_design, design
 
+    given = [k for k in LATENCY_DEFAULTS if getattr(args, k) is not None]
+    if args.rank == "latency":
+        if args.check:
+            raise IGCError("--rank latency ranks designs; it does not combine with --check")
+        if args.branch_sizes:
+            raise IGCError("--branch-sizes is for --check; --rank latency ranks the designer's "
+                           "candidates")
+        return _run_latency(args)
+    if given:
+        raise IGCError(f"--{given[0].replace('_', '-')} applies to --rank latency only")
     if args.check:
         if not args.branch_sizes:
             raise IGCError("--check needs --branch-sizes, e.g. --branch-sizes 1,8,8")
@@ -97,4 +139,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"nearby  C={d.channels}: {_row(d)}")
     if args.draw:
         print(f"drew the connectivity to {args.draw}")
+    return 0
+
+
+def _run_latency(args: argparse.Namespace) -> int:
+    """``igc design --rank latency``: the cheapest designs ordered by latency here."""
+    from igc.errors import IGCError
+
+    try:
+        from igc.deploy.latency import design_by_latency
+    except ImportError as exc:
+        raise IGCError(f"--rank latency needs PyTorch ({exc}); the parameter ranking does "
+                       "not") from None
+
+    opts = {k: v if (v := getattr(args, k)) is not None else default
+            for k, default in LATENCY_DEFAULTS.items()}
+    ranking = design_by_latency(args.channels, args.kernel_area, args.layers, args.branch_size,
+                                args.channelwise, candidates=opts["candidates"],
+                                source=opts["latency"], size=opts["size"], batch=opts["batch"],
+                                threads=opts["threads"], repeats=opts["repeats"],
+                                cpu_time=opts["cpu_time"])
+    if args.draw:
+        from igc.viz.connectivity import draw_connectivity
+
+        draw_connectivity(ranking.fastest.design.product, args.draw)
+    if args.json:
+        print(json.dumps(ranking.to_dict(), indent=2))
+        return 0
+    print(ranking.table())
+    if args.draw:
+        print(f"drew the fastest design's connectivity to {args.draw}")
     return 0

@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
                   jobs=args.jobs, threads=args.threads, shard=args.shard,
                   estimate_only=args.estimate_only)
     except Stopped as exc:
-        print(f"igc: {exc}; run the same `igc reproduce` command again to resume "
+        from igc.cli import one_line
+
+        print(f"igc: {one_line(str(exc))}; run the same `igc reproduce` command again to resume "
               "(finished runs are kept)", file=sys.stderr)
         return exc.code
     if args.docs and not args.estimate_only:

@@ -138,5 +138,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except Interrupted as stop:
         if main:
-            print(f"igc: {stop}", file=sys.stderr)
+            from igc.cli import one_line
+
+            print(f"igc: {one_line(str(stop))}", file=sys.stderr)
         return stop.code

@@ -232,6 +232,53 @@ class BatchAugment:
             return x
         return x.float() if x.is_floating_point() else x.float().div_(255)
 
+    def plan(self, channels: int, height: int, width: int) -> tuple[int, int, int]:
+        """``(out_height, out_width, peak_bytes)`` of the pipeline on one uint8 image of
+        ``channels x height x width``: the output's side and the most bytes held at once by
+        one op (its input, intermediates and output), from the shapes alone."""
+        h, w, item = height, width, 1
+        peak = channels * h * w * item
+        for name, params in self.ops:
+            inp = channels * h * w * item
+            if name == "pad_crop":
+                pad = max(0, int(params["pad"]))
+                work = channels * ((h + 2 * pad) * (w + 2 * pad) + h * (w + 2 * pad)) * item
+                out = inp
+            elif name == "scale_crop":
+                side = int(params["out_size"])
+                work = channels * h * w * 4 + side * side * 8 + channels * side * side * 4
+                h = w = side
+                out = channels * h * w * item
+            elif name == "center_crop":
+                h, w = min(h, int(params["size"])), min(w, int(params["size"]))
+                work, out = 0, channels * h * w * item
+            elif name == "normalize":
+                item = 4
+                work, out = 0, channels * h * w * item
+            else:  # hflip, erase: masks and a copy the size of the input
+                work, out = inp + h * w * 4, inp
+            peak = max(peak, inp + work + out)
+        return h, w, max(peak, channels * h * w * 4)  # the float32 result
+
+    def check_batch(self, batch: int, channels: int, size: int, limit: int | None,
+                    what: str = "train_augment") -> int:
+        """The output side of a ``batch`` of ``channels x size x size`` images; IGCError
+        (one line) when it exceeds :data:`~igc.checks.MAX_IMAGE_SIZE` or the pipeline would
+        hold more than ``limit`` bytes at once (see :meth:`plan`)."""
+        from igc.checks import MAX_IMAGE_SIZE
+
+        h, w, peak = self.plan(channels, size, size)
+        if max(h, w) > MAX_IMAGE_SIZE:
+            raise IGCError(f"{what} {self.spec} makes {h}x{w} images, over the limit of "
+                           f"{MAX_IMAGE_SIZE}; fix the augmentation's sizes")
+        need = peak * batch
+        if limit is not None and need > limit:
+            raise IGCError(f"{what} {self.spec} needs about {need / 2**30:,.1f} GiB for a "
+                           f"batch of {batch} {channels}x{size}x{size} images, over the limit "
+                           f"of {limit / 2**30:,.1f} GiB; fix the augmentation's sizes, lower "
+                           "--batch-size, or raise the limit with IGC_MEMORY_LIMIT_GB")
+        return h
+
     def __repr__(self) -> str:
         return f"BatchAugment({self.spec!r})"
 

@@ -124,7 +124,12 @@ def _scan(split_dir: Path, classes: list[str] | None) -> tuple[list[str], list[t
     for name in found:
         for parent, dirs, files in os.walk(split_dir / name):
             dirs.sort()
-            samples += [(Path(parent) / f, index[name]) for f in sorted(files) if is_image_file(f)]
+            images = [Path(parent) / f for f in sorted(files) if is_image_file(f)]
+            odd = next((f for f in images if not f.is_file()), None)
+            if odd is not None:  # a FIFO named f.png would block the reader forever
+                raise IGCError(f"{odd} is not a regular file (a FIFO, device, socket or "
+                               "broken link); image folders hold image files only: remove it")
+            samples += [(f, index[name]) for f in images]
     if not samples:
         raise IGCError(f"{split_dir} holds no images in class subfolders; put images "
                        "(jpg, jpeg, png, bmp, webp) in <split>/<class>/")

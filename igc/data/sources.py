@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import os
 import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,12 +31,14 @@ from typing import BinaryIO
 
 from igc.errors import IGCError
 from igc.files.atomic import atomic_writer
+from igc.files.fetch import copy_url, new_folder
 from igc.log import get_logger
 
 log = get_logger(__name__)
 
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60
+#: The largest data-set file downloaded (the official archives are at most 250 MB).
+MAX_DATA_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -190,26 +191,41 @@ def verify(path: Path, resource: Resource) -> None:
     actual = md5_file(path)
     if actual == resource.md5:
         return
-    if resource.raw_md5 and _md5_payload(path) == resource.raw_md5:
+    payload = _md5_payload(path) if resource.raw_md5 else None
+    if resource.raw_md5 and payload == resource.raw_md5:
         return
+    other = _known_file(actual, payload)
+    if other is not None:
+        source, name = other
+        raise IGCError(f"{path} is {source.title}'s {name} (by its checksum), not the file of the "
+                       f"data set asked for; choose --data {source.name}, or a --data-dir "
+                       "holding the right files (nothing was changed)")
     raise IGCError(
         f"checksum mismatch for {path}: md5 {actual}, expected {resource.md5}; delete it so it is "
         f"downloaded again, or replace it with the official file from {resource.urls[0]}")
 
 
+def _known_file(md5: str | None, payload_md5: str | None) -> tuple[Source, str] | None:
+    """The data set and file name whose official checksum is ``md5`` (or whose content's
+    is ``payload_md5``), if any: a valid file of another data set."""
+    for source in SOURCES.values():
+        for other in source.resources:
+            if (md5 is not None and md5 in (other.md5, other.raw_md5)) or \
+                    (payload_md5 is not None and payload_md5 == other.raw_md5):
+                return source, other.filename
+    return None
+
+
 def _fetch(url: str, out: BinaryIO) -> None:
-    """Download ``url`` into the open binary file ``out`` (replaced in tests; never called
-    offline)."""
-    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
-        while chunk := response.read(_CHUNK):
-            out.write(chunk)
+    """Download ``url`` into the open binary file ``out``, at most :data:`MAX_DATA_BYTES`
+    (:func:`igc.files.fetch.copy_url`; replaced in tests; never called offline)."""
+    copy_url(url, out, MAX_DATA_BYTES)
 
 
 def download(source: Source, resource: Resource) -> Path:
     """Download ``resource`` into the cache, trying each address; the file appears under
     its name only once complete and verified (:func:`igc.files.atomic.atomic_writer`)."""
     target_dir = cache_dir(source.name)
-    target_dir.mkdir(parents=True, exist_ok=True)
     dest = target_dir / resource.filename
     problems = []
 
@@ -218,17 +234,20 @@ def download(source: Source, resource: Resource) -> Path:
         if actual != resource.md5:
             raise ValueError(f"gave md5 {actual}, expected {resource.md5}")
 
-    for url in resource.urls:
-        log.info("igc: downloading %s to %s", url, dest)
-        try:
-            with atomic_writer(dest, "download", verify) as out:
-                _fetch(url, out)
-            return dest
-        except (urllib.error.URLError, OSError, ValueError, IGCError) as err:
-            problems.append(f"{url}: {err}")
-    raise IGCError(
-        f"could not download {source.title} file {resource.filename} ({'; '.join(problems)}); "
-        f"download it by hand into {target_dir}, {source.hint}or pass --data-dir DIR holding it")
+    with new_folder(target_dir, "the data folder",  # removed again if nothing arrives
+                    "set IGC_DATA to a writable folder or pass --data-dir DIR"):
+        for url in resource.urls:
+            log.info("igc: downloading %s to %s", url, dest)
+            try:
+                with atomic_writer(dest, "download", verify) as out:
+                    _fetch(url, out)
+                return dest
+            except (urllib.error.URLError, OSError, ValueError, IGCError) as err:
+                problems.append(f"{url}: {err}")
+        raise IGCError(
+            f"could not download {source.title} file {resource.filename} "
+            f"({'; '.join(problems)}); download it by hand into {target_dir}, "
+            f"{source.hint}or pass --data-dir DIR holding it")
 
 
 def locate(name: str, data_dir: str | Path | None = None, download_ok: bool = True,

@@ -102,7 +102,8 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
         if eval_images is not None:
             check_int(eval_images, "evaluation images", 1, MAX_IMAGES)
     src = source if isinstance(source, ModelSource) else load_source(source)
-    target = check_writable_file(out if out is not None else f"{src.name}.{format}", "--out")
+    target = check_writable_file(out if out is not None else f"{src.name}.{format}", "--out",
+                                 (f".{format}",))
     if int8:
         from igc.deploy.int8 import check_image_count, int8_path_for
 

@@ -26,6 +26,26 @@ def cache_dir() -> Path:
     return Path(base) / "igc"
 
 
+def check_cache_dir(folder: Path | None = None) -> Path:
+    """``folder`` (default :func:`cache_dir`) if it is a folder or can be made.
+
+    Else IGCError naming it and what is in the way (``XDG_CACHE_HOME`` set to a file),
+    before any work whose result would be cached is done."""
+    folder = cache_dir() if folder is None else folder
+    probe = folder.absolute()
+    while not probe.is_dir():
+        if probe.exists() or probe.is_symlink():
+            raise IGCError(f"cannot make the cache folder {folder}: {probe} is not a folder; "
+                           "set XDG_CACHE_HOME to a folder you can write")
+        if probe == probe.parent:
+            break
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise IGCError(f"cannot write the cache folder {folder} ({probe}: permission "
+                       "denied); set XDG_CACHE_HOME to a folder you can write")
+    return folder
+
+
 def read_cache(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``, or ``{}`` when there is no good one.
 
@@ -51,4 +71,4 @@ def write_cache(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
-__all__ = ["MAX_CACHE_BYTES", "cache_dir", "read_cache", "write_cache"]
+__all__ = ["MAX_CACHE_BYTES", "cache_dir", "check_cache_dir", "read_cache", "write_cache"]

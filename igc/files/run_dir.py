@@ -13,6 +13,11 @@ Rules (docs/guarantees.md):
   not write (other names, an unmarked folder) are never touched.
 * Temporary files a killed process left (``.checkpoint.pt.tmpPID``) are removed when the
   folder is next written.
+* One process per folder: :meth:`RunFolder.open` takes the folder's lock
+  (:class:`~igc.files.lock.FolderLock`, a ``.igc-lock`` file) before it looks inside, and
+  the run holds it until :meth:`RunFolder.release`; a second run on the same folder is
+  refused naming the first one's PID. A new folder exists from then on, holding only the
+  lock file, and is removed again if the run ends before its first checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from igc.checks import check_writable_dir
 from igc.errors import IGCError
 from igc.files.atomic import atomic_write, stale_temp_files
 from igc.files.checkpoint import CHECKPOINT
+from igc.files.lock import FolderLock
 from igc.files.records import METRICS, RUN_INFO, SUMMARY
 
 MARKER = ".igc-run"
@@ -58,12 +64,29 @@ class RunFolder:
     remove: list[Path] = field(default_factory=list)
     mark: bool = True
     begun: bool = False
+    lock: FolderLock | None = None
 
     @classmethod
     def open(cls, path: str | Path, *, resume: bool = False, force: bool = False,
              option: str = "--out") -> RunFolder:
-        """Decide whether a run may use ``path``; IGCError (one line) if not."""
+        """Lock ``path`` and decide whether a run may use it.
+
+        IGCError (one line) if not (the lock is released then). The caller calls
+        :meth:`release` when the run ends."""
         path = check_writable_dir(path, option)
+        if resume and not (path / CHECKPOINT).is_file():
+            cls._decide(path, resume, force, option)  # raises, having written nothing
+        lock = FolderLock(path, option, create=not resume).acquire()
+        try:
+            folder = cls._decide(path, resume, force, option)
+        except BaseException:
+            lock.release()
+            raise
+        folder.lock = lock
+        return folder
+
+    @classmethod
+    def _decide(cls, path: Path, resume: bool, force: bool, option: str) -> RunFolder:
         checkpoint = path / CHECKPOINT
         marked = is_marked(path)
         present = [n for n in RUN_FILES if (path / n).exists() or (path / n).is_symlink()]
@@ -96,6 +119,8 @@ class RunFolder:
         Once, before the first checkpoint is written."""
         if self.begun:
             return
+        if self.lock is not None:
+            self.lock.keep()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -110,6 +135,13 @@ class RunFolder:
                 raise IGCError(f"cannot remove the old run file {target} "
                                f"({exc.strerror or exc}); nothing new was written") from None
         self.begun = True
+
+    def release(self) -> None:
+        """Release the folder's lock; safe to call twice.
+
+        The folder is removed if the run never wrote into it."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 __all__ = ["CURVES", "MARKER", "RECIPE", "RUN_FILES", "RunFolder", "is_marked"]

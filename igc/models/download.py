@@ -1,7 +1,7 @@
 """Weights files from URLs and disk: torch.hub's download and cache, hash checks, and the
 one-file zip archives pytorchcv publishes.
 
-``fetch(url)`` downloads through :func:`torch.hub.download_url_to_file` into torch.hub's
+``fetch(url)`` downloads (:func:`igc.files.fetch.copy_url`: size and time capped) into torch.hub's
 cache (``$TORCH_HOME/hub/checkpoints``, the folder ``torch.hub.load_state_dict_from_url``
 uses) and reuses a cached file on the next call. What is checked (:func:`expected_hashes`):
 
@@ -26,13 +26,14 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-import urllib.error
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 from igc.errors import IGCError
+from igc.files.atomic import atomic_writer
+from igc.files.fetch import check_url, copy_url, new_folder
 
 __all__ = ["MAX_WEIGHTS_BYTES", "Expected", "cache_dir", "check_hashes", "expected_hashes",
            "fetch", "read_payload"]
@@ -43,7 +44,6 @@ MAX_WEIGHTS_BYTES = 4 << 30
 HUB_NAME = re.compile(r"-([0-9a-f]{8,64})\.")
 #: pytorchcv's release names: ``igcv3_w1-0920-12385791.pth.zip`` (name, error, SHA-1).
 PYTORCHCV_NAME = re.compile(r"^[a-z0-9_]+-\d{4}-(?P<sha1>[0-9a-f]{8})\.pth(?:\.zip)?$")
-SCHEMES = ("http", "https", "file")
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,7 @@ def cache_dir() -> Path:
 
 
 def _file_name(url: str) -> str:
-    parts = urlparse(url)
-    if parts.scheme not in SCHEMES:
-        raise IGCError(f"cannot load weights from {url!r}: use an http(s):// or file:// URL, "
-                       "or a file path")
+    parts = check_url(url, "weights URL")
     name = Path(unquote(parts.path)).name
     if not name or name in (".", ".."):
         raise IGCError(f"URL {url} names no file; give the address of the weights file")
@@ -163,36 +160,25 @@ def _file_name(url: str) -> str:
 def fetch(url: str, hash: str | bool | None = None,
           progress: bool | None = None) -> tuple[Path, str]:
     """Download ``url`` into torch.hub's cache (or reuse the cached copy) and check it; returns
-    ``(path, sha256)``. ``progress``: torch.hub's progress bar (default: when stderr is a
-    terminal)."""
-    import torch.hub
-
+    ``(path, sha256)``. The address is checked first (:func:`igc.files.fetch.check_url`),
+    the download is capped at :data:`MAX_WEIGHTS_BYTES` and an hour, and a file that fails
+    its check is removed from the cache. ``progress``: say what is downloaded (default:
+    when stderr is a terminal)."""
     hash = check_hash_argument(hash)
     name = _file_name(url)
     expected = expected_hashes(name, hash, url=True)
     folder = cache_dir()
     path = folder / name
     if path.is_file():
-        return path, check_hashes(path, expected, f"delete the cached {path} to download "
-                                                  "it again")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IGCError(f"cannot create torch.hub's cache {folder} ({exc.strerror or exc}); "
-                       "set TORCH_HOME to a writable folder") from None
-    sha256_prefix = next((e.prefix for e in expected if e.algorithm == "sha256"), None)
-    show = sys.stderr.isatty() if progress is None else progress
-    try:
-        torch.hub.download_url_to_file(url, str(path), sha256_prefix, progress=show)
-    except RuntimeError as exc:  # torch.hub's hash mismatch; the partial file is removed
-        got = re.search(r'got "([0-9a-f]+)"', str(exc))
-        raise IGCError(f"{url} fails its SHA-256 check (expected {sha256_prefix}..., got "
-                       f"{got[1][:16] if got else '?'}...); the file on the server differs "
-                       "from the one promised: check the URL and hash") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise IGCError(f"cannot download {url} ({reason}); check the address and the "
-                       "network, or download the file and pass its path") from None
+        try:
+            return path, check_hashes(path, expected, "it is removed from the cache")
+        except IGCError:  # a damaged cached copy: removed, and downloaded again
+            path.unlink(missing_ok=True)
+    if sys.stderr.isatty() if progress is None else progress:
+        print(f"igc: downloading {url} to {path}", file=sys.stderr, flush=True)
+    with new_folder(folder, "torch.hub's cache", "set TORCH_HOME to a writable folder"), \
+            atomic_writer(path, "downloaded weights") as out:
+        copy_url(url, out, MAX_WEIGHTS_BYTES)
     try:
         return path, check_hashes(path, expected, "the download is damaged; try again")
     except IGCError:

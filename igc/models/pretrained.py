@@ -148,7 +148,12 @@ def _file_source(spec: str | Path, hash: str | bool | None) -> WeightsFile:
             raise IGCError(f"weights file {path} does not exist")
         digest = check_hashes(path, expected_hashes(path.name, hash, url=False),
                               "the file is damaged or not the one meant")
-    source = read_weights(path, "file")
+    try:
+        source = read_weights(path, "file")
+    except IGCError:
+        if "://" in text:  # a download that does not load is not kept in the cache
+            path.unlink(missing_ok=True)
+        raise
     source.sha256 = digest
     source.url = text if "://" in text else None
     return source

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from igc.checks import check_name
 from igc.errors import IGCError, unknown_name
+from igc.formatting import shorten
 from igc.models.entry import ModelEntry
 
 if TYPE_CHECKING:
@@ -78,8 +80,14 @@ def temporary_model(name: str, builder: Callable[..., nn.Module], **meta: object
         unregister_model(name)
 
 
-def _patterns(value: str | Sequence[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+def _patterns(value: str | Sequence[str], what: str) -> list[str]:
+    """``value`` (one pattern or several) as a list of patterns; IGCError for anything else."""
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, list | tuple) or not all(isinstance(p, str) and len(p) <= 200
+                                                         for p in patterns):
+        raise IGCError(f"{what} must be a pattern or a list of patterns (strings of at most "
+                       f"200 characters), got {shorten(repr(value), 60)}")
+    return list(patterns)
 
 
 def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequence[str] = (),
@@ -88,8 +96,8 @@ def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequenc
     only: ``"igcv2"`` matches only ``igcv2``; a name matches through its aliases too, and is
     listed once) and none of ``exclude_filters``; with ``pretrained``, only networks with
     released weights (``igc/weights/weights.toml``)."""
-    include = [p for p in _patterns(filter) if p]
-    exclude = [p for p in _patterns(exclude_filters) if p]
+    include = [p for p in _patterns(filter, "filter") if p]
+    exclude = [p for p in _patterns(exclude_filters, "exclude_filters") if p]
 
     def matches(entry: ModelEntry, patterns: list[str]) -> bool:
         return any(fnmatch.fnmatchcase(n, p) for n in (entry.name, *entry.aliases)
@@ -156,10 +164,12 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
     feature maps of the stages ``out_indices`` (all by default). ``model.pretrained_cfg``
     holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
     """
+    from igc.models.arguments import check_builder_args
     from igc.models.metadata import model_cfg
     from igc.models.pretrained import load_weights, read_source, released
 
-    if isinstance(name, str) and name.startswith("hf-hub:"):
+    check_name(name, "model name")
+    if name.startswith("hf-hub:"):
         return _create_from_hub(name, pretrained, checkpoint_path, num_classes=num_classes,
                                 in_chans=in_chans, features_only=features_only,
                                 out_indices=out_indices, strict=strict, hash=hash,
@@ -173,16 +183,21 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
             source.model = _ALIASES[source.model]
         if source.model is None or source.model == entry.name:  # not another network's
             overrides = {**source.model_args, **overrides}
-    num_classes = _count("num_classes", num_classes,
-                         source.num_classes if source and source.num_classes is not None
-                         else entry.num_classes, minimum=0)
-    in_chans = _count("in_chans", in_chans, source.in_chans if source and source.in_chans
-                      else entry.in_chans, minimum=1)
+    num_classes = source.num_classes if num_classes is None and source and \
+        source.num_classes is not None else entry.num_classes if num_classes is None \
+        else num_classes
+    in_chans = source.in_chans if in_chans is None and source and source.in_chans \
+        else entry.in_chans if in_chans is None else in_chans
+    options = check_builder_args(entry.name, entry.builder, {
+        **entry.kwargs, **overrides, "num_classes": num_classes, "in_chans": in_chans})
+    num_classes, in_chans = options["num_classes"], options["in_chans"]
     try:
-        model = entry.builder(num_classes=num_classes, in_chans=in_chans,
-                              **{**entry.kwargs, **overrides})
-    except TypeError as exc:
-        raise IGCError(f"bad option for model {entry.name!r}: {exc}") from None
+        model = entry.builder(**options)
+    except (TypeError, ValueError, ArithmeticError, IndexError, KeyError) as exc:
+        if isinstance(exc, IGCError):
+            raise
+        raise IGCError(f"bad option for model {entry.name!r}: "
+                       f"{shorten(' '.join(str(exc).split()), 300)}") from None
     from igc.models.net import IGCFeatures, IGCNet, make_pool
 
     if global_pool is not None:
@@ -233,9 +248,3 @@ def _create_from_hub(name: str, pretrained: object, checkpoint_path: object,
     args.setdefault("in_chans", hub.in_chans)
     return create_model(hub.architecture, **args)
 
-
-def _count(what: str, value: object, default: int, minimum: int) -> int:
-    value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise IGCError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value

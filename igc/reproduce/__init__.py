@@ -17,7 +17,9 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from igc.errors import IGCError
 from igc.log import get_logger
@@ -84,13 +86,19 @@ def _positive(name: str, value: int | None, low: int = 1) -> None:
         raise IGCError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "short",
-              epochs: int | None = None, seeds: int | None = None,
-              out: str | Path | None = None, data_dir: str | None = None,
-              docs: str | Path | None = None, train: bool = True, device: str = "auto",
-              echo: bool = False, jobs: int = 1, threads: int | None = None,
-              shard: str | tuple[int, int] | None = None,
-              estimate_only: bool = False) -> list[Section]:
+def reproduce(*args: Any, **kwargs: Any) -> list[Section]:
+    """See :func:`_reproduce`; the output folder is locked while it runs."""
+    with ExitStack() as stack:
+        return _reproduce(*args, **kwargs, _stack=stack)
+
+
+def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "short",
+               epochs: int | None = None, seeds: int | None = None,
+               out: str | Path | None = None, data_dir: str | None = None,
+               docs: str | Path | None = None, train: bool = True, device: str = "auto",
+               echo: bool = False, jobs: int = 1, threads: int | None = None,
+               shard: str | tuple[int, int] | None = None,
+               estimate_only: bool = False, *, _stack: ExitStack) -> list[Section]:
     """Reproduce the targets ``names`` (target or group names).
 
     Analytic targets are computed exactly; empirical ones train into ``out`` (default
@@ -101,11 +109,13 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
     markdown document. Returns the sections. ``estimate_only``: only say how many runs are
     done and how long the rest would take (nothing is trained or written). Raises
     :class:`Stopped` when interrupted (after saving) and IGCError on bad input or failed
-    runs.
+    runs. ``out`` is locked (:class:`~igc.files.lock.FolderLock`) until it returns: a
+    second ``igc reproduce`` on it is refused; a call that fails before any run started
+    leaves no ``reproduce.json`` that would refuse the corrected command.
     """
     from igc.data import canonical_name
     from igc.reproduce.budgets import get_budget
-    from igc.reproduce.config import Config, check_out_dir
+    from igc.reproduce.config import Config, check_out_dir, own_out_dir
 
     start = time.monotonic()
     plan = get_budget(budget)
@@ -142,7 +152,7 @@ def reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = "
         return []
     if empirical_names:
         config.recipe()  # validates the recipe before anything is written
-        check_out_dir(out, config)
+        _stack.enter_context(own_out_dir(out, config, shared=where is not None))
     else:
         out.mkdir(parents=True, exist_ok=True)
     sections: dict[str, Section] = {}

@@ -11,12 +11,15 @@ be spread over machines.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from igc.errors import IGCError
 from igc.files.atomic import atomic_write
+from igc.files.lock import FolderLock
 from igc.reproduce.budgets import Budget
 
 #: Version of the run layout and configuration format (bump to refuse old caches).
@@ -123,6 +126,33 @@ def check_out_dir(out: Path, config: Config, create: bool = True) -> None:
     except OSError as exc:
         raise IGCError(f"cannot write to --out {out} ({exc.strerror or exc})") from None
     atomic_write(path, json.dumps({"config": identity}, indent=2) + "\n", "--out configuration")
+
+
+@contextmanager
+def own_out_dir(out: Path, config: Config, shared: bool = False) -> Iterator[None]:
+    """Hold ``out``'s lock while the block runs, after :func:`check_out_dir` (IGCError
+    naming the holder's PID when another process holds it). If the block fails before any
+    run folder holds something, the ``reproduce.json`` this call wrote is removed (and
+    ``out`` too when this call made it and it is empty), so the corrected command is not
+    refused as "another configuration". ``shared``: shards (``--shard i/n``) share the
+    folder with each other (each run has its own lock), not with an unsharded run."""
+    path = out / CONFIG_FILE
+    with FolderLock(out, shared=shared):
+        fresh = not path.exists()
+        check_out_dir(out, config)
+        try:
+            yield
+        except BaseException:
+            if fresh and not any(_holds(out / name) for name in _run_folders()):
+                path.unlink(missing_ok=True)
+            raise
+
+
+def _holds(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return True
 
 
 def _run_folders() -> list[str]:

@@ -1,9 +1,12 @@
 """How long the runs left will take, told before a reproduction starts.
 
 A network with finished runs is estimated from their measured wall time (a resumable run
-from the epochs it has left); one without is timed for a few training steps of its recipe's
-batch on this machine, with the threads and device the runs will use, and scaled to the
-budget's steps and evaluations. The total is divided among the worker processes.
+from the epochs it has left); one without is timed for a few training steps on this
+machine (at a batch of at most :data:`PROBE_BATCH`, scaled linearly to its recipe's
+batch), with the threads and device the runs will use, and scaled to the budget's steps and
+evaluations; once :data:`TIMING_BUDGET_S` is spent, the networks left are estimated from
+their multiply-adds at the timed ones' seconds per multiply-add. The total is divided among
+the worker processes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import igc.reproduce.cache as cache
@@ -23,17 +26,25 @@ from igc.reproduce.config import Config
 STEPS, WARMUP = 3, 2
 #: An evaluation step (no backward) costs about this fraction of a training step.
 EVAL_FRACTION = 1 / 3
+#: Seconds spent timing networks; the networks left then are estimated from their
+#: multiply-adds at the median seconds per multiply-add of those timed.
+TIMING_BUDGET_S = 20.0
+#: The batch a network is timed at; a step's time is scaled linearly to the recipe's batch.
+PROBE_BATCH = 16
 
 
 @dataclass
 class Estimate:
     """Seconds of training left (``total``: summed over runs; ``wall``: with the jobs),
-    and how many networks were estimated from measured runs or timed steps."""
+    and how many networks were estimated from measured runs, timed steps, or scaled from
+    the timed ones by their multiply-adds (``scaled``, once :data:`TIMING_BUDGET_S` is
+    spent)."""
 
     total: float
     wall: float
     measured: int
     timed: int
+    scaled: int = 0
 
 
 def step_seconds(model_name: str, model_args: dict, config: Config, batch: int,
@@ -72,6 +83,20 @@ def step_seconds(model_name: str, model_args: dict, config: Config, batch: int,
         torch.set_num_threads(threads)
 
 
+def macs(model_name: str, model_args: dict, in_chans: int, size: int,
+         num_classes: int) -> int:
+    """Multiply-adds of one image through the network, counted on the meta device."""
+    import torch
+
+    from igc import create_model
+    from igc.analysis.count import count_macs
+
+    with torch.device("meta"):
+        model = create_model(model_name, num_classes=num_classes, in_chans=in_chans,
+                             **model_args)
+    return count_macs(model, size, in_chans, method="hooks")
+
+
 def run_device(name: str):
     """The torch device of ``--device`` (auto: CUDA when there is one)."""
     import torch
@@ -88,8 +113,12 @@ def run_device(name: str):
         raise IGCError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
 
 
-def estimate(states: Sequence[RunState], config: Config, jobs: int, splits) -> Estimate:
-    """The time left for the runs of ``states`` that are not done (see the module doc)."""
+def estimate(states: Sequence[RunState], config: Config, jobs: int, splits,
+             progress: Callable[[str], None] | None = None) -> Estimate:
+    """The time left for the runs of ``states`` that are not done (see the module doc).
+
+    ``progress(line)`` is told each network before it is timed (``timing network 3 of
+    40: NAME``), so a long estimate shows that it is working."""
     recipe = config.recipe()
     epochs = recipe.epochs
     evals = epochs if not recipe.eval_every else math.ceil(epochs / recipe.eval_every)
@@ -102,24 +131,41 @@ def estimate(states: Sequence[RunState], config: Config, jobs: int, splits) -> E
     per_arm: dict[tuple[str, str], float] = {k: statistics.fmean(v) for k, v in measured.items()}
     timed = 0
     total, left = 0.0, 0
+    untimed = len({(s.spec.target, s.spec.arm.id) for s in states
+                   if s.state != cache.DONE} - set(per_arm))
+    rates: list[float] = []  # seconds per multiply-add of the networks timed
+    scaled, deadline = 0, time.monotonic() + TIMING_BUDGET_S
     for s in states:
         if s.state == cache.DONE:
             continue
         arm_key = (s.spec.target, s.spec.arm.id)
         if arm_key not in per_arm:
-            step = step_seconds(s.spec.arm.model, s.spec.arm.args, config,
-                                recipe.batch_size, splits.in_channels, splits.image_size,
-                                splits.num_classes, recipe.channels_last)
+            shape = (s.spec.arm.model, s.spec.arm.args, splits.in_channels, splits.image_size,
+                     splits.num_classes)
+            if rates and time.monotonic() > deadline:
+                step = statistics.median(rates) * macs(*shape)
+                scaled += 1
+            else:
+                if progress is not None:
+                    progress(f"timing network {timed + 1} of {untimed} (for at most "
+                             f"{TIMING_BUDGET_S:.0f} s in all): {s.spec.arm.model} "
+                             f"({s.spec.target})")
+                probe = min(recipe.batch_size, PROBE_BATCH)  # then scaled to the batch
+                step = step_seconds(s.spec.arm.model, s.spec.arm.args, config, probe,
+                                    splits.in_channels, splits.image_size,
+                                    splits.num_classes, recipe.channels_last) \
+                    * recipe.batch_size / probe
+                rates.append(step / max(1, macs(*shape)))
+                timed += 1
             per_arm[arm_key] = step * (epochs * train_steps + evals * eval_steps
                                        * EVAL_FRACTION)
-            timed += 1
         fraction = 1.0
         if s.state == cache.RESUME:
             fraction = max(0.0, 1.0 - cache.epochs_done(s.spec.path) / epochs)
         total += per_arm[arm_key] * fraction
         left += 1
     wall = total / max(1, min(jobs, left))
-    return Estimate(total, wall, len(measured), timed)
+    return Estimate(total, wall, len(measured), timed, scaled)
 
 
 def duration(seconds: float) -> str:

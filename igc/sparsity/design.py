@@ -27,6 +27,9 @@ MAX_WIDTH = 1 << 14
 MAX_LAYERS = 64
 #: Largest spatial kernel area ``S`` (taps; 9 for 3x3).
 MAX_KERNEL_AREA = 1024
+#: The largest product of branch sizes classified: it bounds the number of paths between
+#: an output and an input, which are counted in 64-bit integers.
+MAX_PATHS = 1 << 62
 #: Most ranked designs a report keeps or shows.
 MAX_ALTERNATIVES = 1000
 
@@ -188,7 +191,7 @@ def _loose(channels: int, layers: int, kernel_area: int, channelwise: bool,
             Design(channels, (k1, *([k] * (layers - 1))), kernel_area)
             for k1 in ([1] if channelwise else divs)
             for k in divs[1:]
-            if k1 * k ** (layers - 1) > channels
+            if channels < k1 * k ** (layers - 1) <= MAX_PATHS
         ),
         key=Design.rank_key,
     )
@@ -251,6 +254,10 @@ def check_design(channels: int, branch_sizes: Sequence[int], kernel_area: int = 
         raise IGCError(f"branch sizes {list(sizes)} multiply to {math.prod(sizes)}, not "
                        f"C={channels}: not strictly complementary (eq. 6); drop --strict "
                        "to classify a loose design")
+    if math.prod(sizes) > MAX_PATHS:
+        raise IGCError(f"branch sizes {list(sizes)} multiply to {math.prod(sizes):,}: over "
+                       f"{MAX_PATHS:,} paths per pair cannot be counted; use fewer or "
+                       "smaller factors")
     chosen = Design(channels, sizes, kernel_area)
     chosen.product  # noqa: B018  (validates the sizes)
     return DesignReport(channels, kernel_area, [chosen])
@@ -295,8 +302,9 @@ def design(
             f"showing the cheapest loose (dense) design"
             + (f"; exact designs exist at {hint}" if hint else ""))
     if not loose:
-        raise IGCError(f"no dense design of {layers} factors exists for C={channels}; "
-                       f"try fewer layers or a nearby width ({hint})")
+        raise IGCError(f"no dense design of {layers} factors exists for C={channels} "
+                       f"(with at most {MAX_PATHS:,} paths per pair); try fewer layers"
+                       + (f" or a nearby width ({hint})" if hint else ""))
     return DesignReport(channels, kernel_area, loose, note, nearby, channelwise)
 
 

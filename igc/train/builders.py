@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from igc.analysis.probe import device_memory
+from igc.analysis.probe import device_memory, memory_limit
 from igc.data import BatchAugment, DatasetSplits, make_loader
 from igc.errors import IGCError
 from igc.files.run_dir import RunFolder
@@ -134,9 +134,11 @@ def build_network(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
     """The model on ``device`` (SyncBatchNorm, channels-last as the recipe says) with its
     parameter and multiply-add counts; the weights are drawn from ``recipe.seed``."""
     torch.manual_seed(recipe.seed)
+    side = BatchAugment(recipe.train_augment, splits.mean, splits.std).plan(
+        splits.in_channels, splits.image_size, splits.image_size)[0]  # what training feeds
     model = build_model(config.model, splits, recipe.model_args,
                         batch=recipe.batch_size // dist.world_size,
-                        memory=device_memory(device))
+                        memory=device_memory(device), size=max(side, splits.image_size))
     params, macs = probe(model, splits, config.model)
     if dist.enabled and recipe.sync_bn:
         if device.type != "cuda":
@@ -175,6 +177,8 @@ def build_loaders(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
                        f"over {dist.world_size} processes; use a multiple of "
                        f"{dist.world_size}")
     augment = BatchAugment(recipe.train_augment, splits.mean, splits.std)
+    augment.check_batch(recipe.batch_size // dist.world_size, splits.in_channels,
+                        splits.image_size, memory_limit(device))
     train = make_loader(
         splits.train, recipe.batch_size // dist.world_size, shuffle=True,
         drop_last=recipe.drop_last, augment=augment, seed=recipe.seed, rank=dist.rank,
@@ -183,6 +187,9 @@ def build_loaders(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
     if len(train) == 0:
         raise IGCError(f"the training split has too few images ({len(splits.train)}) for "
                        f"one batch of {recipe.batch_size}; lower --batch-size")
+    BatchAugment(recipe.eval_augment, splits.mean, splits.std).check_batch(
+        recipe.eval_batch_size, splits.in_channels, splits.image_size, memory_limit(device),
+        "eval_augment")
     test = eval_loader(splits, recipe.eval_augment, recipe.eval_batch_size, device, dist,
                        config.num_workers)
     return train, test

@@ -273,6 +273,9 @@ def validate(recipe: Recipe) -> Recipe:
     need(0 < r.ema_decay < 1, f"ema_decay must be in (0, 1), got {r.ema_decay}")
     check_plain(r.model_args, f"recipe {r.name!r}: model_args", "model options are widths, "
                 "depths and branch sizes: fix the value", max_number=checks.MAX_OPTION)
+    taken = sorted({"num_classes", "in_chans"} & set(r.model_args))
+    need(not taken, f"model_args cannot set {', '.join(taken)}: the data set decides "
+         "the classes and channels (choose the data set with --data)")
     check_plain(r.train_augment + r.eval_augment, f"recipe {r.name!r}: augment",
                 "fix the recipe", size=64)
     from igc.data import BatchAugment

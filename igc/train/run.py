@@ -67,8 +67,9 @@ class RunConfig:
                            f"{type(self.recipe).__name__}")
         validate(self.recipe)
         self.out = checks.check_path(self.out, "--out")
-        if self.data_dir is not None:
-            checks.check_existing(self.data_dir, "--data-dir", "dir")
+        if self.data_dir is not None:  # stored absolute: a resume from elsewhere finds it
+            self.data_dir = str(checks.check_existing(self.data_dir, "--data-dir",
+                                                      "dir").absolute())
         checks.check_name(self.device, "device", 40)
         checks.check_int(self.num_workers, "--workers", 0, checks.MAX_WORKERS)
         if len(self.command) > 100_000:
@@ -189,12 +190,13 @@ def load_splits(data: str, data_dir: str | None, download: bool,
 
 
 def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int = 1,
-                memory: int | None = None) -> nn.Module:
+                memory: int | None = None, size: int | None = None) -> nn.Module:
     """The registry's ``name`` for the data set's classes and channels. Measured on the
     meta device first (nothing allocated), it is refused with IGCError when it has more
     than :data:`MAX_PARAMS` parameters, an activation over :data:`MAX_ACTIVATION` values
     per image, or (given ``memory`` bytes) activations for a training ``batch`` that do
-    not fit in that memory."""
+    not fit in that memory; ``size``: the side of the images training feeds it (after the
+    augmentations; default the data set's)."""
     from igc.models.registry import create_model
 
     def build() -> nn.Module:
@@ -210,7 +212,7 @@ def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int =
         return build()
     params = sum(p.numel() for p in meta.parameters())
     try:  # shapes that do not fit are reported by probe()
-        acts = measure(meta, splits.in_channels, splits.image_size)
+        acts = measure(meta, splits.in_channels, size or splits.image_size)
         largest, total = acts.largest_leaf, acts.leaves
     except IGCError:
         largest, total = 0, 0
@@ -220,7 +222,8 @@ def build_model(name: str, splits: DatasetSplits, model_args: dict, batch: int =
                        f"{MAX_PARAMS:,}; check --set model_args and the data set")
     if largest is not None and largest > MAX_ACTIVATION:
         raise IGCError(f"model {options} makes an activation of {largest:,} values per "
-                       f"{splits.image_size}x{splits.image_size} image, over the limit of "
+                       f"{size or splits.image_size}x{size or splits.image_size} image, "
+                       "over the limit of "
                        f"{MAX_ACTIVATION:,}; check --set model_args and the image size")
     need = 4 * total * batch
     if memory is not None and need > memory:

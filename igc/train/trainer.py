@@ -141,9 +141,6 @@ class Trainer:
         if r.compile:
             self.net = torch.compile(self.net)
         self.callbacks = [*default_callbacks(self.quiet), *self.user_callbacks]
-        if self.main and self.changes:  # reported even with --quiet
-            log.warning("igc train: resuming %s at epoch %d with changes: %s", c.out,
-                        self.epoch + 1, "; ".join(self.changes))
 
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -204,11 +201,17 @@ class Trainer:
             callback(self, event)
 
     def close(self) -> None:
-        """Close the callbacks (progress bars), also after an error."""
-        for callback in self.callbacks:
-            closer = getattr(callback, "close", None)
-            if closer is not None:
-                closer()
+        """Close the callbacks (progress bars) and release the run folder's lock, also
+        after an error."""
+        try:
+            for callback in self.callbacks:
+                closer = getattr(callback, "close", None)
+                if closer is not None:
+                    closer()
+        finally:
+            folder = getattr(self, "folder", None)
+            if folder is not None:
+                folder.release()
 
     def _check_finite(self, loss_sum: torch.Tensor) -> None:
         value = loss_sum.item()
@@ -360,7 +363,10 @@ class Trainer:
         """Train the remaining epochs; saves and raises :class:`Interrupted` on a stop."""
         r = self.recipe
         with self.stop:
-            self._reconcile_metrics()
+            self._reconcile_metrics()  # a damaged metrics file: refused before any report
+            if self.main and self.changes:  # reported even with --quiet
+                log.warning("igc train: resuming %s at epoch %d with changes: %s",
+                            self.config.out, self.epoch + 1, "; ".join(self.changes))
             self._emit("start")
             if self.pending_eval:  # the checkpoint was saved, its evaluation failed
                 self._complete_epoch()

@@ -5,6 +5,7 @@ training (solid), test (dashed) and, where the run held one out, validation (dot
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from igc import checks
@@ -38,6 +39,22 @@ def _label_smoothing(run: Path) -> float | None:
     return load_recipe(recipe).label_smoothing if recipe.is_file() else None
 
 
+#: The largest magnitude drawn: a loss or learning rate beyond it (a diverged run's 1e308)
+#: is left out of the curve, where matplotlib's axis arithmetic would overflow.
+MAX_DRAWN = 1e30
+
+
+def _values(records: list[dict], key: str) -> list[float]:
+    """``key`` of each record as a float, NaN (not drawn) where missing, not finite or
+    beyond :data:`MAX_DRAWN`."""
+    out = []
+    for r in records:
+        v = r.get(key)
+        out.append(float(v) if v is not None and math.isfinite(v) and abs(v) <= MAX_DRAWN
+                   else math.nan)
+    return out
+
+
 def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None) -> Path:
     """Draw the curves of ``runs`` into the PNG ``out``; returns it.
 
@@ -59,20 +76,23 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
             raise IGCError(f"{path} is empty: the run has not finished an epoch yet")
         data.append(records)
     dirs = [d if d.is_dir() else d.parent for d in dirs]
+    labels = _labels(dirs)  # every file is read and checked before matplotlib starts
+    smoothing = {_label_smoothing(d) for d in dirs} - {0.0, None}
+    title = title or (_run_title(dirs[0]) if len(dirs) == 1 else None) or f"{len(dirs)} runs"
     plt = pyplot()
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(
         1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.62]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     accs: list[float] = []
-    for i, (label, records) in enumerate(zip(_labels(dirs), data)):
+    for i, (label, records) in enumerate(zip(labels, data)):
         color = colors[i % len(colors)]
         ep = [r["epoch"] for r in records]
         tested = [r for r in records if r.get("top1") is not None]
         te = [r["epoch"] for r in tested]
         final = f" (top-1 {tested[-1]['top1']:.2f}%)" if tested else ""
-        ax_loss.plot(ep, [r["train_loss"] for r in records], color=color, lw=1.8,
+        ax_loss.plot(ep, _values(records, "train_loss"), color=color, lw=1.8,
                      label=f"{label}")
-        ax_loss.plot(te, [r["test_loss"] for r in tested], color=color, lw=1.4, ls="--",
+        ax_loss.plot(te, _values(tested, "test_loss"), color=color, lw=1.4, ls="--",
                      marker="o", ms=3.5)
         ax_acc.plot(ep, [r["train_acc"] for r in records], color=color, lw=1.8,
                     label=f"{label}{final}")
@@ -85,7 +105,7 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
                          ls=":", marker="s", ms=3)
             ax_acc.plot(ve, [r["val_top1"] for r in validated], color=color, lw=1.2,
                         ls=":", marker="s", ms=3)
-        ax_lr.plot(ep, [r["lr"] for r in records], color=color, lw=1.6, marker=".", ms=4)
+        ax_lr.plot(ep, _values(records, "lr"), color=color, lw=1.6, marker=".", ms=4)
         accs += [r["train_acc"] for r in records[1:]] + [r["top1"] for r in tested]
         accs += [r["val_top1"] for r in validated]
         if tested:
@@ -96,7 +116,6 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     if accs:
         low = max(0.0, min(accs) - 2)
         ax_acc.set_ylim(low, min(100.0, max(accs) + 1.5))
-    smoothing = {_label_smoothing(d) for d in dirs} - {0.0, None}
     loss_title = "loss"
     if smoothing:
         values = ", ".join(f"{v:g}" for v in sorted(smoothing))
@@ -118,7 +137,6 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
     ax_loss.legend(handles=[*ax_loss.get_legend_handles_labels()[0], *styles], fontsize=8,
                    loc="upper right")
     ax_acc.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title or (_run_title(dirs[0]) if len(dirs) == 1 else None)
-                 or f"{len(dirs)} runs")
+    fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, out)
