@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=A.integer("--seeds", 1, checks.MAX_SEEDS), metavar="N",
                    help="train N runs with seeds seed..seed+N-1 into OUT/seedS, then "
                         "summarize mean +- std")
+    p.add_argument("--val", type=A.integer("--val", 0, 10**9), metavar="N",
+                   help="hold out N training images (stratified, fixed) as the validation "
+                        "split, evaluated during training; the test split only at the end "
+                        "(default: 5,000 for Fashion-MNIST, MNIST and CIFAR; 0: none)")
     p.add_argument("--device", default="auto", metavar="DEVICE", type=A.device(),
                    help=f"where to train: {', '.join(DEVICES)} (default auto: CUDA when "
                         "available)")
@@ -88,7 +92,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     pairs = [("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
              ("seed", args.seed), ("amp", args.amp), ("channels_last", args.channels_last),
              ("compile", args.compile), ("sync_bn", args.sync_bn),
-             ("threads", args.threads)]
+             ("threads", args.threads), ("val_images", args.val)]
     return [(k, v) for k, v in pairs if v is not None]
 
 

@@ -1,7 +1,8 @@
 """Containers shared by every data set loader.
 
-A loader returns :class:`DatasetSplits`: a train and a test split plus what a model and an
-input pipeline need to know (classes, channels, image size, per-channel mean and std).
+A loader returns :class:`DatasetSplits`: a train and a test split (and optionally a
+validation split held out of the training set, :mod:`igc.data.holdout`) plus what a model
+and an input pipeline need to know (classes, channels, image size, per-channel mean and std).
 Small data sets are held in memory as :class:`TensorImageDataset` (uint8 images); large image
 folders are file-backed ``torch.utils.data.Dataset`` objects that return the same
 ``(uint8 image (C, H, W), label)`` pairs.
@@ -60,7 +61,8 @@ class DatasetSplits:
     ``train``/``test`` are :class:`TensorImageDataset` (in memory) or file-backed datasets
     yielding ``(uint8 (C, H, W) tensor, int label)``. ``mean``/``std`` are per-channel
     statistics on the 0..1 pixel scale; ``image_size`` is the (square) side fed to the model.
-    ``origin`` says where the files were read from ("" when made in memory).
+    ``origin`` says where the files were read from ("" when made in memory). ``val`` is the
+    validation split held out of the training set (:mod:`igc.data.holdout`), or None.
     """
 
     name: str
@@ -72,6 +74,7 @@ class DatasetSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     origin: str = ""
+    val: Dataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -89,7 +92,8 @@ class DatasetSplits:
                 min(self.std) <= 0:
             raise IGCError(f"{where}: mean and std need {self.in_channels} entries and a "
                            "positive std")
-        for split_name, split in (("train", self.train), ("test", self.test)):
+        named = [("train", self.train), ("test", self.test)]
+        for split_name, split in named + ([("val", self.val)] if self.val is not None else []):
             if len(split) == 0:
                 raise IGCError(f"{where} has an empty {split_name} split")
             if isinstance(split, TensorImageDataset):

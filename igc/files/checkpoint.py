@@ -107,6 +107,8 @@ class TrainingRecord(ModelRecord):
     partial: dict | None = _field(Spec(dict, 0, 8, optional=True, null=True,
                                        items=Spec(float, 0, None)))
     train_seconds: float | None = _field(Spec(float, 0, None, optional=True))
+    sessions: list | None = _field(Spec(list, 0, 100_000, optional=True,
+                                        items=Spec(dict, 0, 8)))
     images_seen: int | None = _field(Spec(int, 0, _BIG, optional=True))
     loader: dict | None = _field(Spec(dict, 0, 8, optional=True))
     last_record: dict | None = _field(Spec(dict, 0, 64, optional=True, null=True))

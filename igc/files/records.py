@@ -36,13 +36,16 @@ METRIC_FIELDS: dict[str, Spec] = {
     "lr": Spec(float, 0, None), "test_loss": _NUM, "top1": _PCT, "top5": _PCT,
     "seconds": _NUM, "images_per_s": _NUM, "eval_seconds": _NUM, "images": _COUNT,
     "step": _COUNT, "ema_test_loss": _NUM, "ema_top1": _PCT, "ema_top5": _PCT,
+    "test_top1": _PCT, "test_top5": _PCT, "val_loss": _NUM, "val_top1": _PCT,
+    "val_top5": _PCT, "ema_val_loss": _NUM, "ema_val_top1": _PCT, "ema_val_top5": _PCT,
 }
 #: ``summary.json`` (a finished run) as ``igc summarize`` and ``igc plot`` read it.
 SUMMARY_FIELDS: dict[str, Spec] = {
     "model": Spec(str, 1, MAX_NAME), "data": Spec(str, 0, MAX_NAME),
     "recipe": Spec(str, 0, MAX_NAME, optional=True), "top1": _PCT, "top5": _PCT,
     "params": _COUNT, "macs": _COUNT, "epochs": Spec(int, 0, MAX_EPOCHS, optional=True),
-    "ema_top1": _PCT, "ema_top5": _PCT,
+    "ema_top1": _PCT, "ema_top5": _PCT, "val_top1": _PCT, "val_top5": _PCT,
+    "val_images": _COUNT,
 }
 #: ``run.json`` (what a run is), as far as readers use it.
 RUN_FIELDS: dict[str, Spec] = {

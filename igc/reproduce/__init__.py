@@ -127,6 +127,11 @@ def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = 
     where = parse_shard(shard) if isinstance(shard, str) or shard is None else shard
     if where is not None:
         parse_shard(f"{where[0]}/{where[1]}")
+    if train and not estimate_only and threads is not None and plan.threads and \
+            (threads == 0 or threads > plan.threads):
+        raise IGCError(f"the {plan.name} budget trains with {plan.threads} torch thread(s) "
+                       f"per run and its records are compared so; --threads {threads} would "
+                       "train runs that break it: drop --threads (or use --report-only)")
     targets = resolve(names, plan.targets)
     out = Path(out) if out is not None else default_out(data, plan.name)
     config = Config(data, plan, epochs, data_dir, seeds, device, threads)

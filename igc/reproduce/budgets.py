@@ -10,6 +10,9 @@ train_size      training images: a fixed subset of that many (absent: the whole 
 test_size       test images, likewise
 epochs          epochs (absent: the recipe's); step milestones keep their fractions
 seeds           seeds per network (required, >= 1)
+target_seeds    a table target -> seeds for the targets that get more (or fewer) seeds
+                than ``seeds``, chosen before their results were seen (e.g. ``{table4 =
+                5}``); ``--seeds`` overrides both
 image_size      resize every image to this square size (absent: keep the data's)
 stem_stride     stem stride of the Table 1 networks (Tables 4 and 6; 1 or 2; 1)
 stem_stride_8l  stem stride of the 8-layer networks without down-sampling (1 or 2; 1)
@@ -20,6 +23,8 @@ threads         torch threads per run unless ``--threads`` says (0: every core; 
 groups          Tables 2 and 5: only their first N groups of rows (absent: all)
 batch_size      override the recipe's batch (absent: the recipe's)
 eval_every      evaluate every N epochs (0: only after the last epoch; 0)
+val_images      training images held out as a validation split (0: none, every run
+                trains on the whole training subset; 0)
 targets         the empirical targets of ``all`` / ``empirical`` at this budget (absent:
                 every empirical target)
 ==============  ==========================================================================
@@ -59,7 +64,13 @@ class Budget:
     groups: int | None = None
     batch_size: int | None = None
     eval_every: int = 0
+    val_images: int = 0
     targets: tuple[str, ...] | None = None
+    target_seeds: tuple[tuple[str, int], ...] = ()
+
+    def seeds_for(self, target: str) -> int:
+        """Seeds per network of ``target`` (``target_seeds``, else ``seeds``)."""
+        return dict(self.target_seeds).get(target, self.seeds)
 
     def summary(self, seeds: int | None = None) -> str:
         """One line: the data, epochs, seeds (``seeds`` when --seeds changed them) and the
@@ -67,7 +78,7 @@ class Budget:
         parts = [f"training images: {self.train_size or 'all'}",
                  f"test images: {self.test_size or 'all'}",
                  f"epochs: {self.epochs or 'as the recipe says'}",
-                 f"seeds: {seeds or self.seeds}"]
+                 f"seeds: {seeds or self._seeds_text()}"]
         if self.image_size:
             parts.append(f"images resized to {self.image_size}x{self.image_size}")
         if self.stem_stride != 1:
@@ -82,12 +93,16 @@ class Budget:
             parts.append(f"Tables 2 and 5: only their first {self.groups} group(s) of rows")
         return "; ".join(parts)
 
+    def _seeds_text(self) -> str:
+        more = ", ".join(f"{n} for {t}" for t, n in self.target_seeds)
+        return f"{self.seeds}" + (f" ({more}, chosen before their results)" if more else "")
+
 
 #: key -> (type, smallest value) of the optional integer keys.
 _INTS = {"train_size": 1, "test_size": 1, "epochs": 1, "image_size": 4,
          "stem_stride": 1, "stem_stride_8l": 1, "figure2_panels": 1, "figure3_budget": 100,
          "threads": 0,
-         "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1}
+         "groups": 1, "batch_size": 1, "eval_every": 0, "seeds": 1, "val_images": 0}
 _REQUIRED = ("description", "recipe", "seeds")
 
 
@@ -96,7 +111,7 @@ def parse_budget(name: str, table: Any, origin: str = BUDGETS_FILE) -> Budget:
     where = f"{origin} [{name}]"
     if not isinstance(table, dict):
         raise IGCError(f"{where} is not a table; fix the file")
-    known = {"description", "recipe", "depths", "targets", *_INTS}
+    known = {"description", "recipe", "depths", "targets", "target_seeds", *_INTS}
     extra = sorted(set(table) - known)
     if extra:
         raise unknown_name(f"key of {where}", extra[0], known)
@@ -131,6 +146,13 @@ def parse_budget(name: str, table: Any, origin: str = BUDGETS_FILE) -> Budget:
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise IGCError(f"{where}: targets must be a list of target names")
         values["targets"] = tuple(targets)
+    if "target_seeds" in table:
+        chosen = table["target_seeds"]
+        if not isinstance(chosen, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                for n in chosen.values()):
+            raise IGCError(f"{where}: target_seeds must be a table of target = seeds (>= 1)")
+        values["target_seeds"] = tuple(chosen.items())
     return Budget(name=name, **values)
 
 

@@ -69,9 +69,11 @@ def plan(targets: Sequence[str], config: Config, out: Path) -> list[RunSpec]:
     """Every run of ``targets``, seed-major (each seed's full comparison before the next
     seed), in a fixed order: shards split this list."""
     arms = {t: arms_for(t, config.budget) for t in targets}
+    most = max((config.seeds_for(t) for t in targets), default=0)
     return [RunSpec(t, arm, seed, run_key(t, arm, config, seed),
                     out / t / arm.id / f"seed-{seed}")
-            for seed in range(config.num_seeds) for t in targets for arm in arms[t]]
+            for seed in range(most) for t in targets if seed < config.seeds_for(t)
+            for arm in arms[t]]
 
 
 def shard(specs: Sequence[RunSpec], index: int, count: int) -> list[RunSpec]:
@@ -147,6 +149,26 @@ def read_curve(path: Path) -> list[float]:
         if isinstance(record, dict) and _number(record.get("top1"), 0, 100):
             curve.append(float(record["top1"]))
     return curve
+
+
+def read_metrics_seconds(path: Path) -> float:
+    """The training plus evaluation seconds of every epoch in ``metrics.jsonl`` (summed
+    over all the sessions that trained the run; 0 when unreadable)."""
+    total = 0.0
+    try:
+        lines = (path / METRICS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            for key in ("seconds", "eval_seconds"):
+                if _number(record.get(key), 0):
+                    total += float(record[key])
+    return total
 
 
 def epochs_done(path: Path) -> int:

@@ -2,9 +2,17 @@
 
 A claim says that the networks ``better`` beat the networks ``worse`` of one empirical
 target. With one network on each side it is a plain ordering; with several, the best of each
-side (highest mean over seeds) is compared (e.g. "the best K of Figure 2 is the
-complementary one or next to it"). The test is Welch's 95 % interval for the difference of
-the two means over seeds (:mod:`igc.reproduce.stats`), and its verdict.
+side (highest mean over seeds) is shown (e.g. "the best K of Figure 2 is the
+complementary one or next to it"). The test of a plain ordering is Welch's 95 % interval
+for the difference of the two means over seeds (:mod:`igc.reproduce.stats`), or the paired
+interval over common seeds for a claim marked ``paired``, and its verdict.
+
+A set claim is tested over every pair (b, w) of a ``better`` and a ``worse`` network,
+with Holm's correction over all of them (family-wise error 5 %), which also covers the
+choice of which network is best: it **agrees** when one ``better`` network beats every
+``worse`` one (Holm-adjusted p < 0.05 and a positive difference for each of its pairs),
+**contradicts** when one ``worse`` network beats every ``better`` one, and is otherwise
+**not resolved**.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from igc.files.tomlfile import parse_toml
 CLAIMS_FILE = "claims.toml"
 #: Words that stand for the inner points / the two end points of a sweep (in arm order).
 INTERIOR, ENDS = "interior", "ends"
-_KEYS = {"target", "better", "worse", "claim", "where", "paper"}
+_KEYS = {"target", "better", "worse", "claim", "where", "paper", "paired"}
+#: Family-wise error rate of a set claim's pairs (Holm).
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class Claim:
     claim: str
     where: str
     paper: str | None = None
+    paired: bool = False
 
     @property
     def pairwise(self) -> bool:
@@ -76,7 +87,12 @@ def parse_claims(text: str, targets: Sequence[str], origin: str = CLAIMS_FILE) -
         paper = row.get("paper")
         if paper is not None and paper not in ("cifar10", "cifar100", "tiny-imagenet"):
             raise IGCError(f"{where}: paper must be cifar10, cifar100 or tiny-imagenet")
-        out.append(Claim(row["target"], sides[0], sides[1], row["claim"], row["where"], paper))
+        if not isinstance(row.get("paired", False), bool) or (
+                row.get("paired") and (len(sides[0]) != 1 or len(sides[1]) != 1)):
+            raise IGCError(f"{where}: paired must be true or false, and only for one "
+                           "network on each side")
+        out.append(Claim(row["target"], sides[0], sides[1], row["claim"], row["where"], paper,
+                         bool(row.get("paired", False))))
     return out
 
 
@@ -93,9 +109,23 @@ class Result(Protocol):
     """What a claim needs of one network's results (an ``empirical.ArmResult``)."""
 
     top1: list[float]
+    seeds: list[int]  # in the order of top1
+    runs: Mapping[int, Mapping[str, Any]]  # seed -> its result ("top1")
 
     @property
     def mean(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class PairTest:
+    """One pair of a set claim: ``better - worse`` (arm ids), Welch's interval, its
+    p-value and the Holm-adjusted one over the claim's pairs."""
+
+    better: str
+    worse: str
+    interval: stats.Welch
+    p: float
+    p_holm: float
 
 
 @dataclass
@@ -109,6 +139,7 @@ class ClaimTest:
     interval: stats.Welch | None
     verdict: str
     paper_diff: float | None = None  # the paper's better - worse, on claim.paper
+    pairs: list[PairTest] | None = None  # a set claim's pairs (Holm)
 
 
 def _side(ids: Sequence[str], arms: Sequence[str]) -> list[str] | None:
@@ -146,7 +177,40 @@ def check_claim(claim: Claim, results: Mapping[str, Result],
         paper_diff = paper[better[0]] - paper[worse[0]]
     if not b.top1 or not w.top1 or any(results[i].mean is None for i in better + worse):
         return ClaimTest(claim, b, w, None, stats.NOT_RUN, paper_diff)
-    if len(b.top1) < 2 or len(w.top1) < 2:
+    if any(len(results[i].top1) < 2 for i in better + worse):
         return ClaimTest(claim, b, w, None, stats.UNTESTED, paper_diff)
-    interval = stats.welch(b.top1, w.top1)
-    return ClaimTest(claim, b, w, interval, stats.verdict(interval), paper_diff)
+    if claim.paired:
+        common = sorted(set(b.seeds) & set(w.seeds))
+        if len(common) < 2:
+            return ClaimTest(claim, b, w, None, stats.UNTESTED, paper_diff)
+        interval = stats.paired([b.runs[s]["top1"] for s in common],
+                                [w.runs[s]["top1"] for s in common])
+    else:
+        interval = stats.welch(b.top1, w.top1)
+    if len(better) == 1 and len(worse) == 1:
+        return ClaimTest(claim, b, w, interval, stats.verdict(interval), paper_diff)
+    pairs = holm_pairs(better, worse, results)
+    return ClaimTest(claim, b, w, interval, set_verdict(pairs, better, worse), paper_diff,
+                     pairs)
+
+
+def holm_pairs(better: Sequence[str], worse: Sequence[str],
+               results: Mapping[str, Result]) -> list[PairTest]:
+    """Welch's interval and p-value of every pair (b, w), Holm-adjusted over them all."""
+    intervals = [(x, y, stats.welch(results[x].top1, results[y].top1))
+                 for x in better for y in worse]
+    p = [stats.p_value(i) for _, _, i in intervals]
+    return [PairTest(x, y, i, pv, adj)
+            for (x, y, i), pv, adj in zip(intervals, p, stats.holm(p))]
+
+
+def set_verdict(pairs: Sequence[PairTest], better: Sequence[str],
+                worse: Sequence[str]) -> str:
+    """The verdict of a set claim from its Holm-adjusted pairs (module docstring)."""
+    won = {(t.better, t.worse) for t in pairs if t.p_holm < ALPHA and t.interval.diff > 0}
+    lost = {(t.better, t.worse) for t in pairs if t.p_holm < ALPHA and t.interval.diff < 0}
+    if any(all((x, y) in won for y in worse) for x in better):
+        return stats.AGREES
+    if any(all((x, y) in lost for x in better) for y in worse):
+        return stats.CONTRADICTS
+    return stats.UNRESOLVED

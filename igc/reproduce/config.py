@@ -44,6 +44,10 @@ class Config:
     def num_seeds(self) -> int:
         return self.seeds or self.budget.seeds
 
+    def seeds_for(self, target: str) -> int:
+        """Seeds per network of ``target``: ``--seeds``, else the budget's for it."""
+        return self.seeds or self.budget.seeds_for(target)
+
     @property
     def num_threads(self) -> int:
         return self.budget.threads if self.threads is None else self.threads
@@ -56,7 +60,8 @@ class Config:
         base = load_recipe(b.recipe)
         changes: list[tuple[str, Any]] = [("eval_every", b.eval_every), ("seed", 0),
                                           ("data", self.data), ("model", ""),
-                                          ("model_args", {}), ("threads", self.num_threads)]
+                                          ("model_args", {}), ("threads", self.num_threads),
+                                          ("val_images", b.val_images)]
         epochs = self.epochs or b.epochs
         if epochs:
             changes.append(("epochs", epochs))
@@ -79,6 +84,9 @@ class Config:
         recipe = self.recipe().to_dict()
         for key in ("seed", "name", "threads", "adaptive_threads"):  # speed only
             recipe.pop(key, None)
+        if recipe.get("val_images") == 0:  # no held-out split: as before the key existed
+            recipe.pop("val_images", None)
+            recipe.pop("val_seed", None)
         return {"format": LAYOUT, "data": canonical_name(self.data),
                 "budget": self.budget.name, "train_size": self.budget.train_size,
                 "test_size": self.budget.test_size, "image_size": self.budget.image_size,

@@ -23,9 +23,16 @@ STATISTICS = (
     "on the difference of the mean top-1 of A and B with Welch's 95 % confidence interval "
     "(unequal variances, Welch-Satterthwaite degrees of freedom, the t quantile computed "
     f"exactly): **{AGREES}** when the interval lies above 0, **{CONTRADICTS}** when it lies "
-    f"below 0, **{UNRESOLVED}** when it contains 0. Where a claim names sets of networks "
-    "(e.g. 'the best K is the complementary one or next to it'), the best network of each "
-    "set is compared; that choice is not corrected for, so read such verdicts as indicative.")
+    f"below 0, **{UNRESOLVED}** when it contains 0. A claim marked 'paired by seed' uses the "
+    "paired t interval over the seeds both networks ran instead. Where a claim names sets "
+    "of networks (e.g. 'the best K is the complementary one or next to it'), every pair of "
+    "a network of the better side and one of the worse side gets Welch's two-sided p-value, "
+    "and Holm's step-down correction over all those pairs keeps the family-wise error at "
+    "5 % (covering the choice of the best network too): the claim agrees when one network "
+    "of the better side beats every network of the worse side at adjusted p < 0.05, "
+    "contradicts it when one network of the worse side beats every network of the better "
+    "side, and is not resolved otherwise. The seeds per network were fixed in budgets.toml "
+    "before the results they add were seen.")
 
 
 def header(analytic: Sequence[Section], empirical: Sequence[TargetResult], config: Config,
@@ -109,7 +116,7 @@ def _empirical_lines(empirical: Sequence[TargetResult], config: Config,
     commits = sorted({c for r in empirical for c in r.commits()})
     lines = [
         f"* **Empirical targets** were trained on **{config.data}** at the `{b.name}` budget: "
-        f"{b.summary(config.num_seeds)} (0..{config.num_seeds - 1}); one recipe for every "
+        f"{b.summary(config.seeds)} (seeds numbered from 0); one recipe for every "
         f"network of every comparison ({recipe_line(config)}), nothing tuned per network.",
         f"* {done} of {total} runs finished, {wall / 3600:.2f} h of training wall time in "
         "all (the sum over runs; runs may have run at the same time).",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import igc.reproduce.cache as cache
@@ -48,7 +49,15 @@ class ArmResult:
 
     @property
     def seconds(self) -> list[float]:
+        """Wall time of every finished run, summed over its sessions."""
         return [float(self.runs[s]["seconds"]) for s in self.seeds]
+
+    @property
+    def budget_seconds(self) -> list[float]:
+        """Wall time of the runs that kept the budget's threads per run (the mean wall
+        time per run leaves the others out)."""
+        return [float(self.runs[s]["seconds"]) for s in self.seeds
+                if not self.runs[s].get("threads_over")]
 
     @property
     def params(self) -> int | None:
@@ -76,6 +85,7 @@ class TargetResult:
     arms: list[ArmResult]
     problems: list[str]  # cached runs not used (corrupt, stale, being trained)
     tests: list[ClaimTest]
+    flags: list[str] = field(default_factory=list)  # runs used, with what to know of them
 
     @property
     def target(self) -> str:
@@ -106,22 +116,24 @@ class TargetResult:
 
     def commits(self) -> list[str]:
         """The distinct commits the finished runs were trained with."""
-        return sorted({str(r.get("commit")) for a in self.arms for r in a.runs.values()
-                       if r.get("commit")})
+        return sorted({str(c) for a in self.arms for r in a.runs.values()
+                       for c in (r.get("commits") or [r.get("commit")]) if c})
 
 
 def collect(target: str, config: Config, states: Sequence[RunState]) -> TargetResult:
     """The results of ``target`` from the cache states of its runs (in plan order)."""
     spec = SPECS[target]
     by_arm: dict[str, ArmResult] = {}
-    problems = []
+    problems: list[str] = []
+    flags: list[str] = []
     for s in states:
         if s.spec.target != target:
             continue
         res = by_arm.setdefault(s.spec.arm.id, ArmResult(s.spec.arm))
         res.expected += 1
         if s.state == cache.DONE and s.result is not None:
-            res.runs[s.spec.seed] = s.result
+            res.runs[s.spec.seed] = accounted(s.result, s.spec.path, s.spec.name,
+                                              config.budget.threads, flags)
         elif s.state in (cache.CORRUPT, cache.STALE, cache.LOCKED):
             problems.append(f"{s.spec.name}: {s.state} ({s.problem})")
     arms = list(by_arm.values())
@@ -138,4 +150,31 @@ def collect(target: str, config: Config, states: Sequence[RunState]) -> TargetRe
         test = check_claim(claim, results, paper)
         if test is not None:
             tests.append(test)
-    return TargetResult(spec, config, arms, problems, tests)
+    return TargetResult(spec, config, arms, problems, tests, flags)
+
+
+def accounted(record: dict[str, Any], path: Path, name: str, threads: int,
+              flags: list[str]) -> dict[str, Any]:
+    """``record`` (a run's ``result.json``) with honest accounting, and a line in
+    ``flags`` for each correction: a resumed run recorded before runs kept their sessions
+    (no ``sessions`` field) counted only its last session's wall time, so its ``seconds``
+    become the sum of the per-epoch training and evaluation times of ``metrics.jsonl``
+    (all sessions; start-up not included) when that is larger; a run that used more
+    torch threads than the budget's ``threads`` (> 0) is marked ``threads_over``."""
+    out = dict(record)
+    if out.get("resumed") and "sessions" not in out:
+        epochs = cache.read_metrics_seconds(path)
+        if epochs > float(out["seconds"]):
+            flags.append(f"{name} was resumed and its record counts only its last "
+                         f"session ({float(out['seconds']):,.0f} s); its per-epoch times "
+                         f"over all sessions sum to {epochs:,.0f} s, used here; the commits "
+                         "of its earlier sessions were not recorded (only "
+                         f"{str(out.get('commit'))[:12]})")
+            out["session_seconds"], out["seconds"] = out["seconds"], epochs
+    used = out.get("threads")
+    if threads and isinstance(used, int) and used > threads:
+        out["threads_over"] = True
+        flags.append(f"{name} trained with {used} threads, but the budget says {threads} "
+                     "per run: its accuracy is used (threads change only float rounding), "
+                     "its wall time is left out of the mean wall time per run")
+    return out

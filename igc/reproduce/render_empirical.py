@@ -5,6 +5,8 @@ curves and plots."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import igc.reproduce.plots as plots
 from igc.reproduce.arms import paper_accuracy
 from igc.reproduce.claims import ClaimTest
@@ -12,6 +14,9 @@ from igc.reproduce.config import Config
 from igc.reproduce.empirical import TargetResult
 from igc.reproduce.report import Plot, Section, Table, as_record, fmt_count, fmt_mean_std
 from igc.reproduce.stats import CONTRADICTS
+
+if TYPE_CHECKING:
+    from igc.train.recipe import Recipe
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
                  "tiny-imagenet": "Tiny ImageNet"}
@@ -21,9 +26,23 @@ def recipe_line(config: Config) -> str:
     """The shared recipe in one line."""
     r = config.recipe()
     return (f"{r.name}: {r.epochs} epochs, batch {r.batch_size}, SGD lr {r.lr:g} "
-            f"({r.schedule}{' ' + str(r.milestones) if r.schedule == 'multistep' else ''}), "
+            f"({schedule_text(r)}), "
             f"momentum {r.momentum:g}{' Nesterov' if r.nesterov else ''}, wd {r.weight_decay:g}, "
             f"augmentation {', '.join(r.train_augment)}")
+
+
+def schedule_text(recipe: Recipe) -> str:
+    """The schedule as run: ``x0.1 after epochs 2 and 4 (2 decays)`` for the milestones
+    actually used (the budget's epochs round the recipe's fractions)."""
+    if recipe.schedule != "multistep":
+        return recipe.schedule
+    if not recipe.milestones:
+        return "constant: no decay within the epochs"
+    ms = [str(m) for m in recipe.milestones]
+    where = ms[0] if len(ms) == 1 else ", ".join(ms[:-1]) + " and " + ms[-1]
+    n = len(ms)
+    return (f"x{recipe.gamma:g} after epoch{'s' if n > 1 else ''} {where}: {n} "
+            f"decay{'s' if n > 1 else ''}")
 
 
 def interval_text(test: ClaimTest) -> str:
@@ -52,11 +71,36 @@ def claims_table(tests: list[ClaimTest]) -> Table:
         paper = "—" if t.paper_diff is None else (
             f"{t.paper_diff:+.2f} ({DATASET_NAMES[t.claim.paper or '']})")
         seeds = f"{len(t.better.top1)} / {len(t.worse.top1)}"
-        rows.append([t.claim.claim, t.claim.where, compared(t), paper, interval_text(t),
-                     seeds, f"**{t.verdict}**"])
+        ours = interval_text(t) + (" (paired by seed)" if t.claim.paired else "")
+        rule = " (Holm over the pairs below)" if t.pairs else ""
+        rows.append([t.claim.claim, t.claim.where, compared(t), paper, ours, seeds,
+                     f"**{t.verdict}**{rule}"])
     return Table(headers, rows, "Differences are top-1 points, better minus worse as the "
-                 "paper claims them; the interval is Welch's 95 % interval over seeds. "
-                 "Seeds: runs of each side.")
+                 "paper claims them; the interval is Welch's 95 % interval over seeds (the "
+                 "paired t interval over common seeds where marked). A claim about a set "
+                 "(\"the best K is ...\") shows its best network of each side, but is "
+                 "decided over every pair with Holm's correction: it agrees when one network "
+                 "of the better side beats every network of the other (adjusted p < 0.05), "
+                 "contradicts in the reverse case, and is not resolved otherwise. Seeds: "
+                 "runs of each side.")
+
+
+def pairs_table(tests: list[ClaimTest]) -> Table | None:
+    """Every pair of the set claims, with Welch's interval and Holm-adjusted p-values."""
+    rows = []
+    for t in tests:
+        for p in t.pairs or []:
+            w = p.interval
+            diff = (f"{w.diff:+.2f}" if w.se == 0 else
+                    f"{w.diff:+.2f} [{w.low:+.2f}, {w.high:+.2f}]")
+            rows.append([t.claim.where, p.better, p.worse, diff, f"{p.p:.3f}",
+                         f"{p.p_holm:.3f}"])
+    if not rows:
+        return None
+    return Table(["claim", "better side", "worse side", "difference [95 % CI, Welch]", "p",
+                  "p (Holm, over the claim's pairs)"], rows,
+                 "The pairs of each set claim: two-sided Welch p-values and Holm's "
+                 "step-down adjustment over all pairs of the claim.")
 
 
 def _results_table(r: TargetResult) -> Table:
@@ -71,7 +115,7 @@ def _results_table(r: TargetResult) -> Table:
         headers.insert(2, "non-sparsity")
     rows = []
     for a in r.arms:
-        seconds = a.seconds
+        seconds = a.budget_seconds
         row = [a.arm.group, a.arm.label, f"`{a.arm.model}`", fmt_count(a.params),
                fmt_count(a.macs), fmt_mean_std(a.mean, a.std),
                ", ".join(map(str, a.seeds)) or "—",
@@ -110,7 +154,8 @@ def render_target(r: TargetResult, command: str = "") -> Section:
     machines = r.machines()
     intro = spec.intro + (
         f"\n\n**Ours: {config.data}, budget `{config.budget.name}`** "
-        f"({config.budget.summary(config.num_seeds)}; recipe: {recipe_line(config)}); "
+        f"({config.budget.summary(config.seeds_for(spec.target))}; recipe: "
+        f"{recipe_line(config)}); "
         f"{r.done_runs} of {r.total_runs} runs, {r.wall_seconds / 60:.1f} min of training "
         "wall time in all"
         + (f" on {'; '.join(f'{m} ({n} runs)' for m, n in machines.items())}"
@@ -124,6 +169,9 @@ def render_target(r: TargetResult, command: str = "") -> Section:
     tables = [_results_table(r)]
     if r.tests:
         tables.append(claims_table(r.tests))
+        pairs = pairs_table(r.tests)
+        if pairs is not None:
+            tables.append(pairs)
     curves = _curves_table(r)
     if curves is not None:
         tables.append(curves)
@@ -133,6 +181,7 @@ def render_target(r: TargetResult, command: str = "") -> Section:
         notes.append(f"{pending} of {r.total_runs} runs are not finished; rerun the command "
                      "to train them (finished runs are reused).")
     notes += [f"Not used: {p}." for p in r.problems]
+    notes += [f"Accounting: {f}." for f in r.flags]
     notes += [f"{t.claim.where}: our result **{t.verdict}** ({t.claim.claim}: "
               f"{interval_text(t)})." for t in r.tests if t.verdict == CONTRADICTS]
     title = f"{spec.title.split(':')[0]} on {config.data} ({config.budget.name} budget)"
@@ -155,12 +204,18 @@ def data(r: TargetResult) -> dict:
                      "top1": a.top1, "mean": a.mean, "std": a.std, "seconds": a.seconds,
                      "params": a.params, "macs": a.macs, "curve": a.curve(),
                      "runs": {str(s): {k: a.runs[s].get(k) for k in (
-                         "key", "top1", "seconds", "epochs", "machine", "commit", "started")}
+                         "key", "top1", "seconds", "epochs", "machine", "commit", "started",
+                         "commits", "threads", "session_seconds")}
                          for s in a.seeds},
                      **a.arm.extra})
     tests = [{"claim": t.claim.claim, "where": t.claim.where, "better": t.better.arm.id,
               "worse": t.worse.arm.id, "verdict": t.verdict, "paper_diff": t.paper_diff,
-              "interval": as_record(t.interval)} for t in r.tests]
-    return {"target": r.target, "config": r.config.identity(), "seeds": r.config.num_seeds,
+              "interval": as_record(t.interval), "paired": t.claim.paired,
+              "pairs": [{"better": p.better, "worse": p.worse, "interval":
+                         as_record(p.interval), "p": p.p, "p_holm": p.p_holm}
+                        for p in t.pairs or []]} for t in r.tests]
+    return {"target": r.target, "config": r.config.identity(),
+            "seeds": r.config.seeds_for(r.target),
             "runs_done": r.done_runs, "runs_total": r.total_runs, "arms": arms,
-            "tests": tests, "problems": r.problems}
+            "tests": tests, "problems": r.problems,
+            "flags": r.flags}

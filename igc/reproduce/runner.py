@@ -62,8 +62,15 @@ class Outcome:
 
 def result_record(spec: RunSpec, config: Config, summary: dict[str, Any], wall: float,
                   started: float, resumed: bool, recovered: bool = False) -> dict[str, Any]:
-    """The ``result.json`` of a finished run."""
+    """The ``result.json`` of a finished run. ``wall`` is this session's wall time;
+    ``seconds`` adds the earlier sessions of a resumed run (the trainer's ``sessions``),
+    ``commits`` names every commit that trained part of it."""
     device = str(summary.get("device", config.device))
+    sessions = summary.get("sessions") if isinstance(summary.get("sessions"), list) else []
+    earlier = sum(float(s.get("seconds") or 0.0) for s in sessions[:-1]
+                  if isinstance(s, dict))
+    commits = list(dict.fromkeys(str(c) for c in [*(summary.get("commits") or []),
+                                                  git_commit()] if c))
     return {
         "key": spec.key, "target": spec.target, "arm": spec.arm.id, "label": spec.arm.label,
         "model": spec.arm.model, "model_args": spec.arm.args, "seed": spec.seed,
@@ -71,9 +78,13 @@ def result_record(spec: RunSpec, config: Config, summary: dict[str, Any], wall: 
         "top1": summary.get("top1"), "top5": summary.get("top5"),
         "params": summary.get("params"), "macs": summary.get("macs"),
         "epochs": summary.get("epochs"), "curve": cache.read_curve(spec.path),
-        "seconds": wall, "train_seconds": summary.get("train_seconds"),
-        "threads": summary.get("threads"), "device": device,
+        "seconds": earlier + wall, "session_seconds": wall,
+        "sessions": max(1, len(sessions)), "train_seconds": summary.get("train_seconds"),
+        "threads": max([summary.get("threads") or 0, *(s.get("threads") or 0 for s in
+                                                       sessions if isinstance(s, dict))]),
+        "thread_steps": summary.get("thread_steps"), "device": device,
         "machine": machine(device, summary.get("threads")), "commit": git_commit(),
+        "commits": commits,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "resumed": resumed, "recovered": recovered,
     }
@@ -85,7 +96,8 @@ def recover(spec: RunSpec, config: Config) -> dict[str, Any]:
     summary = cache.read_json(spec.path / cache.SUMMARY)
     if not isinstance(summary, dict):
         raise ValueError(f"{cache.SUMMARY} is not an object")
-    record = result_record(spec, config, summary, float(summary.get("seconds", 0.0)),
+    this = summary.get("session_seconds", summary.get("seconds", 0.0))  # the last session
+    record = result_record(spec, config, summary, float(this or 0.0),
                            time.time(), resumed=False, recovered=True)
     problem = _write_checked(spec, record)
     if problem:

@@ -143,6 +143,44 @@ def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Welch:
     return Welch(diff, se, df, diff - half, diff + half, level, n_a, n_b)
 
 
+def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Welch:
+    """The paired t interval for ``mean(a - b)`` over matched values (the same seeds: the
+    same data order and augmentation draws), ``n - 1`` degrees of freedom; at least 2
+    pairs. Zero spread of the differences gives ``(-inf, inf)`` as :func:`welch` does."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("a paired interval needs at least 2 matched pairs")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    d = [x - y for x, y in zip(a, b)]
+    n, diff = len(d), statistics.fmean(d)
+    se = statistics.stdev(d) / math.sqrt(n)
+    if se == 0.0:
+        return Welch(diff, 0.0, math.nan, -math.inf, math.inf, level, n, n)
+    half = t_quantile(0.5 + level / 2.0, n - 1) * se
+    return Welch(diff, se, float(n - 1), diff - half, diff + half, level, n, n)
+
+
+def p_value(interval: Welch) -> float:
+    """The two-sided p-value of ``interval``'s difference against 0 (1 without spread)."""
+    if interval.se == 0.0 or math.isnan(interval.df):
+        return 1.0
+    return min(1.0, 2.0 * (1.0 - t_cdf(abs(interval.diff) / interval.se, interval.df)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order: sorted ascending, the
+    ``i``-th (from 0) of ``m`` is ``max_{j <= i} min(1, (m - j) p_(j))``. Rejecting where
+    the adjusted value is below ``alpha`` keeps the family-wise error at ``alpha``."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
 def verdict(interval: Welch | None) -> str:
     """What an interval for ``claimed better - claimed worse`` says about the claim:
     :data:`AGREES` when it lies above 0, :data:`CONTRADICTS` below 0, else

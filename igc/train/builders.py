@@ -92,12 +92,18 @@ def build_recipe(config: RunConfig, state: dict | None,
         raise IGCError(f"the checkpoint in {config.out} was trained on {state['data']}, not "
                        f"{config.data}; resume with --data {state['data']}")
     try:
-        saved = from_mapping({k: v for k, v in state["recipe"].items() if k != "name"},
-                             str(state["recipe"].get("name", "custom")))
+        held = {k: v for k, v in state["recipe"].items() if k != "name"}
+        held.setdefault("val_images", 0)  # a checkpoint older than the validation split
+        saved = from_mapping(held, str(state["recipe"].get("name", "custom")))
     except IGCError as exc:
         raise IGCError(f"checkpoint {where} holds a bad recipe ({exc}); it cannot be "
                        "resumed") from None
     recipe = override(saved, config.overrides) if config.overrides else saved
+    for key in ("val_images", "val_seed"):  # the split decides which images train
+        if getattr(recipe, key) != getattr(saved, key):
+            raise IGCError(f"the run in {config.out} was trained with {key} = "
+                           f"{getattr(saved, key)}; a resume cannot change its validation "
+                           f"split: drop --val / --set {key}, or start a new run")
     before, after = saved.to_dict(), recipe.to_dict()
     changes = [f"{k} {shorten(repr(before[k]), 40)} -> {shorten(repr(v), 40)}"
                for k, v in after.items() if before[k] != v]
@@ -147,10 +153,18 @@ def build_network(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
 
 
 def build_splits(config: RunConfig, recipe: Recipe,
-                 splits: DatasetSplits | None) -> DatasetSplits:
-    """The data set (``splits`` when given), checked."""
-    return (splits or load_splits(config.data, config.data_dir, config.download,
-                                  recipe)).check()
+                 splits: DatasetSplits | None) -> tuple[DatasetSplits, int]:
+    """The data set (``splits`` when given), checked, with ``recipe.val_images`` training
+    images held out as its ``val`` split (:mod:`igc.data.holdout`; none when ``splits``
+    already has one), and that number resolved."""
+    from igc.data.holdout import resolve_val_images, with_validation
+
+    loaded = (splits or load_splits(config.data, config.data_dir, config.download,
+                                    recipe)).check()
+    if loaded.val is not None:
+        return loaded, len(loaded.val)
+    n = resolve_val_images(recipe.val_images, loaded.name, len(loaded.train))
+    return with_validation(loaded, n, recipe.val_seed).check(), n
 
 
 # ------------------------------------------------------------------------------ loaders
@@ -179,6 +193,16 @@ def build_loaders(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
     test = eval_loader(splits, recipe.eval_augment, recipe.eval_batch_size, device, dist,
                        config.num_workers)
     return train, test
+
+
+def build_val_loader(config: RunConfig, splits: DatasetSplits, recipe: Recipe,
+                     device: torch.device, dist: D.DistInfo) -> Any:
+    """The evaluation loader of the validation split (this rank's part), or None when the
+    data set has none."""
+    if splits.val is None:
+        return None
+    return eval_loader(splits, recipe.eval_augment, recipe.eval_batch_size, device, dist,
+                       config.num_workers, split="val")
 
 
 # ------------------------------------------------------------------------------ optimiser
@@ -218,5 +242,5 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, where: str) -> None:
 
 
 __all__ = ["Optimisation", "build_loaders", "build_network", "build_optimiser",
-           "build_process", "build_recipe", "build_splits", "check_optimizer_state",
-           "load_resume_state", "open_run_folder", "position_samples"]
+           "build_process", "build_recipe", "build_splits", "build_val_loader",
+           "check_optimizer_state", "load_resume_state", "open_run_folder", "position_samples"]

@@ -128,17 +128,22 @@ def header(trainer: Trainer) -> str:
     ema = f", EMA {r.ema_decay:g}" if r.ema else ""
     return (f"igc train: {trainer.config.model} ({trainer.params:,} parameters, "
             f"{count(trainer.macs)} multiply-adds) on {s.name}{origin} ({len(s.train):,} "
-            f"train / {len(s.test):,} test images); recipe {r.name}: {r.epochs} epochs, batch "
+            f"train / {len(s.val) if s.val is not None else 0:,} validation / "
+            f"{len(s.test):,} test images); recipe {r.name}: {r.epochs} epochs, batch "
             f"{r.batch_size}, lr {trainer.lr:g} {r.schedule}{ema}; {trainer.device}, "
             f"{trainer.governor.describe()} x {trainer.dist.world_size} process(es); "
             f"{state} in {trainer.config.out}")
 
 
 def epoch_line(rec: dict[str, Any], epochs: int) -> str:
-    """``epoch   3/15  train loss … acc …  test loss … top-1 … top-5 …  lr …  12.3s 1,676
-    img/s``."""
-    test = (f"test loss {rec['test_loss']:.4f} top-1 {pct(rec['top1'])} "
-            f"top-5 {pct(rec['top5'])}  " if rec.get("top1") is not None else "")
+    """``epoch   3/15  train loss … acc …  val loss … top-1 …  test loss … top-1 … top-5 …
+    lr …  12.3s 1,676 img/s`` (the splits evaluated this epoch)."""
+    test = (f"val loss {rec['val_loss']:.4f} top-1 {pct(rec['val_top1'])}  "
+            if rec.get("val_top1") is not None else "")
+    test += (f"test loss {rec['test_loss']:.4f} top-1 {pct(rec['top1'])} "
+             f"top-5 {pct(rec['top5'])}  " if rec.get("top1") is not None else "")
+    if rec.get("ema_val_top1") is not None:
+        test += f"EMA val top-1 {pct(rec['ema_val_top1'])}  "
     if rec.get("ema_top1") is not None:
         test += f"EMA top-1 {pct(rec['ema_top1'])}  "
     return (f"epoch {rec.get('epoch', 0):>3}/{epochs}  train loss "

@@ -16,6 +16,7 @@ from torch.utils.data import Subset
 
 from igc.data import BatchAugment, TensorImageDataset, make_loader
 from igc.data.base import DatasetSplits
+from igc.errors import IGCError
 from igc.train.distributed import DistInfo, all_reduce_sum
 from igc.train.metrics import topk_correct
 
@@ -100,10 +101,13 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 
 
 def eval_loader(splits: DatasetSplits, augment_spec: list, batch_size: int,
-                device: torch.device, dist: DistInfo | None = None, num_workers: int = 0):
-    """Batches of the test split for evaluation, this rank's disjoint part of it (no
-    padding, so every image counts once)."""
-    test = splits.test
+                device: torch.device, dist: DistInfo | None = None, num_workers: int = 0,
+                split: str = "test"):
+    """Batches of the ``test`` (or ``val``) split for evaluation, this rank's disjoint part
+    of it (no padding, so every image counts once)."""
+    test = splits.val if split == "val" else splits.test
+    if test is None:
+        raise IGCError(f"{splits.name} has no {split} split")
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     if world > 1:
         if isinstance(test, TensorImageDataset):

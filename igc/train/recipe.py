@@ -46,6 +46,15 @@ adaptive_threads   with ``threads = 0``: switch to one thread while other proces
                    the machine busy and back when it is idle (true; false keeps the first
                    choice, so that the run does not depend on the machine's load)
 seed               the random seed (weights, data order, augmentation)
+val_images         training images held out as the validation split (stratified by
+                   class, :mod:`igc.data.holdout`): evaluated every ``eval_every``
+                   epochs, the test split only after the last; 0 = none (the test split
+                   is then evaluated every ``eval_every`` epochs); -1 = the data set's
+                   default (5,000 for Fashion-MNIST, MNIST and CIFAR; none for data sets
+                   that ship a validation set). ``run.json`` and ``recipe.toml`` record
+                   the number resolved
+val_seed           the seed of the held-out images (fixed: 0, the same split for every
+                   training seed)
 grad_clip          clip the gradient norm (0 = off)
 log_every          steps between progress updates and loss checks
 ema                keep an exponential moving average of the weights (and BatchNorm
@@ -124,6 +133,8 @@ class Recipe:
     threads: int = 0
     adaptive_threads: bool = True
     seed: int = 0
+    val_images: int = -1
+    val_seed: int = 0
     grad_clip: float = 0.0
     log_every: int = 20
     ema: bool = False
@@ -255,6 +266,8 @@ def validate(recipe: Recipe) -> Recipe:
          f"{', '.join(TRAINING_FORMS)}, got {r.training_form!r}")
     need(r.seed >= 0, f"seed must be >= 0, got {r.seed}")
     within(r.seed, "seed", 0, checks.MAX_SEED)
+    within(r.val_images, "val_images", -1, 10**9, "val_images (-1: the data set's default)")
+    within(r.val_seed, "val_seed", 0, checks.MAX_SEED)
     need(r.grad_clip >= 0, "grad_clip must be >= 0")
     within(r.log_every, "log_every", 1, 1 << 30)
     need(0 < r.ema_decay < 1, f"ema_decay must be in (0, 1), got {r.ema_decay}")

@@ -47,6 +47,7 @@ def capture(trainer: Trainer) -> dict[str, Any]:
         samples_in_epoch=trainer.step_in_epoch * r.batch_size,
         global_step=trainer.global_step, partial=dict(trainer.partial),
         train_seconds=trainer.train_seconds, images_seen=trainer.images_seen,
+        sessions=trainer.all_sessions(),
         loader={"seed": r.seed, "epoch": trainer.epoch,
                 "world_size": trainer.dist.world_size, "batch_size": r.batch_size},
         recipe=r.to_dict(), last_record=trainer.last_record,

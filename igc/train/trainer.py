@@ -7,7 +7,15 @@
     run/recipe.toml      the resolved recipe of that checkpoint (--recipe run/recipe.toml)
     run/run.json         model, data set and its files, command line, versions, world size,
                          the git commit of the code
-    run/metrics.jsonl    one JSON line per epoch
+    run/metrics.jsonl    one JSON line per epoch; every accuracy names its split:
+                         ``val_loss``/``val_top1``/``val_top5`` (the validation split held
+                         out of the training set, evaluated every ``eval_every`` epochs)
+                         and ``test_loss``/``test_top1``/``test_top5`` (the test split:
+                         after the last epoch only when there is a validation split, else
+                         every ``eval_every`` epochs). ``top1``/``top5`` repeat the test
+                         split's numbers under their older names (files written before the
+                         validation split have only those); ``ema_``-prefixed: the same
+                         for the moving average of the weights
     run/summary.json     the final result (written when the last epoch is done)
 
 Exactness: the data order and augmentation of every epoch depend only on (seed, epoch,
@@ -19,6 +27,7 @@ that position.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
@@ -29,7 +38,8 @@ import torch
 from torch import nn
 
 from igc.data import DatasetSplits
-from igc.files.records import METRICS, RUN_INFO, truncate_metrics, write_json
+from igc.errors import IGCError
+from igc.files.records import METRICS, RUN_INFO, read_run_info, truncate_metrics, write_json
 from igc.files.run_dir import RECIPE
 from igc.log import get_logger
 from igc.provenance import git_commit
@@ -53,7 +63,9 @@ from igc.train.snapshot import capture, restore
 log = get_logger(__name__)
 
 Callback = CallbackFn
-_NO_TEST = {"test_loss": None, "top1": None, "top5": None, "eval_seconds": 0.0}
+_NO_TEST = {"test_loss": None, "test_top1": None, "test_top5": None, "top1": None,
+            "top5": None, "eval_seconds": 0.0}
+_NO_VAL = {"val_loss": None, "val_top1": None, "val_top5": None}
 
 
 class Trainer:
@@ -90,11 +102,14 @@ class Trainer:
                                         r.adaptive_threads)
         self.threads = self.governor.current
         self.amp, self.channels_last = r.amp, r.channels_last
-        self.splits = B.build_splits(c, r, self._splits)
+        self.splits, val_images = B.build_splits(c, r, self._splits)
+        if val_images != r.val_images:  # recipe.toml records the number resolved
+            self.recipe = r = dataclasses.replace(r, val_images=val_images)
         self.model, self.params, self.macs = B.build_network(c, self.splits, r, self.device,
                                                              self.dist)
         self.train_loader, self.test_loader = B.build_loaders(c, self.splits, r, self.device,
                                                               self.dist)
+        self.val_loader = B.build_val_loader(c, self.splits, r, self.device, self.dist)
         self.steps_per_epoch = len(self.train_loader)
         opt = B.build_optimiser(self.model, r, self.device)
         self.optimizer, self.scaler, self.criterion = opt.optimizer, opt.scaler, opt.criterion
@@ -107,6 +122,9 @@ class Trainer:
         self.pending_eval = False
         if self.resume_state is not None:
             restore(self, self.resume_state)
+        self.sessions = earlier_sessions(self.resume_state, self._recorded_commit())
+        self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "commit": git_commit(), "threads": self.threads, "seconds": 0.0}
         self.scheduler = build_scheduler(self.optimizer, r, self.lr, self.steps_per_epoch,
                                          self.epoch * self.steps_per_epoch + self.step_in_epoch)
         self.net: nn.Module = self.model
@@ -129,6 +147,25 @@ class Trainer:
         """Everything the checkpoint holds (every rank takes part: RNG states are
         gathered); see :func:`igc.train.snapshot.capture`."""
         return capture(self)
+
+    def _recorded_commit(self) -> str | None:
+        """The commit in the run folder's ``run.json`` before this session rewrites it
+        (None when absent or unreadable)."""
+        if self.resume_state is None or not self.main:
+            return None
+        try:
+            commit = read_run_info(self.config.out).get("commit")
+        except IGCError:
+            return None
+        return commit if isinstance(commit, str) else None
+
+    def all_sessions(self) -> list[dict[str, Any]]:
+        """Every session that trained this run, this one last with its seconds so far
+        (``threads``: the most torch threads it used)."""
+        used = max(self.governor.steps, default=self.threads)
+        now = {**self.session, "seconds": time.perf_counter() - self.start_time,
+               "threads": max(used, self.threads)}
+        return [*self.sessions, now]
 
     def save(self) -> None:
         """Write the checkpoint (rank 0), then, once per process, the run's metadata that
@@ -153,7 +190,10 @@ class Trainer:
                 "recipe": r.name, "command": c.command, "world_size": self.dist.world_size,
                 "device": str(self.device), "threads": self.threads,
                 "torch": str(torch.__version__), "lr": self.lr, "ema": r.ema,
-                "steps_per_epoch": self.steps_per_epoch, "commit": git_commit()}
+                "steps_per_epoch": self.steps_per_epoch, "commit": git_commit(),
+                "commits": session_commits(self.all_sessions()),
+                "train_images": len(self.splits.train), "val_images": r.val_images,
+                "val_seed": r.val_seed, "test_images": len(self.splits.test)}
 
     # -------------------------------------------------------------- the loop
     def _emit(self, event: str) -> None:
@@ -272,23 +312,42 @@ class Trainer:
                 "images": images, "seconds": seconds,
                 "images_per_s": images / seconds if seconds > 0 else float("nan")}
 
-    def _evaluate(self, model: nn.Module) -> EvalResult:
-        return evaluate(model, self.test_loader, self.splits.num_classes, self.device,
+    def _evaluate(self, model: nn.Module, split: str = "test") -> EvalResult:
+        loader = self.val_loader if split == "val" else self.test_loader
+        return evaluate(model, loader, self.splits.num_classes, self.device,
                         channels_last=self.channels_last, amp=self.amp, dist=self.dist)
 
+    def _evaluate_split(self, record: dict[str, Any], split: str) -> None:
+        """Evaluate the weights (and their average) on ``split`` into ``record``."""
+        result = self._evaluate(self.model, split)
+        record[f"{split}_loss"] = result.loss
+        record[f"{split}_top1"], record[f"{split}_top5"] = result.top1, result.top5
+        record["eval_seconds"] = record.get("eval_seconds", 0.0) + result.seconds
+        if split == "test":
+            self.last_eval = result
+            record.update({"top1": result.top1, "top5": result.top5})
+        if self.ema is not None:
+            averaged = self._evaluate(self.ema.module, split)
+            if split == "test":
+                record.update({"ema_test_loss": averaged.loss, "ema_top1": averaged.top1,
+                               "ema_top5": averaged.top5})
+            else:
+                record.update({"ema_val_loss": averaged.loss, "ema_val_top1": averaged.top1,
+                               "ema_val_top5": averaged.top5})
+
     def _complete_epoch(self) -> None:
-        """Evaluate the epoch just trained if due (after its checkpoint), then emit
-        ``epoch`` with the complete record."""
+        """Evaluate the epoch just trained if due (after its checkpoint): on the
+        validation split when there is one, on the test split after the last epoch (or
+        whenever there is no validation split); then emit ``epoch`` with the complete
+        record."""
         record = dict(self.last_record or {})
         self.evaluated = self.pending_eval
         if self.pending_eval:
-            result = self.last_eval = self._evaluate(self.model)
-            record.update({"test_loss": result.loss, "top1": result.top1,
-                           "top5": result.top5, "eval_seconds": result.seconds})
-            if self.ema is not None:
-                averaged = self._evaluate(self.ema.module)
-                record.update({"ema_test_loss": averaged.loss, "ema_top1": averaged.top1,
-                               "ema_top5": averaged.top5})
+            record["eval_seconds"] = 0.0
+            if self.val_loader is not None:
+                self._evaluate_split(record, "val")
+            if self.val_loader is None or self.epoch == self.recipe.epochs:
+                self._evaluate_split(record, "test")
         self.pending_eval = False
         self.last_record = record
         self._emit("epoch")
@@ -319,6 +378,7 @@ class Trainer:
                 due = self.epoch == r.epochs or bool(r.eval_every and
                                                      self.epoch % r.eval_every == 0)
                 self.last_record = {"epoch": self.epoch, **stats, "lr": lr, **_NO_TEST,
+                                    **(_NO_VAL if self.val_loader is not None else {}),
                                     "step": self.global_step}
                 self.pending_eval = due
                 self._emit("trained")  # the checkpoint first: evaluation cannot lose it
@@ -331,17 +391,43 @@ class Trainer:
 
     def _finish(self) -> RunResult:
         rec = self.last_record or {}
+        sessions = self.all_sessions()
         return RunResult(
             model=self.config.model, data=self.splits.name, out=str(self.config.out),
             params=self.params, macs=self.macs, epochs=self.epoch, top1=rec.get("top1"),
             top5=rec.get("top5"), test_loss=rec.get("test_loss"),
-            train_loss=rec.get("train_loss"), seconds=time.perf_counter() - self.start_time,
+            train_loss=rec.get("train_loss"),
+            seconds=sum(float(s.get("seconds") or 0.0) for s in sessions),
             train_seconds=self.train_seconds,
             images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
             seed=self.recipe.seed, world_size=self.dist.world_size, device=str(self.device),
             threads=self.threads, recipe=self.recipe.name,
             thread_steps={str(k): v for k, v in sorted(self.governor.steps.items())},
-            ema_top1=rec.get("ema_top1"), ema_top5=rec.get("ema_top5"))
+            ema_top1=rec.get("ema_top1"), ema_top5=rec.get("ema_top5"),
+            val_images=self.recipe.val_images, val_top1=rec.get("val_top1"),
+            val_top5=rec.get("val_top5"), val_loss=rec.get("val_loss"),
+            ema_val_top1=rec.get("ema_val_top1"), session_seconds=sessions[-1]["seconds"],
+            sessions=sessions, commits=session_commits(sessions))
+
+
+def earlier_sessions(state: dict | None, commit: str | None = None) -> list[dict[str, Any]]:
+    """The sessions a checkpoint says trained the run before this one; for a checkpoint
+    older than that record, one entry with its training seconds (the per-epoch times,
+    summed over its sessions; their evaluation and start-up were not recorded) and
+    ``commit`` (the one its ``run.json`` names: that of its last session; None if
+    unknown)."""
+    if state is None:
+        return []
+    if isinstance(state.get("sessions"), list):
+        return [dict(s) for s in state["sessions"]]
+    return [{"started": None, "commit": commit, "threads": None,
+             "seconds": float(state.get("train_seconds", 0.0)),
+             "derived": "training seconds of earlier sessions; evaluation not recorded"}]
+
+
+def session_commits(sessions: list[dict[str, Any]]) -> list[str]:
+    """The distinct commits of ``sessions``, in the order they first trained the run."""
+    return list(dict.fromkeys(str(s["commit"]) for s in sessions if s.get("commit")))
 
 
 def train(config: RunConfig, splits: DatasetSplits | None = None,

@@ -1,6 +1,7 @@
 """Training curves of one or several runs, drawn to a PNG.
 
-Loss, accuracy and learning rate against epochs, read from each run's ``metrics.jsonl``."""
+Loss, accuracy and learning rate against epochs, read from each run's ``metrics.jsonl``:
+training (solid), test (dashed) and, where the run held one out, validation (dotted)."""
 
 from __future__ import annotations
 
@@ -97,8 +98,16 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
                     label=f"{label}{final}")
         ax_acc.plot(te, [r["top1"] for r in tested], color=color, lw=1.4, ls="--", marker="o",
                     ms=3.5)
+        validated = [r for r in records if r.get("val_top1") is not None]
+        if validated:  # the validation split (dotted), where the run held one out
+            ve = [r["epoch"] for r in validated]
+            ax_loss.plot(ve, [r["val_loss"] for r in validated], color=color, lw=1.2,
+                         ls=":", marker="s", ms=3)
+            ax_acc.plot(ve, [r["val_top1"] for r in validated], color=color, lw=1.2,
+                        ls=":", marker="s", ms=3)
         ax_lr.plot(ep, _values(records, "lr"), color=color, lw=1.6, marker=".", ms=4)
         accs += [r["train_acc"] for r in records[1:]] + [r["top1"] for r in tested]
+        accs += [r["val_top1"] for r in validated]
         if tested:
             last = tested[-1]
             ax_acc.annotate(f"{last['top1']:.2f}%", (last["epoch"], last["top1"]),
@@ -122,6 +131,9 @@ def plot_runs(runs: list[str | Path], out: str | Path, title: str | None = None)
 
     styles = [Line2D([], [], color="0.3", lw=1.8, label="train"),
               Line2D([], [], color="0.3", lw=1.4, ls="--", marker="o", ms=3.5, label="test")]
+    if any(r.get("val_top1") is not None for records in data for r in records):
+        styles.append(Line2D([], [], color="0.3", lw=1.2, ls=":", marker="s", ms=3,
+                             label="validation"))
     ax_loss.legend(handles=[*ax_loss.get_legend_handles_labels()[0], *styles], fontsize=8,
                    loc="upper right")
     ax_acc.legend(fontsize=8, loc="lower right")
