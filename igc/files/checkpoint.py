@@ -50,7 +50,9 @@ def _field(spec: Spec) -> Any:
 
 
 def schema(record: type, *, relaxed: bool = False) -> dict[str, Spec]:
-    """Field name -> :class:`Spec` of the dataclass ``record`` (the readers' schema is the
+    """The checked fields of a dataclass record.
+
+    Field name -> :class:`Spec` of the dataclass ``record`` (the readers' schema is the
     writers' dataclass); ``relaxed``: every field optional except ``state_dict``."""
     specs = {f.name: f.metadata["spec"] for f in fields(record)}
     if relaxed:
@@ -61,7 +63,9 @@ def schema(record: type, *, relaxed: bool = False) -> dict[str, Spec]:
 
 @dataclass(kw_only=True)
 class WeightsHeader:
-    """What a file of weights says about its network: the metadata of released weights
+    """The metadata a file of weights records about its network.
+
+    What a file of weights says about its network: the metadata of released weights
     (the header of a ``.safetensors`` file, or beside ``state_dict`` in a ``.pt`` table)."""
 
     model: str = _field(Spec(str, 1, MAX_NAME))
@@ -94,7 +98,9 @@ class ModelRecord(WeightsHeader):
 
 @dataclass(kw_only=True)
 class TrainingRecord(ModelRecord):
-    """A checkpoint as ``igc train`` writes it (:func:`igc.train.snapshot.capture`): the
+    """What a training checkpoint records beside the weights.
+
+    A checkpoint as ``igc train`` writes it (:func:`igc.train.snapshot.capture`): the
     model record plus what ``--resume`` needs."""
 
     optimizer: dict = _field(Spec(dict, 1, 16))
@@ -176,7 +182,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def check_checkpoint(state: dict, path: str | Path) -> dict:
-    """``state`` (a table marked ``format = "igc-checkpoint"``, read from ``path``) checked
+    """Check a training checkpoint's fields against the writer's schema.
+
+    ``state`` (a table marked ``format = "igc-checkpoint"``, read from ``path``) checked
     against :data:`MODEL_FIELDS`; it gets ``path``. IGCError naming the first bad field."""
     path = Path(path)
     version = state.get("version", 0)
@@ -192,7 +200,9 @@ def check_checkpoint(state: dict, path: str | Path) -> dict:
 
 
 def check_header(table: Any, specs: dict[str, Spec], where: str, fix: str) -> dict:
-    """``table`` if its fields fit ``specs`` (:data:`HEADER_FIELDS` and the schemas that
+    """Check the metadata header of a file of weights.
+
+    ``table`` if its fields fit ``specs`` (:data:`HEADER_FIELDS` and the schemas that
     extend it), its ``model_args`` and ``card`` are small plain values, and its
     ``classes`` / ``mean`` / ``std`` have one entry per class / channel; else IGCError."""
     table = check_fields(table, specs, where, fix)

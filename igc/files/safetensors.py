@@ -59,7 +59,9 @@ def _fix(path: Path | str) -> str:
 
 def read_safetensors(payload: bytes, path: Path | str
                      ) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """``(state dict, igc header or None)`` of the safetensors bytes ``payload`` read from
+    """Read a safetensors file: its tensors and its checked metadata.
+
+    ``(state dict, igc header or None)`` of the safetensors bytes ``payload`` read from
     ``path``; IGCError (one line) for a malformed file or header."""
     length = _header_length(payload)
     if length is None:
@@ -105,7 +107,9 @@ def _igc_header(meta: dict, path: Path | str) -> dict[str, Any]:
 
 def safetensors_bytes(state_dict: dict[str, torch.Tensor], header: dict[str, Any] | None
                       ) -> bytes:
-    """The safetensors file of ``state_dict`` (copied to dense CPU tensors) with igc's
+    """Serialise tensors and metadata in the safetensors format.
+
+    The safetensors file of ``state_dict`` (copied to dense CPU tensors) with igc's
     ``header`` (the fields of :class:`~igc.files.checkpoint.WeightsHeader`; ``None``: a
     plain state dict, as timm's ``model.safetensors``)."""
     from safetensors.torch import save

@@ -56,7 +56,9 @@ def _tensor_problem(value: torch.Tensor) -> str | None:
 
 def check_tensors(state: object, where: str, fix: str = "it is damaged or not weights"
                   ) -> dict[str, torch.Tensor]:
-    """``state`` as a dict if it maps string keys to dense, finite, real-valued, non-empty
+    """Refuse a state dict whose tensors no network can load.
+
+    ``state`` as a dict if it maps string keys to dense, finite, real-valued, non-empty
     tensors; else IGCError naming the first bad key."""
     if not isinstance(state, Mapping) or not state:
         raise IGCError(f"{where} is not a state dict (names -> tensors); {fix}")
@@ -87,7 +89,9 @@ def _short(keys: list[str]) -> str:
 
 def compare(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor],
             ignore: str | None = None) -> tuple[str, list[str]]:
-    """``(problems, mis-shaped keys)`` of loading ``state`` into a model whose state dict is
+    """Compare a state dict with a model's before loading it.
+
+    ``(problems, mis-shaped keys)`` of loading ``state`` into a model whose state dict is
     ``own``: ``problems`` counts and names the missing, unexpected and mis-shaped keys
     (``""``: none), the model's keys starting with ``ignore`` may be missing. A dtype of
     the wrong kind is an IGCError at once (no partial load can use it)."""

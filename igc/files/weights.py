@@ -1,5 +1,7 @@
-"""The weights pipeline: every file of weights igc loads, read into one typed record, and
-loaded into a network in one place.
+"""The weights pipeline: one reader for every file of weights igc loads.
+
+Every file of weights igc loads is read into one typed record and loaded into a network
+in one place.
 
 =======================  ====================================================  =========
 file                     recognised by                                         ``kind``
@@ -50,7 +52,9 @@ TABLE_FIELDS = schema(ModelRecord, relaxed=True)
 
 @dataclass
 class WeightsFile:
-    """Weights read for one network: the state dict (today's key layout) and what the file
+    """Weights read for one network, with what the file says about it.
+
+    Weights read for one network: the state dict (today's key layout) and what the file
     says about it (``None``: not said)."""
 
     state_dict: dict[str, torch.Tensor]
@@ -78,7 +82,9 @@ def _fix(path: Path | str) -> str:
 
 
 def read_weights(path: Path, origin: str = "file") -> WeightsFile:
-    """The :class:`WeightsFile` of ``path`` (see the module docstring); IGCError (one line)
+    """Read any file of weights igc loads into a WeightsFile.
+
+    The :class:`WeightsFile` of ``path`` (see the module docstring); IGCError (one line)
     for a missing, oversized, corrupt, foreign or malformed file."""
     from igc.models.download import read_payload
 
@@ -98,7 +104,9 @@ def read_weights(path: Path, origin: str = "file") -> WeightsFile:
 
 def weights_from_table(data: object, path: Path | str, origin: str = "file",
                        ema: bool = False) -> WeightsFile:
-    """The :class:`WeightsFile` of a table read from ``path`` by ``torch.load``: a
+    """The WeightsFile of a table of tensors read from a file.
+
+    The :class:`WeightsFile` of a table read from ``path`` by ``torch.load``: a
     checkpoint (``ema``: its moving average of the weights), a released table or a state
     dict."""
     if not isinstance(data, dict):
@@ -159,7 +167,9 @@ def _record(state: object, header: dict[str, Any], kind: str, path: Path | str,
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """``(out, C, k, k) -> (out, in_chans, k, k)``: summed over ``C`` for one channel;
+    """Adapt a first convolution's weight to another number of input channels.
+
+    ``(out, C, k, k) -> (out, in_chans, k, k)``: summed over ``C`` for one channel;
     otherwise the ``C`` channels repeated up to ``in_chans`` and scaled by ``C / in_chans``
     (timm's ``adapt_input_conv``)."""
     channels = weight.shape[1]
@@ -170,14 +180,16 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
 
 
 def _canonical(name: str | None) -> str | None:
-    from igc.models.registry import _ALIASES
+    from igc.models.registry import resolve_alias
 
-    return _ALIASES.get(name, name) if name is not None else None
+    return resolve_alias(name) if name is not None else None
 
 
 def load_weights(model: nn.Module, weights: WeightsFile, strict: bool = True,
                  name: str | None = None, record: bool = True) -> None:
-    """Load ``weights`` into ``model`` (built by ``create_model``, whose ``pretrained_cfg``
+    """Load a WeightsFile into a model, after every check.
+
+    Load ``weights`` into ``model`` (built by ``create_model``, whose ``pretrained_cfg``
     names its classifier and first convolution; ``name``: the network's name when the
     model has no ``pretrained_cfg``).
 

@@ -34,6 +34,9 @@ from urllib.parse import unquote
 from igc.errors import IGCError
 from igc.files.atomic import atomic_writer
 from igc.files.fetch import check_url, copy_url, new_folder
+from igc.log import get_logger
+
+_log = get_logger(__name__)
 
 __all__ = ["MAX_WEIGHTS_BYTES", "Expected", "cache_dir", "check_hashes", "expected_hashes",
            "fetch", "read_payload"]
@@ -175,7 +178,7 @@ def fetch(url: str, hash: str | bool | None = None,
         except IGCError:  # a damaged cached copy: removed, and downloaded again
             path.unlink(missing_ok=True)
     if sys.stderr.isatty() if progress is None else progress:
-        print(f"igc: downloading {url} to {path}", file=sys.stderr, flush=True)
+        _log.warning(f"igc: downloading {url} to {path}")
     with new_folder(folder, "torch.hub's cache", "set TORCH_HOME to a writable folder"), \
             atomic_writer(path, "downloaded weights") as out:
         copy_url(url, out, MAX_WEIGHTS_BYTES)

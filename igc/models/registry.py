@@ -44,6 +44,11 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
 
 
+def resolve_alias(name: str) -> str:
+    """The registered name that ``name`` stands for (``name`` itself when it is no alias)."""
+    return _ALIASES.get(name, name)
+
+
 def register_model(name: str, builder: Callable[..., nn.Module], *, family: str, table: str,
                    dataset: str, input_size: int, num_classes: int, in_chans: int = 3,
                    aliases: Sequence[str] = (), **kwargs: object) -> ModelEntry:
