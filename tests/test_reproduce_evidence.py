@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reproduce_stats import FakeResult
 
 from igc.reproduce import stats
-from igc.reproduce.arms import Arm
 from igc.reproduce.budgets import get_budget, parse_budgets
 from igc.reproduce.claims import Claim, check_claim, claims
 from igc.reproduce.config import Config
@@ -66,10 +65,8 @@ def test_p_value_matches_the_t_table():
 
 
 # ------------------------------------------------------------------------------ claims
-@dataclass
-class Fake:
-    label: str
-    top1: list[float] = field(default_factory=list)
+class Fake(FakeResult):
+    """test_reproduce_stats' stand-in for an ``ArmResult``, with seeds and runs."""
 
     @property
     def seeds(self):
@@ -79,13 +76,6 @@ class Fake:
     def runs(self):
         return {s: {"top1": v} for s, v in enumerate(self.top1)}
 
-    @property
-    def mean(self):
-        return stats.mean_std(self.top1)[0]
-
-    @property
-    def arm(self):
-        return Arm(self.label, self.label, "m", "f")
 
 
 def _set(values: dict[str, list[float]]):

@@ -24,12 +24,7 @@ HEADER = {"model": NAME, "model_args": {}, "num_classes": 10, "in_chans": 1,
           "mean": [0.25], "std": [0.5], "card": {"top1": 91.5}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomized(name: str = NAME, seed: int = 3, **kwargs) -> torch.nn.Module:
