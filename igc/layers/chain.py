@@ -32,6 +32,13 @@ ActLayer = Callable[[], nn.Module]
 _Plan = tuple[tuple[str, torch.device], list[Step] | None] | None
 
 
+def _fx_tracing() -> bool:
+    """Whether ``torch.fx`` (symbolic tracing, or torch.export through it) is tracing: the
+    flag ``torch.fx._symbolic_trace.is_fx_tracing`` returns, read without the warning that
+    function logs on every call since torch 2.13."""
+    return bool(getattr(torch.fx._symbolic_trace, "_is_fx_tracing_flag", False))
+
+
 def make_activation(name: str | None, act_layer: ActLayer | None = None) -> nn.Module | None:
     """The activation named ``"relu"``, ``"relu6"`` (in place) or ``None``; with
     ``act_layer``, ``act_layer()`` wherever the block has an activation."""
@@ -130,7 +137,7 @@ class FactorChain(nn.Module):
         """The training form's output, or ``None`` where the chain runs as built (nothing to
         absorb, or while ``torch.fx`` traces it: the traced graph computes the grouped form,
         the same function of the same parameters; TorchScript always runs that form)."""
-        if torch.fx._symbolic_trace.is_fx_tracing():
+        if _fx_tracing():
             return None
         key = (self.form, x.device)
         if self._plan is None or self._plan[0] != key:
