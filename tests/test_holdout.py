@@ -168,7 +168,7 @@ def test_resume_keeps_the_validation_split(tmp_path, tiny_splits):
     whole = _train(tmp_path / "a", splits, val_images=20)
 
     def stop(trainer, event):
-        if event == "step" and trainer.global_step == 8:
+        if event == "step" and trainer.state.global_step == 8:
             trainer.stop.request()
 
     from igc.train.trainer import Interrupted

@@ -96,7 +96,7 @@ def _templates(factory) -> dict[str, Path]:
                         out=base / "run", quiet=True, device="cpu"))
 
         def stop(trainer, event):
-            if event == "step" and trainer.global_step == 2:
+            if event == "step" and trainer.state.global_step == 2:
                 trainer.stop.request(signal.SIGINT)
 
         with pytest.raises(Exception, match="stopped at epoch 1, step 2"):
@@ -448,7 +448,7 @@ def test_api_hostile_input(case, sandbox, time_limit):
 # ------------------------------------------------------------------------------ signals
 def _killer(at_step: int, signum: int) -> Callable:
     def callback(trainer, event):
-        if event == "step" and trainer.global_step == at_step:
+        if event == "step" and trainer.state.global_step == at_step:
             os.kill(os.getpid(), signum)
     return callback
 
