@@ -222,10 +222,10 @@ def test_cli_bad_val_is_one_line(tmp_path, tiny_data, refused, args, words):
 
 @pytest.mark.usefixtures("tiny_models")
 def test_cli_val_on_a_data_set_with_its_own_validation_set(tmp_path, monkeypatch, refused):
-    import igc.train.run as run_mod
+    import igc.train.splits as splits_mod
 
     splits = _numbered_splits(120, "tiny-imagenet")
-    monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
+    monkeypatch.setattr(splits_mod, "load_dataset", lambda *a, **k: splits)
     line = refused(["train", "--model", TINY, "--data", "tiny-imagenet", "--out",
                     str(tmp_path / "r"), "--epochs", "1", "--quiet", "--val", "10"],
                    tmp_path, 60)

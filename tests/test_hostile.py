@@ -23,7 +23,7 @@ import torch
 from conftest import snapshot
 from PIL import Image
 
-import igc.train.run as run_mod
+import igc.train.splits as splits_mod
 from igc.cli import main
 from igc.data import load_dataset, sources
 from igc.errors import IGCError
@@ -115,7 +115,7 @@ def sandbox(tmp_path, monkeypatch, tmp_path_factory, tiny_splits) -> Sandbox:
             return splits
         return load_dataset(name, data_dir, download, **options)
 
-    monkeypatch.setattr(run_mod, "load_dataset", load)
+    monkeypatch.setattr(splits_mod, "load_dataset", load)
     monkeypatch.setattr(sources, "_fetch", lambda url, dest: (_ for _ in ()).throw(
         AssertionError(f"tried to download {url}")))
     monkeypatch.setattr(sources, "SYSTEM_DIRS", {})

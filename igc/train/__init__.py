@@ -10,13 +10,15 @@ from), :mod:`igc.train.callbacks` (what happens on its events), :mod:`igc.train.
 (what a checkpoint holds).
 """
 
+import importlib
+
 from igc.train.recipe import Recipe, list_recipes, load_recipe, override
 
 __all__ = ["Recipe", "RunConfig", "RunResult", "evaluate_checkpoint", "list_recipes",
            "load_recipe", "model_from_checkpoint", "override", "resolve_run", "train",
            "train_seeds"]
 
-_LAZY = {"RunConfig": "trainer", "RunResult": "trainer", "train": "trainer",
+_LAZY = {"RunConfig": "config", "RunResult": "result", "train": "trainer",
          "Trainer": "trainer", "Interrupted": "trainer", "TrainingDiverged": "trainer",
          "evaluate_checkpoint": "evaluate", "model_from_checkpoint": "checkpoint",
          "resolve_run": "resolve", "train_seeds": "resolve"}
@@ -24,7 +26,5 @@ _LAZY = {"RunConfig": "trainer", "RunResult": "trainer", "train": "trainer",
 
 def __getattr__(name: str):  # the heavy modules load on first use
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(f"igc.train.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'igc.train' has no attribute {name!r}")

@@ -16,22 +16,21 @@ from torch import nn
 
 from igc.analysis.probe import device_memory, memory_limit
 from igc.data import BatchAugment, DatasetSplits, make_loader
+from igc.data.holdout import resolve_val_images, with_validation
 from igc.errors import IGCError
 from igc.files.run_dir import RunFolder
 from igc.formatting import shorten
 from igc.layers.chain import set_training_form
 from igc.train import distributed as D
 from igc.train.checkpoint import check_resumable, load_checkpoint
+from igc.train.config import RunConfig
+from igc.train.devices import pick_device
 from igc.train.evaluate import eval_loader
+from igc.train.network import build_model
 from igc.train.optim import build_ema, build_optimizer, build_scheduler
+from igc.train.probe import probe
 from igc.train.recipe import Recipe, from_mapping, override
-from igc.train.run import (
-    RunConfig,
-    build_model,
-    load_splits,
-    pick_device,
-    probe,
-)
+from igc.train.splits import load_splits
 from igc.train.state import TrainState, position_samples
 
 
@@ -151,8 +150,6 @@ def build_splits(config: RunConfig, recipe: Recipe,
     """The data set (``splits`` when given), checked, with ``recipe.val_images`` training
     images held out as its ``val`` split (:mod:`igc.data.holdout`; none when ``splits``
     already has one), and that number resolved."""
-    from igc.data.holdout import resolve_val_images, with_validation
-
     loaded = (splits or load_splits(config.data, config.data_dir, config.download,
                                     recipe)).check()
     if loaded.val is not None:

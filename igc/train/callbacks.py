@@ -39,7 +39,7 @@ from igc.files.records import METRICS, SUMMARY, append_jsonl, write_json
 from igc.formatting import count, duration, pct
 from igc.log import get_logger
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the trainer imports this module
     from igc.train.trainer import Trainer
 
 log = get_logger(__name__)

@@ -48,22 +48,23 @@ from igc.train import builders as B
 from igc.train import distributed as D
 from igc.train.callbacks import CallbackFn, default_callbacks
 from igc.train.checkpoint import CHECKPOINT, save_checkpoint
+from igc.train.config import RunConfig
+from igc.train.devices import thread_governor
 from igc.train.evaluate import EvalResult, autocast, evaluate
 from igc.train.optim import current_lr
-from igc.train.run import (
-    Interrupted,
-    RunConfig,
-    RunResult,
-    StopFlag,
-    TrainingDiverged,
-    thread_governor,
-)
+from igc.train.result import RunResult
+from igc.train.signals import Interrupted, StopFlag
 from igc.train.snapshot import capture
 from igc.train.state import EMPTY_PARTIAL
 
 log = get_logger(__name__)
 
 Callback = CallbackFn
+
+
+class TrainingDiverged(IGCError):
+    """The loss became NaN or infinite."""
+
 _NO_TEST = {"test_loss": None, "test_top1": None, "test_top5": None, "top1": None,
             "top5": None, "eval_seconds": 0.0}
 _NO_VAL = {"val_loss": None, "val_top1": None, "val_top5": None}
