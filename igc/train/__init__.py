@@ -6,8 +6,11 @@ package, so the API gives what the command line gives: :func:`resolve_run` build
 :func:`train_seeds` runs several seeds; :func:`load_recipe` and :func:`override` build
 recipes; :func:`evaluate_checkpoint` evaluates a saved run and :func:`model_from_checkpoint`
 rebuilds its network. The loop's pieces: :mod:`igc.train.builders` (what a run is built
-from), :mod:`igc.train.callbacks` (what happens on its events), :mod:`igc.train.snapshot`
-(what a checkpoint holds).
+from: :mod:`~igc.train.config`, :mod:`~igc.train.devices`, :mod:`~igc.train.splits`,
+:mod:`~igc.train.network`, :mod:`~igc.train.probe`), :mod:`igc.train.state` (what training
+changes, ``trainer.state``), :mod:`igc.train.callbacks` (what happens on its events),
+:mod:`igc.train.snapshot` (the checkpoint: the state plus the run's metadata) and
+:mod:`igc.train.signals` (SIGINT/SIGTERM).
 """
 
 import importlib

@@ -71,7 +71,9 @@ _NO_VAL = {"val_loss": None, "val_top1": None, "val_top5": None}
 
 
 class Trainer:
-    """One run: :meth:`setup` builds everything (:mod:`igc.train.builders`), then
+    """One run: :meth:`setup` builds everything (:mod:`igc.train.builders`): the run's
+    fixed set-up as attributes (``config``, ``recipe``, ``splits``, ``dist``, loaders) and
+    what training changes as :attr:`state` (a :class:`~igc.train.state.TrainState`); then
     :meth:`fit`. ``callbacks(trainer, event)`` get the events listed in
     :mod:`igc.train.callbacks`, after the trainer's own."""
 
