@@ -50,7 +50,7 @@ class Plot:
 
     filename: str
     caption: str
-    draw: Callable[[Any, Path], None]
+    draw: Callable[[Any], Any]  # pyplot -> the figure
 
 
 @dataclass
