@@ -107,7 +107,7 @@ def test_a_registry_checks_its_targets_and_claims():
     with pytest.raises(IGCError, match="unknown reproduction target"):
         registry.resolve(["table2"])  # the shipped targets are not in it
     other = toy_registry(CLAIMS.replace('"toy-sweep"', '"table2"'))
-    with pytest.raises(IGCError, match="empirical target of toy-claims.toml claim 1"):
+    with pytest.raises(IGCError, match=r"empirical target of toy-claims\.toml claim 1"):
         other.claims()
 
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from igc.files.atomic import atomic_write
 from igc.errors import IGCError
+from igc.files.atomic import atomic_write
 from igc.reproduce.arms import Arm
 from igc.reproduce.config import LAYOUT, Config
 from igc.reproduce.registry import Target

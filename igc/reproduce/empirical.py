@@ -21,8 +21,8 @@ from igc.reproduce.cache import RunState
 from igc.reproduce.claims import ClaimTest, check_claim
 from igc.reproduce.config import Config
 from igc.reproduce.registry import Target
-from igc.reproduce.targets import get_target
 from igc.reproduce.stats import mean_std
+from igc.reproduce.targets import get_target
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 
 from igc.deploy.chain.ops import Activation, ActOp, ConvOp, Op, PermOp, shuffle_groups
 
+
 @dataclass(frozen=True)
 class ConvStep:
     """A step of the structured form: a bias-free pointwise (grouped) convolution."""
@@ -192,5 +193,5 @@ def split_segments(ops: list[Op]) -> list[Op | Segment]:
     return merged
 
 
-__all__ = ["ConvStep", "PermStep", "PlanStep", "Segment", "ShuffleStep", "apply_pointwise", "make_segment", "split_segments",
-           "structured_copies"]
+__all__ = ["ConvStep", "PermStep", "PlanStep", "Segment", "ShuffleStep", "apply_pointwise",
+           "make_segment", "split_segments", "structured_copies"]
