@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import igc.reproduce.cache as cache
+from igc.provenance import describe
 from igc.reproduce.arms import Arm, paper_accuracy
 from igc.reproduce.cache import RunState
 from igc.reproduce.claims import ClaimTest, check_claim
@@ -107,8 +108,6 @@ class TargetResult:
 
     def machines(self) -> dict[str, int]:
         """Machine descriptions of the finished runs, with how many runs each."""
-        from igc.provenance import describe
-
         count: dict[str, int] = {}
         for a in self.arms:
             for r in a.runs.values():
