@@ -120,3 +120,16 @@ def test_the_shipped_targets_are_one_registry():
     for name in GROUPS[ANALYTIC]:
         assert TARGETS[name].compute is not None and TARGETS[name].render is not None
     assert sum(len(TARGETS[n].claims()) for n in GROUPS[EMPIRICAL]) == len(REGISTRY.claims())
+
+
+def test_the_old_names_still_work():
+    """arms.SPECS, arms.table2_arms & co., arms.EmpiricalSpec and claims.claims() read the
+    registry now."""
+    from igc.reproduce import arms
+    from igc.reproduce.claims import claims
+
+    assert list(arms.SPECS) == GROUPS[EMPIRICAL]
+    assert arms.table2_arms is TARGETS["table2"].arms and arms.EmpiricalSpec is Target
+    assert claims() == REGISTRY.claims()
+    with pytest.raises(AttributeError):
+        arms.table99_arms  # noqa: B018

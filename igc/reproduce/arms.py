@@ -104,8 +104,13 @@ EmpiricalSpec = Target
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SPECS":  # the old table of empirical targets: the registry's now
+    """The old names: ``SPECS`` (the empirical targets) and ``table2_arms`` & co. (their
+    ``arms``), which live in the registry now."""
+    if name == "SPECS" or name.endswith("_arms"):
         from igc.reproduce.targets import GROUPS, TARGETS  # a cycle, as in arms_for
 
-        return {n: TARGETS[n] for n in GROUPS["empirical"]}
+        if name == "SPECS":
+            return {n: TARGETS[n] for n in GROUPS["empirical"]}
+        if name[:-len("_arms")] in GROUPS["empirical"]:
+            return TARGETS[name[:-len("_arms")]].arms
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
