@@ -67,7 +67,8 @@ def result_record(spec: RunSpec, config: Config, summary: dict[str, Any], wall: 
     ``seconds`` adds the earlier sessions of a resumed run (the trainer's ``sessions``),
     ``commits`` names every commit that trained part of it."""
     device = str(summary.get("device", config.device))
-    sessions = summary.get("sessions") if isinstance(summary.get("sessions"), list) else []
+    found = summary.get("sessions")
+    sessions: list[Any] = found if isinstance(found, list) else []
     earlier = sum(float(s.get("seconds") or 0.0) for s in sessions[:-1]
                   if isinstance(s, dict))
     commits = list(dict.fromkeys(str(c) for c in [*(summary.get("commits") or []),
