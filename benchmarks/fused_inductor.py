@@ -6,7 +6,8 @@ kernel: the alternative means issue 17 asks about.
 For one block of IGCV2-1.0 (the 512-wide stride-1 block at 28x28) and one of IGCV3-1.0
 (the 64-wide residual block at 14x14), batch 1, one thread: the block in eval mode
 (``eager``), ``optimize(block)`` (``optimized``: the cost rule's unfused form),
-``torch.compile`` of the eval block (``inductor``, default mode, channels-last input) and
+``torch.compile`` of the eval block (``inductor``, default mode, channels-last input;
+``--freezing`` sets Inductor's ``freezing``, which folds BN and prepacks weights) and
 ``optimize(block, "fused")`` (``fused``), timed interleaved after warm-up (this thread's
 CPU time, medians); the compile time (first call, wall clock) is printed separately.
 """
@@ -21,6 +22,7 @@ import torch
 
 from igc.deploy import optimize
 from igc.deploy.timing import time_interleaved
+from igc.formatting import first_line
 from igc.layers import FactorChain
 from igc.models import create_model
 
@@ -46,10 +48,29 @@ def block_of(net: str, channels: int, size: int, stride: int) -> torch.nn.Module
     raise SystemExit(f"no such block in {net}")
 
 
+def _time(block: torch.nn.Module, compiled, x: torch.Tensor, repeats: int) -> dict:
+    """The four forms of ``block`` on ``x``, checked against the eval block, timed."""
+    fused = optimize(block, "fused", example=x)
+    optimized = optimize(block, example=x)
+    calls = {"eager": lambda: block(x), "optimized": lambda: optimized(x),
+             "inductor": lambda: compiled(x), "fused": lambda: fused(x)}
+    ref = block(x)
+    for k, f in calls.items():
+        assert (f() - ref).abs().max() < 1e-3, k
+    return time_interleaved(calls, repeats=repeats, warmup=3, clock=time.thread_time)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--freezing", action="store_true",
+                        help="torch._inductor.config.freezing (weights as constants: BN "
+                             "folded, convolutions prepacked)")
     args = parser.parse_args()
+    if args.freezing:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
     torch.set_num_threads(1)
     print(f"load average before: {os.getloadavg()}")
     for net, c, size, stride in BLOCKS:
@@ -57,19 +78,15 @@ def main() -> None:
         x = torch.randn(1, c, size, size).contiguous(memory_format=torch.channels_last)
         compiled = torch.compile(block)
         start = time.perf_counter()
-        with torch.inference_mode():
-            compiled(x)
+        try:
+            with torch.inference_mode():
+                compiled(x)
+        except Exception as exc:  # an Inductor failure is a result too: one line
+            print(f"{net} block {c}@{size}: inductor failed: {first_line(exc, 300)}")
+            continue
         compile_s = time.perf_counter() - start
-        fused = optimize(block, "fused", example=x)
-        optimized = optimize(block, example=x)
-        calls = {"eager": lambda: block(x), "optimized": lambda: optimized(x),
-                 "inductor": lambda: compiled(x), "fused": lambda: fused(x)}
         with torch.inference_mode():
-            ref = block(x)
-            for k, f in calls.items():
-                assert (f() - ref).abs().max() < 1e-3, k
-            t = time_interleaved(calls, repeats=args.repeats, warmup=3,
-                                 clock=time.thread_time)
+            t = _time(block, compiled, x, args.repeats)
         med = {k: v.median for k, v in t.items()}
         print(f"{net} block {c}@{size}: " + "  ".join(
             f"{k} {v * 1e3:.3f} ms" for k, v in med.items())

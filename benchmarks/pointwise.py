@@ -8,16 +8,17 @@ IGCV3 on the block's input map, the ``post`` products on its output map), interl
 one process after warm-up, one thread, this thread's CPU time, medians:
 
 * ``kernel``: the native ``segment`` entry (``igc.deploy.native``), the micro-kernel the
-  fused block runs, over the map in tiles of the pixels one fused tile holds, writing
-  ``post`` results to the ``(P, C_out)`` map and ``pre`` results to one tile-sized block
-  that stays in cache (as the fused block's rolling buffer does);
+  fused block runs, over the map in tiles of the pixels one fused tile holds, with the
+  memory traffic the fused block has: ``pre`` (IGCV3's expansion) reads the ``(P, C_in)``
+  map and writes one tile-sized block that stays in cache (the rolling buffer; its
+  trailing shuffle left out, the fused block moves it into ``post``'s index table);
+  ``post`` reads one tile-sized block in cache (the spatial result) and writes the map;
 * ``mm``: ``torch.mm`` of ``(P, C_in) @ (C_in, n)`` with the same multiply-adds
   (``n = MACs per pixel / C_in``), the dense rate;
 * ``bmm``: the segment's products as ``torch.bmm`` per factor over the whole map (ATen
   GEMM per branch, the ``structured`` form's products without its copies);
 * ``aten_tile``: ATen's GEMM per branch per tile, called from C++ inside the same tile
-  loop (the inputs gathered through the index table into a ``(tile, k)`` block);
-  ``--variants`` adds the micro-kernel variants a build offers (``variants()``).
+  loop (the inputs gathered through the index table into a ``(tile, k)`` block).
 
 GMAC/s count the segment's true multiply-adds (without the zeros of joined branches);
 ``kernel/mm`` is the kernel's time over ``mm``'s. The load average is printed before and
@@ -94,46 +95,50 @@ def _bmm_form(seg: Segment, x: torch.Tensor):
     return run
 
 
+def _candidates(module, label: str, seg: Segment, pixels: int, tile: int) -> dict:
+    """The timed calls for one segment (see the module docstring)."""
+    params, config = pack_segment(seg)
+    x = torch.randn(pixels, seg.in_channels)
+    n = max(1, round(seg.structured_macs() / seg.in_channels))
+    wd = torch.randn(seg.in_channels, n)
+    # as in the fused block: pre reads the map, writes rows that stay in cache; post
+    # reads a tile in cache (the spatial result), writes the map
+    pre = label.split()[1] == "pre"
+    keep = 1 if pre else 2
+    if pre and config[1]:  # its trailing shuffle moves into post's index table
+        params, config = params[:-1], [config[0], 0, *config[2:]]
+
+    def kernel(variant: int):
+        def run() -> torch.Tensor:
+            module.set_variant(variant)
+            try:
+                return module.segment(x, params, config, tile, keep)
+            finally:
+                module.set_variant(0)
+        return run
+
+    return {"kernel": kernel(0), "mm": lambda: torch.mm(x, wd), "bmm": _bmm_form(seg, x),
+            "aten_tile": kernel(-1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--nets", default="igcv2_100,igcv3_100")
-    parser.add_argument("--variants", action="store_true",
-                        help="also time the micro-kernel variants the build offers")
     args = parser.parse_args()
     torch.set_num_threads(1)
     module = native()
     if module is None:
         raise SystemExit("no native kernel here")
-    variants = list(module.variants()) if args.variants and hasattr(module, "variants") \
-        else []
     print(f"load average before: {os.getloadavg()}")
     rows = []
     for net in args.nets.split(","):
         for label, seg, pixels, tile in segments_of(net):
-            params, config = pack_segment(seg)
-            x = torch.randn(pixels, seg.in_channels)
-            macs = seg.structured_macs()
-            n = max(1, round(macs / seg.in_channels))
-            wd = torch.randn(seg.in_channels, n)
-            keep = label == "pre"  # the expansion's rows stay in cache in the fused block
-            calls = {"kernel": lambda: module.segment(x, params, config, tile, keep),
-                     "mm": lambda: torch.mm(x, wd), "bmm": _bmm_form(seg, x)}
-            if hasattr(module, "set_variant"):
-                def at(v: int):
-                    def run() -> torch.Tensor:
-                        module.set_variant(v)
-                        try:
-                            return module.segment(x, params, config, tile, keep)
-                        finally:
-                            module.set_variant(0)
-                    return run
-                calls["aten_tile"] = at(-1)
-                for v in variants:
-                    calls[f"v{v}"] = at(v)
+            calls = _candidates(module, label, seg, pixels, tile)
             with torch.inference_mode():
                 t = time_interleaved(calls, repeats=args.repeats, warmup=2,
                                      clock=time.thread_time)
+            macs = seg.structured_macs()
             rate = {k: macs * pixels / v.median / 1e9 for k, v in t.items()}
             rows.append((label, pixels, tile, rate, {k: v.median for k, v in t.items()}))
             cols = "  ".join(f"{k} {rate[k]:5.1f}" for k in calls)

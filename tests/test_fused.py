@@ -152,7 +152,7 @@ def test_segment_products_equal_the_segment_matrix(fused_kernel, kind, g1, g2, a
             ref = x.double() @ seg.dense_matrix().double().t() + seg.bias.double()
         if seg.act is not None:
             ref = ref.clamp(0, 6 if seg.act == "relu6" else None)
-        got = fused_kernel.segment(x, params, config, tile, False)
+        got = fused_kernel.segment(x, params, config, tile, 0)
         assert got.shape == ref.shape
         assert (got.double() - ref).abs().max().item() < 2e-5 * (ref.abs().max().item() + 1)
 
