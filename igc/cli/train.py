@@ -101,7 +101,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 def resolve(args: argparse.Namespace):
-    """The :class:`~igc.train.run.RunConfig` the arguments ask for."""
+    """The :class:`~igc.train.config.RunConfig` the arguments ask for."""
     from igc.train.resolve import resolve_run
 
     return resolve_run(
