@@ -178,6 +178,22 @@ class FusedPlan:
         return out
 
 
+def pack_segment(segment: Segment) -> tuple[list[torch.Tensor], list[int]]:
+    """``(params, config)`` of one 1x1 segment for the native ``segment`` entry (the
+    kernel's 1x1 products alone, on ``(P, C_in)``): ``config`` is ``n_factors, has_tail``,
+    then ``G, k, o, act`` per factor; ``params`` each factor's weight, index and bias, then
+    the trailing permutation."""
+    factors, tail = FusedPlan._factors(segment)
+    config = [len(factors), int(tail is not None)]
+    params: list[torch.Tensor] = []
+    for w, idx, b, groups, outs, act in factors:
+        config += [groups, w.shape[1], outs, act]
+        params += [w, idx, b]
+    if tail is not None:
+        params.append(tail.to(torch.int32))
+    return [p.detach().contiguous() for p in params], config
+
+
 def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:
     """Branches ``(G, o, k)`` with fewer than ``_VL`` outputs, joined ``m`` at a time into
     block-diagonal super-branches ``(G/m, m*o, m*k)`` (zeros off the diagonal) so that the
@@ -293,4 +309,4 @@ def unfused(model: nn.Module) -> nn.Module:
 
 
 __all__ = ["ACTS", "TILE_FLOATS", "FusedChain", "FusedPlan", "FusedUnsupported", "fuse",
-           "residual_parent", "unfused"]
+           "pack_segment", "residual_parent", "unfused"]

@@ -58,11 +58,30 @@ inline void vstore_n(float* p, vf v, int n) {  // the first n lanes only
   for (int i = 0; i < n; ++i) p[i] = t[i];
 #endif
 }
+inline vf vmax(vf a, vf b) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+  return (vf)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+  return a > b ? a : b;
+#endif
+}
+inline vf vmin(vf a, vf b) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_min_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+  return (vf)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+  return a < b ? a : b;
+#endif
+}
+// One max (and one min) per vector: the vector extension's `a > b ? a : b` compiles to a
+// compare and a blend, which doubled the epilogue of short products.
 inline vf activate(vf v, int act) {
   if (act == 0) return v;
-  const vf z = {};
-  v = v > z ? v : z;
-  if (act == 2) { const vf six = vsplat(6.f); v = v < six ? v : six; }
+  v = vmax(v, vf{});
+  if (act == 2) v = vmin(v, vsplat(6.f));
   return v;
 }
 inline float activate1(float v, int act) {
@@ -87,81 +106,149 @@ struct Segment {
   int width = 0;              // widest factor output, padded
 };
 
-constexpr int pb_for(int nv) {
-  return VL == 16 ? (nv == 1 ? 8 : nv == 2 ? 6 : 4) : (nv == 1 ? 6 : nv == 2 ? 4 : 2);
+// Which 1x1 product runs (benchmarks/pointwise.py): 0 the micro-kernel, -1 ATen's GEMM
+// per branch per tile (the inputs gathered into a (P, k) block first), the alternative
+// measured against it.
+int g_variant = 0;
+
+void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
+                     const float* const* res, int P) {
+  thread_local std::vector<float> a;
+  a.resize((size_t)P * f.k);
+  at::Tensor c = at::empty({P, f.opad}, at::kFloat);
+  for (int g = 0; g < f.G; ++g) {
+    const int* ix = f.idx + (size_t)g * f.k;
+    for (int p = 0; p < P; ++p)
+      for (int j = 0; j < f.k; ++j) a[(size_t)p * f.k + j] = in[p][ix[j]];
+    const at::Tensor A = at::from_blob(a.data(), {P, f.k}, at::kFloat);
+    const at::Tensor Wt = at::from_blob(const_cast<float*>(f.w) + (size_t)g * f.k * f.opad,
+                                        {f.k, f.opad}, at::kFloat);
+    at::mm_out(c, A, Wt);
+    const float* cp = c.data_ptr<float>();
+    for (int p = 0; p < P; ++p)
+      for (int r = 0; r < f.o; ++r) {
+        const int ch = g * f.o + r;
+        float v = activate1(cp[(size_t)p * f.opad + r] + (f.bias ? f.bias[ch] : 0.f), f.act);
+        out[p][ch] = res ? v + res[p][ch] : v;
+      }
+  }
 }
 
-// PB pixels x NV vectors of outputs of one group: acc[p][v] = sum_j in[p][ix[j]] * w[j][v].
-template <int PB, int NV>
+// The 1x1 micro-kernel: PB pixels x NV vectors of one branch's outputs, acc[p][v] = bias +
+// sum_j in[p][ix[j]] * w[j][v], weights held in registers, inputs broadcast. A pass covers
+// a branch's whole output width (up to 6 vectors; wider branches in passes of 4), so each
+// broadcast feeds every output vector; PB gives 18-24 accumulators (8 for one vector:
+// more pixels need more pointer registers than there are); the activation is a template
+// parameter; every loop is unrolled, so the accumulators never leave the registers (the
+// earlier kernel spilled them around each call and split branches into passes of 4, 2
+// and 1 vectors: up to 1.7x slower on short products, benchmarks/pointwise.py).
+constexpr int pb_for(int nv) {
+  return VL == 16 ? (nv == 1 ? 8 : nv == 2 ? 12 : nv == 3 ? 8 : nv == 4 ? 6 : 4)
+                  : (nv == 1 ? 8 : nv == 2 ? 6 : nv == 3 ? 4 : nv == 4 ? 3 : 2);
+}
+
+template <int PB, int NV, int ACT>
 void micro(const float* const* in, float* const* out, const float* const* res, const int* ix,
-           const float* w, int k, int opad, int left, const float* bias, int act, int ch0) {
+           const float* w, int k, int opad, const float* bias, int ch0, int nlast) {
   vf acc[PB][NV];
-  for (int p = 0; p < PB; ++p)
-    for (int v = 0; v < NV; ++v) acc[p][v] = vf{};
+  _Pragma("GCC unroll 32")
+  for (int v = 0; v < NV; ++v) {
+    const vf b = bias ? vload_n(bias + ch0 + v * VL, v == NV - 1 ? nlast : VL) : vf{};
+    _Pragma("GCC unroll 32")
+    for (int p = 0; p < PB; ++p) acc[p][v] = b;
+  }
   const float* src[PB];
+  _Pragma("GCC unroll 32")
   for (int p = 0; p < PB; ++p) src[p] = in[p];
   for (int j = 0; j < k; ++j, w += opad) {
     vf wv[NV];
+    _Pragma("GCC unroll 32")
     for (int v = 0; v < NV; ++v) {
       wv[v] = vload(w + v * VL);
-      __asm__("" : "+v"(wv[v]));  // keep the weights in registers (one load, PB uses)
+      __asm__("" : "+v"(wv[v]));
     }
     const int ci = ix[j];
+    _Pragma("GCC unroll 32")
     for (int p = 0; p < PB; ++p) {
       const vf a = vsplat(src[p][ci]);
+      _Pragma("GCC unroll 32")
       for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
     }
   }
-  for (int v = 0; v < NV; ++v) {
-    const int n = std::min(VL, left - v * VL);
-    if (n <= 0) break;
-    const int ch = ch0 + v * VL;
-    const vf b = bias ? vload_n(bias + ch, n) : vf{};
-    for (int p = 0; p < PB; ++p) {
-      vf y = activate(acc[p][v] + b, act);
-      if (res) y += vload_n(res[p] + ch, n);
-      vstore_n(out[p] + ch, y, n);
+  _Pragma("GCC unroll 32")
+  for (int p = 0; p < PB; ++p) {
+    float* y = out[p] + ch0;
+    const float* r = res ? res[p] + ch0 : nullptr;
+    _Pragma("GCC unroll 32")
+    for (int v = 0; v < NV - 1; ++v) {
+      vf t = activate(acc[p][v], ACT);
+      if (r) t += vload(r + v * VL);
+      vstore(y + v * VL, t);
     }
+    vf t = activate(acc[p][NV - 1], ACT);
+    if (r) t += vload_n(r + (NV - 1) * VL, nlast);
+    vstore_n(y + (NV - 1) * VL, t, nlast);
   }
 }
 
-template <int PB, int NV>
+template <int PB, int NV, int ACT>
 void micro_rest(int r, const float* const* in, float* const* out, const float* const* res,
-                const int* ix, const float* w, int k, int opad, int left, const float* bias,
-                int act, int ch0) {
+                const int* ix, const float* w, int k, int opad, const float* bias, int ch0,
+                int nlast) {
   if (r == PB) {
-    micro<PB, NV>(in, out, res, ix, w, k, opad, left, bias, act, ch0);
+    micro<PB, NV, ACT>(in, out, res, ix, w, k, opad, bias, ch0, nlast);
   } else if constexpr (PB > 1) {
-    micro_rest<PB - 1, NV>(r, in, out, res, ix, w, k, opad, left, bias, act, ch0);
+    micro_rest<PB - 1, NV, ACT>(r, in, out, res, ix, w, k, opad, bias, ch0, nlast);
   }
 }
 
-template <int NV>
+template <int NV, int ACT>
 void run_chunk(const Factor& f, int g, int c0, const float* const* in, float* const* out,
                const float* const* res, int P) {
   constexpr int PB = pb_for(NV);
   const int* ix = f.idx + (size_t)g * f.k;
   const float* w = f.w + (size_t)g * f.k * f.opad + c0;
-  const int left = f.o - c0, ch0 = g * f.o + c0;
+  const int ch0 = g * f.o + c0, nlast = std::min(VL, f.o - c0 - (NV - 1) * VL);
   int p = 0;
   for (; p + PB <= P; p += PB)
-    micro<PB, NV>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, left, f.bias,
-                  f.act, ch0);
+    micro<PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, f.bias,
+                       ch0, nlast);
   if (p < P)
-    micro_rest<PB - 1, NV>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad,
-                           left, f.bias, f.act, ch0);
+    micro_rest<PB - 1, NV, ACT>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k,
+                                f.opad, f.bias, ch0, nlast);
+}
+
+template <int ACT>
+void run_factor_act(const Factor& f, const float* const* in, float* const* out,
+                    const float* const* res, int P) {
+  for (int g = 0; g < f.G; ++g) {
+    for (int c0 = 0; c0 < f.o;) {
+      const int vecs = (f.o - c0 + VL - 1) / VL;
+      const int nv = vecs <= 6 ? vecs : vecs >= 8 ? 4 : (vecs + 1) / 2;
+      switch (nv) {
+        case 1: run_chunk<1, ACT>(f, g, c0, in, out, res, P); break;
+        case 2: run_chunk<2, ACT>(f, g, c0, in, out, res, P); break;
+        case 3: run_chunk<3, ACT>(f, g, c0, in, out, res, P); break;
+        case 4: run_chunk<4, ACT>(f, g, c0, in, out, res, P); break;
+        case 5: run_chunk<5, ACT>(f, g, c0, in, out, res, P); break;
+        default: run_chunk<6, ACT>(f, g, c0, in, out, res, P); break;
+      }
+      c0 += nv * VL;
+    }
+  }
+}
+
+void run_factor_micro(const Factor& f, const float* const* in, float* const* out,
+                      const float* const* res, int P) {
+  if (f.act == 0) run_factor_act<0>(f, in, out, res, P);
+  else if (f.act == 1) run_factor_act<1>(f, in, out, res, P);
+  else run_factor_act<2>(f, in, out, res, P);
 }
 
 void run_factor(const Factor& f, const float* const* in, float* const* out,
                 const float* const* res, int P) {
-  for (int g = 0; g < f.G; ++g) {
-    for (int c0 = 0; c0 < f.o;) {
-      const int vecs = (f.o - c0 + VL - 1) / VL;
-      if (vecs >= 4) { run_chunk<4>(f, g, c0, in, out, res, P); c0 += 4 * VL; }
-      else if (vecs >= 2) { run_chunk<2>(f, g, c0, in, out, res, P); c0 += 2 * VL; }
-      else { run_chunk<1>(f, g, c0, in, out, res, P); c0 += VL; }
-    }
-  }
+  if (g_variant == -1) run_factor_aten(f, in, out, res, P);
+  else run_factor_micro(f, in, out, res, P);
 }
 
 struct Scratch {
@@ -355,9 +442,13 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
 
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<float> A(rowsz * RA + VL, 0.f);
-    std::vector<float> B((size_t)Ppost * sp.Cpad + VL, 0.f);
-    Scratch spre, spost;
+    // Per-thread buffers kept between calls (zeroed here, their memory reused): fresh
+    // vectors of this size are mapped and faulted in by the OS on every call, which cost
+    // about a tenth of IGCV2-1.0's time in the kernel's page-fault handler.
+    thread_local std::vector<float> A, B;
+    thread_local Scratch spre, spost;
+    A.assign(rowsz * RA + VL, 0.f);
+    B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
@@ -417,9 +508,54 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   return y;
 }
 
+// The 1x1 products alone (benchmarks, tests): y = segment(x) on x (P, C_in) float32,
+// tile pixels at a time as fused_block runs them. keep & 1: every tile writes the same
+// (tile, C_out) block, which stays in cache as the pre segment's rows do in fused_block
+// (the result is the last tile's); keep & 2: every tile reads the first tile of x, in
+// cache as the post segment's input rows are. cfg: n_factors, has_tail, then G, k, o,
+// act per factor; params: per factor its weight, index and bias, then the tail.
+at::Tensor segment(const at::Tensor& x_in, const std::vector<at::Tensor>& params_in,
+                   const std::vector<int64_t>& cfg, int64_t tile, int64_t keep) {
+  TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "igc segment: needs a 2-d float32 CPU tensor");
+  const at::Tensor x = x_in.contiguous();
+  std::vector<at::Tensor> params;
+  for (const auto& p : params_in) params.push_back(p.contiguous());
+  size_t ci = 0, pi = 0;
+  const int n = (int)cfg_at(cfg, ci), has_tail = (int)cfg_at(cfg, ci);
+  TORCH_CHECK(n >= 1 && tile >= 1, "igc segment: bad config");
+  const Segment s = read_segment(n, has_tail, cfg, ci, params, pi);
+  const Factor& f0 = s.factors[0];
+  TORCH_CHECK(x.size(1) == (int64_t)f0.G * f0.k, "igc segment: expected ", f0.G * f0.k,
+              " input channels, got ", x.size(1));
+  const int P = (int)x.size(0), Cin = (int)x.size(1), T = (int)std::min<int64_t>(tile, P);
+  const bool keep_out = keep & 1, keep_in = keep & 2;
+  at::Tensor y = at::empty({keep_out ? T : P, s.out}, x.options());
+  if (P == 0) return y;
+  Scratch sc;
+  sc.init(T, std::max(s.width, VL));
+  std::vector<const float*> in_p(T);
+  std::vector<float*> out_p(T);
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for (int p0 = 0; p0 < P; p0 += T) {
+    const int m = std::min(T, P - p0);
+    for (int p = 0; p < m; ++p) {
+      in_p[p] = xp + (size_t)((keep_in ? 0 : p0) + p) * Cin;
+      out_p[p] = yp + (size_t)((keep_out ? 0 : p0) + p) * s.out;
+    }
+    run_segment(s, in_p.data(), out_p.data(), nullptr, m, sc);
+  }
+  return y;
+}
+
 int simd_width() { return VL; }
+void set_variant(int64_t v) { g_variant = (int)v; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
+  m.def("segment", &segment, "igc: the 1x1 products of a segment alone ((P, C) float32)");
+  m.def("set_variant", &set_variant, "choose the 1x1 product (benchmarks): 0 micro-kernel, "
+        "-1 ATen GEMM per branch per tile");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
