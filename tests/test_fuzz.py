@@ -220,6 +220,8 @@ def _short(argv: list[str]) -> list[str]:
         out.append("--report-only")
         # every analytic table at once counts hundreds of networks: minutes, by design
         out = [a for a in out if a not in ("all", "analytic")]
+    if out and out[0] == "train" and "--compile" in out:
+        out.remove("--compile")  # torch.compile: a minute or more by itself (as bench's)
     if out and out[0] == "models":
         out = [a for a in out if a != "--no-cache"]  # recounts the whole zoo: minutes
     if out and out[0] == "bench":  # an ImageNet network at batch 16 times for minutes
@@ -352,7 +354,8 @@ READERS = {
                    ["export", TINY, "--format", "pt2", "--out", "m.pt2"]),
     "images/train/c0/0.png": (["train", "--quiet", "--data", "imagefolder", "--data-dir",
                                "{root}/images", "--model", TINY, "--set", "image_size=8",
-                               "--set", "resize_size=8", "--batch-size", "2", "--out", "new"],),
+                               "--set", "resize_size=8", "--batch-size", "2", "--out", "new",
+                               "--epochs", "1"],),  # the imagenet recipe: 120 epochs
 }
 
 
@@ -368,10 +371,10 @@ def test_fuzz_damaged_files(world, tmp_path_factory):
     @_settings(FILE_EXAMPLES)
     @given(data=st.data())
     def case(data):
-        _on_time(start)
         name = data.draw(st.sampled_from(sorted(readers)))
         argv = data.draw(st.sampled_from(readers[name]))
         damaged = data.draw(mutations((root / name).read_bytes()))
+        _on_time(start)  # after the draws: hypothesis replays the last example the same
         tmp = tmp_path_factory.mktemp("file")
         template = _sandbox(root, tmp / "template")
         (template / name).write_bytes(damaged)
