@@ -128,6 +128,15 @@ ROWS = [
       expect="no\\nsuch does not exist"),
     R("train-mnist-from-fashion", *TRAIN, "--data", "mnist", "--data-dir", str(FASHION),
       expect="is Fashion-MNIST's"),
+    # ------------------------------------------------ FIFOs read: named, not "missing"
+    Row("train-recipe-fifo", lambda sb: os.mkfifo(sb.crafted / "r.toml") or [
+        "train", "--quiet", "--recipe", str(sb.crafted / "r.toml")],
+        "r.toml is a FIFO (named pipe), not a regular file"),
+    Row("eval-pretrained-fifo", lambda sb: os.mkfifo(sb.crafted / "w.pt") or [
+        "eval", "igcv2_fmnist", "--pretrained", str(sb.crafted / "w.pt")],
+        "w.pt is a FIFO (named pipe), not a regular file"),
+    Row("eval-checkpoint-fifo", lambda sb: os.mkfifo(sb.crafted / "c.pt") or [
+        "eval", str(sb.crafted / "c.pt")], "c.pt is a FIFO (named pipe), not a regular file"),
     # ------------------------------------------------ found by the fuzzer
     Row("plot-damaged-run-json", lambda sb: (
         Path(_metrics(sb, '{"epoch": 1, "train_loss": 1, "train_acc": 5, "lr": 0.1}\n'))
