@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,15 @@ DOC_ORDER = ("c64-d8-padcrop", "c48-d11-padcrop", "c48-d11-padcrop-15ep",
              "c48-d11-padcrop-erase", "c48-d11-padcrop-wd1e-4", "c48-d11-flips",
              "c24-d8-s1-padcrop")
 FINAL_SEEDS = (0, 1, 2)
+#: The second stage (issue 18: "if the honest figure falls below 92.5 %, say so and improve
+#: the recipe on validation until it holds"). The first choice rests on one seed's
+#: validation top-1, where the best rows differ by hundredths of a point; so the
+#: RECHECK_TOP best trials are trained again on validation with RECHECK_SEEDS and the recipe
+#: is chosen again by the mean validation top-1 over seed 0 and those seeds (the test split
+#: is still not read by the choice; only the decision to run this stage followed a test
+#: figure, the first choice's, as the issue prescribes).
+RECHECK_TOP = 2
+RECHECK_SEEDS = (1,)
 BEGIN = "<!-- trials: python scripts/recipe_trials.py --results results/recipe-trials " \
         "--table --docs docs/training.md -->"
 END = "<!-- end of trials -->"
@@ -98,6 +108,24 @@ def choose(summaries: dict[str, dict]) -> str:
                                          -order.index(n)))
 
 
+def ranked(summaries: dict[str, dict]) -> list[str]:
+    """The trials, best first by :func:`choose`'s rule."""
+    rest, order = dict(summaries), []
+    while rest:
+        order.append(choose(rest))
+        del rest[order[-1]]
+    return order
+
+
+def recheck_mean(name: str, results: Path) -> float | None:
+    """Mean validation top-1 of trial ``name`` over seed 0 and RECHECK_SEEDS (None until all
+    are finished)."""
+    runs = [_read(results, name)] + [_read(results, f"{name}-seed{s}") for s in RECHECK_SEEDS]
+    if any(r is None for r in runs):
+        return None
+    return statistics.fmean(r["val_top1"] for r in runs)
+
+
 def _read(results: Path, name: str) -> dict | None:
     path = results / name / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -124,18 +152,76 @@ def tables(results: Path) -> str:
     out = "\n".join(lines)
     if len(done) == len(TRIALS):
         chosen = choose(done)
-        seeds = [(seed, _read(results, f"final-{chosen}-seed{seed}")) for seed in FINAL_SEEDS]
-        rows = ["| seed | test top-1 | training time |", "|---|---|---|"]
-        rows += [f"| {seed} | {_pct(d['top1']) if d else 'not finished'} | "
-                 f"{d['train_seconds'] / 60:.1f} min |" if d else
-                 f"| {seed} | not finished | |" for seed, d in seeds]
-        values = [d["top1"] for _, d in seeds if d]
-        if len(values) >= 2:
-            mean, std = statistics.fmean(values), statistics.stdev(values)
-            rows.append(f"| mean ± std ({len(values)} seeds) | {mean:.2f} ± {std:.2f} % "
-                        f"(range {min(values):.2f}-{max(values):.2f} %) | |")
+        rows = final_rows(chosen, results)
         out += f"\n\nChosen: {TRIALS[chosen][0]}.\n\n" + "\n".join(rows)
+        out += recheck_table(done, results)
     return out + "\n"
+
+
+def final_rows(chosen: str, results: Path) -> list[str]:
+    """The chosen recipe's seeds on the full training set: test top-1 per seed and the mean
+    ± sample standard deviation (range)."""
+    seeds = [(seed, _read(results, f"final-{chosen}-seed{seed}")) for seed in FINAL_SEEDS]
+    rows = ["| seed | test top-1 | training time |", "|---|---|---|"]
+    rows += [f"| {seed} | {_pct(d['top1'])} | {d['train_seconds'] / 60:.1f} min |" if d else
+             f"| {seed} | not finished | |" for seed, d in seeds]
+    values = [d["top1"] for _, d in seeds if d]
+    if len(values) >= 2:
+        mean, std = statistics.fmean(values), statistics.stdev(values)
+        rows.append(f"| mean ± std ({len(values)} seeds) | {mean:.2f} ± {std:.2f} % "
+                    f"(range {min(values):.2f}-{max(values):.2f} %) | |")
+    return rows
+
+
+def recheck_table(done: dict[str, dict], results: Path) -> str:
+    """Markdown of the second stage (RECHECK_TOP best trials, validation top-1 per seed and
+    the mean), once any of its runs exists; '' before."""
+    candidates = ranked(done)[:RECHECK_TOP]
+    extra = {(n, s): _read(results, f"{n}-seed{s}") for n in candidates for s in RECHECK_SEEDS}
+    if not any(extra.values()):
+        return ""
+    seeds = ", ".join(f"seed {s}" for s in (0, *RECHECK_SEEDS))
+    lines = [f"| trial | {' | '.join(f'validation top-1, seed {s}' for s in (0, *RECHECK_SEEDS))}"
+             f" | mean |", "|---|" + "---|" * (len(RECHECK_SEEDS) + 2)]
+    means = {}
+    for name in candidates:
+        cells = [_pct(done[name]["val_top1"])]
+        cells += [_pct(extra[name, s]["val_top1"]) if extra[name, s] else "not finished"
+                  for s in RECHECK_SEEDS]
+        means[name] = recheck_mean(name, results)
+        lines.append(f"| {TRIALS[name][0]} | {' | '.join(cells)} | {_pct(means[name])} |")
+    out = (f"\n\nSecond stage (the first choice's test mean is below 92.5 %): the "
+           f"{RECHECK_TOP} best trials again on validation, chosen by the mean over {seeds}."
+           f"\n\n" + "\n".join(lines))
+    if all(m is not None for m in means.values()):
+        again = max(candidates, key=lambda n: (means[n], -candidates.index(n)))
+        out += f"\n\nChosen again: {TRIALS[again][0]}.\n\n" + "\n".join(
+            final_rows(again, results))
+    return out
+
+
+def recheck(summaries: dict[str, dict], runs: Path, results: Path, jobs: int) -> int:
+    """The second stage: RECHECK_TOP best trials again with RECHECK_SEEDS on validation,
+    ``jobs`` at a time; the choice by the mean (written to ``choice-recheck.json``); the
+    chosen recipe's FINAL_SEEDS on the full training set."""
+    candidates = ranked(summaries)[:RECHECK_TOP]
+    work = [(f"{n}-seed{s}", [*TRIALS[n][1], "--val", "5000", "--seed", str(s)])
+            for n in candidates for s in RECHECK_SEEDS]
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda w: train(*w, runs, results), work))
+    means = {n: recheck_mean(n, results) for n in candidates}
+    again = max(candidates, key=lambda n: (means[n], -candidates.index(n)))
+    (results / "choice-recheck.json").write_text(json.dumps({
+        "rule": f"the {RECHECK_TOP} best trials by the first stage's rule, trained again on "
+                f"validation with seeds {list(RECHECK_SEEDS)}; the highest mean validation "
+                f"top-1 over seed 0 and those (ties: the first stage's order); run because "
+                f"the first choice's test mean was below 92.5 %",
+        "chosen": again, "row": TRIALS[again][0], "mean_val_top1": means}, indent=2) + "\n")
+    work = [(f"final-{again}-seed{seed}", [*TRIALS[again][1], "--val", "0", "--seed",
+                                           str(seed)]) for seed in FINAL_SEEDS]
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda w: train(*w, runs, results), work))
+    return 0
 
 
 def main() -> int:
@@ -144,6 +230,12 @@ def main() -> int:
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--table", action="store_true",
                         help="print the markdown tables from RESULTS and stop")
+    parser.add_argument("--stage", choices=("first", "recheck"), default="first",
+                        help="first: the trials, the choice and its seeds; recheck: the "
+                             "second stage (RECHECK_TOP best trials with RECHECK_SEEDS, the "
+                             "choice by their mean, its seeds)")
+    parser.add_argument("--jobs", type=int, choices=(1, 2), default=1,
+                        help="runs trained at once in the second stage (one thread each)")
     parser.add_argument("--docs", type=Path,
                         help="with --table: write them between the markers of this file")
     args = parser.parse_args()
@@ -171,6 +263,8 @@ def main() -> int:
               "trials": {n: {"row": TRIALS[n][0], "val_top1": s["val_top1"],
                              "test_top1": s["top1"], "params": s["params"]}
                          for n, s in summaries.items()}}
+    if args.stage == "recheck":
+        return recheck(summaries, args.runs, args.results, args.jobs)
     (args.results / "choice.json").write_text(json.dumps(choice, indent=2) + "\n")
     for seed in FINAL_SEEDS:
         train(f"final-{chosen}-seed{seed}",
