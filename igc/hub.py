@@ -122,7 +122,7 @@ def read_hub(spec: str | Path) -> HubModel:
             raise IGCError(f"{folder} has no {CONFIG}: not a Hub folder in timm's layout "
                            f"({CONFIG} + {WEIGHTS}; see igc.hub.save_for_hub)")
     config = _read_config(config_path, text)
-    from igc.models.registry import model_entry
+    from igc.models.registry import model_entry  # lazy: igc.models imports this module
 
     entry = model_entry(config["architecture"])  # IGCError with suggestions
     cfg = config.get("pretrained_cfg") or {}

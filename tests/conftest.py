@@ -152,10 +152,10 @@ def tiny_splits() -> Callable[..., DatasetSplits]:
 @pytest.fixture
 def tiny_data(monkeypatch) -> DatasetSplits:
     """Every data set name loads the default tiny splits (96 train / 40 test, 8x8)."""
-    import igc.train.run as run_mod
+    import igc.train.splits as splits_mod
 
     splits = make_tiny_splits()
-    monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
+    monkeypatch.setattr(splits_mod, "load_dataset", lambda *a, **k: splits)
     return splits
 
 

@@ -6,7 +6,6 @@ here asserts a timing."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 
@@ -137,15 +136,13 @@ def test_measure_mode_runs_on_tiny_blocks():
 def test_a_fused_mode_is_picked_up_when_names_has_it(monkeypatch):
     monkeypatch.setattr(latency, "MODES", (*latency.MODES, "fused"))
     calls = []
-    opt = importlib.import_module("igc.deploy.optimize")  # where latency takes optimize from
-
-    original = opt.optimize
+    original = latency.optimize
 
     def spy(model, mode="auto", **kw):
         calls.append(mode)
         return original(model, "auto" if mode == "fused" else mode, **kw)
 
-    monkeypatch.setattr(opt, "optimize", spy)
+    monkeypatch.setattr(latency, "optimize", spy)
     ranking = design_by_latency(8, candidates=2, source="measure", size=3, repeats=1)
     assert calls.count("fused") == 2 and calls.count("auto") == 2
     assert {r.mode for r in ranking.rows} <= {"auto", "fused"}

@@ -83,7 +83,7 @@ def _worker(rank: int, world: int, port: int, out: str, channels_last: bool = Fa
                                  quiet=True, device="cpu"),
                        splits=_splits(),
                        callbacks=[lambda trainer, event: seen.append(trainer)])
-    torch.save(seen[-1].model.state_dict(), Path(out) / f"rank{rank}.pt")
+    torch.save(seen[-1].state.model.state_dict(), Path(out) / f"rank{rank}.pt")
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(result.to_dict()))
     (Path(out) / f"warnings{rank}.json").write_text(json.dumps(
         [str(w.message) for w in caught]))

@@ -124,10 +124,10 @@ def test_built_in_data_set_test_split(tmp_path, capsys, tiny_models, tiny_splits
                                       monkeypatch):
     """Without --data, a network is evaluated on its own data set's test split, normalised
     with that set's mean/std."""
-    import igc.data
+    import igc.train.evaluate_pretrained as evaluate_mod
 
     splits = tiny_splits()
-    monkeypatch.setattr(igc.data, "load_dataset", lambda *a, **k: splits)
+    monkeypatch.setattr(evaluate_mod, "load_dataset", lambda *a, **k: splits)
     model, path = saved_weights(tmp_path, tiny_models[0])
     assert main(["eval", tiny_models[0], "--pretrained", str(path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -71,7 +71,7 @@ def world(tmp_path_factory):
     """The parent's state every child inherits (tiny models, tiny data, no network) and a
     template sandbox: a finished run, a state dict, a recipe, an image folder, a FIFO named
     like an image, a device node (as root), a user's own files, a warm count cache."""
-    import igc.train.run as run_mod
+    import igc.train.splits as splits_mod
     from igc.cli import main
     from igc.data import sources
     from igc.models import registry
@@ -92,8 +92,8 @@ def world(tmp_path_factory):
             FIXED, FixedInput, family="test", table="test", dataset="cifar10", input_size=32,
             num_classes=10))
         splits = make_tiny_splits()
-        real_load = run_mod.load_dataset
-        mp.setattr(run_mod, "load_dataset", lambda name, data_dir=None, download=True, **kw:
+        real_load = splits_mod.load_dataset
+        mp.setattr(splits_mod, "load_dataset", lambda name, data_dir=None, download=True, **kw:
                    splits if data_dir is None else real_load(name, data_dir, download, **kw))
 
         def offline(url, out):

@@ -44,7 +44,7 @@ def config(out: Path, recipe=None, **kw) -> RunConfig:
 
 def stop_at(step: int, signum: int = signal.SIGINT, real: bool = False):
     def callback(trainer, event):
-        if event == "step" and trainer.global_step == step:
+        if event == "step" and trainer.state.global_step == step:
             if real:
                 os.kill(os.getpid(), signum)
             else:
@@ -187,9 +187,9 @@ def test_failed_resume_does_not_rewrite_the_metadata(tmp_path, tiny_data):
     saved = {n: (out / n).read_bytes() for n in ("recipe.toml", "run.json", "checkpoint.pt")}
 
     def poison(trainer, event):
-        if event == "step" and trainer.global_step == 8:
+        if event == "step" and trainer.state.global_step == 8:
             with torch.no_grad():
-                next(trainer.model.parameters()).fill_(float("nan"))
+                next(trainer.state.model.parameters()).fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged):
         train(config(out, resume=True, overrides=[("epochs", 3), ("lr", 0.07)]),

@@ -168,7 +168,7 @@ def test_resume_keeps_the_validation_split(tmp_path, tiny_splits):
     whole = _train(tmp_path / "a", splits, val_images=20)
 
     def stop(trainer, event):
-        if event == "step" and trainer.global_step == 8:
+        if event == "step" and trainer.state.global_step == 8:
             trainer.stop.request()
 
     from igc.train.trainer import Interrupted
@@ -222,10 +222,10 @@ def test_cli_bad_val_is_one_line(tmp_path, tiny_data, refused, args, words):
 
 @pytest.mark.usefixtures("tiny_models")
 def test_cli_val_on_a_data_set_with_its_own_validation_set(tmp_path, monkeypatch, refused):
-    import igc.train.run as run_mod
+    import igc.train.splits as splits_mod
 
     splits = _numbered_splits(120, "tiny-imagenet")
-    monkeypatch.setattr(run_mod, "load_dataset", lambda *a, **k: splits)
+    monkeypatch.setattr(splits_mod, "load_dataset", lambda *a, **k: splits)
     line = refused(["train", "--model", TINY, "--data", "tiny-imagenet", "--out",
                     str(tmp_path / "r"), "--epochs", "1", "--quiet", "--val", "10"],
                    tmp_path, 60)

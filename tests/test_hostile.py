@@ -24,7 +24,7 @@ from conftest import snapshot
 from hostile import R, Row
 from PIL import Image
 
-import igc.train.run as run_mod
+import igc.train.splits as splits_mod
 from igc.cli import main
 from igc.data import load_dataset, sources
 from igc.errors import IGCError
@@ -97,7 +97,7 @@ def _templates(factory) -> dict[str, Path]:
                         out=base / "run", quiet=True, device="cpu"))
 
         def stop(trainer, event):
-            if event == "step" and trainer.global_step == 2:
+            if event == "step" and trainer.state.global_step == 2:
                 trainer.stop.request(signal.SIGINT)
 
         with pytest.raises(Exception, match="stopped at epoch 1, step 2"):
@@ -116,7 +116,7 @@ def sandbox(tmp_path, monkeypatch, tmp_path_factory, tiny_splits) -> Sandbox:
             return splits
         return load_dataset(name, data_dir, download, **options)
 
-    monkeypatch.setattr(run_mod, "load_dataset", load)
+    monkeypatch.setattr(splits_mod, "load_dataset", load)
     monkeypatch.setattr(sources, "_fetch", lambda url, dest: (_ for _ in ()).throw(
         AssertionError(f"tried to download {url}")))
     monkeypatch.setattr(sources, "SYSTEM_DIRS", {})
@@ -440,7 +440,7 @@ def test_api_hostile_input(case, sandbox, time_limit):
 # ------------------------------------------------------------------------------ signals
 def _killer(at_step: int, signum: int) -> Callable:
     def callback(trainer, event):
-        if event == "step" and trainer.global_step == at_step:
+        if event == "step" and trainer.state.global_step == at_step:
             os.kill(os.getpid(), signum)
     return callback
 

@@ -187,8 +187,8 @@ def test_info_at_a_4096_side_counts_on_the_meta_device(sandbox, capsys, time_lim
 
 def test_a_relative_data_dir_is_stored_absolute(sandbox, tiny_models, tiny_splits,
                                                 monkeypatch):
+    from igc.train.config import RunConfig
     from igc.train.recipe import load_recipe
-    from igc.train.run import RunConfig
 
     (sandbox.work / "data").mkdir()
     config = RunConfig(model="test_tiny_igcv2", data="fashion-mnist",

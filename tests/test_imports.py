@@ -126,3 +126,36 @@ def test_no_private_helper_is_imported_from_another_module():
                           for alias in node.names
                           if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert not found, "\n".join(found)
+
+
+#: The floors of igc's layering (issue 21): a module imports, when it is imported, only
+#: modules of its own floor or below. 0: the foundation (errors, checks, files, ...).
+FLOORS = {"errors": 0, "checks": 0, "formatting": 0, "names": 0, "log": 0, "runtime": 0,
+          "provenance": 0, "files": 0, "sparsity": 1, "layers": 2, "models": 3, "hub": 3,
+          "data": 4, "analysis": 4, "train": 4, "deploy": 4, "reproduce": 4, "viz": 4,
+          "integrations": 4, "cli": 5, "__main__": 5}
+
+
+def floor(module: str) -> int:
+    """The floor of an igc module (``igc`` itself: 0, its names are imported lazily)."""
+    parts = module.split(".")
+    return 0 if len(parts) == 1 else FLOORS[parts[1]]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                  if floor(b) > floor(a))
+
+
+def test_every_module_has_a_floor():
+    missing = sorted({m.split(".")[1] for m in modules() if "." in m} - set(FLOORS))
+    assert not missing, f"give {missing} a floor in FLOORS"
+
+
+def test_no_module_imports_upward_at_module_level():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layering_check_can_fail():
+    assert upward_imports({"igc.layers.chain": {"igc.models.net", "igc.sparsity"}}) == \
+        ["igc.layers.chain -> igc.models.net"]

@@ -389,22 +389,19 @@ def test_stale_and_locked_runs(tmp_path, monkeypatch, data_dir, capsys):
 
 
 def test_status_estimate_and_shards(tmp_path, monkeypatch, data_dir, capsys):
-    import igc.reproduce.estimate as estimate
-
-    monkeypatch.setattr(estimate, "TIMING_BUDGET_S", 1e9)  # both timed, however loaded
     out = tmp_path / "out"
     trained = _trained(monkeypatch)
     assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "2/2")) == 0
     err = capsys.readouterr().err
     assert "0 of 4 runs done; shard 2/2: 0 of 2 done" in err
     assert "2 run(s) to train with 1 job(s) x 1 thread(s): about" in err
-    assert "2 network(s) timed for a few steps" in err
+    assert "2 scaled by their multiply-adds at the rate of the cost model" in err
     # each network's seeds go to different shards
     assert trained == [("igcv2_8l_c144", 0, False), ("xception_8l_c64", 1, False)]
     assert main(_args(out, data_dir, "table2", "--seeds", "2", "--shard", "1/2")) == 0
     err = capsys.readouterr().err
     assert "2 of 4 runs done; shard 1/2: 0 of 2 done" in err
-    assert "from measured runs of 2 network(s))" in err
+    assert "from recorded runs of 2 network(s))" in err
     assert len(trained) == 4 and len(list(out.glob("table2/*/seed-*/result.json"))) == 4
     assert main(_args(out, data_dir, "table2", "--seeds", "2")) == 0
     assert "4 of 4 runs done" in capsys.readouterr().err and len(trained) == 4
@@ -497,23 +494,45 @@ def test_estimate_only_trains_and_writes_nothing(tmp_path, monkeypatch, data_dir
     assert trained == [] and not out.exists()
 
 
-def test_an_estimate_past_its_timing_budget_scales_the_rest_by_multiply_adds(
-        tmp_path, monkeypatch, data_dir, capsys):
-    """Issue 20: `igc reproduce all --estimate-only --budget full` timed 51 networks for
-    minutes in silence; now each timed one is announced, and once TIMING_BUDGET_S is spent
-    the rest are scaled from the timed ones by their multiply-adds."""
-    import igc.reproduce.estimate as estimate
+def test_the_estimate_times_nothing_and_scales_recorded_runs(tmp_path, monkeypatch,
+                                                             data_dir):
+    """Issue 21: the estimate timed networks at run time, so a loaded machine gave absurd
+    answers (93,000 hours for the full budget); now it reads the recorded runs and the
+    cost model only: a clock that runs 1,000 times slow changes nothing, no training step
+    is taken, and a network without runs gets the recorded seconds per multiply-add."""
+    import time
 
-    monkeypatch.setattr(estimate, "TIMING_BUDGET_S", 0.0)
-    out = tmp_path / "out"
-    assert main(_args(out, data_dir, "table2", "--estimate-only")) == 0
-    err = capsys.readouterr().err
-    assert "timing network 1 of 2" in err and "timing network 2 of 2" not in err
-    assert "1 network(s) timed for a few steps and 1 scaled from those by their " \
-           "multiply-adds" in err
-    assert not out.exists()
+    import torch
+
+    import igc.reproduce.estimate as estimate
     from igc import create_model
     from igc.analysis.count import count_macs
+    from igc.deploy.chain import cost_model
 
-    real = count_macs(create_model("xception_8l_c64", num_classes=10, in_chans=1), 28, 1)
-    assert estimate.macs("xception_8l_c64", {}, 1, 28, 10) == real
+    conf = config.Config("fashion-mnist", get_budget("smoke"), data_dir=str(data_dir))
+    splits = config.load_data(conf)
+    specs = cache.plan(["table2"], conf, tmp_path)
+    states = [cache.RunState(s, cache.NEW) for s in specs]
+    fresh = estimate.estimate(states, conf, 1, splits)
+
+    def slow_clock(real):
+        return lambda: real() * 1000.0
+
+    monkeypatch.setattr(time, "perf_counter", slow_clock(time.perf_counter))
+    monkeypatch.setattr(time, "monotonic", slow_clock(time.monotonic))
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda *a, **k: pytest.fail("trained"))
+    assert estimate.estimate(states, conf, 1, splits) == fresh
+    assert (fresh.measured, fresh.scaled, fresh.modelled) == (0, 0, 2)
+    recipe = conf.recipe()
+    images = recipe.epochs * len(splits.train) + recipe.epochs * len(splits.test) / 3
+    real = [count_macs(create_model(s.arm.model, num_classes=10, in_chans=1, **s.arm.args),
+                       splits.image_size, 1) for s in specs]
+    assert fresh.total == pytest.approx(3 * images * sum(real) / cost_model("cpu").dense_rate)
+    # one network recorded at 100 s: the other is scaled by its multiply-adds
+    done = cache.RunState(specs[0], cache.DONE, {"seconds": 100.0})
+    mixed = estimate.estimate([done, states[1]], conf, 1, splits)
+    assert (mixed.measured, mixed.scaled, mixed.modelled) == (1, 1, 0)
+    assert mixed.total == pytest.approx(100.0 * real[1] / real[0])
+    assert "the recorded runs" in mixed.rate_source
+    assert estimate.macs(specs[1].arm.model, specs[1].arm.args, 1, splits.image_size,
+                         10) == real[1]

@@ -215,7 +215,7 @@ def test_a_resumed_run_adds_up_its_sessions(tmp_path, tiny_splits, monkeypatch, 
                          out=tmp_path / "r", quiet=True, device="cpu", resume=resume)
 
     def stop(trainer, event):
-        if event == "step" and trainer.global_step == 3:
+        if event == "step" and trainer.state.global_step == 3:
             trainer.stop.request()
 
     monkeypatch.setattr(trainer_mod, "git_commit", lambda: "aaaa")

@@ -57,7 +57,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 # ------------------------------------------------------------------ resume and interrupts
 def _stop_at(step: int, signum: int = signal.SIGINT, real_signal: bool = False):
     def callback(trainer, event):
-        if event == "step" and trainer.global_step == step:
+        if event == "step" and trainer.state.global_step == step:
             if real_signal:
                 os.kill(os.getpid(), signum)
             else:
@@ -108,9 +108,9 @@ def test_resume_of_finished_run_and_cli_resume(tmp_path, tiny_data, capsys):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
     def poison(trainer, event):
-        if event == "step" and trainer.global_step == 8:
+        if event == "step" and trainer.state.global_step == 8:
             with torch.no_grad():
-                trainer.model.get_classifier().weight.fill_(float("nan"))
+                trainer.state.model.get_classifier().weight.fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match=r"nan.*epoch 2.*last good checkpoint"):
         train(config(tmp_path / "r"), splits=tiny_data, callbacks=[poison])

@@ -249,11 +249,11 @@ def test_one_load_reads_the_manifest_once_and_renames_once(tmp_path, monkeypatch
     import igc.models.pretrained as pretrained
 
     calls = {"released": 0, "remap": 0}
-    real_released, real_remap = pretrained.released, convert.remap_legacy_state_dict
+    real_parse, real_remap = pretrained.parse_toml, convert.remap_legacy_state_dict
 
-    def released():
+    def parse_toml(*args, **kwargs):  # released() parses the manifest with it, and only it
         calls["released"] += 1
-        return real_released()
+        return real_parse(*args, **kwargs)
 
     def remap(*args, **kwargs):
         calls["remap"] += 1
@@ -263,7 +263,7 @@ def test_one_load_reads_the_manifest_once_and_renames_once(tmp_path, monkeypatch
            for k, v in randomized(shuffle_last=False).state_dict().items()}
     path = tmp_path / "old.pt"
     torch.save(old, path)
-    monkeypatch.setattr(pretrained, "released", released)
+    monkeypatch.setattr(pretrained, "parse_toml", parse_toml)
     monkeypatch.setattr(convert, "remap_legacy_state_dict", remap)
     create_model(NAME, pretrained=path, shuffle_last=False)
     assert calls == {"released": 1, "remap": 1}

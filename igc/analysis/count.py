@@ -33,6 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from igc.errors import IGCError
 from igc.layers import IGCBlock
+from igc.models.net import GroupClassifier, IGCNet
+from igc.models.paper import paper_reference
+from igc.models.registry import create_model, model_entry
+from igc.models.residual import ResidualUnit
 
 __all__ = [
     "BlockCount", "count_macs", "count_params", "paper_block_counts", "paper_counts",
@@ -140,9 +144,6 @@ def _rows(model: nn.Module) -> Iterator[tuple[int, str, nn.Module]]:
     """``(stage, module name, module)`` for the stem, every block and projection shortcut,
     the final convolution and the classifier; for a model that is not an
     :class:`~igc.models.net.IGCNet`, every :class:`IGCBlock` (stage 0) and the remainder."""
-    from igc.models.net import IGCNet
-    from igc.models.residual import ResidualUnit
-
     if isinstance(model, IGCNet):
         yield 0, "stem", model.stem
         for s, stage in enumerate(model.stages, 1):
@@ -170,8 +171,6 @@ def _describe(module: nn.Module, name: str) -> dict:
                     branch_sizes=product.branch_sizes,
                     groups=tuple(f.groups for f in product.factors),
                     condition=c.condition, min_paths=c.min_paths, max_paths=c.max_paths)
-    from igc.models.net import GroupClassifier
-
     convs = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if isinstance(module, GroupClassifier):  # itself the last factor, after its ``pre``
         convs = [*convs[1:], module]
@@ -250,9 +249,6 @@ def paper_counts(name: str, model: nn.Module | None = None,
     paper's way), ``paper_params``, ``paper_macs``, ``params_diff``, ``macs_diff``
     (fractions, or ``None``), ``scope`` and ``convention``. ``method`` as in
     :func:`count_macs`."""
-    from igc.models.paper import paper_reference
-    from igc.models.registry import create_model, model_entry
-
     entry = model_entry(name)
     if model is None:
         model = create_model(name)

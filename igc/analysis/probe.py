@@ -6,7 +6,7 @@ activations; a network that cannot take the input is one :class:`IGCError` line.
 an operation has no meta kernel it runs the real network on one image instead.
 :func:`check_input` adds the ranges and the memory check of export and benchmarks;
 :func:`device_memory` is the memory of a device. One probe for training
-(:func:`igc.train.run.build_model`, :func:`igc.train.run.probe`), ``igc export``,
+(:func:`igc.train.network.build_model`, :func:`igc.train.probe.probe`), ``igc export``,
 ``igc bench`` and ``igc info``.
 """
 

@@ -23,7 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from igc.checks import MAX_IMAGE_SIZE, check_int
 from igc.errors import unknown_name
+from igc.files.cache import cache_dir, read_cache, write_cache
+from igc.formatting import count, pct
+from igc.runtime import num_threads
+
+# Counting, the registry and torch stay inside the functions: `igc models` answers from the
+# shipped table without them (and tells from sys.modules whether the registry was imported).
 
 #: Packages (and modules) of igc whose sources decide the counts.
 SOURCE_PACKAGES = ("models", "layers", "sparsity")
@@ -50,23 +57,17 @@ COUNT_FIELDS: dict[str, tuple[type, ...]] = {
 
 def count_cell(value: int | None) -> str:
     """A count in a table of ``igc models`` / ``igc info``: ``25.6k``, ``-`` if missing."""
-    from igc.formatting import count
-
     return count(value, missing="-")
 
 
 def diff_cell(value: float | None) -> str:
     """A relative difference (a fraction) in those tables: ``+5.0%``, ``-`` if missing."""
-    from igc.formatting import pct
-
     return pct(None if value is None else 100 * value, 1, missing="-", signed=True)
 
 
 def cache_path() -> Path:
     """The count cache of this version of the sources (see the module docstring)."""
-    import torch
-
-    from igc.files.cache import cache_dir
+    import torch  # lazy: see the note above SOURCE_PACKAGES
 
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256(torch.__version__.encode())
@@ -112,9 +113,8 @@ def table_entry(name: str) -> dict[str, Any]:
 
     Keys: ``aliases``, ``in_chans``, ``kwargs`` (with the row, what the entry is valid
     for) and ``row`` (as :func:`model_rows` gives it)."""
-    from igc.analysis.count import paper_counts
+    from igc.analysis.count import paper_counts  # lazy: see the note above SOURCE_PACKAGES
     from igc.models.registry import model_entry
-    from igc.runtime import num_threads
 
     entry = model_entry(name)
     with num_threads(1):
@@ -195,10 +195,8 @@ def _counted_rows(pattern: str | None, table: dict[str, dict[str, Any]], use_cac
     """:func:`model_rows` through the registry: table, cache or the built network."""
     from tqdm import tqdm
 
-    from igc.analysis.count import paper_counts
-    from igc.files.cache import read_cache, write_cache
+    from igc.analysis.count import paper_counts  # lazy: see the note above SOURCE_PACKAGES
     from igc.models.registry import list_models, model_entry
-    from igc.runtime import num_threads
 
     names = list_models(pattern or "", pretrained=pretrained)
     if pattern and not names and not pretrained:
@@ -239,9 +237,9 @@ def model_info(name: str, input_size: int | None = None) -> dict[str, Any]:
     :func:`~igc.analysis.count.per_block_counts` (``blocks``)."""
     import copy
 
+    # lazy: see the note above SOURCE_PACKAGES
     from igc.analysis.count import count_macs, count_params, paper_counts, per_block_counts
     from igc.analysis.probe import check_input
-    from igc.checks import MAX_IMAGE_SIZE, check_int
     from igc.models.registry import create_model, model_entry
 
     entry = model_entry(name)

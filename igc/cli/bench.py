@@ -24,6 +24,10 @@ from igc.cli import args as A
 from igc.cli.parser import add_command
 from igc.errors import IGCError
 from igc.names import BENCH_FORMS
+from igc.runtime import num_threads
+
+# The library is imported inside the functions that use it: `igc --help` and every
+# subcommand's --help answer in under 0.5 s without it (tests/test_cli_startup.py).
 
 
 def _forms(text: str) -> list[str]:
@@ -64,8 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``igc bench`` with the parsed ``args``; returns the exit status."""
-    from igc.runtime import num_threads
-
     if args.calibrate:
         if args.models:
             raise IGCError("--calibrate measures the machine, not models; drop the names")

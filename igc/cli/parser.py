@@ -18,6 +18,7 @@ import argparse
 import importlib
 from typing import NoReturn
 
+from igc import __version__
 from igc.errors import IGCError
 
 #: Subcommand modules under ``igc.cli``, in the order ``igc --help`` lists them (``models``
@@ -72,8 +73,6 @@ def summary(doc: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``igc`` parser with every subcommand registered (imports no torch)."""
-    from igc import __version__
-
     parser = Parser(prog="igc", description=DESCRIPTION,
                     usage="igc [-h] [--version] COMMAND [ARGS ...]")
     parser.add_argument("--version", action="version", version=f"igc {__version__}")

@@ -20,14 +20,18 @@ import textwrap
 
 from igc import checks
 from igc.cli import args as A
+from igc.cli import one_line
 from igc.cli.parser import add_command
+from igc.errors import IGCError
 from igc.names import DEVICES
+from igc.reproduce.budgets import budgets
+
+# The library is imported inside the functions that use it: `igc --help` and every
+# subcommand's --help answer in under 0.5 s without it (tests/test_cli_startup.py).
 
 
 def _budgets() -> str:
     """The budgets of budgets.toml, one paragraph each, for the help's end."""
-    from igc.reproduce.budgets import budgets
-
     lines = ["budgets (igc/reproduce/budgets.toml):"]
     for name, budget in budgets().items():
         lines += textwrap.wrap(budget.description, 86, initial_indent=f"  {name:<7}",
@@ -37,8 +41,6 @@ def _budgets() -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``igc reproduce`` to the subcommands ``sub``."""
-    from igc.reproduce.budgets import budgets
-
     p = add_command(sub, "reproduce", __doc__, epilog=_budgets())
     p.add_argument("targets", nargs="*", metavar="TARGET", type=A.name("target"),
                    help="target names (see --list), or all / analytic / empirical")
@@ -84,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``igc reproduce`` with the parsed ``args``; returns the exit status."""
     import sys
 
-    from igc.errors import IGCError
     from igc.reproduce import Stopped, reproduce
     from igc.reproduce.targets import listing
 
@@ -104,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
                   jobs=args.jobs, threads=args.threads, shard=args.shard,
                   estimate_only=args.estimate_only)
     except Stopped as exc:
-        from igc.cli import one_line
-
         print(f"igc: {one_line(str(exc))}; run the same `igc reproduce` command again to resume "
               "(finished runs are kept)", file=sys.stderr)
         return exc.code

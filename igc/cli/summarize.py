@@ -16,6 +16,9 @@ import json
 from igc.cli import args as A
 from igc.cli.parser import add_command
 
+# The library is imported inside the functions that use it: `igc --help` and every
+# subcommand's --help answer in under 0.5 s without it (tests/test_cli_startup.py).
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``igc summarize`` to the subcommands ``sub``."""

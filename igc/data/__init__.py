@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from igc.data import cifar, folder, mnist, tiny_imagenet
 from igc.data.augment import BatchAugment, center_crop, hflip, normalize, pad_crop, scale_crop
 from igc.data.base import DatasetSplits, TensorImageDataset
 from igc.data.cifar import load_cifar
@@ -68,8 +69,6 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
 def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel ``(mean, std)`` on the 0..1 scale with which data set ``name``'s loader
     normalises its images (ImageNet's for ``imagefolder``); IGCError if unknown."""
-    from igc.data import cifar, folder, mnist, tiny_imagenet
-
     key = canonical_name(name)
     if key in ("mnist", "fashion-mnist"):
         _, mean, std = mnist._META[key]

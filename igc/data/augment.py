@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from igc.checks import MAX_IMAGE_SIZE
 from igc.errors import IGCError, unknown_name
 
 
@@ -265,8 +266,6 @@ class BatchAugment:
         """The output side of a ``batch`` of ``channels x size x size`` images; IGCError
         (one line) when it exceeds :data:`~igc.checks.MAX_IMAGE_SIZE` or the pipeline would
         hold more than ``limit`` bytes at once (see :meth:`plan`)."""
-        from igc.checks import MAX_IMAGE_SIZE
-
         h, w, peak = self.plan(channels, size, size)
         if max(h, w) > MAX_IMAGE_SIZE:
             raise IGCError(f"{what} {self.spec} makes {h}x{w} images, over the limit of "

@@ -10,9 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
+from igc.analysis.count import count_macs
 from igc.checks import check_int
+from igc.deploy.export import ONNX_FORM, onnx_bytes, onnx_session
+from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
+from igc.deploy.native import native, native_reason
+from igc.deploy.optimize import optimize
 from igc.deploy.timing import Timing, num_threads, time_interleaved
 from igc.errors import IGCError
+from igc.models.registry import create_model, model_entry
 from igc.names import BENCH_FORMS
 
 # ---------------------------------------------------------------------------------------
@@ -103,8 +109,6 @@ def onnxruntime_runner(model: torch.nn.Module, x: torch.Tensor,
                        threads: int | None = None) -> Callable[[], object]:
     """A zero-argument call that runs ``model`` exported to ONNX on ``x`` with
     onnxruntime; the model is serialised in memory (no temporary files)."""
-    from igc.deploy.export import onnx_bytes, onnx_session
-
     session = onnx_session(onnx_bytes(model, x.shape[1], x.shape[-1], x.shape[0]), threads)
     feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: session.run(None, feed)
@@ -136,8 +140,6 @@ def available_forms(forms: list[str]) -> tuple[list[str], list[str]]:
 
 def _no_native() -> str:
     """Why the fused kernel cannot run here (``""`` when it can)."""
-    from igc.deploy.native import native, native_reason
-
     return "" if native() is not None else f"no native kernel ({native_reason()})"
 
 
@@ -155,12 +157,6 @@ def bench_models(names: list[str], batch: int = 1, input_size: int | None = None
 def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
            forms: list[str] | None, repeats: int, warmup: int,
            log: Callable[[str], None] | None) -> BenchReport:
-    from igc.analysis.count import count_macs
-    from igc.deploy.export import ONNX_FORM
-    from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
-    from igc.deploy.optimize import optimize
-    from igc.models.registry import create_model, model_entry
-
     say = log or (lambda _msg: None)
     forms = list(forms or BENCH_FORMS)
     for f in forms:

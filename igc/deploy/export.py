@@ -30,7 +30,10 @@ from igc.checks import check_int
 from igc.deploy.inputs import MAX_DEPLOY_BATCH
 from igc.errors import IGCError
 from igc.files.atomic import atomic_write
+from igc.files.safetensors import write_safetensors
+from igc.files.weights import read_weights
 from igc.formatting import first_line
+from igc.models.registry import create_model
 from igc.names import DEFAULT_OPSET, ONNX_OPSETS
 
 EXPORT_HINT = "pip install 'igc-torch[export]'"
@@ -186,8 +189,6 @@ def check_pt2(path: str | Path, reference: nn.Module, in_chans: int, size: int,
 def export_safetensors(model: nn.Module, path: str | Path, header: dict) -> Path:
     """Write ``model``'s state dict with igc's ``header`` (the fields of
     :class:`igc.files.checkpoint.WeightsHeader`) as a ``.safetensors`` file, atomically."""
-    from igc.files.safetensors import write_safetensors
-
     return write_safetensors(path, model.state_dict(), header)
 
 
@@ -195,9 +196,6 @@ def check_safetensors(path: str | Path, reference: nn.Module, in_chans: int, siz
                       batches: Iterable[int] = CHECK_BATCHES) -> Difference:
     """Load the ``.safetensors`` file back as a user would (``create_model(NAME,
     pretrained=path)``) and run it against ``reference``."""
-    from igc.files.weights import read_weights
-    from igc.models.registry import create_model
-
     weights = read_weights(Path(path))
     model = create_model(str(weights.model), pretrained=weights).eval()
     return compare(reference, lambda x: model(x).detach(), in_chans, size, batches)

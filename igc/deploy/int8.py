@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from igc.checks import check_int
+from igc.data import BatchAugment, load_dataset
 from igc.deploy.export import onnx_session, require_onnx
 from igc.deploy.inputs import device_memory
 from igc.errors import IGCError
@@ -60,8 +61,6 @@ def dataset_images(data: str, split: str, count: int | None, in_chans: int, size
     """``count`` images of ``split`` ("train" or "test") of data set ``data``, normalised as
     the recipe's evaluation pipeline does; IGCError when the data set is not available or
     its images do not fit the model."""
-    from igc.data import BatchAugment, load_dataset
-
     splits = load_dataset(data, download=False)
     dataset = splits.train if split == "train" else splits.test
     if not hasattr(dataset, "images"):

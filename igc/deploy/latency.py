@@ -49,8 +49,12 @@ from igc.deploy.chain.cost import CostModel, cost_model
 from igc.deploy.chain.ops import ActOp, ConvOp, lower
 from igc.deploy.chain.permute import move_permutations
 from igc.deploy.chain.segments import Segment, split_segments
+from igc.deploy.optimize import optimize
+from igc.deploy.timing import time_interleaved
 from igc.errors import IGCError
+from igc.layers.blocks import IGCBlock
 from igc.names import LATENCY_SOURCES, MODES
+from igc.runtime import num_threads
 from igc.sparsity.design import Design, design
 
 #: Largest input side and batch a ranking is priced or timed at (:mod:`igc.checks`).
@@ -69,8 +73,6 @@ def design_block(d: Design, device: torch.device | str | None = None) -> nn.Modu
     """The linear IGCV2 block of design ``d``: ``(N, C, H, W) -> (N, C, H, W)``, every
     factor followed by BatchNorm, one ReLU at the end, no residual (eval mode). On the
     ``"meta"`` device no weights are allocated."""
-    from igc.layers.blocks import IGCBlock
-
     acts: list[str | None] = [None] * (d.layers - 1) + ["relu"]
     with torch.device(device or "cpu"):
         return IGCBlock(d.product, acts=acts).eval()
@@ -243,8 +245,6 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
                  "the fused kernel, which optimize() uses where its cost rule does not veto "
                  "it); --latency measure times the fused kernel"] if "fused" in MODES else []
     else:
-        from igc.runtime import num_threads
-
         with num_threads(threads) as used:
             rows, load, extra = _measure(designs, size, batch, repeats, cpu_time)
         cost = None
@@ -256,9 +256,6 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
 def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_time: bool
              ) -> tuple[list[LatencyRow], tuple[float, float], list[str]]:
     """Build, optimize and time every design in every applicable optimize mode."""
-    from igc.deploy.optimize import optimize
-    from igc.deploy.timing import time_interleaved
-
     channels = designs[0].channels
     if batch * channels * size * size > MAX_MEASURED_FLOATS:
         raise IGCError(f"batch {batch} x {channels} channels x {size}x{size} is more than "

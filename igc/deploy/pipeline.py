@@ -96,6 +96,7 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
         require_onnx()
         check_opset(opset)
     if int8:
+        # int8 loads the data sets (igc.data) to calibrate: only an --int8 export pays that
         from igc.deploy.int8 import MAX_IMAGES
 
         check_int(calibration, "calibration images", 1, MAX_IMAGES)
@@ -105,7 +106,7 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
     target = check_writable_file(out if out is not None else f"{src.name}.{format}", "--out",
                                  (f".{format}",))
     if int8:
-        from igc.deploy.int8 import check_image_count, int8_path_for
+        from igc.deploy.int8 import check_image_count, int8_path_for  # as above
 
         check_writable_file(int8_path_for(target), "the int8 model's file")
         check_image_count(calibration, src.in_chans, input_size or src.input_size,
@@ -132,7 +133,7 @@ def export_model(source: str | ModelSource, format: str, out: str | Path | None 
                           form, (src.in_chans, size, size), src.weights, target, difference,
                           calibrated, opset if format == "onnx" else None)
     if int8:
-        from igc.deploy.int8 import int8_export
+        from igc.deploy.int8 import int8_export  # as above
 
         result.int8 = int8_export(target, src.in_chans, size, data=src.data,
                                   recipe=src.recipe, trained=src.checkpoint is not None,

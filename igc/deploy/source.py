@@ -12,6 +12,8 @@ from torch import nn
 from igc.checks import check_int
 from igc.deploy.inputs import model_device
 from igc.errors import IGCError
+from igc.models.registry import create_model, list_models, model_entry
+from igc.train.checkpoint import model_from_checkpoint
 
 
 @dataclass
@@ -41,14 +43,10 @@ def _looks_like_path(text: str) -> bool:
 
 def load_source(source: str) -> ModelSource:
     """A registered model name (random weights) or a checkpoint file / run directory."""
-    from igc.models.registry import create_model, list_models, model_entry
-
     if not isinstance(source, str) or not source.strip():
         raise IGCError("give a registered model name or a checkpoint path")
     path = Path(source)
     if path.exists() or (_looks_like_path(source) and source not in list_models()):
-        from igc.train.checkpoint import model_from_checkpoint
-
         loaded = model_from_checkpoint(path)
         entry = model_entry(loaded.name)
         return ModelSource(loaded.model, loaded.name, int(loaded.image_size or entry.input_size),

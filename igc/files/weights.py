@@ -87,6 +87,7 @@ def read_weights(path: Path, origin: str = "file") -> WeightsFile:
 
     The :class:`WeightsFile` of ``path`` (see the module docstring); IGCError (one line)
     for a missing, oversized, corrupt, foreign or malformed file."""
+    # lazy: igc.models imports this module (files sit below models)
     from igc.models.download import read_payload
 
     if not path.is_file():
@@ -134,6 +135,7 @@ def weights_from_table(data: object, path: Path | str, origin: str = "file",
 def _record(state: object, header: dict[str, Any], kind: str, path: Path | str,
             origin: str) -> WeightsFile:
     """The checked record of ``state`` (tensors) and ``header`` (checked metadata)."""
+    # lazy: igc.models imports this module (files sit below models)
     from igc.models.convert import is_legacy_state_dict, remap_legacy_state_dict
     from igc.models.pytorchcv import convert, is_pytorchcv
 
@@ -181,6 +183,7 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
 
 
 def _canonical(name: str | None) -> str | None:
+    # lazy: igc.models imports this module (files sit below models)
     from igc.models.registry import resolve_alias
 
     return resolve_alias(name) if name is not None else None
@@ -199,6 +202,7 @@ def load_weights(model: nn.Module, weights: WeightsFile, strict: bool = True,
     wrong kind always is. A different ``num_classes`` keeps the model's new classifier; a
     different ``in_chans`` adapts the first convolution (:func:`adapt_input_conv`).
     ``record``: write the weights' origin and input into ``model.pretrained_cfg``."""
+    # lazy: igc.models imports this module (files sit below models)
     from igc.models.convert import refuse_changed_blocks
 
     cfg = getattr(model, "pretrained_cfg", None) or {}

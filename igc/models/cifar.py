@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from igc.errors import IGCError
+from igc.errors import IGCError, unknown_name
 from igc.layers import IGCBlock, IGCV1Block, IGCV2Block, XceptionBlock
 from igc.layers.chain import ActLayer, NormLayer
 from igc.models.net import IGCNet, conv_norm_act
@@ -181,8 +181,6 @@ class CifarConfig:
 
     def __post_init__(self) -> None:
         if self.block not in BLOCKS:
-            from igc.errors import unknown_name
-
             raise unknown_name("block", self.block, BLOCKS)
         if self.width < 1:
             raise IGCError(f"width must be positive, got {self.width}")

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from igc.errors import IGCError
+from igc.layers import IGCV1Block, IGCV2Block
 
 __all__ = ["GROUP_CLASSIFIER", "LEGACY_LAYOUTS", "is_legacy_state_dict",
            "refuse_changed_blocks", "remap_legacy_state_dict"]
@@ -104,8 +105,6 @@ def _rename(key: str, renames: dict[str, str]) -> str | None:
 
 def _changed_blocks(model: nn.Module) -> list[str]:
     """Blocks of ``model`` whose output order the added ``P_L`` changed."""
-    from igc.layers import IGCV1Block, IGCV2Block
-
     names = []
     for name, module in model.named_modules():
         if isinstance(module, IGCV1Block) or (

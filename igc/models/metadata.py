@@ -34,6 +34,7 @@ from typing import Any
 
 from igc.errors import IGCError
 from igc.models.entry import ModelEntry
+from igc.models.pretrained import released
 
 __all__ = ["IMAGENET_RESIZE", "model_cfg", "pool_size"]
 
@@ -42,7 +43,7 @@ IMAGENET_RESIZE = 256
 
 
 def _normalization(dataset: str, in_chans: int) -> tuple[Any, Any]:
-    from igc.data import normalization
+    from igc.data import normalization  # lazy: igc.data sits above models, imports PIL
 
     try:
         mean, std = normalization("imagefolder" if dataset == "imagenet" else dataset)
@@ -59,8 +60,6 @@ def model_cfg(entry: ModelEntry, num_classes: int, in_chans: int,
     ``in_chans`` input channels (see the module docstring); ``card``: its released
     weights' card when the caller has read the manifest (``True``: read it here)."""
     if card is True:
-        from igc.models.pretrained import released
-
         card = released().get(entry.name)
     size = entry.input_size
     mean, std = _normalization(entry.dataset, in_chans)

@@ -43,15 +43,11 @@ from typing import Any
 
 from igc.errors import IGCError
 from igc.files.atomic import not_a_file
+from igc.files.tomlfile import parse_toml
 from igc.files.weights import WeightsFile, adapt_input_conv, load_weights, read_weights
+from igc.hub import is_hub_source, read_hub
 from igc.models.download import check_hash_argument, check_hashes, expected_hashes, fetch
 from igc.models.entry import ModelEntry
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 
 __all__ = ["MANIFEST", "WeightsSource", "adapt_input_conv", "load_weights", "read_source",
            "released", "sha256_of", "weights_dir"]
@@ -121,10 +117,7 @@ def released() -> dict[str, dict[str, Any]]:
         return {}
     except OSError as exc:
         raise IGCError(f"cannot read {path} ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise IGCError(f"{path} is not valid TOML ({exc}); fix or restore it") from None
+    data = parse_toml(text, str(path))
     if set(data) - {"models"} or not isinstance(data.get("models", {}), dict):
         raise IGCError(f"{path} must hold only [models.NAME] tables")
     return {name: _check_card(name, card) for name, card in data.get("models", {}).items()}
@@ -185,8 +178,6 @@ def read_source(entry: ModelEntry, pretrained: bool | str | Path | WeightsFile |
         if not isinstance(checkpoint_path, (str, Path)) or not str(checkpoint_path):
             raise IGCError(f"pretrained must be True, False, a file path, a URL or "
                            f"hf-hub:ORG/NAME, got {checkpoint_path!r}")
-        from igc.hub import is_hub_source, read_hub
-
         if is_hub_source(checkpoint_path):
             if hash is not None:
                 raise IGCError("hash= checks a file or URL; a Hub repository is checked by "

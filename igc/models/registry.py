@@ -18,18 +18,19 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import nn
 
 from igc.checks import check_name
 from igc.errors import IGCError, unknown_name
+from igc.files.weights import WeightsFile
 from igc.formatting import shorten
+from igc.hub import read_hub
+from igc.models.arguments import check_builder_args
 from igc.models.entry import ModelEntry
-
-if TYPE_CHECKING:
-    from igc.files.weights import WeightsFile
-    from igc.models.net import IGCNet
+from igc.models.metadata import model_cfg, pool_size
+from igc.models.net import IGCFeatures, IGCNet, make_pool
+from igc.models.pretrained import load_weights, read_source, released
 
 __all__ = [
     "ModelEntry", "create_model", "list_models", "model_entry", "register_model",
@@ -116,8 +117,6 @@ def list_models(filter: str | Sequence[str] = "", exclude_filters: str | Sequenc
             continue
         names.append(name)
     if pretrained:
-        from igc.models.pretrained import released
-
         have = {key.partition(".")[0] for key in released()}
         names = [n for n in names if n in have]
     return names
@@ -169,10 +168,6 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
     feature maps of the stages ``out_indices`` (all by default). ``model.pretrained_cfg``
     holds the network's metadata (:func:`igc.models.metadata.model_cfg`).
     """
-    from igc.models.arguments import check_builder_args
-    from igc.models.metadata import model_cfg
-    from igc.models.pretrained import load_weights, read_source, released
-
     check_name(name, "model name")
     if name.startswith("hf-hub:"):
         return _create_from_hub(name, pretrained, checkpoint_path, num_classes=num_classes,
@@ -203,8 +198,6 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
             raise
         raise IGCError(f"bad option for model {entry.name!r}: "
                        f"{shorten(' '.join(str(exc).split()), 300)}") from None
-    from igc.models.net import IGCFeatures, IGCNet, make_pool
-
     if global_pool is not None:
         if not isinstance(model, IGCNet):
             raise IGCError(f"model {entry.name!r} has no global_pool to set")
@@ -229,8 +222,6 @@ def create_model(name: str, pretrained: bool | str | Path | WeightsFile = False,
 def _add_pool_size(model: IGCNet) -> None:
     """``pretrained_cfg["pool_size"]``: the map ``forward_features`` gives for the cfg's
     ``input_size`` (as loaded weights left it)."""
-    from igc.models.metadata import pool_size
-
     cfg = model.pretrained_cfg
     cfg["pool_size"] = pool_size(cfg["input_size"], model.feature_info[-1]["reduction"])
 
@@ -240,8 +231,6 @@ def _create_from_hub(name: str, pretrained: object, checkpoint_path: object,
     """``create_model("hf-hub:ORG/NAME", ...)`` as timm's: the architecture, classes,
     channels and builder options of the repository's config; its weights with
     ``pretrained=True`` (:mod:`igc.hub`)."""
-    from igc.hub import read_hub
-
     if pretrained not in (True, False, None) or checkpoint_path is not None:
         raise IGCError(f"{name} brings its own weights: pass pretrained=True (or False for "
                        "the untrained network), not a file")

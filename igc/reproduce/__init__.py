@@ -1,6 +1,7 @@
 """Reproduce the IGCV2 paper's figures and tables: ``igc reproduce TARGET``.
 
-:mod:`~igc.reproduce.targets` names every target. Analytic targets are computed exactly
+:mod:`~igc.reproduce.targets` holds every target, each one object of
+:mod:`~igc.reproduce.registry`. Analytic targets are computed exactly
 (:mod:`~igc.reproduce.analytic`, :mod:`~igc.reproduce.counts`, on the sweeps of
 :mod:`~igc.reproduce.sweeps`); empirical ones train the networks of
 :mod:`~igc.reproduce.arms` under a budget (:mod:`~igc.reproduce.budgets`) into a cache of
@@ -23,10 +24,20 @@ from typing import Any
 
 from igc.errors import IGCError
 from igc.log import get_logger
+from igc.reproduce.registry import ANALYTIC, EMPIRICAL, Target
 from igc.reproduce.report import Section, write_document, write_section
-from igc.reproduce.targets import ANALYTIC, EMPIRICAL, GROUPS, TARGETS, Target, resolve
 
 log = get_logger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    # The shipped registry imports the zoo (torch): ``igc reproduce --help`` reads the
+    # budgets of this package without it, so the registry is imported when first used.
+    if name in ("GROUPS", "TARGETS", "resolve"):
+        import igc.reproduce.targets as targets
+
+        return getattr(targets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ANALYTIC", "EMPIRICAL", "GROUPS", "TARGETS", "Stopped", "Target", "command_line",
            "default_out", "parse_shard", "reproduce", "resolve"]
@@ -113,9 +124,13 @@ def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = 
     second ``igc reproduce`` on it is refused; a call that fails before any run started
     leaves no ``reproduce.json`` that would refuse the corrected command.
     """
+    # imported here, not with the package: see __getattr__ (torch, the data sets)
     from igc.data import canonical_name
     from igc.reproduce.budgets import get_budget
     from igc.reproduce.config import Config, check_out_dir, own_out_dir
+    from igc.reproduce.document import header
+    from igc.reproduce.session import Session
+    from igc.reproduce.targets import resolve
 
     start = time.monotonic()
     plan = get_budget(budget)
@@ -141,8 +156,6 @@ def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = 
                            where, device)
     empirical_names = [t.name for t in targets if t.kind == EMPIRICAL]
     if estimate_only:
-        from igc.reproduce.session import Session
-
         if not empirical_names:
             raise IGCError("--estimate-only needs an empirical target (see `igc reproduce "
                            "--list`)")
@@ -162,10 +175,10 @@ def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = 
             write_section(sections[target.name], out)
             if echo:
                 log.info(sections[target.name].markdown(str(out)), extra={"stdout": True})
-    results, stopped, failures = [], None, []
+    results: list[Any] = []
+    failures: list[str] = []
+    stopped = None
     if empirical_names:
-        from igc.reproduce.session import Session
-
         session = Session(empirical_names, config, out, command, jobs, where)
         results, stopped, failures = session.run(train)
         for r in results:
@@ -175,8 +188,6 @@ def _reproduce(names: Sequence[str], data: str = "fashion-mnist", budget: str = 
                 log.info(sections[r.target].markdown(str(out)), extra={"stdout": True})
     ordered = [sections[t.name] for t in targets]
     if docs is not None:
-        from igc.reproduce.document import header
-
         analytic = [sections[t.name] for t in targets if t.kind == ANALYTIC]
         wall = time.monotonic() - start if train else None  # --report-only: not a run's time
         write_document(ordered, docs, header(analytic, results, config, command, train, wall),

@@ -30,9 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from igc.errors import IGCError
 from igc.files.atomic import atomic_write
-from igc.reproduce.arms import Arm, arms_for
+from igc.reproduce.arms import Arm
 from igc.reproduce.config import LAYOUT, Config
+from igc.reproduce.registry import Target
+from igc.reproduce.targets import get_target
 
 RESULT, IDENTITY, LOCK = "result.json", "identity.json", ".lock"
 SUMMARY, METRICS, CHECKPOINT = "summary.json", "metrics.jsonl", "checkpoint.pt"
@@ -65,14 +68,20 @@ def run_key(target: str, arm: Arm, config: Config, seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def plan(targets: Sequence[str], config: Config, out: Path) -> list[RunSpec]:
-    """Every run of ``targets``, seed-major (each seed's full comparison before the next
-    seed), in a fixed order: shards split this list."""
-    arms = {t: arms_for(t, config.budget) for t in targets}
-    most = max((config.seeds_for(t) for t in targets), default=0)
+def plan(targets: Sequence[str | Target], config: Config, out: Path) -> list[RunSpec]:
+    """Every run of ``targets`` (shipped targets' names, or targets), seed-major (each
+    seed's full comparison before the next seed), in a fixed order: shards split this
+    list."""
+    arms: dict[str, list[Arm]] = {}
+    for t in targets:
+        target = get_target(t) if isinstance(t, str) else t
+        if target.arms is None:
+            raise IGCError(f"{target.name} is not an empirical target: it trains nothing")
+        arms[target.name] = target.arms(config.budget)
+    most = max((config.seeds_for(t) for t in arms), default=0)
     return [RunSpec(t, arm, seed, run_key(t, arm, config, seed),
                     out / t / arm.id / f"seed-{seed}")
-            for seed in range(most) for t in targets if seed < config.seeds_for(t)
+            for seed in range(most) for t in arms if seed < config.seeds_for(t)
             for arm in arms[t]]
 
 

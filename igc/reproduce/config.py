@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from igc.data import DatasetSplits, TensorImageDataset, canonical_name, load_dataset
 from igc.errors import IGCError
 from igc.files.atomic import atomic_write
 from igc.files.lock import FolderLock
 from igc.reproduce.budgets import Budget
+from igc.train import load_recipe, override
 
 #: Version of the run layout and configuration format (bump to refuse old caches).
 LAYOUT = 2
@@ -54,8 +58,6 @@ class Config:
 
     def recipe(self):
         """The resolved base recipe (seed 0); each run sets its own seed and model."""
-        from igc.train import load_recipe, override
-
         b = self.budget
         base = load_recipe(b.recipe)
         changes: list[tuple[str, Any]] = [("eval_every", b.eval_every), ("seed", 0),
@@ -79,8 +81,6 @@ class Config:
 
     def identity(self) -> dict[str, Any]:
         """What must agree for two reproductions to share an output folder."""
-        from igc.data import canonical_name
-
         recipe = self.recipe().to_dict()
         for key in ("seed", "name", "threads", "adaptive_threads"):  # speed only
             recipe.pop(key, None)
@@ -157,9 +157,10 @@ def _holds(folder: Path) -> bool:
 
 def _run_folders() -> list[str]:
     """Folders of a reproduction's runs: one per empirical target (``runs``: layout 1)."""
-    from igc.reproduce.arms import SPECS
+    # the registry imports the zoo (torch): not needed to check an output folder
+    from igc.reproduce.targets import GROUPS
 
-    return ["runs", *SPECS]
+    return ["runs", *GROUPS["empirical"]]
 
 
 def _short(value: Any) -> str:
@@ -175,9 +176,6 @@ _DATA_CACHE: dict[tuple, Any] = {}
 
 def load_data(config: Config):
     """The data set of ``config``, cut to the budget's fixed subset (and image size)."""
-    import torch
-
-    from igc.data import DatasetSplits, TensorImageDataset, load_dataset
 
     b = config.budget
     key = (config.data, config.data_dir, b.train_size, b.test_size, b.image_size)

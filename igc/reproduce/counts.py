@@ -17,6 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import torch
+
+from igc import create_model, list_models
+from igc.analysis.count import paper_block_counts, paper_counts
+from igc.layers.blocks import IGCBlock
 from igc.models.paper import paper_rows
 from igc.reproduce.report import relative
 from igc.reproduce.sweeps import S
@@ -95,10 +100,6 @@ def zoo_counts(model: str) -> dict:
     """Counts of zoo network ``model`` by :func:`igc.analysis.count.paper_counts`: the whole
     network as built (``params``, ``macs``) and the way the paper's table counts
     (``params_counted``, ``macs_counted``, ``convention``)."""
-    import torch
-
-    from igc import create_model
-    from igc.analysis.count import paper_counts
 
     with torch.device("meta"):
         net = create_model(model)
@@ -109,11 +110,6 @@ def zoo_counts(model: str) -> dict:
 def block_counts(model: str) -> tuple[int, int]:
     """``(weights, multiply-adds at 32x32)`` of the first block of zoo network ``model``,
     counted by :func:`igc.analysis.count.paper_block_counts` as Tables 2 and 5 count."""
-    import torch
-
-    from igc import create_model
-    from igc.analysis.count import paper_block_counts
-    from igc.layers.blocks import IGCBlock
 
     with torch.device("meta"):
         net = create_model(model)
@@ -199,8 +195,6 @@ def within(ours: int, paper: int | None, unit: int | None) -> str:
 
 def zoo_rows(table: str) -> tuple[list[ZooRow], list[str]]:
     """The networks of a zoo table, counted, and the names the zoo does not have."""
-    from igc import list_models
-
     known = set(list_models())
     unit_p, unit_m = PRINT_UNITS[table]
     rows: list[ZooRow] = []

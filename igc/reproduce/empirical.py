@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import igc.reproduce.cache as cache
-from igc.reproduce.arms import SPECS, Arm, EmpiricalSpec, paper_accuracy
+from igc.provenance import describe
+from igc.reproduce.arms import Arm, paper_accuracy
 from igc.reproduce.cache import RunState
-from igc.reproduce.claims import ClaimTest, check_claim, claims
+from igc.reproduce.claims import ClaimTest, check_claim
 from igc.reproduce.config import Config
+from igc.reproduce.registry import Target
 from igc.reproduce.stats import mean_std
+from igc.reproduce.targets import get_target
 
 
 @dataclass
@@ -80,7 +83,7 @@ class ArmResult:
 class TargetResult:
     """An empirical target's results at a configuration."""
 
-    spec: EmpiricalSpec
+    spec: Target  # the empirical target
     config: Config
     arms: list[ArmResult]
     problems: list[str]  # cached runs not used (corrupt, stale, being trained)
@@ -105,8 +108,6 @@ class TargetResult:
 
     def machines(self) -> dict[str, int]:
         """Machine descriptions of the finished runs, with how many runs each."""
-        from igc.provenance import describe
-
         count: dict[str, int] = {}
         for a in self.arms:
             for r in a.runs.values():
@@ -120,9 +121,12 @@ class TargetResult:
                        for c in (r.get("commits") or [r.get("commit")]) if c})
 
 
-def collect(target: str, config: Config, states: Sequence[RunState]) -> TargetResult:
-    """The results of ``target`` from the cache states of its runs (in plan order)."""
-    spec = SPECS[target]
+def collect(target: str | Target, config: Config, states: Sequence[RunState]
+            ) -> TargetResult:
+    """The results of ``target`` (a shipped target's name, or a target) from the cache
+    states of its runs (in plan order), with the test of each of its claims."""
+    spec = get_target(target) if isinstance(target, str) else target
+    target = spec.name
     by_arm: dict[str, ArmResult] = {}
     problems: list[str] = []
     flags: list[str] = []
@@ -139,12 +143,10 @@ def collect(target: str, config: Config, states: Sequence[RunState]) -> TargetRe
     arms = list(by_arm.values())
     results = {a.arm.id: a for a in arms}
     tests = []
-    for claim in claims():
-        if claim.target != target:
-            continue
+    for claim in spec.claims():
         paper = {}
-        for a in arms if claim.paper else ():
-            acc = paper_accuracy(a.arm, claim.paper)
+        for a in arms:
+            acc = paper_accuracy(a.arm, claim.paper) if claim.paper else None
             if acc is not None:
                 paper[a.arm.id] = acc[0]
         test = check_claim(claim, results, paper)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from igc.reproduce.registry import PLOTS
 from igc.reproduce.sweeps import TABLE2_WIDTHS, S
 from igc.sparsity import best_layers_real
 
@@ -262,5 +263,5 @@ def learning_curves(results: Sequence, title: str, data_name: str) -> Drawer:
     return draw
 
 
-#: The drawer of each empirical plot kind (``arms.EmpiricalSpec.plot``).
-EMPIRICAL = {"pareto": pareto, "bars": bars, "curve": curve}
+#: The drawer of each empirical plot kind (``Target.plot``, one of :data:`PLOTS`).
+EMPIRICAL = dict(zip(PLOTS, (pareto, bars, curve), strict=True))

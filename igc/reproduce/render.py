@@ -2,7 +2,7 @@
 :mod:`~igc.reproduce.counts`) becomes a :class:`~igc.reproduce.report.Section` with its
 tables, notes, plots (:mod:`~igc.reproduce.plots`) and JSON data.
 
-:func:`render` dispatches on the result's type.
+Each analytic target (:mod:`igc.reproduce.targets`) names its renderer.
 """
 
 from __future__ import annotations
@@ -170,25 +170,25 @@ def figure3_sparsity(r: Figure3Sparsity) -> Section:
 # ----------------------------------------------------------------------- counted tables
 
 def _block_section(r: CountResult) -> Section:
-    table, data = r.spec.table, r.rows
+    table, data = r.spec.table, [d for d in r.rows if isinstance(d, BlockRow)]
     rows = [[d.network, str(d.width), _ks(d.branch_sizes), fmt_int(d.formula),
              fmt_int(d.params), f"≈{d.paper_params:,}", fmt_pct(d.params_diff_pct),
              fmt_count(d.macs), f"≈{fmt_count(d.paper_macs)}", fmt_pct(d.macs_diff_pct),
-             d.condition] for d in data if isinstance(d, BlockRow)]
+             d.condition] for d in data]
     table_md = Table(["network", "C", "K_1..K_L", "eq. 7", "ours: weights", "paper",
                       "diff", "ours: mult-adds at 32x32", "paper", "diff", "condition"], rows,
                      f"Table {table}: one block of the zoo's 8-layer network: its weights "
                      f"(convolutions only, no BatchNorm) and multiply-adds on a 32x32 map, "
                      f"counted from the module by igc.analysis.count; eq. 7 is the formula.")
     exact = [d for d in data if d.params == d.formula]
-    worst = max(data, key=lambda d: abs(d.params_diff_pct))
+    worst = max(data, key=lambda d: abs(d.params_diff_pct or 0.0))
     notes = [
         f"Our module counts equal eq. 7 for {len(exact)} of {len(data)} blocks"
         + (", and multiply-adds are exactly 1,024 x weights (every convolution keeps the "
            "32x32 map)." if all(d.macs == 1024 * d.params for d in data) else "."),
         f"The paper prints one rounded '≈' cell per group; the largest gap to it is "
         f"{worst.network} at {worst.params_diff_pct:+.1f}% — every block is within "
-        f"{math.ceil(max(abs(d.params_diff_pct) for d in data))}% of its group's cell.",
+        f"{math.ceil(max(abs(d.params_diff_pct or 0.0) for d in data))}% of its group's cell.",
     ]
     points = [(d.network, d.params_diff_pct, d.macs_diff_pct) for d in data]
     return Section(f"table{table}-counts", r.spec.title, r.spec.intro, [table_md], notes,
@@ -250,12 +250,3 @@ def _zoo_section(r: CountResult) -> Section:
 def count_table(r: CountResult) -> Section:
     return _block_section(r) if r.spec.kind == "block" else _zoo_section(r)
 
-
-_RENDERERS = {WidthVsLayers: width_vs_layers, ParamsVsLayers: params_vs_layers,
-              Figure2Design: figure2_design, Figure3Sparsity: figure3_sparsity,
-              CountResult: count_table}
-
-
-def render(result: object) -> Section:
-    """The section of an analytic target's computed result."""
-    return _RENDERERS[type(result)](result)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import igc.reproduce.plots as plots
 from igc.reproduce.arms import paper_accuracy
-from igc.reproduce.claims import ClaimTest
+from igc.reproduce.claims import PAPER_COLUMNS, ClaimTest
 from igc.reproduce.config import Config
 from igc.reproduce.empirical import TargetResult
 from igc.reproduce.report import Plot, Section, Table, as_record, fmt_count, fmt_mean_std
@@ -18,8 +18,7 @@ from igc.reproduce.stats import CONTRADICTS
 if TYPE_CHECKING:
     from igc.train.recipe import Recipe
 
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                 "tiny-imagenet": "Tiny ImageNet"}
+DATASET_NAMES = PAPER_COLUMNS  # the old name
 
 
 def recipe_line(config: Config) -> str:

@@ -50,7 +50,7 @@ class Plot:
 
     filename: str
     caption: str
-    draw: Callable[[Any, Path], None]
+    draw: Callable[[Any], Any]  # pyplot -> the figure
 
 
 @dataclass
@@ -82,6 +82,7 @@ class Section:
 
 def draw_plots(section: Section, directory: Path) -> list[Path]:
     """Write ``section``'s PNGs into ``directory``."""
+    # matplotlib only when drawing: igc.reproduce is imported by `igc reproduce --help`
     from igc.viz import pyplot
 
     if not section.plots:

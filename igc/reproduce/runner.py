@@ -28,6 +28,7 @@ from igc.formatting import first_line
 from igc.provenance import git_commit, machine
 from igc.reproduce.cache import RunSpec
 from igc.reproduce.config import Config, load_data
+from igc.train import Interrupted, RunConfig, override, train
 
 #: Trainer callbacks added to every run of this process (``callback(trainer, event)``;
 #: tests use it to stop a run in the middle).
@@ -66,7 +67,8 @@ def result_record(spec: RunSpec, config: Config, summary: dict[str, Any], wall: 
     ``seconds`` adds the earlier sessions of a resumed run (the trainer's ``sessions``),
     ``commits`` names every commit that trained part of it."""
     device = str(summary.get("device", config.device))
-    sessions = summary.get("sessions") if isinstance(summary.get("sessions"), list) else []
+    found = summary.get("sessions")
+    sessions: list[Any] = found if isinstance(found, list) else []
     earlier = sum(float(s.get("seconds") or 0.0) for s in sessions[:-1]
                   if isinstance(s, dict))
     commits = list(dict.fromkeys(str(c) for c in [*(summary.get("commits") or []),
@@ -113,8 +115,6 @@ def _write_checked(spec: RunSpec, record: dict[str, Any]) -> str | None:
 
 
 def _train(task: Task, resume: bool, started_flag: list[bool]) -> dict[str, Any]:
-    from igc.train import RunConfig, override, train
-
     spec, config = task.spec, task.config
     recipe = override(config.recipe(), [("seed", spec.seed), ("model", spec.arm.model),
                                         ("model_args", spec.arm.args)])
@@ -132,8 +132,6 @@ def _train(task: Task, resume: bool, started_flag: list[bool]) -> dict[str, Any]
 
 def train_run(task: Task) -> Outcome:
     """Train (or resume) one run and write its ``result.json``."""
-    from igc.train import Interrupted
-
     spec = task.spec
     if _STOP["requested"]:
         return Outcome(spec, INTERRUPTED, message="stopped before it started", code=130)

@@ -134,14 +134,13 @@ class Session:
         splits = load_data(self.config)
         mine = {s.spec.key for s in todo}
         est = estimate([s for s in states if s.state == cache.DONE or s.spec.key in mine],
-                       self.config, self.jobs, splits, progress=log)
+                       self.config, self.jobs, splits)
         sources = []
         if est.measured:
-            sources.append(f"measured runs of {est.measured} network(s)")
-        if est.timed:
-            sources.append(f"{est.timed} network(s) timed for a few steps")
-        if est.scaled:
-            sources.append(f"{est.scaled} scaled from those by their multiply-adds")
+            sources.append(f"recorded runs of {est.measured} network(s)")
+        if est.scaled or est.modelled:
+            sources.append(f"{est.scaled + est.modelled} scaled by their multiply-adds at "
+                           f"the rate of {est.rate_source}")
         log(f"{len(todo)} run(s) to train with {self.jobs} job(s) x "
             f"{self.config.num_threads or 'all'} thread(s): about {duration(est.wall)} left "
             f"({duration(est.total)} of runs; from {' and '.join(sources)})")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from igc import create_model
 from igc.errors import IGCError
 from igc.sparsity import STRICT, KernelProduct, design, factorizations, nonzero_ratio
 
@@ -193,7 +194,5 @@ def sweep_args(width: int, branch_sizes: Sequence[int]) -> dict[str, Any]:
 def sweep_model(width: int, branch_sizes: Sequence[int], num_classes: int = 10,
                 in_chans: int = 3, **extra: Any):
     """The 8-layer IGCV2 network of a Figure 2/3 sweep point, from the zoo."""
-    from igc import create_model
-
     return create_model(SWEEP_MODEL, num_classes=num_classes, in_chans=in_chans,
                         **sweep_args(width, branch_sizes), **extra)

@@ -6,9 +6,14 @@ package, so the API gives what the command line gives: :func:`resolve_run` build
 :func:`train_seeds` runs several seeds; :func:`load_recipe` and :func:`override` build
 recipes; :func:`evaluate_checkpoint` evaluates a saved run and :func:`model_from_checkpoint`
 rebuilds its network. The loop's pieces: :mod:`igc.train.builders` (what a run is built
-from), :mod:`igc.train.callbacks` (what happens on its events), :mod:`igc.train.snapshot`
-(what a checkpoint holds).
+from: :mod:`~igc.train.config`, :mod:`~igc.train.devices`, :mod:`~igc.train.splits`,
+:mod:`~igc.train.network`, :mod:`~igc.train.probe`), :mod:`igc.train.state` (what training
+changes, ``trainer.state``), :mod:`igc.train.callbacks` (what happens on its events),
+:mod:`igc.train.snapshot` (the checkpoint: the state plus the run's metadata) and
+:mod:`igc.train.signals` (SIGINT/SIGTERM).
 """
+
+import importlib
 
 from igc.train.recipe import Recipe, list_recipes, load_recipe, override
 
@@ -16,7 +21,7 @@ __all__ = ["Recipe", "RunConfig", "RunResult", "evaluate_checkpoint", "list_reci
            "load_recipe", "model_from_checkpoint", "override", "resolve_run", "train",
            "train_seeds"]
 
-_LAZY = {"RunConfig": "trainer", "RunResult": "trainer", "train": "trainer",
+_LAZY = {"RunConfig": "config", "RunResult": "result", "train": "trainer",
          "Trainer": "trainer", "Interrupted": "trainer", "TrainingDiverged": "trainer",
          "evaluate_checkpoint": "evaluate", "model_from_checkpoint": "checkpoint",
          "resolve_run": "resolve", "train_seeds": "resolve"}
@@ -24,7 +29,5 @@ _LAZY = {"RunConfig": "trainer", "RunResult": "trainer", "train": "trainer",
 
 def __getattr__(name: str):  # the heavy modules load on first use
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(f"igc.train.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'igc.train' has no attribute {name!r}")

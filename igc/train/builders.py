@@ -1,5 +1,5 @@
 """The named builders of a training run: process, run folder, recipe, model, loaders,
-optimiser.
+optimiser, and the :class:`~igc.train.state.TrainState` that holds what training changes.
 
 :meth:`igc.train.trainer.Trainer.setup` calls them in this order. Each takes what it needs
 and returns what it builds (nothing is written to disk: the run folder is only checked
@@ -16,22 +16,22 @@ from torch import nn
 
 from igc.analysis.probe import device_memory, memory_limit
 from igc.data import BatchAugment, DatasetSplits, make_loader
+from igc.data.holdout import resolve_val_images, with_validation
 from igc.errors import IGCError
 from igc.files.run_dir import RunFolder
 from igc.formatting import shorten
 from igc.layers.chain import set_training_form
 from igc.train import distributed as D
 from igc.train.checkpoint import check_resumable, load_checkpoint
+from igc.train.config import RunConfig
+from igc.train.devices import pick_device
 from igc.train.evaluate import eval_loader
-from igc.train.optim import build_ema, build_optimizer
+from igc.train.network import build_model
+from igc.train.optim import build_ema, build_optimizer, build_scheduler
+from igc.train.probe import probe
 from igc.train.recipe import Recipe, from_mapping, override
-from igc.train.run import (
-    RunConfig,
-    build_model,
-    load_splits,
-    pick_device,
-    probe,
-)
+from igc.train.splits import load_splits
+from igc.train.state import TrainState, position_samples
 
 
 # ------------------------------------------------------------------------------ process
@@ -111,7 +111,7 @@ def build_recipe(config: RunConfig, state: dict | None,
     old_world = int(loader.get("world_size", 1))
     if old_world != dist.world_size:
         changes.append(f"processes {old_world} -> {dist.world_size}")
-    samples = position_samples(state, saved)
+    samples = position_samples(state, saved.batch_size)
     if samples and (recipe.batch_size != saved.batch_size or old_world != dist.world_size):
         raise IGCError(
             f"the checkpoint stopped inside epoch {state['epoch'] + 1} after {samples:,} "
@@ -119,13 +119,6 @@ def build_recipe(config: RunConfig, state: dict | None,
             f"size or process count can only take over at an epoch boundary: resume with "
             f"--batch-size {saved.batch_size} on {old_world} process(es) to finish the epoch")
     return recipe, changes
-
-
-def position_samples(state: dict, recipe: Recipe) -> int:
-    """Images of the current epoch a checkpoint has trained on (all processes)."""
-    if "samples_in_epoch" in state:
-        return int(state["samples_in_epoch"])
-    return int(state.get("step_in_epoch", 0)) * recipe.batch_size  # older checkpoints
 
 
 # ------------------------------------------------------------------------------ model
@@ -157,8 +150,6 @@ def build_splits(config: RunConfig, recipe: Recipe,
     """The data set (``splits`` when given), checked, with ``recipe.val_images`` training
     images held out as its ``val`` split (:mod:`igc.data.holdout`; none when ``splits``
     already has one), and that number resolved."""
-    from igc.data.holdout import resolve_val_images, with_validation
-
     loaded = (splits or load_splits(config.data, config.data_dir, config.download,
                                     recipe)).check()
     if loaded.val is not None:
@@ -229,18 +220,19 @@ def build_optimiser(model: nn.Module, recipe: Recipe, device: torch.device) -> O
         ema=build_ema(model, recipe.ema_decay) if recipe.ema else None, lr=lr)
 
 
-def check_optimizer_state(optimizer: torch.optim.Optimizer, where: str) -> None:
-    """IGCError unless every restored optimizer buffer has its parameter's shape (PyTorch
-    does not check, and a wrong one fails only at the next step)."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for name, value in optimizer.state.get(p, {}).items():
-                if isinstance(value, torch.Tensor) and value.ndim and value.shape != p.shape:
-                    raise IGCError(f"the optimizer state in {where} has {name} of shape "
-                                   f"{tuple(value.shape)} for a parameter of shape "
-                                   f"{tuple(p.shape)}; it belongs to another configuration")
+def build_state(model: nn.Module, opt: Optimisation, recipe: Recipe, dist: D.DistInfo,
+                steps_per_epoch: int, resume: dict | None = None) -> TrainState:
+    """The run's :class:`TrainState` around ``model`` and ``opt``: loaded from the checkpoint
+    ``resume`` (checked, resumable) when given, and its learning-rate schedule positioned
+    at the step it stopped at (``steps_per_epoch`` at the recipe's batch size)."""
+    state = TrainState(model, opt.optimizer, opt.scaler, opt.ema, recipe.batch_size, dist)
+    if resume is not None:
+        state.load_state_dict(resume)
+    state.scheduler = build_scheduler(opt.optimizer, recipe, opt.lr, steps_per_epoch,
+                                      state.steps_done(steps_per_epoch))
+    return state
 
 
 __all__ = ["Optimisation", "build_loaders", "build_network", "build_optimiser",
-           "build_process", "build_recipe", "build_splits", "build_val_loader",
-           "check_optimizer_state", "load_resume_state", "open_run_folder", "position_samples"]
+           "build_process", "build_recipe", "build_splits", "build_state", "build_val_loader",
+           "load_resume_state", "open_run_folder"]

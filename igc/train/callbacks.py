@@ -10,12 +10,16 @@ event          when
 ``epoch_start`` before the first step of an epoch (also a resumed, half-done one)
 ``step``       after every optimizer step
 ``log``        every ``log_every`` steps and at the end of an epoch (``trainer.progress``)
-``trained``    an epoch's steps are done (``trainer.epoch`` counts it; not yet evaluated)
-``epoch``      the epoch's record is complete (``trainer.last_record``, evaluated if due)
+``trained``    an epoch's steps are done (``trainer.state.epoch`` counts it; not evaluated)
+``epoch``      the epoch's record is complete (``trainer.state.last_record``, evaluated if
+               due)
 ``stop``       SIGINT/SIGTERM: the run saves and stops
 ``end``        the last epoch is done (``trainer.result``)
 =============  ============================================================================
 
+What training changes (model, optimizer, position, the last record) is
+``trainer.state``, a :class:`~igc.train.state.TrainState`; the rest of the trainer is the
+run's fixed set-up (``config``, ``recipe``, ``splits``, ``dist``, ``steps_per_epoch``).
 The trainer's own duties are callbacks too, run before the user's: :class:`Checkpointer`
 (save after training an epoch *before* evaluating it, so a failing evaluation never loses
 a trained epoch; again after the evaluation; on a stop), :class:`MetricsLog`
@@ -29,11 +33,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 from igc.files.records import METRICS, SUMMARY, append_jsonl, write_json
 from igc.formatting import count, duration, pct
 from igc.log import get_logger
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the trainer imports this module
     from igc.train.trainer import Trainer
 
 log = get_logger(__name__)
@@ -73,8 +79,9 @@ class MetricsLog(Callback):
     (rank 0 only)."""
 
     def on_epoch(self, trainer: Trainer) -> None:
-        if trainer.main and trainer.last_record is not None:
-            append_jsonl(trainer.config.out / METRICS, trainer.last_record)
+        record = trainer.state.last_record
+        if trainer.main and record is not None:
+            append_jsonl(trainer.config.out / METRICS, record)
 
     def on_end(self, trainer: Trainer) -> None:
         if trainer.main and trainer.result is not None:
@@ -92,12 +99,11 @@ class Progress(Callback):
         log.info(header(trainer))
 
     def on_epoch_start(self, trainer: Trainer) -> None:
-        from tqdm import tqdm
-
         self.close()
-        self.bar = tqdm(total=trainer.steps_per_epoch, initial=trainer.step_in_epoch,
+        state = trainer.state
+        self.bar = tqdm(total=trainer.steps_per_epoch, initial=state.step_in_epoch,
                         leave=False, file=sys.stderr, unit="step", dynamic_ncols=True,
-                        desc=f"epoch {trainer.epoch + 1}/{trainer.recipe.epochs}")
+                        desc=f"epoch {state.epoch + 1}/{trainer.recipe.epochs}")
 
     def on_log(self, trainer: Trainer) -> None:
         if self.bar is not None:
@@ -105,14 +111,14 @@ class Progress(Callback):
             self.bar.set_postfix_str(
                 f"loss {p['loss']:.4f} acc {p['acc']:.2f}% {p['images_per_s']:,.0f} img/s "
                 f"lr {p['lr']:.4g}", refresh=False)
-            self.bar.update(trainer.step_in_epoch - self.bar.n)
+            self.bar.update(trainer.state.step_in_epoch - self.bar.n)
 
     def on_trained(self, trainer: Trainer) -> None:
         self.close()
 
     def on_epoch(self, trainer: Trainer) -> None:
         self.close()
-        log.info(epoch_line(trainer.last_record or {}, trainer.recipe.epochs))
+        log.info(epoch_line(trainer.state.last_record or {}, trainer.recipe.epochs))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -123,7 +129,8 @@ class Progress(Callback):
 def header(trainer: Trainer) -> str:
     """One line before training: model, data, recipe, device, threads, folder."""
     r, s = trainer.recipe, trainer.splits
-    state = f"resuming at epoch {trainer.epoch + 1}" if trainer.resume_state else "new run"
+    state = (f"resuming at epoch {trainer.state.epoch + 1}" if trainer.resume_state
+             else "new run")
     origin = f" from {s.origin}" if s.origin else ""
     ema = f", EMA {r.ema_decay:g}" if r.ema else ""
     return (f"igc train: {trainer.config.model} ({trainer.params:,} parameters, "

@@ -26,6 +26,7 @@ from igc.files.checkpoint import (
 )
 from igc.files.weights import load_weights, weights_from_table
 from igc.formatting import first_line
+from igc.models.registry import create_model
 
 
 def rng_state() -> dict[str, Any]:
@@ -83,8 +84,6 @@ def model_from_checkpoint(source: str | Path | dict, ema: bool = False) -> Check
     built with ``create_model`` for its classes and channels and loaded with its weights
     (``ema``: the moving average of the weights, when the run kept one). In eval mode.
     Raises IGCError for a bad file, an unknown model or weights that do not fit it."""
-    from igc.models.registry import create_model
-
     state = source if isinstance(source, dict) else load_checkpoint(source)
     name, path = state["model"], str(state.get("path", ""))
     try:

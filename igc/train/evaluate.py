@@ -14,11 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
+from igc import checks
 from igc.data import BatchAugment, TensorImageDataset, make_loader
 from igc.data.base import DatasetSplits
 from igc.errors import IGCError
+from igc.runtime import num_threads
+from igc.train.checkpoint import model_from_checkpoint
+from igc.train.devices import pick_device, set_threads
 from igc.train.distributed import DistInfo, all_reduce_sum
 from igc.train.metrics import topk_correct
+from igc.train.recipe import from_mapping
+from igc.train.splits import load_splits
 
 
 @dataclass
@@ -131,13 +137,6 @@ def evaluate_checkpoint(path: str | Path, data: str | None = None,
     per-class accuracies with the class names, images/s. Every argument is range-checked
     as ``igc eval`` checks it; the caller's torch thread count is restored.
     """
-    from igc import checks
-    from igc.errors import IGCError
-    from igc.runtime import num_threads
-    from igc.train.checkpoint import model_from_checkpoint
-    from igc.train.recipe import from_mapping
-    from igc.train.run import load_splits, pick_device, set_threads
-
     checks.check_existing(path, "checkpoint")
     if batch_size is not None:
         checks.check_int(batch_size, "batch size", 1, checks.MAX_BATCH)

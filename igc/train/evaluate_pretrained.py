@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
+from igc import checks
+from igc.data import BatchAugment, canonical_name, load_dataset, make_loader
+from igc.data.folder import load_eval_folder
 from igc.errors import IGCError
+from igc.models import create_model
+from igc.runtime import num_threads
+from igc.train.devices import pick_device, set_threads
+from igc.train.evaluate import eval_loader, evaluate
 
 __all__ = ["eval_transform", "evaluate_pretrained"]
 
@@ -39,9 +46,6 @@ def eval_transform(cfg: dict[str, Any]) -> tuple[int, int, str, tuple, tuple]:
 
 def _folder_batches(model: torch.nn.Module, data_dir: str | Path, batch_size: int,
                     device: torch.device, num_workers: int):
-    from igc.data import BatchAugment, make_loader
-    from igc.data.folder import load_eval_folder
-
     size, resize, interpolation, mean, std = eval_transform(model.pretrained_cfg)
     dataset = load_eval_folder(data_dir, size, resize, interpolation)
     if len(dataset.classes) != model.num_classes:
@@ -70,13 +74,6 @@ def evaluate_pretrained(name: str, pretrained: bool | str | Path = True,
     the network is registered for) evaluates that set's test split. Returns a JSON-ready
     dict; the caller's torch thread count is restored.
     """
-    from igc import checks
-    from igc.data import canonical_name, load_dataset
-    from igc.models import create_model
-    from igc.runtime import num_threads
-    from igc.train.evaluate import eval_loader, evaluate
-    from igc.train.run import pick_device, set_threads
-
     if batch_size is not None:
         checks.check_int(batch_size, "batch size", 1, checks.MAX_BATCH)
     if data_dir is not None:

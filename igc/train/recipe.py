@@ -279,7 +279,7 @@ def validate(recipe: Recipe) -> Recipe:
          "the classes and channels (choose the data set with --data)")
     check_plain(r.train_augment + r.eval_augment, f"recipe {r.name!r}: augment",
                 "fix the recipe", size=64)
-    from igc.data import BatchAugment
+    from igc.data import BatchAugment  # torch: the CLI imports this module before parsing
 
     for key in ("train_augment", "eval_augment"):
         try:

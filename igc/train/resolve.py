@@ -19,8 +19,11 @@ from igc.data import canonical_name
 from igc.errors import IGCError
 from igc.files.checkpoint import CHECKPOINT
 from igc.files.records import RUN_INFO, SUMMARY, read_run_info, read_summary
+from igc.models.registry import model_entry
+from igc.train.config import RunConfig
 from igc.train.recipe import DEFAULT_DATA, DEFAULT_RECIPE, load_recipe, override
-from igc.train.run import RunConfig, RunResult
+from igc.train.result import RunResult
+from igc.train.trainer import train
 
 
 def previous_run(out: Path) -> dict[str, Any]:
@@ -61,8 +64,6 @@ def resolve_run(model: str | None = None, data: str | None = None,
     if not model:
         raise IGCError(f"recipe {resolved.name!r} names no default model; pass --model NAME "
                        "(see `igc models`)")
-    from igc.models.registry import model_entry
-
     model_entry(model)  # unknown names fail here, with suggestions
     if out_path is None:
         out_path = default_out(model, data, resume=resume, force=bool(options.get("force")))
@@ -95,8 +96,6 @@ def train_seeds(config: RunConfig, seeds: int,
     Returns the results (``RunResult.to_dict()``, or the ``summary.json`` read back) in
     seed order; ``on_seed(seed, folder)`` runs before each run is trained and
     ``on_result(result)`` after it."""
-    from igc.train.trainer import train
-
     checks.check_int(seeds, "--seeds", 1, checks.MAX_SEEDS)
     first = config.recipe.seed
     checks.check_int(first + seeds - 1, "the last seed", 0, checks.MAX_SEED)

@@ -48,28 +48,32 @@ from igc.train import builders as B
 from igc.train import distributed as D
 from igc.train.callbacks import CallbackFn, default_callbacks
 from igc.train.checkpoint import CHECKPOINT, save_checkpoint
+from igc.train.config import RunConfig
+from igc.train.devices import thread_governor
 from igc.train.evaluate import EvalResult, autocast, evaluate
-from igc.train.optim import build_scheduler, current_lr
-from igc.train.run import (
-    Interrupted,
-    RunConfig,
-    RunResult,
-    StopFlag,
-    TrainingDiverged,
-    thread_governor,
-)
-from igc.train.snapshot import capture, restore
+from igc.train.optim import current_lr
+from igc.train.result import RunResult
+from igc.train.signals import Interrupted, StopFlag
+from igc.train.snapshot import capture
+from igc.train.state import EMPTY_PARTIAL
 
 log = get_logger(__name__)
 
 Callback = CallbackFn
+
+
+class TrainingDiverged(IGCError):
+    """The loss became NaN or infinite."""
+
 _NO_TEST = {"test_loss": None, "test_top1": None, "test_top5": None, "top1": None,
             "top5": None, "eval_seconds": 0.0}
 _NO_VAL = {"val_loss": None, "val_top1": None, "val_top5": None}
 
 
 class Trainer:
-    """One run: :meth:`setup` builds everything (:mod:`igc.train.builders`), then
+    """One run: :meth:`setup` builds everything (:mod:`igc.train.builders`): the run's
+    fixed set-up as attributes (``config``, ``recipe``, ``splits``, ``dist``, loaders) and
+    what training changes as :attr:`state` (a :class:`~igc.train.state.TrainState`); then
     :meth:`fit`. ``callbacks(trainer, event)`` get the events listed in
     :mod:`igc.train.callbacks`, after the trainer's own."""
 
@@ -105,35 +109,27 @@ class Trainer:
         self.splits, val_images = B.build_splits(c, r, self._splits)
         if val_images != r.val_images:  # recipe.toml records the number resolved
             self.recipe = r = dataclasses.replace(r, val_images=val_images)
-        self.model, self.params, self.macs = B.build_network(c, self.splits, r, self.device,
-                                                             self.dist)
+        model, self.params, self.macs = B.build_network(c, self.splits, r, self.device,
+                                                        self.dist)
         self.train_loader, self.test_loader = B.build_loaders(c, self.splits, r, self.device,
                                                               self.dist)
         self.val_loader = B.build_val_loader(c, self.splits, r, self.device, self.dist)
         self.steps_per_epoch = len(self.train_loader)
-        opt = B.build_optimiser(self.model, r, self.device)
-        self.optimizer, self.scaler, self.criterion = opt.optimizer, opt.scaler, opt.criterion
-        self.ema, self.lr = opt.ema, opt.lr
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.partial = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
-        self.train_seconds, self.images_seen = 0.0, 0
+        opt = B.build_optimiser(model, r, self.device)
+        self.criterion, self.lr = opt.criterion, opt.lr
         self.last_eval: EvalResult | None = None
-        self.last_record: dict | None = None
-        self.pending_eval = False
-        if self.resume_state is not None:
-            restore(self, self.resume_state)
+        self.state = B.build_state(model, opt, r, self.dist, self.steps_per_epoch,
+                                   self.resume_state)
         self.sessions = earlier_sessions(self.resume_state, self._recorded_commit())
         self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "commit": git_commit(), "threads": self.threads, "seconds": 0.0}
-        self.scheduler = build_scheduler(self.optimizer, r, self.lr, self.steps_per_epoch,
-                                         self.epoch * self.steps_per_epoch + self.step_in_epoch)
-        self.net: nn.Module = self.model
+        self.net: nn.Module = model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Gradients are views of DDP's buckets, laid out as the parameters
             # (channels-last included) and kept (zeroed, not freed, each step): no copy
             # into the buckets and no "Grad strides do not match bucket view strides".
-            for p in self.model.parameters():
+            for p in model.parameters():
                 if p.requires_grad and p.grad is None:
                     p.grad = torch.zeros_like(p)
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids,
@@ -143,7 +139,7 @@ class Trainer:
         self.callbacks = [*default_callbacks(self.quiet), *self.user_callbacks]
 
     # -------------------------------------------------------------- checkpoints
-    def state(self) -> dict[str, Any]:
+    def checkpoint(self) -> dict[str, Any]:
         """Everything the checkpoint holds (every rank takes part: RNG states are
         gathered); see :func:`igc.train.snapshot.capture`."""
         return capture(self)
@@ -170,7 +166,7 @@ class Trainer:
     def save(self) -> None:
         """Write the checkpoint (rank 0), then, once per process, the run's metadata that
         matches it (``recipe.toml``, ``run.json``)."""
-        state = self.state()
+        state = self.checkpoint()
         if not self.main:
             return
         assert self.folder is not None
@@ -216,10 +212,11 @@ class Trainer:
     def _check_finite(self, loss_sum: torch.Tensor) -> None:
         value = loss_sum.item()
         if not math.isfinite(value):
-            where = f"epoch {self.epoch + 1}, step {self.step_in_epoch}"
+            epoch = self.state.epoch
+            where = f"epoch {epoch + 1}, step {self.state.step_in_epoch}"
             ckpt = self.config.out / CHECKPOINT
-            kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in {ckpt}"
-                    if self.epoch > 0 or ckpt.exists() else "no checkpoint was written")
+            kept = (f"the last good checkpoint (epoch {epoch}) is kept in {ckpt}"
+                    if epoch > 0 or ckpt.exists() else "no checkpoint was written")
             raise TrainingDiverged(f"the training loss became {value} at {where}; {kept}; "
                                    f"lower the learning rate (now {self.lr:g}) or enable "
                                    "warm-up and start again")
@@ -233,14 +230,16 @@ class Trainer:
 
     def train_epoch(self) -> dict[str, Any]:
         """Train the rest of the current epoch; returns its training statistics."""
-        r, dev = self.recipe, self.device
+        r, dev, st = self.recipe, self.device, self.state
+        scheduler = st.scheduler
+        assert scheduler is not None  # positioned by build_state
         loader = self.train_loader
-        loader.set_epoch(self.epoch)
-        skip = self.step_in_epoch
-        loss_sum = torch.tensor(self.partial["loss"], dtype=torch.float64, device=dev)
-        correct = torch.tensor(self.partial["correct"], dtype=torch.int64, device=dev)
-        count = int(self.partial["count"])
-        seconds = float(self.partial["seconds"])
+        loader.set_epoch(st.epoch)
+        skip = st.step_in_epoch
+        loss_sum = torch.tensor(st.partial["loss"], dtype=torch.float64, device=dev)
+        correct = torch.tensor(st.partial["correct"], dtype=torch.int64, device=dev)
+        count = int(st.partial["count"])
+        seconds = float(st.partial["seconds"])
         self.net.train()
         self._emit("epoch_start")
         tick = time.perf_counter()
@@ -254,59 +253,59 @@ class Trainer:
             with autocast(dev, self.amp):
                 logits = self.net(x)
                 loss = self.criterion(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=not self.dist.enabled)
-            self.scaler.scale(loss).backward()
+            st.optimizer.zero_grad(set_to_none=not self.dist.enabled)
+            st.scaler.scale(loss).backward()
             if r.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
+                st.scaler.unscale_(st.optimizer)
+                nn.utils.clip_grad_norm_(st.model.parameters(), r.grad_clip)
+            st.scaler.step(st.optimizer)
+            st.scaler.update()
+            scheduler.step()
+            if st.ema is not None:
+                st.ema.update_parameters(st.model)
             n = y.shape[0]
             loss_sum += loss.detach().double() * n
             correct += (logits.detach().argmax(1) == y).sum()
             count += n
-            self.images_seen += n * self.dist.world_size
+            st.images_seen += n * self.dist.world_size
             self.governor.tick()
-            self.step_in_epoch = i + 1
-            self.global_step += 1
+            st.step_in_epoch = i + 1
+            st.global_step += 1
             window_images += n
-            if self.step_in_epoch % r.log_every == 0 or \
-                    self.step_in_epoch == self.steps_per_epoch:
+            if st.step_in_epoch % r.log_every == 0 or \
+                    st.step_in_epoch == self.steps_per_epoch:
                 self._check_finite(loss_sum)
                 now = time.perf_counter()
                 self.progress = {
                     "loss": loss_sum.item() / max(count, 1),
                     "acc": 100.0 * correct.item() / max(count, 1),
                     "images_per_s": window_images * self.dist.world_size
-                    / max(now - window_start, 1e-9), "lr": current_lr(self.scheduler)}
+                    / max(now - window_start, 1e-9), "lr": current_lr(scheduler)}
                 self._emit("log")
                 window_images, window_start = 0, now
             self._emit("step")
             # a stop on the epoch's last step is handled after the epoch (save + eval)
-            if self.step_in_epoch < self.steps_per_epoch and \
+            if st.step_in_epoch < self.steps_per_epoch and \
                     D.any_rank(self.stop.signum is not None, self.dist, dev):
                 self._check_finite(loss_sum)
                 if self.stop.signum is None:
                     self.stop.request(signal.SIGTERM)
                 now = time.perf_counter()
-                self.partial = {"loss": loss_sum.item(), "correct": int(correct.item()),
-                                "count": count, "seconds": seconds + now - tick}
-                self.train_seconds += now - tick
+                st.partial = {"loss": loss_sum.item(), "correct": int(correct.item()),
+                              "count": count, "seconds": seconds + now - tick}
+                st.train_seconds += now - tick
                 self._emit("stop")
-                raise self._interrupted(f"at epoch {self.epoch + 1}, step "
-                                        f"{self.step_in_epoch} of {self.steps_per_epoch}")
+                raise self._interrupted(f"at epoch {st.epoch + 1}, step "
+                                        f"{st.step_in_epoch} of {self.steps_per_epoch}")
         elapsed = time.perf_counter() - tick
         self._check_finite(loss_sum)
         seconds += elapsed
-        self.train_seconds += elapsed
+        st.train_seconds += elapsed
         totals = torch.stack([loss_sum, correct.double(), torch.tensor(
             float(count), dtype=torch.float64, device=dev)])
         D.all_reduce_sum(totals, self.dist)
         images = int(totals[2].item())
-        self.partial = {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
+        st.partial = dict(EMPTY_PARTIAL)
         return {"train_loss": totals[0].item() / max(images, 1),
                 "train_acc": 100.0 * totals[1].item() / max(images, 1),
                 "images": images, "seconds": seconds,
@@ -319,15 +318,15 @@ class Trainer:
 
     def _evaluate_split(self, record: dict[str, Any], split: str) -> None:
         """Evaluate the weights (and their average) on ``split`` into ``record``."""
-        result = self._evaluate(self.model, split)
+        result = self._evaluate(self.state.model, split)
         record[f"{split}_loss"] = result.loss
         record[f"{split}_top1"], record[f"{split}_top5"] = result.top1, result.top5
         record["eval_seconds"] = record.get("eval_seconds", 0.0) + result.seconds
         if split == "test":
             self.last_eval = result
             record.update({"top1": result.top1, "top5": result.top5})
-        if self.ema is not None:
-            averaged = self._evaluate(self.ema.module, split)
+        if self.state.ema is not None:
+            averaged = self._evaluate(self.state.ema.module, split)
             if split == "test":
                 record.update({"ema_test_loss": averaged.loss, "ema_top1": averaged.top1,
                                "ema_top5": averaged.top5})
@@ -340,16 +339,17 @@ class Trainer:
         validation split when there is one, on the test split after the last epoch (or
         whenever there is no validation split); then emit ``epoch`` with the complete
         record."""
-        record = dict(self.last_record or {})
-        self.evaluated = self.pending_eval
-        if self.pending_eval:
+        st = self.state
+        record = dict(st.last_record or {})
+        self.evaluated = st.pending_eval
+        if st.pending_eval:
             record["eval_seconds"] = 0.0
             if self.val_loader is not None:
                 self._evaluate_split(record, "val")
-            if self.val_loader is None or self.epoch == self.recipe.epochs:
+            if self.val_loader is None or st.epoch == self.recipe.epochs:
                 self._evaluate_split(record, "test")
-        self.pending_eval = False
-        self.last_record = record
+        st.pending_eval = False
+        st.last_record = record
         self._emit("epoch")
 
     def _reconcile_metrics(self) -> None:
@@ -357,49 +357,51 @@ class Trainer:
         last line, or the record of an epoch whose evaluation is still pending)."""
         if self.main and self.resume_state is not None:
             truncate_metrics(self.config.out / METRICS,
-                             self.epoch - (1 if self.pending_eval else 0))
+                             self.state.epoch - (1 if self.state.pending_eval else 0))
 
     def fit(self) -> RunResult:
         """Train the remaining epochs; saves and raises :class:`Interrupted` on a stop."""
-        r = self.recipe
+        r, st = self.recipe, self.state
+        assert st.scheduler is not None  # positioned by build_state
         with self.stop:
             self._reconcile_metrics()  # a damaged metrics file: refused before any report
             if self.main and self.changes:  # reported even with --quiet
                 log.warning("igc train: resuming %s at epoch %d with changes: %s",
-                            self.config.out, self.epoch + 1, "; ".join(self.changes))
+                            self.config.out, st.epoch + 1, "; ".join(self.changes))
             self._emit("start")
-            if self.pending_eval:  # the checkpoint was saved, its evaluation failed
+            if st.pending_eval:  # the checkpoint was saved, its evaluation failed
                 self._complete_epoch()
-            while self.epoch < r.epochs:
-                lr = self.lr * self.scheduler.lr_lambdas[0](self.epoch * self.steps_per_epoch)
+            while st.epoch < r.epochs:
+                lr = self.lr * st.scheduler.lr_lambdas[0](st.epoch * self.steps_per_epoch)
                 stats = self.train_epoch()
-                self.epoch += 1
-                self.step_in_epoch = 0
-                due = self.epoch == r.epochs or bool(r.eval_every and
-                                                     self.epoch % r.eval_every == 0)
-                self.last_record = {"epoch": self.epoch, **stats, "lr": lr, **_NO_TEST,
-                                    **(_NO_VAL if self.val_loader is not None else {}),
-                                    "step": self.global_step}
-                self.pending_eval = due
+                st.epoch += 1
+                st.step_in_epoch = 0
+                due = st.epoch == r.epochs or bool(r.eval_every and
+                                                   st.epoch % r.eval_every == 0)
+                st.last_record = {"epoch": st.epoch, **stats, "lr": lr, **_NO_TEST,
+                                  **(_NO_VAL if self.val_loader is not None else {}),
+                                  "step": st.global_step}
+                st.pending_eval = due
                 self._emit("trained")  # the checkpoint first: evaluation cannot lose it
                 self._complete_epoch()
                 if D.any_rank(self.stop.signum is not None, self.dist, self.device):
-                    raise self._interrupted(f"after epoch {self.epoch}")
+                    raise self._interrupted(f"after epoch {st.epoch}")
         self.result = self._finish()
         self._emit("end")
         return self.result
 
     def _finish(self) -> RunResult:
-        rec = self.last_record or {}
+        st = self.state
+        rec = st.last_record or {}
         sessions = self.all_sessions()
         return RunResult(
             model=self.config.model, data=self.splits.name, out=str(self.config.out),
-            params=self.params, macs=self.macs, epochs=self.epoch, top1=rec.get("top1"),
+            params=self.params, macs=self.macs, epochs=st.epoch, top1=rec.get("top1"),
             top5=rec.get("top5"), test_loss=rec.get("test_loss"),
             train_loss=rec.get("train_loss"),
             seconds=sum(float(s.get("seconds") or 0.0) for s in sessions),
-            train_seconds=self.train_seconds,
-            images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
+            train_seconds=st.train_seconds,
+            images_per_s=st.images_seen / st.train_seconds if st.train_seconds else 0.0,
             seed=self.recipe.seed, world_size=self.dist.world_size, device=str(self.device),
             threads=self.threads, recipe=self.recipe.name,
             thread_steps={str(k): v for k, v in sorted(self.governor.steps.items())},

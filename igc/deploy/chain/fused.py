@@ -27,10 +27,12 @@ import torch
 from torch import nn
 
 from igc.deploy.chain.modules import tracing
-from igc.deploy.chain.ops import ActOp, ConvOp, LoweringError, Op, inverse
+from igc.deploy.chain.ops import ActOp, ConvOp, LoweringError, Op, inverse, lower
 from igc.deploy.chain.permute import move_permutations
 from igc.deploy.chain.segments import Segment, split_segments
+from igc.deploy.native import fused_block, native, native_reason
 from igc.errors import IGCError
+from igc.layers.blocks import IGCBlock
 
 #: Activation codes of the kernel.
 ACTS = {None: 0, "relu": 1, "relu6": 2}
@@ -232,7 +234,6 @@ class FusedChain(nn.Module):
         if _use_fallback():
             y = self.fallback(x)
             return y + x if self.residual else y
-        from igc.deploy.native import fused_block
 
         return fused_block(x.contiguous(memory_format=torch.channels_last), self.params(),
                            self.config)
@@ -249,7 +250,6 @@ def _use_fallback() -> bool:
         return False
     if tracing():
         return True
-    from igc.deploy.native import native
 
     return native() is None
 
@@ -261,9 +261,6 @@ def fuse(chain: nn.Module, fallback: nn.Module, residual: bool = False,
     skip when ``residual``) with ``fallback`` (its :class:`FastChain`) kept; ``plan``: its
     :class:`FusedPlan` when already made. Raises :class:`FusedUnsupported` (one line)
     when the chain has no fused form or the native kernel is not available here."""
-    from igc.deploy.chain.ops import lower
-    from igc.deploy.native import native, native_reason
-
     plan = plan or FusedPlan(lower(chain), residual)  # type: ignore[arg-type]
     if native() is None:
         raise FusedUnsupported(f"the native kernel is not available ({native_reason()})")
@@ -273,8 +270,6 @@ def fuse(chain: nn.Module, fallback: nn.Module, residual: bool = False,
 def residual_parent(root: nn.Module, name: str) -> nn.Module | None:
     """The block whose identity skip wraps the chain at ``name`` (an ``IGCBlock`` with
     ``skip``), or ``None``."""
-    from igc.layers.blocks import IGCBlock
-
     parent_name, _, leaf = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     if isinstance(parent, IGCBlock) and leaf == "body" and parent.skip:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from igc.deploy.chain.ops import Activation, ConvOp, activate, inverse, shuffle_groups
-from igc.deploy.chain.segments import Segment
+from igc.deploy.chain.ops import Activation, ConvOp, PermOp, activate, inverse, shuffle_groups
+from igc.deploy.chain.segments import ConvStep, Segment, ShuffleStep
 from igc.names import FORMS
 
 
@@ -27,7 +27,7 @@ def _param(t: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(t.detach().contiguous(), requires_grad=False)
 
 
-def _act_repr(act: Activation | None) -> str:
+def _act_repr(act: Activation | None) -> str | None:
     return act if isinstance(act, str) or act is None else type(act).__name__
 
 
@@ -64,6 +64,8 @@ class ActModule(nn.Module):
 
 class Permutation(nn.Module):
     """A permutation that no algebra could delete: a shuffle view copied, or a gather."""
+
+    index: torch.Tensor  # a buffer
 
     def __init__(self, index: torch.Tensor) -> None:
         super().__init__()
@@ -113,7 +115,8 @@ class GroupedSegment(nn.Module):
         # the bias sits after the trailing permutations: move it before them
         tail = torch.arange(segment.out_channels)
         for item in segment.items[last + 1:]:
-            tail = tail[item.index]
+            if isinstance(item, PermOp):  # every item after the last product is one
+                tail = tail[item.index]
         for item in segment.items:
             if isinstance(item, ConvOp):
                 bias = segment.bias[inverse(tail).to(segment.bias.device)] \
@@ -149,16 +152,17 @@ class StructuredSegment(nn.Module):
         self.plan: list[tuple[str, int]] = []  # ("conv", i) | ("shuffle", g) | ("perm", i)
         self.weights = nn.ParameterList()
         perms = 0
-        for kind, arg in segment.plan():
-            if kind == "conv":
-                g = arg.groups  # type: ignore[attr-defined]
-                w = arg.weight.reshape(g, arg.out_channels // g, arg.in_channels // g)  # type: ignore[attr-defined]
+        for step in segment.plan():
+            if isinstance(step, ConvStep):
+                conv = step.conv
+                g = conv.groups
+                w = conv.weight.reshape(g, conv.out_channels // g, conv.in_channels // g)
                 self.plan.append(("conv", len(self.weights)))
                 self.weights.append(_param(w))
-            elif kind == "shuffle":
-                self.plan.append(("shuffle", arg))  # type: ignore[arg-type]
+            elif isinstance(step, ShuffleStep):
+                self.plan.append(("shuffle", step.groups))
             else:
-                self.register_buffer(f"perm{perms}", arg.clone(), persistent=False)  # type: ignore[attr-defined]
+                self.register_buffer(f"perm{perms}", step.index.clone(), persistent=False)
                 self.plan.append(("perm", perms))
                 perms += 1
         self.last = max(i for i, (kind, _) in enumerate(self.plan) if kind == "conv")

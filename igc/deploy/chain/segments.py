@@ -16,9 +16,32 @@ import torch
 
 from igc.deploy.chain.ops import Activation, ActOp, ConvOp, Op, PermOp, shuffle_groups
 
-#: One step of the structured form: ``("conv", ConvOp)``, ``("shuffle", groups)`` (a
-#: channel shuffle, a strided view) or ``("perm", index)`` (any other permutation).
-PlanStep = tuple[str, object]
+
+@dataclass(frozen=True)
+class ConvStep:
+    """A step of the structured form: a bias-free pointwise (grouped) convolution."""
+
+    conv: ConvOp
+
+
+@dataclass(frozen=True)
+class ShuffleStep:
+    """A step of the structured form: a channel shuffle of ``groups`` groups (a strided
+    view, :func:`~igc.deploy.chain.ops.shuffle_groups`)."""
+
+    groups: int
+
+
+@dataclass(frozen=True)
+class PermStep:
+    """A step of the structured form: any other permutation, ``index`` (``(C,)``, new
+    channel ``i`` is old channel ``index[i]``)."""
+
+    index: torch.Tensor
+
+
+#: One step of the structured form (:meth:`Segment.plan`).
+PlanStep = ConvStep | ShuffleStep | PermStep
 
 
 @dataclass
@@ -67,20 +90,22 @@ class Segment:
         steps: list[PlanStep] = []
         for item in self.items:
             if isinstance(item, ConvOp):
-                steps.append(("conv", item))
+                steps.append(ConvStep(item))
             else:
                 g = shuffle_groups(item.index)
-                steps.append(("shuffle", g) if g else ("perm", item.index))
+                steps.append(ShuffleStep(g) if g else PermStep(item.index))
         return steps
 
     def describe(self) -> str:
         """E.g. ``"1x1/g8 shuffle(8) 1x1/g8"``."""
         parts = []
-        for kind, arg in self.plan():
-            if kind == "conv":
-                parts.append(f"1x1/g{arg.groups}" if arg.groups > 1 else "1x1")  # type: ignore[attr-defined]
+        for step in self.plan():
+            if isinstance(step, ConvStep):
+                g = step.conv.groups
+                parts.append(f"1x1/g{g}" if g > 1 else "1x1")
             else:
-                parts.append(f"shuffle({arg})" if kind == "shuffle" else "perm")
+                parts.append(f"shuffle({step.groups})" if isinstance(step, ShuffleStep)
+                             else "perm")
         return " ".join(parts)
 
 
@@ -96,17 +121,18 @@ def structured_copies(segment: Segment) -> int:
     meta tensor): loose shuffles whose next product has no strided view, generic
     permutations, and a permutation after the last factor."""
     plan = segment.plan()
-    last = max(i for i, (kind, _) in enumerate(plan) if kind == "conv")
+    last = max(i for i, step in enumerate(plan) if isinstance(step, ConvStep))
     m = 5
     z = torch.empty(segment.in_channels, m, device="meta")
     copies = 0
-    for kind, arg in plan[:last + 1]:
-        if kind == "conv":
-            zr = z.reshape(arg.groups, arg.in_channels // arg.groups, m)  # type: ignore[attr-defined]
+    for step in plan[:last + 1]:
+        if isinstance(step, ConvStep):
+            conv = step.conv
+            zr = z.reshape(conv.groups, conv.in_channels // conv.groups, m)
             copies += not zr._is_view()
-            z = torch.empty(arg.out_channels, m, device="meta")  # type: ignore[attr-defined]
-        elif kind == "shuffle":
-            z = z.reshape(arg, -1, m).transpose(0, 1)  # type: ignore[call-overload]
+            z = torch.empty(conv.out_channels, m, device="meta")
+        elif isinstance(step, ShuffleStep):
+            z = z.reshape(step.groups, -1, m).transpose(0, 1)
         else:
             copies += 1
             z = torch.empty(z.numel() // m, m, device="meta")
@@ -158,14 +184,14 @@ def split_segments(ops: list[Op]) -> list[Op | Segment]:
             out.append(op)
     flush()
     merged: list[Op | Segment] = []
-    for op in out:
-        if isinstance(op, ActOp) and merged and isinstance(merged[-1], Segment) \
+    for part in out:
+        if isinstance(part, ActOp) and merged and isinstance(merged[-1], Segment) \
                 and merged[-1].act is None:
-            merged[-1].act = op.fn
+            merged[-1].act = part.fn
         else:
-            merged.append(op)
+            merged.append(part)
     return merged
 
 
-__all__ = ["PlanStep", "Segment", "apply_pointwise", "make_segment", "split_segments",
-           "structured_copies"]
+__all__ = ["ConvStep", "PermStep", "PlanStep", "Segment", "ShuffleStep", "apply_pointwise",
+           "make_segment", "split_segments", "structured_copies"]
