@@ -16,6 +16,8 @@ The fast profile (the normal test run) draws a fixed sequence (``derandomize``) 
 
 draws that many of each from a random sequence (seeded by ``IGC_FUZZ_SEED`` when set); every
 failure it finds is reported with its argv and becomes a row of ``tests/test_hostile*.py``.
+``IGC_FUZZ_SECONDS=S`` makes a long run by time instead: each of the two fuzz tests draws
+examples (up to ``IGC_FUZZ_EXAMPLES``, a million when unset) until S seconds have passed.
 ``IGC_FUZZ_LOG=FILE`` appends one JSON line per example (argv, exit status, seconds) and
 keeps each damaged file that broke the contract in ``FILE.files/``.
 """
@@ -27,7 +29,8 @@ import os
 import shutil
 import signal
 import stat
-from contextlib import ExitStack
+import time
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import pytest
@@ -38,9 +41,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-LONG = "IGC_FUZZ_EXAMPLES" in os.environ
-EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "30"))
-FILE_EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "15"))
+SECONDS = float(os.environ.get("IGC_FUZZ_SECONDS", "0"))  # a time budget per test
+LONG = "IGC_FUZZ_EXAMPLES" in os.environ or SECONDS > 0
+EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "1000000" if SECONDS else "30"))
+FILE_EXAMPLES = int(os.environ.get("IGC_FUZZ_EXAMPLES", "1000000" if SECONDS else "15"))
 SEED = int(os.environ.get("IGC_FUZZ_SEED", "20"))
 LOG = os.environ.get("IGC_FUZZ_LOG")  # a file: one JSON line per example
 FOUND: list[str] = []  # failures of a long run (it goes on after each)
@@ -216,6 +220,8 @@ def _short(argv: list[str]) -> list[str]:
         out.append("--report-only")
         # every analytic table at once counts hundreds of networks: minutes, by design
         out = [a for a in out if a not in ("all", "analytic")]
+    if out and out[0] == "train" and "--compile" in out:
+        out.remove("--compile")  # torch.compile: a minute or more by itself (as bench's)
     if out and out[0] == "models":
         out = [a for a in out if a != "--no-cache"]  # recounts the whole zoo: minutes
     if out and out[0] == "bench":  # an ImageNet network at batch 16 times for minutes
@@ -274,6 +280,22 @@ def check_run(main, template: Path, tmp_path: Path, argv: list[str]) -> None:
     assert not problems, describe(outcome, problems)
 
 
+class _TimeUp(Exception):
+    """Raised by an example drawn after ``IGC_FUZZ_SECONDS`` have passed: it ends the run."""
+
+
+def _budget(case) -> None:
+    """Run the hypothesis test ``case`` until its examples or its time budget run out (the
+    first example past the budget raises :class:`_TimeUp`, which ends it here)."""
+    with suppress(_TimeUp):
+        case()
+
+
+def _on_time(start: float) -> None:
+    if SECONDS and time.monotonic() - start > SECONDS:
+        raise _TimeUp
+
+
 def _settings(n: int):
     phases = (Phase.generate,) if LONG else (Phase.generate, Phase.shrink)
     return settings(max_examples=n, deadline=None, derandomize=not LONG, database=None,
@@ -307,11 +329,13 @@ def test_fuzz_command_lines(world, cli_commands, tmp_path_factory):
     @_settings(EXAMPLES)
     @given(argv=argv_strategy(cli_commands, paths, _extra, _base))
     def case(argv):
+        _on_time(start)
         check_run(world["main"], world["root"], tmp_path_factory.mktemp("cli"),
                   _short(argv))
 
     FOUND.clear()
-    case()
+    start = time.monotonic()
+    _budget(case)
     assert not FOUND, "\n\n".join(FOUND)
 
 
@@ -330,7 +354,8 @@ READERS = {
                    ["export", TINY, "--format", "pt2", "--out", "m.pt2"]),
     "images/train/c0/0.png": (["train", "--quiet", "--data", "imagefolder", "--data-dir",
                                "{root}/images", "--model", TINY, "--set", "image_size=8",
-                               "--set", "resize_size=8", "--batch-size", "2", "--out", "new"],),
+                               "--set", "resize_size=8", "--batch-size", "2", "--out", "new",
+                               "--epochs", "1"],),  # the imagenet recipe: 120 epochs
 }
 
 
@@ -349,6 +374,7 @@ def test_fuzz_damaged_files(world, tmp_path_factory):
         name = data.draw(st.sampled_from(sorted(readers)))
         argv = data.draw(st.sampled_from(readers[name]))
         damaged = data.draw(mutations((root / name).read_bytes()))
+        _on_time(start)  # after the draws: hypothesis replays the last example the same
         tmp = tmp_path_factory.mktemp("file")
         template = _sandbox(root, tmp / "template")
         (template / name).write_bytes(damaged)
@@ -362,7 +388,8 @@ def test_fuzz_damaged_files(world, tmp_path_factory):
         shutil.rmtree(template, ignore_errors=True)
 
     FOUND.clear()
-    case()
+    start = time.monotonic()
+    _budget(case)
     assert not FOUND, "\n\n".join(FOUND)
 
 

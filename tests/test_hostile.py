@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import snapshot
+from hostile import R, Row
 from PIL import Image
 
 import igc.train.splits as splits_mod
@@ -195,18 +196,10 @@ def _resume_crafted(name: str, change: Callable[[dict], None]):
     return argv
 
 
-@dataclass
-class Row:
-    id: str
-    argv: Callable[[Sandbox], list[str]]
-    expect: str
-
-
 def T(*args: str, expect: str, id: str) -> Row:
     """A row ``igc train --quiet ARGS`` (``{run}``, ``{mid}``, ``{crafted}``, ``{empty}``,
     ``{images}``, ``{work}`` name the sandbox's folders)."""
-    return Row(id, lambda sb: ["train", "--quiet", *(a.format(**sb.__dict__) for a in args)],
-               expect)
+    return R(id, "train", "--quiet", *args, expect=expect)
 
 
 def C(fn: Callable[[Sandbox], list[str]], expect: str, id: str) -> Row:
@@ -393,8 +386,7 @@ ROWS = [
 def test_cli_hostile_input(row, sandbox, refused):
     if row.id == "device-no-cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    err = refused(row.argv(sandbox), sandbox.root, LIMIT_S)
-    assert row.expect in err, err
+    row.check(sandbox, refused, LIMIT_S)
     assert not Path("/tmp/igc-hostile-pwned").exists()
 
 

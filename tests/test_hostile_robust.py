@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hostile import R, Row
 
 from igc.cli import main
 
@@ -47,18 +47,6 @@ def sandbox(tmp_path, monkeypatch) -> Sandbox:
     monkeypatch.setenv("IGC_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(sb.work)
     return sb
-
-
-@dataclass
-class Row:
-    id: str
-    argv: Callable[[Sandbox], list[str]]
-    expect: str
-
-
-def R(id: str, *args: str, expect: str) -> Row:
-    """``igc ARGS``; ``{work}``, ``{crafted}`` name the sandbox's folders."""
-    return Row(id, lambda sb: [a.format(**sb.__dict__) for a in args], expect)
 
 
 def _image_folder_with_fifo(sb: Sandbox) -> str:
@@ -140,6 +128,15 @@ ROWS = [
       expect="no\\nsuch does not exist"),
     R("train-mnist-from-fashion", *TRAIN, "--data", "mnist", "--data-dir", str(FASHION),
       expect="is Fashion-MNIST's"),
+    # ------------------------------------------------ FIFOs read: named, not "missing"
+    Row("train-recipe-fifo", lambda sb: os.mkfifo(sb.crafted / "r.toml") or [
+        "train", "--quiet", "--recipe", str(sb.crafted / "r.toml")],
+        "r.toml is a FIFO (named pipe), not a regular file"),
+    Row("eval-pretrained-fifo", lambda sb: os.mkfifo(sb.crafted / "w.pt") or [
+        "eval", "igcv2_fmnist", "--pretrained", str(sb.crafted / "w.pt")],
+        "w.pt is a FIFO (named pipe), not a regular file"),
+    Row("eval-checkpoint-fifo", lambda sb: os.mkfifo(sb.crafted / "c.pt") or [
+        "eval", str(sb.crafted / "c.pt")], "c.pt is a FIFO (named pipe), not a regular file"),
     # ------------------------------------------------ found by the fuzzer
     Row("plot-damaged-run-json", lambda sb: (
         Path(_metrics(sb, '{"epoch": 1, "train_loss": 1, "train_acc": 5, "lr": 0.1}\n'))
@@ -154,8 +151,7 @@ def test_cli_hostile_input(row, sandbox, refused, monkeypatch):
         pytest.skip("making a device node needs root")
     if row.id == "train-mnist-from-fashion" and not FASHION.is_dir():
         pytest.skip("the Debian Fashion-MNIST package is not installed")
-    err = refused(row.argv(sandbox), sandbox.root, LIMIT_S, skip=NOT_OURS)
-    assert row.expect in err, err
+    row.check(sandbox, refused, LIMIT_S, skip=NOT_OURS)
 
 
 def test_bench_calibrate_names_a_cache_folder_that_cannot_be_made(sandbox, refused,

@@ -3,8 +3,10 @@ exports; the CIFAR builder reads like Table 1; the CLI lists and describes the z
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -283,6 +285,37 @@ def test_cli_models_table(capsys, tmp_path, monkeypatch):
     assert main(["models", "mobilenetv1_1.0", "--no-cache"]) == 0  # an alias
     out = capsys.readouterr().out
     assert "mobilenetv1_100" in out and "4.2M" in out and "569M" in out
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal, quiet", [(True, False), (False, False), (True, True)])
+def test_cli_models_no_cache_shows_its_progress_on_a_terminal(terminal, quiet, tiny_models,
+                                                              tmp_path, monkeypatch, capsys):
+    """Counting the zoo takes tens of seconds: a bar on stderr counts the networks, only on
+    a terminal (as the download messages) and never with --quiet; stdout is the same."""
+    from igc.analysis import zoo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(zoo, "PROGRESS_DELAY_S", 0)  # the tiny networks count in ms
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    argv = ["models", "test_tiny*", "--no-cache", "--json"] + (["--quiet"] if quiet else [])
+    assert main(argv) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert names == sorted(tiny_models[:2])
+    if terminal and not quiet:
+        drawn = err.getvalue()
+        # (tqdm redraws at most every 0.1 s: which later steps show depends on the clock)
+        assert "counting networks:   0%" in drawn and "0/2 [" in drawn, drawn
+        assert drawn.endswith("\r"), drawn  # cleared when done (leave=False)
+    else:
+        assert err.getvalue() == ""
 
 
 def test_cli_info(capsys):

@@ -35,6 +35,9 @@ from igc.runtime import num_threads
 #: Packages (and modules) of igc whose sources decide the counts.
 SOURCE_PACKAGES = ("models", "layers", "sparsity")
 SOURCE_MODULES = ("analysis/count.py",)
+#: Seconds of counting before :func:`model_rows` shows its progress bar (the table and a
+#: warm cache answer sooner, without one).
+PROGRESS_DELAY_S = 0.5
 #: The shipped count table (see the module docstring).
 TABLE_PATH = Path(__file__).resolve().parent.parent / "models" / "counts.json"
 #: The registry's facts at the head of a row and the types each may have.
@@ -156,7 +159,7 @@ def read_table(path: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 def model_rows(pattern: str | None = None, use_cache: bool = True,
-               pretrained: bool = False) -> list[dict[str, Any]]:
+               pretrained: bool = False, progress: bool = False) -> list[dict[str, Any]]:
     """One dict per registered network matching ``pattern``: ``igc models``' rows.
 
     ``pattern`` is shell-style (all networks without one; ``pretrained``: only those with
@@ -166,12 +169,14 @@ def model_rows(pattern: str | None = None, use_cache: bool = True,
     shipped table, else the user's cache, else the built network; without it every network
     is counted again. While the registry has not been imported it holds exactly the zoo,
     which the table lists, so the rows are read from the table alone, without torch
-    (``pretrained`` reads the weights manifest through the registry). IGCError for a pattern
-    that matches nothing."""
+    (``pretrained`` reads the weights manifest through the registry). ``progress``: a
+    progress bar on stderr while networks are counted, when stderr is a terminal and the
+    counting lasts longer than :data:`PROGRESS_DELAY_S`. IGCError for a pattern that
+    matches nothing."""
     table = read_table() if use_cache else {}
     if table and not pretrained and "igc.models.registry" not in sys.modules:
         return _table_rows(pattern, table)
-    return _counted_rows(pattern, table, use_cache, pretrained)
+    return _counted_rows(pattern, table, use_cache, pretrained, progress)
 
 
 def _table_rows(pattern: str | None, table: dict[str, dict[str, Any]]
@@ -186,8 +191,10 @@ def _table_rows(pattern: str | None, table: dict[str, dict[str, Any]]
 
 
 def _counted_rows(pattern: str | None, table: dict[str, dict[str, Any]], use_cache: bool,
-                  pretrained: bool) -> list[dict[str, Any]]:
+                  pretrained: bool, progress: bool) -> list[dict[str, Any]]:
     """:func:`model_rows` through the registry: table, cache or the built network."""
+    from tqdm import tqdm
+
     from igc.analysis.count import paper_counts  # lazy: see the note above SOURCE_PACKAGES
     from igc.models.registry import list_models, model_entry
 
@@ -195,8 +202,13 @@ def _counted_rows(pattern: str | None, table: dict[str, dict[str, Any]], use_cac
     if pattern and not names and not pretrained:
         raise unknown_name("model", pattern, list_models())
     path, cache, rows, dirty = None, {}, [], False
-    with num_threads(1):  # tiny passes: threads cost more than they give
-        for name in names:
+    # disable=None: tqdm draws only when stderr is a terminal (as igc's download messages)
+    bar = tqdm(names, desc="counting networks", unit="network", file=sys.stderr,
+               leave=False, dynamic_ncols=True, delay=PROGRESS_DELAY_S,
+               disable=None if progress else True)
+    with num_threads(1), bar:  # tiny passes: threads cost more than they give
+        for name in bar:
+            bar.set_postfix_str(name, refresh=False)
             entry = model_entry(name)
             key = _entry_key(entry)
             item = table.get(name)

@@ -5,7 +5,8 @@ size, parameters and multiply-adds as built, the same counted the way the paper 
 them (CIFAR and Tiny ImageNet: convolution weights without BatchNorm and classifier;
 8-layer networks: one block at 32x32; ImageNet: all parameters), the paper's numbers and
 the difference. The zoo's counts ship with igc, so the list comes at once; --no-cache
-counts every network again from its built module.
+counts every network again from its built module (tens of seconds: a progress bar on
+stderr when it is a terminal, unless --quiet).
 
 Examples:
   igc models                  every network
@@ -37,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true",
                    help="count every network again instead of reading the shipped "
                         "table or the cache in ~/.cache/igc")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar while networks are counted (there is one only "
+                        "when stderr is a terminal)")
     p.set_defaults(run=run)
 
 
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from igc.analysis.zoo import diff_cell as diff
     from igc.analysis.zoo import model_rows
 
-    rows = model_rows(args.pattern, use_cache=not args.no_cache, pretrained=args.pretrained)
+    rows = model_rows(args.pattern, use_cache=not args.no_cache, pretrained=args.pretrained,
+                      progress=not args.quiet)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

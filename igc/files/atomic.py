@@ -35,6 +35,16 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def not_a_file(path: Path, what: str) -> IGCError:
+    """The one-line error for ``path`` that a reader needs as a regular file and is not one:
+    ``WHAT PATH does not exist``, or what is there instead (a FIFO, a device, a folder...)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return IGCError(f"{what} {path} does not exist")
+    return IGCError(f"{what} {path} is {_kind(mode)}, not a regular file")
+
+
 def check_target(path: str | Path, what: str = "file") -> Path:
     """``path`` if a write may replace it, else IGCError naming what is there.
 

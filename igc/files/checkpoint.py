@@ -28,7 +28,7 @@ from igc.checks import (
     MAX_SEED,
 )
 from igc.errors import IGCError
-from igc.files.atomic import atomic_writer
+from igc.files.atomic import atomic_writer, not_a_file
 from igc.files.schema import Spec, check, check_fields, check_plain
 from igc.formatting import first_line
 
@@ -164,7 +164,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise IGCError(f"checkpoint {path} does not exist")
+        raise not_a_file(path, "checkpoint")
     size = path.stat().st_size
     if size > MAX_CHECKPOINT_BYTES:
         raise IGCError(f"checkpoint {path} is {size / 2**30:.1f} GiB, over the "

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from igc.errors import IGCError
+from igc.files.atomic import not_a_file
 from igc.files.checkpoint import FORMAT, ModelRecord, check_checkpoint, check_header, schema
 from igc.files.safetensors import is_safetensors, read_safetensors
 from igc.files.statedict import check_tensors, compare
@@ -90,7 +91,7 @@ def read_weights(path: Path, origin: str = "file") -> WeightsFile:
     from igc.models.download import read_payload
 
     if not path.is_file():
-        raise IGCError(f"weights file {path} does not exist")
+        raise not_a_file(path, "weights file")
     payload = read_payload(path)
     if is_safetensors(payload):
         tensors, header = read_safetensors(payload, path)

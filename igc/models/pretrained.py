@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from igc.errors import IGCError
+from igc.files.atomic import not_a_file
 from igc.files.tomlfile import parse_toml
 from igc.files.weights import WeightsFile, adapt_input_conv, load_weights, read_weights
 from igc.hub import is_hub_source, read_hub
@@ -138,7 +139,7 @@ def _file_source(spec: str | Path, hash: str | bool | None) -> WeightsFile:
     else:
         path = Path(text).expanduser()
         if not path.is_file():
-            raise IGCError(f"weights file {path} does not exist")
+            raise not_a_file(path, "weights file")
         digest = check_hashes(path, expected_hashes(path.name, hash, url=False),
                               "the file is damaged or not the one meant")
     try:

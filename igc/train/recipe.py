@@ -79,6 +79,7 @@ from typing import Any
 
 from igc import checks
 from igc.errors import IGCError, unknown_name
+from igc.files.atomic import not_a_file
 from igc.files.schema import check_plain
 from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, tomllib, write_toml
 from igc.names import TRAINING_FORMS
@@ -320,7 +321,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = checks.check_path(text, "recipe file")
     if text.endswith(".toml") or path.is_file() or "/" in text:
         if not path.is_file():
-            raise IGCError(f"recipe file {path} does not exist; give a shipped recipe name "
+            raise IGCError(f"{not_a_file(path, 'recipe file')}; give a shipped recipe name "
                            f"({', '.join(list_recipes())}) or an existing .toml file")
         data = read_toml(path, "recipe")
         name = data.pop("name", path.stem)
