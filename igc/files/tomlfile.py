@@ -34,6 +34,15 @@ def parse_toml(text: str, origin: str) -> dict[str, Any]:
                        "file") from None
 
 
+def toml_value(text: str) -> Any:
+    """The TOML value ``text`` (``0.1``, ``true``, ``[1, 2]``, ``"a b"``); ValueError when
+    ``text`` is not one."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        raise ValueError(f"not a TOML value: {text[:40]!r}") from None
+
+
 def read_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
     """The table of the TOML file ``path`` (at most :data:`MAX_TOML_BYTES`)."""
     path = Path(path)

@@ -81,7 +81,7 @@ from igc import checks
 from igc.errors import IGCError, unknown_name
 from igc.files.atomic import not_a_file
 from igc.files.schema import check_plain
-from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, tomllib, write_toml
+from igc.files.tomlfile import dumps_toml, parse_toml, read_toml, toml_value, write_toml
 from igc.names import TRAINING_FORMS
 
 SCHEDULES = ("multistep", "cosine", "exponential", "constant")
@@ -340,8 +340,8 @@ def parse_value(text: str) -> Any:
     """A ``--set`` value: TOML syntax (``0.1``, ``true``, ``[1, 2]``, ``"a b"``), else the
     bare text as a string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return toml_value(text)
+    except ValueError:
         return text.strip()
 
 
