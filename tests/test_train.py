@@ -96,6 +96,33 @@ def test_sigterm_saves_and_exits_143(tmp_path, tiny_data):
     assert state["step_in_epoch"] == 2 and state["model"] == TINY
 
 
+class _CompilerKilled(RuntimeError):
+    """What a step raises when the signal killed a compiler it was running."""
+
+
+@pytest.mark.parametrize("signalled", [True, False], ids=["signalled", "no-signal"])
+def test_a_step_broken_by_the_signal_ends_as_interrupted(tmp_path, tiny_data, signalled):
+    """SIGTERM that breaks the step in progress (torch.compile's compiler killed under it):
+    one Interrupted line with the resume command, not the step's traceback; the same
+    failure without a signal still raises as itself."""
+    def breaks(trainer, event):
+        if event == "step" and trainer.state.global_step == 8:
+            if signalled:
+                trainer.stop.request(signal.SIGTERM)
+            raise _CompilerKilled("C++ compile error: g++ killed")
+
+    if not signalled:
+        with pytest.raises(_CompilerKilled):
+            train(config(tmp_path / "r"), splits=tiny_data, callbacks=[breaks])
+        return
+    with pytest.raises(Interrupted) as info:
+        train(config(tmp_path / "r"), splits=tiny_data, callbacks=[breaks])
+    text = str(info.value)
+    assert info.value.code == 143 and "\n" not in text
+    assert "_CompilerKilled" in text and "--resume" in text and "is kept" in text
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
+
+
 def test_resume_of_finished_run_and_cli_resume(tmp_path, tiny_data, capsys):
     out = tmp_path / "r"
     assert main(["train", "--model", TINY, "--out", str(out), "--epochs", "1",

@@ -27,11 +27,12 @@ that position.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -221,12 +222,31 @@ class Trainer:
                                    f"lower the learning rate (now {self.lr:g}) or enable "
                                    "warm-up and start again")
 
-    def _interrupted(self, where: str) -> Interrupted:
+    def _interrupted(self, where: str, saved: bool = True) -> Interrupted:
         signum = self.stop.signum or signal.SIGINT
+        saved_to = f"; checkpoint saved to {self.config.out / CHECKPOINT}" if saved else ""
         return Interrupted(128 + int(signum),
-                           f"{signal.Signals(signum).name}: stopped {where}; checkpoint saved "
-                           f"to {self.config.out / CHECKPOINT}; continue with: "
-                           f"{self.config.resume_command()}")
+                           f"{signal.Signals(signum).name}: stopped {where}{saved_to}; "
+                           f"continue with: {self.config.resume_command()}")
+
+    @contextlib.contextmanager
+    def _signal_failures(self) -> Iterator[None]:
+        """A step that fails *because* SIGINT/SIGTERM arrived (the signal killed a compiler
+        that ``torch.compile`` was running, say) ends as :class:`Interrupted` in one line,
+        not as that step's traceback; the last checkpoint is kept as it was."""
+        try:
+            yield
+        except (Interrupted, IGCError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if self.stop.signum is None:
+                raise
+            ckpt = self.config.out / CHECKPOINT
+            kept = f"the checkpoint in {ckpt} is kept" if ckpt.exists() else \
+                "no checkpoint was written"
+            raise self._interrupted(
+                f"in epoch {self.state.epoch + 1}, which it broke off "
+                f"({type(exc).__name__}); {kept}", saved=False) from None
 
     def train_epoch(self) -> dict[str, Any]:
         """Train the rest of the current epoch; returns its training statistics."""
@@ -363,7 +383,7 @@ class Trainer:
         """Train the remaining epochs; saves and raises :class:`Interrupted` on a stop."""
         r, st = self.recipe, self.state
         assert st.scheduler is not None  # positioned by build_state
-        with self.stop:
+        with self.stop, self._signal_failures():
             self._reconcile_metrics()  # a damaged metrics file: refused before any report
             if self.main and self.changes:  # reported even with --quiet
                 log.warning("igc train: resuming %s at epoch %d with changes: %s",
