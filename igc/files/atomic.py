@@ -36,8 +36,10 @@ def _kind(mode: int) -> str:
 
 
 def not_a_file(path: Path, what: str) -> IGCError:
-    """The one-line error for ``path`` that a reader needs as a regular file and is not one:
-    ``WHAT PATH does not exist``, or what is there instead (a FIFO, a device, a folder...)."""
+    """The one-line error for a ``path`` that should be a regular file and is not.
+
+    ``WHAT PATH does not exist``, or what is there instead (a FIFO, a device, a folder...).
+    """
     try:
         mode = path.stat().st_mode
     except OSError:

@@ -35,8 +35,10 @@ def parse_toml(text: str, origin: str) -> dict[str, Any]:
 
 
 def toml_value(text: str) -> Any:
-    """The TOML value ``text`` (``0.1``, ``true``, ``[1, 2]``, ``"a b"``); ValueError when
-    ``text`` is not one."""
+    """The TOML value ``text`` (``0.1``, ``true``, ``[1, 2]``, ``"a b"``).
+
+    ValueError when ``text`` is not one.
+    """
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
