@@ -212,3 +212,19 @@ def time_limit() -> Iterator[Callable[[float], None]]:
     yield start
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sigint_handler(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test (or the library code it runs) that leaves SIGINT's handler changed is named
+    by a warning and the handler restored, so later tests see the one the process started
+    with (which is SIG_IGN, not Python's own, in a suite run as a shell's background job)."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        import warnings
+
+        warnings.warn(f"{request.node.nodeid} left SIGINT's handler as {after!r}",
+                      stacklevel=1)
