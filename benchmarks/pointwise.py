@@ -42,10 +42,9 @@ from igc.layers import FactorChain
 from igc.models import create_model
 
 
-def segments_of(name: str) -> list[tuple[str, Segment, int, int]]:
-    """``(label, segment, pixels, tile pixels)`` of every distinct 1x1 segment of the
-    network's fused blocks at 224x224, batch 1."""
-    model = create_model(name).eval()
+def chain_shapes(model: torch.nn.Module) -> dict[str, tuple]:
+    """``{name: (input shape, output shape)}`` of every FactorChain of ``model`` on one
+    224x224 image."""
     shapes: dict[str, tuple] = {}
     hooks = [m.register_forward_hook(
         lambda mod, inp, out, n=n: shapes.__setitem__(n, (inp[0].shape, out.shape)))
@@ -54,6 +53,14 @@ def segments_of(name: str) -> list[tuple[str, Segment, int, int]]:
         model(torch.randn(1, 3, 224, 224))
     for h in hooks:
         h.remove()
+    return shapes
+
+
+def segments_of(name: str) -> list[tuple[str, Segment, int, int]]:
+    """``(label, segment, pixels, tile pixels)`` of every distinct 1x1 segment of the
+    network's fused blocks at 224x224, batch 1."""
+    model = create_model(name).eval()
+    shapes = chain_shapes(model)
     found: dict[tuple, tuple[str, Segment, int, int]] = {}
     for n, m in model.named_modules():
         if not isinstance(m, FactorChain):
