@@ -19,11 +19,11 @@ import os
 import time
 
 import torch
+from pointwise import chain_shapes  # benchmarks/ is the script's folder
 
 from igc.deploy import optimize
 from igc.deploy.timing import time_interleaved
 from igc.formatting import first_line
-from igc.layers import FactorChain
 from igc.models import create_model
 
 #: (network, input channels, map size, stride) of the block taken from each network.
@@ -34,14 +34,7 @@ def block_of(net: str, channels: int, size: int, stride: int) -> torch.nn.Module
     """The first block of ``net`` whose chain takes ``channels`` at ``size`` with
     ``stride`` (the block holding the chain, so its skip comes along)."""
     model = create_model(net).eval()
-    shapes: dict[str, tuple] = {}
-    hooks = [m.register_forward_hook(
-        lambda mod, inp, out, n=n: shapes.__setitem__(n, (inp[0].shape, out.shape)))
-        for n, m in model.named_modules() if isinstance(m, FactorChain)]
-    with torch.inference_mode():
-        model(torch.randn(1, 3, 224, 224))
-    for h in hooks:
-        h.remove()
+    shapes = chain_shapes(model)
     for name, (i, o) in shapes.items():
         if i[1] == channels and i[2] == size and i[2] == o[2] * stride:
             return model.get_submodule(name.rpartition(".")[0])
