@@ -123,6 +123,21 @@ def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, strid
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(("xception", "mobilenetv1", "mobilenetv2")), st.integers(1, 40),
+       st.integers(1, 40), st.sampled_from((1, 2)), st.integers(1, 7), st.integers(1, 41),
+       st.sampled_from((1, 2)), st.sampled_from((0, 1, 2, 3)), st.integers(0, 2**16))
+def test_depthwise_pass_over_widths_and_map_widths(fused_kernel, kind, cin, cout, stride, h,
+                                                   w, batch, tile_rows, seed):
+    """The register-blocked depthwise 3x3 pass (several output pixels per block and the
+    pixel tail): channel widths 1-40 (around the 8- and 16-float vectors), map widths
+    1-41 (odd ones at stride 2), no activation, ReLU and ReLU6 after it, and the ring of
+    input rows over one to three output rows per tile."""
+    torch.manual_seed(seed)
+    block = _randomize(_make(kind, cin, cout, stride, (1, 1)), seed)
+    _check(block, torch.randn(batch, cin, h, w), 1 + seed % 2, tile_rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(("igcv3", "mobilenetv2", "igcv2nl", "xception")),
        st.sampled_from((1, 2, 4)), st.sampled_from((1, 2, 4)), st.integers(1, 12),
        st.integers(1, 170), st.integers(1, 40), st.integers(1, 60), st.integers(1, 70),
