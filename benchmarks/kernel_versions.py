@@ -14,7 +14,9 @@ CPU time, medians:
 * ``old``: the baseline's ``fused_block``;
 * ``new``: this source's ``fused_block``;
 * ``new_generic_dw``: this source with its generic depthwise loop (``set_dw_variant(1)``),
-  which separates the depthwise pass from the rest of the change.
+  which separates the depthwise pass from the rest of the change;
+* ``new_dense_strides``: this source without the padding of its buffers' pixels to an
+  odd number of cache lines (``set_dense_strides(1)``).
 
 Each block's outputs of the two builds are compared first. Printed per block: medians
 (ms) and ``new/old``; per network: the sums over its blocks (each distinct block times
@@ -72,6 +74,11 @@ def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int]]:
     return [tuple(v) for v in found.values()]  # type: ignore[misc]
 
 
+def ratios(times: dict[str, float]) -> str:
+    """Each variant's time over ``old``'s."""
+    return "  ".join(f"{k}/old {v / times['old']:.2f}" for k, v in times.items() if k != "old")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="main", help="git revision of the old kernel")
@@ -85,23 +92,25 @@ def main() -> None:
     old = build(baseline_source(args.baseline), prefix="igc_fused_baseline")
     print(f"load average before: {os.getloadavg()}", flush=True)
 
-    def call(module, x, params, config, dw=0):
+    def call(module, x, params, config, dw=0, dense=0):
         def run() -> torch.Tensor:
             if hasattr(module, "set_dw_variant"):
                 module.set_dw_variant(dw)
+                module.set_dense_strides(dense)
             return module.fused_block(x, params, config)
         return run
 
     for net in args.nets.split(","):
-        sums = {"old": 0.0, "new": 0.0, "new_generic_dw": 0.0}
+        sums = dict.fromkeys(("old", "new", "new_generic_dw", "new_dense_strides"), 0.0)
         with torch.inference_mode():
             for label, x, params, config, count in blocks_of(net):
                 calls = {"old": call(old, x, params, config),
                          "new": call(new, x, params, config),
-                         "new_generic_dw": call(new, x, params, config, 1)}
+                         "new_generic_dw": call(new, x, params, config, dw=1),
+                         "new_dense_strides": call(new, x, params, config, dense=1)}
                 ref = calls["old"]()
                 scale = ref.abs().max().item() + 1
-                for k in ("new", "new_generic_dw"):
+                for k in list(calls)[1:]:
                     err = (calls[k]() - ref).abs().max().item()
                     assert err < 1e-4 * scale, f"{net} {label}: {k} differs by {err}"
                 t = time_interleaved(calls, repeats=args.repeats, warmup=3,
@@ -111,12 +120,10 @@ def main() -> None:
                     sums[k] += count * med[k]
                 print(f"{net} {label} x{count}: " + "  ".join(
                     f"{k} {v * 1e3:.3f}" for k, v in med.items())
-                    + f"  new/old {med['new'] / med['old']:.2f}"
-                      f"  generic_dw/old {med['new_generic_dw'] / med['old']:.2f}", flush=True)
+                    + "  " + ratios(med), flush=True)
         print(f"{net} sum over blocks (ms): " + "  ".join(
             f"{k} {v * 1e3:.2f}" for k, v in sums.items())
-            + f"  new/old {sums['new'] / sums['old']:.2f}"
-              f"  generic_dw/old {sums['new_generic_dw'] / sums['old']:.2f}", flush=True)
+            + "  " + ratios(sums), flush=True)
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -91,6 +91,15 @@ inline float activate1(float v, int act) {
   return v;
 }
 inline int round_up(int a, int b) { return (a + b - 1) / b * b; }
+// The stride (floats) of a buffer's pixels of `floats` floats: an odd number of 64-byte
+// lines when it is a whole number of them. With an even one (C = 1024: 4 KiB) the pixels
+// of a row fall into a few of the L1 cache's 64 sets, and the depthwise pass (which walks
+// a row at one channel vector) and the 1x1 micro-kernel (which reads 4-12 pixels at one
+// channel) evict their own lines. (g_dense_strides: without the padding, for benchmarks.)
+int g_dense_strides = 0;
+inline int pixel_stride(int floats) {
+  return floats % 32 == 0 && !g_dense_strides ? floats + 16 : floats;
+}
 
 struct Factor {
   int G, k, o, opad, act;
@@ -259,11 +268,11 @@ struct Scratch {
   std::vector<float*> ptr[2];
   int ld = 0;
   void init(int pixels, int width) {
-    ld = width;
+    ld = pixel_stride(width);
     for (int i = 0; i < 2; ++i) {
-      buf[i].assign((size_t)pixels * width + VL, 0.f);
+      buf[i].assign((size_t)pixels * ld + VL, 0.f);
       ptr[i].resize(pixels);
-      for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * width;
+      for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * ld;
     }
   }
 };
@@ -523,7 +532,8 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   const int TR = std::min(tile_rows, Ho);
   const int bands = N >= threads ? 1 : std::min(Ho, (threads + N - 1) / N);
   const int items = N * bands;
-  const int Wp = W + 2 * pad, SA = sp.M + sp.Cpad + sp.M;
+  const int Wp = W + 2 * pad, SA = pixel_stride(sp.M + sp.Cpad + sp.M);
+  const int ldB = pixel_stride(sp.Cpad);
   const int RA = (TR - 1) * S + K;  // input rows a tile needs
   const size_t rowsz = (size_t)Wp * SA;
   const int Ppost = TR * Wo, Ppre = RA * W;
@@ -538,13 +548,13 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     thread_local std::vector<float> A, B;
     thread_local Scratch spre, spost;
     A.assign(rowsz * (RA + 1) + VL, 0.f);  // RA ring slots and a zero row
-    B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
+    B.assign((size_t)Ppost * ldB + VL, 0.f);
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
     std::vector<float*> out_p(std::max(Ppre, Ppost));
     std::vector<const float*> rowp(RA);
-    for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * sp.Cpad;
+    for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * ldB;
 
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
@@ -582,7 +592,7 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
         }
         if (np) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
         lo = ilo; hi = ihi; held = true;
-        run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), sp.Cpad);
+        run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB);
         const int P = rows * Wo;
         for (int p = 0; p < P; ++p) {
           const int oh = oh0 + p / Wo, ow = p % Wo;
@@ -640,6 +650,7 @@ at::Tensor segment(const at::Tensor& x_in, const std::vector<at::Tensor>& params
 int simd_width() { return VL; }
 void set_variant(int64_t v) { g_variant = (int)v; }
 void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
+void set_dense_strides(int64_t v) { g_dense_strides = (int)v; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
@@ -648,5 +659,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "-1 ATen GEMM per branch per tile");
   m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
         "3x3 register-blocked pass where it applies, 1 the generic loop");
+  m.def("set_dense_strides", &set_dense_strides, "1: buffers' pixels without the padding "
+        "to an odd number of cache lines (benchmarks)");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
