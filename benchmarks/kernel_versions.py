@@ -7,7 +7,7 @@ blocks of IGCV2-1.0, MobileNetV1-1.0, IGCV3-1.0 and MobileNetV2-1.0 (224x224, ba
 ``--baseline`` names a git revision whose ``igc/deploy/native/fused_block.cpp`` is built
 as a second extension (named ``igc_fused_baseline_...``, its own cache folder,
 :func:`igc.deploy.native.build`; the first run compiles it). Both modules take the same
-``params`` and ``config``. For every distinct fused block of the networks (its input
+layout of ``params`` and ``config``. For every distinct fused block of the networks (its input
 shape and config), interleaved in one process after warm-up, one thread, this thread's
 CPU time, medians:
 
@@ -16,7 +16,12 @@ CPU time, medians:
 * ``new_generic_dw``: this source with its generic depthwise loop (``set_dw_variant(1)``),
   which separates the depthwise pass from the rest of the change;
 * ``new_dense_strides``: this source without the padding of its buffers' pixels to an
-  odd number of cache lines (``set_dense_strides(1)``).
+  odd number of cache lines (``set_dense_strides(1)``);
+* ``new_16_lanes``: this source on the baseline's packing (narrow branches joined up to
+  ``--old-merge`` outputs) without its 8-lane path (``set_narrow(0)``).
+
+The baseline's ``params`` are packed with branches of fewer than ``--old-merge`` outputs
+joined into super-branches, as its packer did.
 
 Each block's outputs of the two builds are compared first. Printed per block: medians
 (ms) and ``new/old``; per network: the sums over its blocks (each distinct block times
@@ -35,6 +40,7 @@ import torch
 from pointwise import chain_shapes  # benchmarks/ is the script's folder
 
 from igc.deploy import optimize
+from igc.deploy.chain import fused as fused_module
 from igc.deploy.chain.fused import FusedChain
 from igc.deploy.native import SOURCE, build, native
 from igc.deploy.timing import time_interleaved
@@ -51,27 +57,40 @@ def baseline_source(rev: str) -> bytes:
                           capture_output=True).stdout
 
 
-def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int]]:
-    """``(label, input, params, config, count)`` of every distinct fused block of ``net``
-    (one 224x224 image)."""
+def _fused_chain(block: torch.nn.Module, x: torch.Tensor, merge: int) -> FusedChain | None:
+    """The block's one FusedChain, its narrow branches joined up to ``merge`` outputs."""
+    saved, fused_module._MERGE = fused_module._MERGE, merge
+    try:
+        chains = [m for m in optimize(block, "fused", example=x).modules()
+                  if isinstance(m, FusedChain)]
+    finally:
+        fused_module._MERGE = saved
+    return chains[0] if len(chains) == 1 else None
+
+
+def blocks_of(net: str, old_merge: int) -> list[tuple]:
+    """``(label, input, (params, config), (old params, old config), count)`` of every
+    distinct fused block of ``net`` (one 224x224 image); the old kernel's narrow branches
+    joined up to ``old_merge`` outputs."""
     model = create_model(net).eval()
     found: dict[tuple, list] = {}
     for name, (shape, out) in chain_shapes(model).items():
         block = model.get_submodule(name.rpartition(".")[0])
         x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
-        chains = [m for m in optimize(block, "fused", example=x).modules()
-                  if isinstance(m, FusedChain)]
-        if len(chains) != 1:
+        chain = _fused_chain(block, x, fused_module._MERGE)
+        if chain is None:
             continue
-        chain = chains[0]
         key = (tuple(shape), tuple(chain.config))
         if key in found:
             found[key][4] += 1
             continue
+        old = _fused_chain(block, x, old_merge)
+        assert old is not None
         label = (f"{shape[1]}>{out[1]} @{shape[2]}x{shape[3]} s{chain.config[4]}"
                  + (" +x" if chain.residual else ""))
-        found[key] = [label, x, chain.params(), list(chain.config), 1]
-    return [tuple(v) for v in found.values()]  # type: ignore[misc]
+        found[key] = [label, x, (chain.params(), list(chain.config)),
+                      (old.params(), list(old.config)), 1]
+    return [tuple(v) for v in found.values()]
 
 
 def ratios(times: dict[str, float]) -> str:
@@ -84,6 +103,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git revision of the old kernel")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--nets", default=",".join(NETS))
+    parser.add_argument("--old-merge", type=int, default=16,
+                        help="the baseline packer's joined branch width (16 before the "
+                             "8-lane path)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     new = native()
@@ -92,22 +114,25 @@ def main() -> None:
     old = build(baseline_source(args.baseline), prefix="igc_fused_baseline")
     print(f"load average before: {os.getloadavg()}", flush=True)
 
-    def call(module, x, params, config, dw=0, dense=0):
+    def call(module, x, packed, dw=0, dense=0, narrow=1):
         def run() -> torch.Tensor:
-            if hasattr(module, "set_dw_variant"):
+            if module is new:
                 module.set_dw_variant(dw)
                 module.set_dense_strides(dense)
-            return module.fused_block(x, params, config)
+                module.set_narrow(narrow)
+            return module.fused_block(x, *packed)
         return run
 
     for net in args.nets.split(","):
-        sums = dict.fromkeys(("old", "new", "new_generic_dw", "new_dense_strides"), 0.0)
+        sums = dict.fromkeys(("old", "new", "new_generic_dw", "new_dense_strides",
+                              "new_16_lanes"), 0.0)
         with torch.inference_mode():
-            for label, x, params, config, count in blocks_of(net):
-                calls = {"old": call(old, x, params, config),
-                         "new": call(new, x, params, config),
-                         "new_generic_dw": call(new, x, params, config, dw=1),
-                         "new_dense_strides": call(new, x, params, config, dense=1)}
+            for label, x, packed, old_packed, count in blocks_of(net, args.old_merge):
+                calls = {"old": call(old, x, old_packed),
+                         "new": call(new, x, packed),
+                         "new_generic_dw": call(new, x, packed, dw=1),
+                         "new_dense_strides": call(new, x, packed, dense=1),
+                         "new_16_lanes": call(new, x, old_packed, narrow=0)}
                 ref = calls["old"]()
                 scale = ref.abs().max().item() + 1
                 for k in list(calls)[1:]:

@@ -27,61 +27,88 @@ constexpr int VL = 8;
 #endif
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
-inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf vsplat(float s) {  // one vbroadcastss
+// 8 lanes (one AVX2 register): the 1x1 products of branches with at most 8 outputs, which a
+// 16-lane vector would run half empty (Zen 4 runs two 8-lane FMAs per cycle, or one
+// 16-lane FMA). The helpers below take either width (the default: VL lanes).
+typedef float vh __attribute__((vector_size(8 * sizeof(float))));
+template <class V>
+constexpr int lanes = (int)(sizeof(V) / sizeof(float));
+
+template <class V = vf>
+inline V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+template <class V>
+inline void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+template <class V = vf>
+inline V vsplat(float s) {  // one vbroadcastss
 #if defined(__AVX512F__)
-  return (vf)_mm512_set1_ps(s);
-#elif defined(__AVX__)
-  return (vf)_mm256_set1_ps(s);
-#else
-  return vf{} + s;
+  if constexpr (lanes<V> == 16) return (V)_mm512_set1_ps(s);
 #endif
+#if defined(__AVX__)
+  if constexpr (lanes<V> == 8) return (V)_mm256_set1_ps(s);
+#endif
+  return V{} + s;
 }
-inline vf vload_n(const float* p, int n) {  // the first n lanes, zeros after
-  if (n >= VL) return vload(p);
+template <class V = vf>
+inline V vload_n(const float* p, int n) {  // the first n lanes, zeros after
+  constexpr int L = lanes<V>;
+  if (n >= L) return vload<V>(p);
 #if defined(__AVX512F__)
-  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
-#else
-  float t[VL] = {0};
+  if constexpr (L == 16) return (V)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#endif
+#if defined(__AVX512VL__)
+  if constexpr (L == 8) return (V)_mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1), p);
+#endif
+  float t[L] = {0};
   for (int i = 0; i < n; ++i) t[i] = p[i];
-  return vload(t);
-#endif
+  return vload<V>(t);
 }
-inline void vstore_n(float* p, vf v, int n) {  // the first n lanes only
-  if (n >= VL) { vstore(p, v); return; }
+template <class V>
+inline void vstore_n(float* p, V v, int n) {  // the first n lanes only
+  constexpr int L = lanes<V>;
+  if (n >= L) { vstore(p, v); return; }
 #if defined(__AVX512F__)
-  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
-#else
-  float t[VL];
+  if constexpr (L == 16) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+    return;
+  }
+#endif
+#if defined(__AVX512VL__)
+  if constexpr (L == 8) {
+    _mm256_mask_storeu_ps(p, (__mmask8)((1u << n) - 1), (__m256)v);
+    return;
+  }
+#endif
+  float t[L];
   vstore(t, v);
   for (int i = 0; i < n; ++i) p[i] = t[i];
-#endif
 }
-inline vf vmax(vf a, vf b) {
+template <class V>
+inline V vmax(V a, V b) {
 #if defined(__AVX512F__)
-  return (vf)_mm512_max_ps((__m512)a, (__m512)b);
-#elif defined(__AVX__)
-  return (vf)_mm256_max_ps((__m256)a, (__m256)b);
-#else
+  if constexpr (lanes<V> == 16) return (V)_mm512_max_ps((__m512)a, (__m512)b);
+#endif
+#if defined(__AVX__)
+  if constexpr (lanes<V> == 8) return (V)_mm256_max_ps((__m256)a, (__m256)b);
+#endif
   return a > b ? a : b;
-#endif
 }
-inline vf vmin(vf a, vf b) {
+template <class V>
+inline V vmin(V a, V b) {
 #if defined(__AVX512F__)
-  return (vf)_mm512_min_ps((__m512)a, (__m512)b);
-#elif defined(__AVX__)
-  return (vf)_mm256_min_ps((__m256)a, (__m256)b);
-#else
-  return a < b ? a : b;
+  if constexpr (lanes<V> == 16) return (V)_mm512_min_ps((__m512)a, (__m512)b);
 #endif
+#if defined(__AVX__)
+  if constexpr (lanes<V> == 8) return (V)_mm256_min_ps((__m256)a, (__m256)b);
+#endif
+  return a < b ? a : b;
 }
 // One max (and one min) per vector: the vector extension's `a > b ? a : b` compiles to a
 // compare and a blend, which doubled the epilogue of short products.
-inline vf activate(vf v, int act) {
+template <class V>
+inline V activate(V v, int act) {
   if (act == 0) return v;
-  v = vmax(v, vf{});
-  if (act == 2) v = vmin(v, vsplat(6.f));
+  v = vmax(v, V{});
+  if (act == 2) v = vmin(v, vsplat<V>(6.f));
   return v;
 }
 inline float activate1(float v, int act) {
@@ -91,14 +118,16 @@ inline float activate1(float v, int act) {
   return v;
 }
 inline int round_up(int a, int b) { return (a + b - 1) / b * b; }
-// The stride (floats) of a buffer's pixels of `floats` floats: an odd number of 64-byte
-// lines when it is a whole number of them. With an even one (C = 1024: 4 KiB) the pixels
-// of a row fall into a few of the L1 cache's 64 sets, and the depthwise pass (which walks
-// a row at one channel vector) and the 1x1 micro-kernel (which reads 4-12 pixels at one
-// channel) evict their own lines. (g_dense_strides: without the padding, for benchmarks.)
+// The stride (floats) of a buffer's pixels of `floats` floats: a multiple of 2 KiB (C =
+// 512, 1024, 2048) becomes an odd number of 64-byte lines. Otherwise the pixels of a row
+// fall into one or two of the L1 cache's 64 sets, and the depthwise pass (which walks a
+// row at one channel vector) and the 1x1 micro-kernel (which reads 4-12 pixels at one
+// channel) evict their own lines: IGCV2-1.0's blocks of 1024 took 1.2x the padded time
+// (benchmarks/kernel_versions.py); narrower strides gained nothing measurable from it.
+// (g_dense_strides: without the padding, for benchmarks.)
 int g_dense_strides = 0;
 inline int pixel_stride(int floats) {
-  return floats % 32 == 0 && !g_dense_strides ? floats + 16 : floats;
+  return floats % 512 == 0 && !g_dense_strides ? floats + 16 : floats;
 }
 
 struct Factor {
@@ -122,6 +151,9 @@ int g_variant = 0;
 // Which depthwise pass runs (benchmarks): 0 the 3x3 register-blocked pass where it applies,
 // 1 the generic loop everywhere.
 int g_dw_variant = 0;
+// Branches of at most 8 outputs on 8-lane vectors (1, on AVX-512 builds) or on the 16-lane
+// vectors with masks (0, benchmarks).
+int g_narrow = 1;
 
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
                      const float* const* res, int P) {
@@ -159,13 +191,14 @@ constexpr int pb_for(int nv) {
                   : (nv == 1 ? 8 : nv == 2 ? 6 : nv == 3 ? 4 : nv == 4 ? 3 : 2);
 }
 
-template <int PB, int NV, int ACT>
+template <class V, int PB, int NV, int ACT>
 void micro(const float* const* in, float* const* out, const float* const* res, const int* ix,
            const float* w, int k, int opad, const float* bias, int ch0, int nlast) {
-  vf acc[PB][NV];
+  constexpr int L = lanes<V>;
+  V acc[PB][NV];
   _Pragma("GCC unroll 32")
   for (int v = 0; v < NV; ++v) {
-    const vf b = bias ? vload_n(bias + ch0 + v * VL, v == NV - 1 ? nlast : VL) : vf{};
+    const V b = bias ? vload_n<V>(bias + ch0 + v * L, v == NV - 1 ? nlast : L) : V{};
     _Pragma("GCC unroll 32")
     for (int p = 0; p < PB; ++p) acc[p][v] = b;
   }
@@ -173,16 +206,16 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
   _Pragma("GCC unroll 32")
   for (int p = 0; p < PB; ++p) src[p] = in[p];
   for (int j = 0; j < k; ++j, w += opad) {
-    vf wv[NV];
+    V wv[NV];
     _Pragma("GCC unroll 32")
     for (int v = 0; v < NV; ++v) {
-      wv[v] = vload(w + v * VL);
+      wv[v] = vload<V>(w + v * L);
       __asm__("" : "+v"(wv[v]));
     }
     const int ci = ix[j];
     _Pragma("GCC unroll 32")
     for (int p = 0; p < PB; ++p) {
-      const vf a = vsplat(src[p][ci]);
+      const V a = vsplat<V>(src[p][ci]);
       _Pragma("GCC unroll 32")
       for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
     }
@@ -193,57 +226,61 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
     const float* r = res ? res[p] + ch0 : nullptr;
     _Pragma("GCC unroll 32")
     for (int v = 0; v < NV - 1; ++v) {
-      vf t = activate(acc[p][v], ACT);
-      if (r) t += vload(r + v * VL);
-      vstore(y + v * VL, t);
+      V t = activate(acc[p][v], ACT);
+      if (r) t += vload<V>(r + v * L);
+      vstore(y + v * L, t);
     }
-    vf t = activate(acc[p][NV - 1], ACT);
-    if (r) t += vload_n(r + (NV - 1) * VL, nlast);
-    vstore_n(y + (NV - 1) * VL, t, nlast);
+    V t = activate(acc[p][NV - 1], ACT);
+    if (r) t += vload_n<V>(r + (NV - 1) * L, nlast);
+    vstore_n(y + (NV - 1) * L, t, nlast);
   }
 }
 
-template <int PB, int NV, int ACT>
+template <class V, int PB, int NV, int ACT>
 void micro_rest(int r, const float* const* in, float* const* out, const float* const* res,
                 const int* ix, const float* w, int k, int opad, const float* bias, int ch0,
                 int nlast) {
   if (r == PB) {
-    micro<PB, NV, ACT>(in, out, res, ix, w, k, opad, bias, ch0, nlast);
+    micro<V, PB, NV, ACT>(in, out, res, ix, w, k, opad, bias, ch0, nlast);
   } else if constexpr (PB > 1) {
-    micro_rest<PB - 1, NV, ACT>(r, in, out, res, ix, w, k, opad, bias, ch0, nlast);
+    micro_rest<V, PB - 1, NV, ACT>(r, in, out, res, ix, w, k, opad, bias, ch0, nlast);
   }
 }
 
-template <int NV, int ACT>
+template <class V, int NV, int ACT>
 void run_chunk(const Factor& f, int g, int c0, const float* const* in, float* const* out,
                const float* const* res, int P) {
   constexpr int PB = pb_for(NV);
   const int* ix = f.idx + (size_t)g * f.k;
   const float* w = f.w + (size_t)g * f.k * f.opad + c0;
-  const int ch0 = g * f.o + c0, nlast = std::min(VL, f.o - c0 - (NV - 1) * VL);
+  const int ch0 = g * f.o + c0, nlast = std::min(lanes<V>, f.o - c0 - (NV - 1) * lanes<V>);
   int p = 0;
   for (; p + PB <= P; p += PB)
-    micro<PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, f.bias,
+    micro<V, PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, f.bias,
                        ch0, nlast);
   if (p < P)
-    micro_rest<PB - 1, NV, ACT>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k,
+    micro_rest<V, PB - 1, NV, ACT>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k,
                                 f.opad, f.bias, ch0, nlast);
 }
 
 template <int ACT>
 void run_factor_act(const Factor& f, const float* const* in, float* const* out,
                     const float* const* res, int P) {
+  if (VL == 16 && g_narrow && f.o <= 8) {  // one 8-lane vector per branch
+    for (int g = 0; g < f.G; ++g) run_chunk<vh, 1, ACT>(f, g, 0, in, out, res, P);
+    return;
+  }
   for (int g = 0; g < f.G; ++g) {
     for (int c0 = 0; c0 < f.o;) {
       const int vecs = (f.o - c0 + VL - 1) / VL;
       const int nv = vecs <= 6 ? vecs : vecs >= 8 ? 4 : (vecs + 1) / 2;
       switch (nv) {
-        case 1: run_chunk<1, ACT>(f, g, c0, in, out, res, P); break;
-        case 2: run_chunk<2, ACT>(f, g, c0, in, out, res, P); break;
-        case 3: run_chunk<3, ACT>(f, g, c0, in, out, res, P); break;
-        case 4: run_chunk<4, ACT>(f, g, c0, in, out, res, P); break;
-        case 5: run_chunk<5, ACT>(f, g, c0, in, out, res, P); break;
-        default: run_chunk<6, ACT>(f, g, c0, in, out, res, P); break;
+        case 1: run_chunk<vf, 1, ACT>(f, g, c0, in, out, res, P); break;
+        case 2: run_chunk<vf, 2, ACT>(f, g, c0, in, out, res, P); break;
+        case 3: run_chunk<vf, 3, ACT>(f, g, c0, in, out, res, P); break;
+        case 4: run_chunk<vf, 4, ACT>(f, g, c0, in, out, res, P); break;
+        case 5: run_chunk<vf, 5, ACT>(f, g, c0, in, out, res, P); break;
+        default: run_chunk<vf, 6, ACT>(f, g, c0, in, out, res, P); break;
       }
       c0 += nv * VL;
     }
@@ -651,6 +688,7 @@ int simd_width() { return VL; }
 void set_variant(int64_t v) { g_variant = (int)v; }
 void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
 void set_dense_strides(int64_t v) { g_dense_strides = (int)v; }
+void set_narrow(int64_t v) { g_narrow = (int)v; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
@@ -661,5 +699,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "3x3 register-blocked pass where it applies, 1 the generic loop");
   m.def("set_dense_strides", &set_dense_strides, "1: buffers' pixels without the padding "
         "to an odd number of cache lines (benchmarks)");
+  m.def("set_narrow", &set_narrow, "1: branches of at most 8 outputs on 8-lane vectors; 0: "
+        "on the 16-lane ones (benchmarks)");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
