@@ -7,21 +7,14 @@ blocks of IGCV2-1.0, MobileNetV1-1.0, IGCV3-1.0 and MobileNetV2-1.0 (224x224, ba
 ``--baseline`` names a git revision whose ``igc/deploy/native/fused_block.cpp`` is built
 as a second extension (named ``igc_fused_baseline_...``, its own cache folder,
 :func:`igc.deploy.native.build`; the first run compiles it). Both modules take the same
-layout of ``params`` and ``config``. For every distinct fused block of the networks (its input
+``params`` and ``config``. For every distinct fused block of the networks (its input
 shape and config), interleaved in one process after warm-up, one thread, this thread's
 CPU time, medians:
 
 * ``old``: the baseline's ``fused_block``;
 * ``new``: this source's ``fused_block``;
 * ``new_generic_dw``: this source with its generic depthwise loop (``set_dw_variant(1)``),
-  which separates the depthwise pass from the rest of the change;
-* ``new_dense_strides``: this source without the padding of its buffers' pixels to an
-  odd number of cache lines (``set_dense_strides(1)``);
-* ``new_16_lanes``: this source on the baseline's packing (narrow branches joined up to
-  ``--old-merge`` outputs) without its 8-lane path (``set_narrow(0)``).
-
-The baseline's ``params`` are packed with branches of fewer than ``--old-merge`` outputs
-joined into super-branches, as its packer did.
+  which separates the depthwise pass from the rest of the change.
 
 Each block's outputs of the two builds are compared first. Printed per block: medians
 (ms) and ``new/old``; per network: the sums over its blocks (each distinct block times
@@ -40,7 +33,6 @@ import torch
 from pointwise import chain_shapes  # benchmarks/ is the script's folder
 
 from igc.deploy import optimize
-from igc.deploy.chain import fused as fused_module
 from igc.deploy.chain.fused import FusedChain
 from igc.deploy.native import SOURCE, build, native
 from igc.deploy.timing import time_interleaved
@@ -57,45 +49,27 @@ def baseline_source(rev: str) -> bytes:
                           capture_output=True).stdout
 
 
-def _fused_chain(block: torch.nn.Module, x: torch.Tensor, merge: int) -> FusedChain | None:
-    """The block's one FusedChain, its narrow branches joined up to ``merge`` outputs."""
-    saved, fused_module._MERGE = fused_module._MERGE, merge
-    try:
-        chains = [m for m in optimize(block, "fused", example=x).modules()
-                  if isinstance(m, FusedChain)]
-    finally:
-        fused_module._MERGE = saved
-    return chains[0] if len(chains) == 1 else None
-
-
-def blocks_of(net: str, old_merge: int) -> list[tuple]:
-    """``(label, input, (params, config), (old params, old config), count)`` of every
-    distinct fused block of ``net`` (one 224x224 image); the old kernel's narrow branches
-    joined up to ``old_merge`` outputs."""
+def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int]]:
+    """``(label, input, params, config, count)`` of every distinct fused block of ``net``
+    (one 224x224 image)."""
     model = create_model(net).eval()
     found: dict[tuple, list] = {}
     for name, (shape, out) in chain_shapes(model).items():
         block = model.get_submodule(name.rpartition(".")[0])
         x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
-        chain = _fused_chain(block, x, fused_module._MERGE)
-        if chain is None:
+        chains = [m for m in optimize(block, "fused", example=x).modules()
+                  if isinstance(m, FusedChain)]
+        if len(chains) != 1:
             continue
+        chain = chains[0]
         key = (tuple(shape), tuple(chain.config))
         if key in found:
             found[key][4] += 1
             continue
-        old = _fused_chain(block, x, old_merge)
-        assert old is not None
         label = (f"{shape[1]}>{out[1]} @{shape[2]}x{shape[3]} s{chain.config[4]}"
                  + (" +x" if chain.residual else ""))
-        found[key] = [label, x, (chain.params(), list(chain.config)),
-                      (old.params(), list(old.config)), 1]
-    return [tuple(v) for v in found.values()]
-
-
-def ratios(times: dict[str, float]) -> str:
-    """Each variant's time over ``old``'s."""
-    return "  ".join(f"{k}/old {v / times['old']:.2f}" for k, v in times.items() if k != "old")
+        found[key] = [label, x, chain.params(), list(chain.config), 1]
+    return [tuple(v) for v in found.values()]  # type: ignore[misc]
 
 
 def main() -> None:
@@ -103,9 +77,6 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git revision of the old kernel")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--nets", default=",".join(NETS))
-    parser.add_argument("--old-merge", type=int, default=16,
-                        help="the baseline packer's joined branch width (16 before the "
-                             "8-lane path)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     new = native()
@@ -114,28 +85,23 @@ def main() -> None:
     old = build(baseline_source(args.baseline), prefix="igc_fused_baseline")
     print(f"load average before: {os.getloadavg()}", flush=True)
 
-    def call(module, x, packed, dw=0, dense=0, narrow=1):
+    def call(module, x, params, config, dw=0):
         def run() -> torch.Tensor:
-            if module is new:
+            if hasattr(module, "set_dw_variant"):
                 module.set_dw_variant(dw)
-                module.set_dense_strides(dense)
-                module.set_narrow(narrow)
-            return module.fused_block(x, *packed)
+            return module.fused_block(x, params, config)
         return run
 
     for net in args.nets.split(","):
-        sums = dict.fromkeys(("old", "new", "new_generic_dw", "new_dense_strides",
-                              "new_16_lanes"), 0.0)
+        sums = {"old": 0.0, "new": 0.0, "new_generic_dw": 0.0}
         with torch.inference_mode():
-            for label, x, packed, old_packed, count in blocks_of(net, args.old_merge):
-                calls = {"old": call(old, x, old_packed),
-                         "new": call(new, x, packed),
-                         "new_generic_dw": call(new, x, packed, dw=1),
-                         "new_dense_strides": call(new, x, packed, dense=1),
-                         "new_16_lanes": call(new, x, old_packed, narrow=0)}
+            for label, x, params, config, count in blocks_of(net):
+                calls = {"old": call(old, x, params, config),
+                         "new": call(new, x, params, config),
+                         "new_generic_dw": call(new, x, params, config, 1)}
                 ref = calls["old"]()
                 scale = ref.abs().max().item() + 1
-                for k in list(calls)[1:]:
+                for k in ("new", "new_generic_dw"):
                     err = (calls[k]() - ref).abs().max().item()
                     assert err < 1e-4 * scale, f"{net} {label}: {k} differs by {err}"
                 t = time_interleaved(calls, repeats=args.repeats, warmup=3,
@@ -145,10 +111,12 @@ def main() -> None:
                     sums[k] += count * med[k]
                 print(f"{net} {label} x{count}: " + "  ".join(
                     f"{k} {v * 1e3:.3f}" for k, v in med.items())
-                    + "  " + ratios(med), flush=True)
+                    + f"  new/old {med['new'] / med['old']:.2f}"
+                      f"  generic_dw/old {med['new_generic_dw'] / med['old']:.2f}", flush=True)
         print(f"{net} sum over blocks (ms): " + "  ".join(
             f"{k} {v * 1e3:.2f}" for k, v in sums.items())
-            + "  " + ratios(sums), flush=True)
+            + f"  new/old {sums['new'] / sums['old']:.2f}"
+              f"  generic_dw/old {sums['new_generic_dw'] / sums['old']:.2f}", flush=True)
     print(f"load average after: {os.getloadavg()}")
 
 

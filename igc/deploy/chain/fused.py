@@ -40,10 +40,6 @@ ACTS = {None: 0, "relu": 1, "relu6": 2}
 TILE_FLOATS = 1 << 14
 #: Pad channel counts to this (the widest SIMD vector, AVX-512; right for narrower ones).
 _VL = 16
-#: Branches with fewer outputs are joined up to this many (:func:`_merge_branches`): the
-#: kernel runs branches of at most 8 outputs on 8-lane vectors (AVX2's width, which Zen 4
-#: issues two per cycle against one 16-lane FMA), so joining them further only adds zeros.
-_MERGE = 8
 
 
 class FusedUnsupported(LoweringError):
@@ -199,13 +195,13 @@ def pack_segment(segment: Segment) -> tuple[list[torch.Tensor], list[int]]:
 
 
 def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """Branches ``(G, o, k)`` with fewer than ``_MERGE`` outputs, joined ``m`` at a time
-    into block-diagonal super-branches ``(G/m, m*o, m*k)`` (zeros off the diagonal) so that
-    the kernel's 8-lane vectors are full: the same lanes busy, a longer inner loop,
-    whole-vector stores. Returns the new branch count and weights."""
+    """Branches ``(G, o, k)`` with fewer than ``_VL`` outputs, joined ``m`` at a time into
+    block-diagonal super-branches ``(G/m, m*o, m*k)`` (zeros off the diagonal) so that the
+    kernel's vectors are full: the same lanes busy, a longer inner loop, whole-vector
+    stores. Returns the new branch count and weights."""
     g, o, k = w.shape
     m = 1
-    while o * m * 2 <= _MERGE and g % (m * 2) == 0:
+    while o * m * 2 <= _VL and g % (m * 2) == 0:
         m *= 2
     if m == 1:
         return g, w

@@ -27,88 +27,61 @@ constexpr int VL = 8;
 #endif
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-// 8 lanes (one AVX2 register): the 1x1 products of branches with at most 8 outputs, which a
-// 16-lane vector would run half empty (Zen 4 runs two 8-lane FMAs per cycle, or one
-// 16-lane FMA). The helpers below take either width (the default: VL lanes).
-typedef float vh __attribute__((vector_size(8 * sizeof(float))));
-template <class V>
-constexpr int lanes = (int)(sizeof(V) / sizeof(float));
-
-template <class V = vf>
-inline V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-template <class V>
-inline void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
-template <class V = vf>
-inline V vsplat(float s) {  // one vbroadcastss
+inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf vsplat(float s) {  // one vbroadcastss
 #if defined(__AVX512F__)
-  if constexpr (lanes<V> == 16) return (V)_mm512_set1_ps(s);
+  return (vf)_mm512_set1_ps(s);
+#elif defined(__AVX__)
+  return (vf)_mm256_set1_ps(s);
+#else
+  return vf{} + s;
 #endif
-#if defined(__AVX__)
-  if constexpr (lanes<V> == 8) return (V)_mm256_set1_ps(s);
-#endif
-  return V{} + s;
 }
-template <class V = vf>
-inline V vload_n(const float* p, int n) {  // the first n lanes, zeros after
-  constexpr int L = lanes<V>;
-  if (n >= L) return vload<V>(p);
+inline vf vload_n(const float* p, int n) {  // the first n lanes, zeros after
+  if (n >= VL) return vload(p);
 #if defined(__AVX512F__)
-  if constexpr (L == 16) return (V)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
-#endif
-#if defined(__AVX512VL__)
-  if constexpr (L == 8) return (V)_mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1), p);
-#endif
-  float t[L] = {0};
+  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
+  float t[VL] = {0};
   for (int i = 0; i < n; ++i) t[i] = p[i];
-  return vload<V>(t);
+  return vload(t);
+#endif
 }
-template <class V>
-inline void vstore_n(float* p, V v, int n) {  // the first n lanes only
-  constexpr int L = lanes<V>;
-  if (n >= L) { vstore(p, v); return; }
+inline void vstore_n(float* p, vf v, int n) {  // the first n lanes only
+  if (n >= VL) { vstore(p, v); return; }
 #if defined(__AVX512F__)
-  if constexpr (L == 16) {
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
-    return;
-  }
-#endif
-#if defined(__AVX512VL__)
-  if constexpr (L == 8) {
-    _mm256_mask_storeu_ps(p, (__mmask8)((1u << n) - 1), (__m256)v);
-    return;
-  }
-#endif
-  float t[L];
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+  float t[VL];
   vstore(t, v);
   for (int i = 0; i < n; ++i) p[i] = t[i];
+#endif
 }
-template <class V>
-inline V vmax(V a, V b) {
+inline vf vmax(vf a, vf b) {
 #if defined(__AVX512F__)
-  if constexpr (lanes<V> == 16) return (V)_mm512_max_ps((__m512)a, (__m512)b);
-#endif
-#if defined(__AVX__)
-  if constexpr (lanes<V> == 8) return (V)_mm256_max_ps((__m256)a, (__m256)b);
-#endif
+  return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+  return (vf)_mm256_max_ps((__m256)a, (__m256)b);
+#else
   return a > b ? a : b;
+#endif
 }
-template <class V>
-inline V vmin(V a, V b) {
+inline vf vmin(vf a, vf b) {
 #if defined(__AVX512F__)
-  if constexpr (lanes<V> == 16) return (V)_mm512_min_ps((__m512)a, (__m512)b);
-#endif
-#if defined(__AVX__)
-  if constexpr (lanes<V> == 8) return (V)_mm256_min_ps((__m256)a, (__m256)b);
-#endif
+  return (vf)_mm512_min_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+  return (vf)_mm256_min_ps((__m256)a, (__m256)b);
+#else
   return a < b ? a : b;
+#endif
 }
 // One max (and one min) per vector: the vector extension's `a > b ? a : b` compiles to a
 // compare and a blend, which doubled the epilogue of short products.
-template <class V>
-inline V activate(V v, int act) {
+inline vf activate(vf v, int act) {
   if (act == 0) return v;
-  v = vmax(v, V{});
-  if (act == 2) v = vmin(v, vsplat<V>(6.f));
+  v = vmax(v, vf{});
+  if (act == 2) v = vmin(v, vsplat(6.f));
   return v;
 }
 inline float activate1(float v, int act) {
@@ -118,17 +91,6 @@ inline float activate1(float v, int act) {
   return v;
 }
 inline int round_up(int a, int b) { return (a + b - 1) / b * b; }
-// The stride (floats) of a buffer's pixels of `floats` floats: a multiple of 2 KiB (C =
-// 512, 1024, 2048) becomes an odd number of 64-byte lines. Otherwise the pixels of a row
-// fall into one or two of the L1 cache's 64 sets, and the depthwise pass (which walks a
-// row at one channel vector) and the 1x1 micro-kernel (which reads 4-12 pixels at one
-// channel) evict their own lines: IGCV2-1.0's blocks of 1024 took 1.2x the padded time
-// (benchmarks/kernel_versions.py); narrower strides gained nothing measurable from it.
-// (g_dense_strides: without the padding, for benchmarks.)
-int g_dense_strides = 0;
-inline int pixel_stride(int floats) {
-  return floats % 512 == 0 && !g_dense_strides ? floats + 16 : floats;
-}
 
 struct Factor {
   int G, k, o, opad, act;
@@ -151,9 +113,6 @@ int g_variant = 0;
 // Which depthwise pass runs (benchmarks): 0 the 3x3 register-blocked pass where it applies,
 // 1 the generic loop everywhere.
 int g_dw_variant = 0;
-// Branches of at most 8 outputs on 8-lane vectors (1, on AVX-512 builds) or on the 16-lane
-// vectors with masks (0, benchmarks).
-int g_narrow = 1;
 
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
                      const float* const* res, int P) {
@@ -191,14 +150,13 @@ constexpr int pb_for(int nv) {
                   : (nv == 1 ? 8 : nv == 2 ? 6 : nv == 3 ? 4 : nv == 4 ? 3 : 2);
 }
 
-template <class V, int PB, int NV, int ACT>
+template <int PB, int NV, int ACT>
 void micro(const float* const* in, float* const* out, const float* const* res, const int* ix,
            const float* w, int k, int opad, const float* bias, int ch0, int nlast) {
-  constexpr int L = lanes<V>;
-  V acc[PB][NV];
+  vf acc[PB][NV];
   _Pragma("GCC unroll 32")
   for (int v = 0; v < NV; ++v) {
-    const V b = bias ? vload_n<V>(bias + ch0 + v * L, v == NV - 1 ? nlast : L) : V{};
+    const vf b = bias ? vload_n(bias + ch0 + v * VL, v == NV - 1 ? nlast : VL) : vf{};
     _Pragma("GCC unroll 32")
     for (int p = 0; p < PB; ++p) acc[p][v] = b;
   }
@@ -206,16 +164,16 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
   _Pragma("GCC unroll 32")
   for (int p = 0; p < PB; ++p) src[p] = in[p];
   for (int j = 0; j < k; ++j, w += opad) {
-    V wv[NV];
+    vf wv[NV];
     _Pragma("GCC unroll 32")
     for (int v = 0; v < NV; ++v) {
-      wv[v] = vload<V>(w + v * L);
+      wv[v] = vload(w + v * VL);
       __asm__("" : "+v"(wv[v]));
     }
     const int ci = ix[j];
     _Pragma("GCC unroll 32")
     for (int p = 0; p < PB; ++p) {
-      const V a = vsplat<V>(src[p][ci]);
+      const vf a = vsplat(src[p][ci]);
       _Pragma("GCC unroll 32")
       for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
     }
@@ -226,61 +184,57 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
     const float* r = res ? res[p] + ch0 : nullptr;
     _Pragma("GCC unroll 32")
     for (int v = 0; v < NV - 1; ++v) {
-      V t = activate(acc[p][v], ACT);
-      if (r) t += vload<V>(r + v * L);
-      vstore(y + v * L, t);
+      vf t = activate(acc[p][v], ACT);
+      if (r) t += vload(r + v * VL);
+      vstore(y + v * VL, t);
     }
-    V t = activate(acc[p][NV - 1], ACT);
-    if (r) t += vload_n<V>(r + (NV - 1) * L, nlast);
-    vstore_n(y + (NV - 1) * L, t, nlast);
+    vf t = activate(acc[p][NV - 1], ACT);
+    if (r) t += vload_n(r + (NV - 1) * VL, nlast);
+    vstore_n(y + (NV - 1) * VL, t, nlast);
   }
 }
 
-template <class V, int PB, int NV, int ACT>
+template <int PB, int NV, int ACT>
 void micro_rest(int r, const float* const* in, float* const* out, const float* const* res,
                 const int* ix, const float* w, int k, int opad, const float* bias, int ch0,
                 int nlast) {
   if (r == PB) {
-    micro<V, PB, NV, ACT>(in, out, res, ix, w, k, opad, bias, ch0, nlast);
+    micro<PB, NV, ACT>(in, out, res, ix, w, k, opad, bias, ch0, nlast);
   } else if constexpr (PB > 1) {
-    micro_rest<V, PB - 1, NV, ACT>(r, in, out, res, ix, w, k, opad, bias, ch0, nlast);
+    micro_rest<PB - 1, NV, ACT>(r, in, out, res, ix, w, k, opad, bias, ch0, nlast);
   }
 }
 
-template <class V, int NV, int ACT>
+template <int NV, int ACT>
 void run_chunk(const Factor& f, int g, int c0, const float* const* in, float* const* out,
                const float* const* res, int P) {
   constexpr int PB = pb_for(NV);
   const int* ix = f.idx + (size_t)g * f.k;
   const float* w = f.w + (size_t)g * f.k * f.opad + c0;
-  const int ch0 = g * f.o + c0, nlast = std::min(lanes<V>, f.o - c0 - (NV - 1) * lanes<V>);
+  const int ch0 = g * f.o + c0, nlast = std::min(VL, f.o - c0 - (NV - 1) * VL);
   int p = 0;
   for (; p + PB <= P; p += PB)
-    micro<V, PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, f.bias,
+    micro<PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, f.bias,
                        ch0, nlast);
   if (p < P)
-    micro_rest<V, PB - 1, NV, ACT>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k,
+    micro_rest<PB - 1, NV, ACT>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k,
                                 f.opad, f.bias, ch0, nlast);
 }
 
 template <int ACT>
 void run_factor_act(const Factor& f, const float* const* in, float* const* out,
                     const float* const* res, int P) {
-  if (VL == 16 && g_narrow && f.o <= 8) {  // one 8-lane vector per branch
-    for (int g = 0; g < f.G; ++g) run_chunk<vh, 1, ACT>(f, g, 0, in, out, res, P);
-    return;
-  }
   for (int g = 0; g < f.G; ++g) {
     for (int c0 = 0; c0 < f.o;) {
       const int vecs = (f.o - c0 + VL - 1) / VL;
       const int nv = vecs <= 6 ? vecs : vecs >= 8 ? 4 : (vecs + 1) / 2;
       switch (nv) {
-        case 1: run_chunk<vf, 1, ACT>(f, g, c0, in, out, res, P); break;
-        case 2: run_chunk<vf, 2, ACT>(f, g, c0, in, out, res, P); break;
-        case 3: run_chunk<vf, 3, ACT>(f, g, c0, in, out, res, P); break;
-        case 4: run_chunk<vf, 4, ACT>(f, g, c0, in, out, res, P); break;
-        case 5: run_chunk<vf, 5, ACT>(f, g, c0, in, out, res, P); break;
-        default: run_chunk<vf, 6, ACT>(f, g, c0, in, out, res, P); break;
+        case 1: run_chunk<1, ACT>(f, g, c0, in, out, res, P); break;
+        case 2: run_chunk<2, ACT>(f, g, c0, in, out, res, P); break;
+        case 3: run_chunk<3, ACT>(f, g, c0, in, out, res, P); break;
+        case 4: run_chunk<4, ACT>(f, g, c0, in, out, res, P); break;
+        case 5: run_chunk<5, ACT>(f, g, c0, in, out, res, P); break;
+        default: run_chunk<6, ACT>(f, g, c0, in, out, res, P); break;
       }
       c0 += nv * VL;
     }
@@ -305,11 +259,11 @@ struct Scratch {
   std::vector<float*> ptr[2];
   int ld = 0;
   void init(int pixels, int width) {
-    ld = pixel_stride(width);
+    ld = width;
     for (int i = 0; i < 2; ++i) {
-      buf[i].assign((size_t)pixels * ld + VL, 0.f);
+      buf[i].assign((size_t)pixels * width + VL, 0.f);
       ptr[i].resize(pixels);
-      for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * ld;
+      for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * width;
     }
   }
 };
@@ -569,8 +523,7 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   const int TR = std::min(tile_rows, Ho);
   const int bands = N >= threads ? 1 : std::min(Ho, (threads + N - 1) / N);
   const int items = N * bands;
-  const int Wp = W + 2 * pad, SA = pixel_stride(sp.M + sp.Cpad + sp.M);
-  const int ldB = pixel_stride(sp.Cpad);
+  const int Wp = W + 2 * pad, SA = sp.M + sp.Cpad + sp.M;
   const int RA = (TR - 1) * S + K;  // input rows a tile needs
   const size_t rowsz = (size_t)Wp * SA;
   const int Ppost = TR * Wo, Ppre = RA * W;
@@ -585,13 +538,13 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     thread_local std::vector<float> A, B;
     thread_local Scratch spre, spost;
     A.assign(rowsz * (RA + 1) + VL, 0.f);  // RA ring slots and a zero row
-    B.assign((size_t)Ppost * ldB + VL, 0.f);
+    B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
     std::vector<float*> out_p(std::max(Ppre, Ppost));
     std::vector<const float*> rowp(RA);
-    for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * ldB;
+    for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * sp.Cpad;
 
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
@@ -629,7 +582,7 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
         }
         if (np) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
         lo = ilo; hi = ihi; held = true;
-        run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB);
+        run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), sp.Cpad);
         const int P = rows * Wo;
         for (int p = 0; p < P; ++p) {
           const int oh = oh0 + p / Wo, ow = p % Wo;
@@ -687,8 +640,6 @@ at::Tensor segment(const at::Tensor& x_in, const std::vector<at::Tensor>& params
 int simd_width() { return VL; }
 void set_variant(int64_t v) { g_variant = (int)v; }
 void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
-void set_dense_strides(int64_t v) { g_dense_strides = (int)v; }
-void set_narrow(int64_t v) { g_narrow = (int)v; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
@@ -697,9 +648,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "-1 ATen GEMM per branch per tile");
   m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
         "3x3 register-blocked pass where it applies, 1 the generic loop");
-  m.def("set_dense_strides", &set_dense_strides, "1: buffers' pixels without the padding "
-        "to an odd number of cache lines (benchmarks)");
-  m.def("set_narrow", &set_narrow, "1: branches of at most 8 outputs on 8-lane vectors; 0: "
-        "on the 16-lane ones (benchmarks)");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
