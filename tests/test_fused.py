@@ -123,6 +123,21 @@ def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, strid
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(("xception", "mobilenetv1", "mobilenetv2")), st.integers(1, 40),
+       st.integers(1, 40), st.sampled_from((1, 2)), st.integers(1, 7), st.integers(1, 41),
+       st.sampled_from((1, 2)), st.sampled_from((0, 1, 2, 3)), st.integers(0, 2**16))
+def test_depthwise_pass_over_widths_and_map_widths(fused_kernel, kind, cin, cout, stride, h,
+                                                   w, batch, tile_rows, seed):
+    """The register-blocked depthwise 3x3 pass (several output pixels per block and the
+    pixel tail): channel widths 1-40 (around the 8- and 16-float vectors), map widths
+    1-41 (odd ones at stride 2), no activation, ReLU and ReLU6 after it, and the ring of
+    input rows over one to three output rows per tile."""
+    torch.manual_seed(seed)
+    block = _randomize(_make(kind, cin, cout, stride, (1, 1)), seed)
+    _check(block, torch.randn(batch, cin, h, w), 1 + seed % 2, tile_rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(("igcv3", "mobilenetv2", "igcv2nl", "xception")),
        st.sampled_from((1, 2, 4)), st.sampled_from((1, 2, 4)), st.integers(1, 12),
        st.integers(1, 170), st.integers(1, 40), st.integers(1, 60), st.integers(1, 70),
@@ -144,17 +159,39 @@ def test_segment_products_equal_the_segment_matrix(fused_kernel, kind, g1, g2, a
         block = IGCV2Block(hidden, hidden * g2 // g1, groups=(g1, g2), nonlinear=True)
     else:
         block = XceptionBlock(cin, hidden, nonlinear=True)
-    segments = FusedPlan(lower(_randomize(block, seed).body)).segments
-    for seg in segments:
+    _check_segments(fused_kernel, _randomize(block, seed), pixels, tile)
+
+
+def _check_segments(kernel, block: nn.Module, pixels: int, tile: int) -> None:
+    """Each 1x1 segment of ``block``'s fused plan, run by the native ``segment`` entry on
+    random ``(pixels, C_in)`` input, equals the segment's multiplied-out matrix."""
+    for seg in FusedPlan(lower(block.body)).segments:
         params, config = pack_segment(seg)
         x = torch.randn(pixels, seg.in_channels)
         with torch.no_grad():
             ref = x.double() @ seg.dense_matrix().double().t() + seg.bias.double()
         if seg.act is not None:
             ref = ref.clamp(0, 6 if seg.act == "relu6" else None)
-        got = fused_kernel.segment(x, params, config, tile, 0)
+        got = kernel.segment(x, params, config, tile, 0)
         assert got.shape == ref.shape
         assert (got.double() - ref).abs().max().item() < 2e-5 * (ref.abs().max().item() + 1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from((1, 2, 3, 4, 8)), st.sampled_from((1, 2, 3, 4, 8)), st.integers(1, 6),
+       st.integers(1, 9), st.integers(1, 17), st.sampled_from((1, 2)), st.integers(1, 9),
+       st.integers(1, 9), st.integers(0, 2**16))
+def test_narrow_branches_around_8_and_16_outputs(fused_kernel, g1, g2, a, b, c, stride, h,
+                                                 w, seed):
+    """Branches of 1-17 outputs (the 8-lane path for at most 8, narrower ones joined up
+    to 8, the 16-lane path with its masked last vector above): the segments alone over
+    1-40 pixels in tiles of 1-12, and the whole block (residual when the shapes allow)
+    against the eval model."""
+    torch.manual_seed(seed)
+    block = _randomize(IGCV3Block(g1 * a, g2 * c, stride, hidden=g1 * g2 * b, g1=g1, g2=g2),
+                       seed)
+    _check_segments(fused_kernel, block, 1 + seed % 40, 1 + seed % 12)
+    _check(block, torch.randn(1 + seed % 2, g1 * a, h, w), 1 + seed % 2)
 
 
 @pytest.mark.parametrize("batch", [1, 32])

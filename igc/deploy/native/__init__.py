@@ -57,24 +57,37 @@ def _build_directory(name: str) -> Path:
 
 
 def _build() -> ModuleType:
-    """Build (or load from the cache) the kernel module. Every igc process builds under an
-    exclusive ``flock`` of ``.igc-build.lock`` in the build folder, so concurrent processes
-    wait for one build; torch's own ``lock`` file found while holding it was left by a
-    killed build (torch would wait for it forever) and is removed."""
+    """Build (or load from the cache) the kernel module from :data:`SOURCE`."""
+    return build(SOURCE.read_bytes(), SOURCE)
+
+
+def build(text: bytes, source: Path | None = None, prefix: str = "igc_fused") -> ModuleType:
+    """Build (or load from the cache) a kernel module from the C++ ``text`` (``source``:
+    the file it is in; else it is written into the build folder, e.g. an earlier version
+    of the kernel a benchmark compares with, under its own ``prefix``). The module is
+    named ``prefix`` and the hash of the text, the flags and the CPU, and cached so.
+    Every igc process builds under an exclusive ``flock`` of ``.igc-build.lock`` in the
+    build folder, so concurrent processes wait for one build; torch's own ``lock`` file
+    found while holding it was left by a killed build (torch would wait for it forever)
+    and is removed."""
     from torch.utils import cpp_extension
 
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler ({compiler}) on PATH")
-    digest = hashlib.sha1(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:8]
-    name = f"igc_fused_{digest}_{_cpu_tag()}"
+    digest = hashlib.sha1(text + " ".join(CFLAGS).encode()).hexdigest()[:8]
+    name = f"{prefix}_{digest}_{_cpu_tag()}"
     folder = _build_directory(name)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".igc-build.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes or the process dies
         (folder / "lock").unlink(missing_ok=True)
+        if source is None:
+            source = folder / SOURCE.name
+            if not source.exists() or source.read_bytes() != text:
+                source.write_bytes(text)
         _log.info("igc: loading the fused CPU kernel (built on first use: about a minute)")
-        return cpp_extension.load(name=name, sources=[str(SOURCE)], build_directory=str(folder),
+        return cpp_extension.load(name=name, sources=[str(source)], build_directory=str(folder),
                                   extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
                                   verbose=False)
 
@@ -134,5 +147,5 @@ def _(x: torch.Tensor, params: list[torch.Tensor], config: list[int]) -> torch.T
     return x.new_empty(shape).contiguous(memory_format=torch.channels_last)
 
 
-__all__ = ["CFLAGS", "SOURCE", "fused_block", "native", "native_reason", "output_shape",
+__all__ = ["CFLAGS", "SOURCE", "build", "fused_block", "native", "native_reason", "output_shape",
            "reset"]

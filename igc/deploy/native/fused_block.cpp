@@ -110,6 +110,9 @@ struct Segment {
 // per branch per tile (the inputs gathered into a (P, k) block first), the alternative
 // measured against it.
 int g_variant = 0;
+// Which depthwise pass runs (benchmarks): 0 the 3x3 register-blocked pass where it applies,
+// 1 the generic loop everywhere.
+int g_dw_variant = 0;
 
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
                      const float* const* res, int P) {
@@ -311,9 +314,96 @@ struct Spatial {
   const float* bias;  // (Cpad)
 };
 
-// B[r][ox] = act(bias + sum_taps sum_d A[r*s+ky][ox*s+kx][c+d] * w[tap][d][c]).
-void run_spatial(const Spatial& sp, const float* A, int Wp, int SA, int rows, int Wo, float* B,
-                 int ldB) {
+// The depthwise 3x3 pass (kg == 1, K == 3; every depthwise layer of the zoo): one vector
+// of VL channels at a time over an output row, its 9 tap weights and bias held in
+// registers for the whole row, PX output pixels per register block. Each input vector is
+// loaded once per block row and feeds every accumulator whose window covers it (up to 3
+// at stride 1, 2 at stride 2): per PX pixels 3 * ((PX-1)*S + 3) loads for 9 * PX FMAs
+// (the generic loop below: 9 * PX loads and 9 weight reloads per block of 4). Stride,
+// pixels and activation are template parameters, so every loop unrolls and the window
+// test is resolved at compile time. Channels are padded to whole vectors (zero weights,
+// zero inputs), so there is no channel tail; the pixel tail runs the same code with
+// fewer pixels.
+constexpr int DW_PX = VL == 16 ? 8 : 4;
+
+template <int S, int PX, int ACT>
+inline void dw3_block(const float* r0, const float* r1, const float* r2, int SA,
+                      const vf* w, vf b, float* out, int ldB) {
+  vf acc[PX];
+  _Pragma("GCC unroll 32")
+  for (int q = 0; q < PX; ++q) acc[q] = b;
+  const float* rows[3] = {r0, r1, r2};
+  _Pragma("GCC unroll 3")
+  for (int ky = 0; ky < 3; ++ky) {
+    const float* a = rows[ky];
+    _Pragma("GCC unroll 64")
+    for (int i = 0; i < (PX - 1) * S + 3; ++i) {
+      const vf x = vload(a + (size_t)i * SA);
+      _Pragma("GCC unroll 32")
+      for (int q = 0; q < PX; ++q) {
+        const int kx = i - q * S;
+        if (kx >= 0 && kx < 3) acc[q] += x * w[ky * 3 + kx];
+      }
+    }
+  }
+  _Pragma("GCC unroll 32")
+  for (int q = 0; q < PX; ++q) vstore(out + (size_t)q * ldB, activate(acc[q], ACT));
+}
+
+template <int S, int PX, int ACT>
+inline void dw3_tail(int n, const float* r0, const float* r1, const float* r2, int SA,
+                     const vf* w, vf b, float* out, int ldB) {
+  if (n == PX) {
+    dw3_block<S, PX, ACT>(r0, r1, r2, SA, w, b, out, ldB);
+  } else if constexpr (PX > 1) {
+    dw3_tail<S, PX - 1, ACT>(n, r0, r1, r2, SA, w, b, out, ldB);
+  }
+}
+
+template <int S, int ACT>
+void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
+              int ldB) {
+  const int Cp = sp.Cpad;
+  const size_t step = (size_t)S * DW_PX * SA;
+  for (int r = 0; r < rows; ++r) {
+    const float* r0 = A[r * S];
+    const float* r1 = A[r * S + 1];
+    const float* r2 = A[r * S + 2];
+    for (int c0 = 0; c0 < Cp; c0 += VL) {
+      vf w[9];
+      _Pragma("GCC unroll 9")
+      for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
+      const vf b = vload(sp.bias + c0);
+      float* out = B + (size_t)r * Wo * ldB + c0;
+      const float *a0 = r0 + c0, *a1 = r1 + c0, *a2 = r2 + c0;
+      int ox = 0;
+      for (; ox + DW_PX <= Wo; ox += DW_PX) {
+        dw3_block<S, DW_PX, ACT>(a0, a1, a2, SA, w, b, out, ldB);
+        a0 += step; a1 += step; a2 += step;
+        out += (size_t)DW_PX * ldB;
+      }
+      if (ox < Wo) dw3_tail<S, DW_PX - 1, ACT>(Wo - ox, a0, a1, a2, SA, w, b, out, ldB);
+    }
+  }
+}
+
+template <int S>
+void dw3_act(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
+             int ldB) {
+  if (sp.act == 0) dw3_rows<S, 0>(sp, A, SA, rows, Wo, B, ldB);
+  else if (sp.act == 1) dw3_rows<S, 1>(sp, A, SA, rows, Wo, B, ldB);
+  else dw3_rows<S, 2>(sp, A, SA, rows, Wo, B, ldB);
+}
+
+// B[r][ox] = act(bias + sum_taps sum_d A[r*s+ky][ox*s+kx][c+d] * w[tap][d][c]); A[i]: the
+// tile's input row i (Wp pixels of SA floats, padding included).
+void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int Wo,
+                 float* B, int ldB) {
+  if (g_dw_variant == 0 && sp.K == 3 && sp.kg == 1 && (sp.s == 1 || sp.s == 2)) {
+    if (sp.s == 1) dw3_act<1>(sp, A, SA, rows, Wo, B, ldB);
+    else dw3_act<2>(sp, A, SA, rows, Wo, B, ldB);
+    return;
+  }
   const int K = sp.K, s = sp.s, D = sp.D, Cp = sp.Cpad, off = sp.M - (sp.kg - 1);
   const size_t step = (size_t)s * SA;
   for (int r = 0; r < rows; ++r) {
@@ -324,7 +414,7 @@ void run_spatial(const Spatial& sp, const float* A, int Wp, int SA, int rows, in
         vf acc[4] = {b, b, b, b};
         for (int ky = 0; ky < K; ++ky)
           for (int kx = 0; kx < K; ++kx) {
-            const float* a = A + ((size_t)(r * s + ky) * Wp + ox * s + kx) * SA + off + c0;
+            const float* a = A[r * s + ky] + (size_t)(ox * s + kx) * SA + off + c0;
             const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
             for (int d = 0; d < D; ++d) {
               const vf wv = vload(wt + (size_t)d * Cp);
@@ -338,7 +428,7 @@ void run_spatial(const Spatial& sp, const float* A, int Wp, int SA, int rows, in
         vf acc = b;
         for (int ky = 0; ky < K; ++ky)
           for (int kx = 0; kx < K; ++kx) {
-            const float* a = A + ((size_t)(r * s + ky) * Wp + ox * s + kx) * SA + off + c0;
+            const float* a = A[r * s + ky] + (size_t)(ox * s + kx) * SA + off + c0;
             const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
             for (int d = 0; d < D; ++d) acc += vload(a + d) * vload(wt + (size_t)d * Cp);
           }
@@ -447,12 +537,13 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     // about a tenth of IGCV2-1.0's time in the kernel's page-fault handler.
     thread_local std::vector<float> A, B;
     thread_local Scratch spre, spost;
-    A.assign(rowsz * RA + VL, 0.f);
+    A.assign(rowsz * (RA + 1) + VL, 0.f);  // RA ring slots and a zero row
     B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
     std::vector<float*> out_p(std::max(Ppre, Ppost));
+    std::vector<const float*> rowp(RA);
     for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * sp.Cpad;
 
 #pragma omp for schedule(static)
@@ -461,25 +552,22 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
       const int b0 = (int)((int64_t)Ho * band / bands), b1 = (int)((int64_t)Ho * (band + 1) / bands);
       const float* xn = xp + (size_t)n * H * W * Cin;
       float* yn = yp + (size_t)n * Ho * Wo * Cout;
-      int lo = 0, hi = 0;  // input rows [lo, hi) held in A rows [0, hi - lo)
+      // Input rows live in a ring of RA row slots (row ih in slot ih mod RA), so the rows
+      // a tile shares with the one before stay where they are (the rows of a tile are
+      // consecutive and at most RA, so a new row never overwrites one still needed);
+      // rows outside the image point to a zero row (slot RA). Rows [lo, hi) are held.
+      int lo = 0, hi = 0;
       bool held = false;
       for (int oh0 = b0; oh0 < b1; oh0 += TR) {
         const int oh1 = std::min(b1, oh0 + TR), rows = oh1 - oh0;
         const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
-        int keep = 0;
-        if (held && lo <= ilo && hi > ilo) {
-          keep = std::min(hi, ihi) - ilo;
-          if (ilo != lo) std::memmove(A.data(), A.data() + (size_t)(ilo - lo) * rowsz,
-                                      (size_t)keep * rowsz * sizeof(float));
-        }
-        // fill input rows [ilo + keep, ihi)
+        const int first = held && ilo >= lo ? std::max(ilo, hi) : ilo;  // rows to fill from
         int np = 0;
-        for (int ih = ilo + keep; ih < ihi; ++ih) {
-          float* arow = A.data() + (size_t)(ih - ilo) * rowsz;
-          if (ih < 0 || ih >= H) {
-            std::memset(arow, 0, rowsz * sizeof(float));
-            continue;
-          }
+        for (int ih = ilo; ih < ihi; ++ih) {
+          const bool inside = ih >= 0 && ih < H;
+          float* arow = A.data() + (size_t)(inside ? ih % RA : RA) * rowsz;
+          rowp[ih - ilo] = arow;
+          if (!inside || ih < first) continue;
           for (int iw = 0; iw < W; ++iw) {
             const float* src = xn + ((size_t)ih * W + iw) * Cin;
             float* dst = arow + (size_t)(iw + pad) * SA + sp.M;
@@ -494,7 +582,7 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
         }
         if (np) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
         lo = ilo; hi = ihi; held = true;
-        run_spatial(sp, A.data(), Wp, SA, rows, Wo, B.data(), sp.Cpad);
+        run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), sp.Cpad);
         const int P = rows * Wo;
         for (int p = 0; p < P; ++p) {
           const int oh = oh0 + p / Wo, ow = p % Wo;
@@ -551,11 +639,14 @@ at::Tensor segment(const at::Tensor& x_in, const std::vector<at::Tensor>& params
 
 int simd_width() { return VL; }
 void set_variant(int64_t v) { g_variant = (int)v; }
+void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
   m.def("segment", &segment, "igc: the 1x1 products of a segment alone ((P, C) float32)");
   m.def("set_variant", &set_variant, "choose the 1x1 product (benchmarks): 0 micro-kernel, "
         "-1 ATen GEMM per branch per tile");
+  m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
+        "3x3 register-blocked pass where it applies, 1 the generic loop");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
