@@ -4,8 +4,8 @@
 * **Unfused** (:class:`~igc.deploy.chain.FastChain`): its parts in order, each a pass over
   the activations: a linear 1x1 segment in the form :meth:`CostModel.choose` picks, at
   :meth:`CostModel.estimate`'s price; a spatial convolution at ``max(MACs / rate, bytes /
-  memory_rate)`` (``rate``: ``spatial_rate`` for a depthwise one, else the larger of that
-  and ``dense_rate * efficiency(taps)``); a lone activation or permutation, one read and
+  memory_rate)`` (``rate``: ``spatial_rate`` for a depthwise one, else ``dense_rate *
+  efficiency(taps)`` for ``taps`` inputs per output); a lone activation or permutation, one read and
   one write; the block's identity skip, one add (two reads, one write).
 * **Fused** (:mod:`igc.deploy.chain.fused`): one pass, ``max(compute, bytes /
   memory_rate)`` with the input read once and the output written once (the skip read
@@ -70,9 +70,8 @@ def spatial_executed_macs(conv: ConvOp) -> int:
 def spatial_seconds(cost: CostModel, op: ConvOp) -> float:
     """Seconds per output pixel of the unfused form's spatial convolution."""
     taps = op.weight.shape[1] * op.weight.shape[2] * op.weight.shape[3]  # inputs per output
-    rate = cost.spatial_rate
-    if op.weight.shape[1] > 1:  # grouped: branches of several inputs
-        rate = max(rate, cost.dense_rate * cost.efficiency(taps))
+    rate = cost.spatial_rate if op.weight.shape[1] == 1 else \
+        cost.dense_rate * cost.efficiency(taps)  # grouped: a batched product of branches
     return max(op.macs_per_pixel() / rate,
                4 * (op.in_channels + op.out_channels) / cost.memory_rate)
 
