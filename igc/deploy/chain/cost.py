@@ -76,10 +76,10 @@ class CostModel:
     l2_bytes: int = 1 << 20
     full_rate_branch: float = 64.0
     max_branch_efficiency: float = 0.8
-    spatial_rate: float = 4e9
-    fused_rate: float = 45e9
-    fused_full_branch: float = 40.0
-    fused_spatial_rate: float = 4e9
+    spatial_rate: float = 8e9
+    fused_rate: float = 52e9
+    fused_full_branch: float = 26.0
+    fused_spatial_rate: float = 8e9
     source: str = field(default="built-in", compare=False)
 
     def __post_init__(self) -> None:
@@ -169,7 +169,13 @@ class CostModel:
 #: The constants measured on the development CPUs (2-core AMD EPYC, AVX-512, 1 MiB L2 per
 #: core, fp32, one thread; ``benchmarks/blocks.py``): 35 G multiply-adds/s dense, 12 GB/s
 #: effective memory rate, branches of ``k`` at about ``k / 64`` of the dense rate, at most
-#: 0.8 (18 GMAC/s for ``k = 32``, 28 for ``k = 128``).
+#: 0.8 (18 GMAC/s for ``k = 32``, 28 for ``k = 128``). The block constants: two runs of
+#: :func:`~igc.deploy.chain.calibrate.calibrate` timed in this thread's CPU time (the
+#: machine was shared, load average 4-6), pinned to one core, 2026-12-05: depthwise 3x3
+#: 7.8 and 8.4 GMAC/s; the fused kernel's 1x1 products 30.7-32.2 GMAC/s executed for
+#: branches of 16 inputs, 42 for 32, 49-50 for 64, 50-52 for 128 and dense 256
+#: (``min(1, k / 26)`` of 52), its spatial pass 7.6 and 8.4 GMAC/s. Without the native
+#: kernel the fused form is never built, so these are never used.
 BUILTIN = CostModel()
 
 
