@@ -121,7 +121,7 @@ def test_the_paired_claim_uses_common_seeds():
 
 
 # ------------------------------------------------------------------------------ budgets
-def test_medium_gives_tables_4_and_2_five_seeds():
+def test_medium_gives_tables_4_and_2_five_seeds_and_table4s_pair_twelve():
     medium = get_budget("medium")
     assert (medium.seeds_for("table4"), medium.seeds_for("table2"),
             medium.seeds_for("figure2")) == (5, 5, 3)
@@ -130,10 +130,18 @@ def test_medium_gives_tables_4_and_2_five_seeds():
     specs = plan(["table4", "table2", "figure2"], Config("fashion-mnist", medium), Path("x"))
     count = {t: len({s.seed for s in specs if s.target == t}) for t in ("table4", "table2",
                                                                         "figure2")}
-    assert count == {"table4": 5, "table2": 5, "figure2": 3}
-    assert len(specs) == 4 * 5 + 2 * 5 + 5 * 3
-    override = Config("fashion-mnist", medium, seeds=2)  # --seeds wins
+    assert count == {"table4": 12, "table2": 5, "figure2": 3}
+    per_arm = {a: sorted(s.seed for s in specs if s.arm.id == a)
+               for a in ("xception_c35_d8", "igcv2_c64_d8", "igcv1_c48_d8", "igcv2_c80_d8")}
+    assert per_arm["xception_c35_d8"] == per_arm["igcv2_c64_d8"] == list(range(12))
+    assert per_arm["igcv1_c48_d8"] == per_arm["igcv2_c80_d8"] == list(range(5))
+    assert len(specs) == 2 * 12 + 2 * 5 + 2 * 5 + 5 * 3
+    assert "12 for igcv2_c64_d8" in Config("fashion-mnist", medium).seeds_text("table4")
+    override = Config("fashion-mnist", medium, seeds=2)  # --seeds wins over arm_seeds too
     assert {s.seed for s in plan(["table4"], override, Path("x"))} == {0, 1}
+
+
+_BUDGET = "[b]\ndescription = 'x'\nrecipe = 'cifar'\nseeds = 1\n"
 
 
 @pytest.mark.parametrize("bad", ["target_seeds = 3", "target_seeds = { table4 = 0 }",
@@ -142,7 +150,32 @@ def test_bad_target_seeds(bad):
     from igc.errors import IGCError
 
     with pytest.raises(IGCError, match="target_seeds"):
-        parse_budgets(f"[b]\ndescription = 'x'\nrecipe = 'cifar'\nseeds = 1\n{bad}\n")
+        parse_budgets(_BUDGET + bad + "\n")
+
+
+@pytest.mark.parametrize("bad", ["arm_seeds = 3", "arm_seeds = { table4 = 2 }",
+                                 "arm_seeds = { table4 = {} }",
+                                 "arm_seeds = { table4 = { igcv2_c64_d8 = 0 } }",
+                                 "arm_seeds = { table4 = { igcv2_c64_d8 = true } }",
+                                 "arm_seeds = { table4 = { igcv2_c64_d8 = 'x' } }"])
+def test_bad_arm_seeds(bad):
+    from igc.errors import IGCError
+
+    with pytest.raises(IGCError, match="arm_seeds"):
+        parse_budgets(_BUDGET + bad + "\n")
+
+
+@pytest.mark.parametrize("line, named", [
+    ("arm_seeds = { table4 = { igcv2_c64 = 4 } }", "igcv2_c64"),  # no such network
+    ("arm_seeds = { tabel4 = { igcv2_c64_d8 = 4 } }", "tabel4"),  # no such target
+    ("target_seeds = { tabel4 = 4 }", "tabel4")])
+def test_a_budget_naming_an_unknown_network_or_target_is_refused(line, named):
+    from igc.errors import IGCError
+    from igc.reproduce.cache import plan
+
+    budget = parse_budgets(_BUDGET + "stem_stride = 2\n" + line + "\n")["b"]
+    with pytest.raises(IGCError, match=named):
+        plan(["table4"], Config("fashion-mnist", budget), Path("x"))
 
 
 # ------------------------------------------------------------------------------ accounting

@@ -13,6 +13,9 @@ seeds           seeds per network (required, >= 1)
 target_seeds    a table target -> seeds for the targets that get more (or fewer) seeds
                 than ``seeds``, chosen before their results were seen (e.g. ``{table4 =
                 5}``); ``--seeds`` overrides both
+arm_seeds       a table target -> {network -> seeds} for single networks of a target that
+                get more seeds than the rest of it, chosen before their results (e.g.
+                ``{table4 = {xception_c35_d8 = 12}}``); ``--seeds`` overrides it too
 image_size      resize every image to this square size (absent: keep the data's)
 stem_stride     stem stride of the Table 1 networks (Tables 4 and 6; 1 or 2; 1)
 stem_stride_8l  stem stride of the 8-layer networks without down-sampling (1 or 2; 1)
@@ -67,12 +70,29 @@ class Budget:
     val_images: int = 0
     targets: tuple[str, ...] | None = None
     target_seeds: tuple[tuple[str, int], ...] = ()
+    arm_seeds: tuple[tuple[str, str, int], ...] = ()
 
-    def seeds_for(self, target: str) -> int:
-        """Seeds per network of ``target`` (``target_seeds``, else ``seeds``)."""
+    def seeds_for(self, target: str, arm: str | None = None) -> int:
+        """Seeds of network ``arm`` of ``target`` (``arm_seeds``, else ``target_seeds``,
+        else ``seeds``); without ``arm``, the seeds of the target's other networks."""
+        for t, a, n in self.arm_seeds:
+            if (t, a) == (target, arm):
+                return n
         return dict(self.target_seeds).get(target, self.seeds)
 
-    def summary(self, seeds: int | None = None) -> str:
+    def arms_with_seeds(self, target: str) -> dict[str, int]:
+        """The networks of ``target`` that ``arm_seeds`` gives their own seed count."""
+        return {a: n for t, a, n in self.arm_seeds if t == target}
+
+    def seeds_text(self, target: str) -> str:
+        """The seeds of ``target`` in words, e.g. ``5 (12 for igcv2_c64_d8, chosen before
+        their results)``."""
+        own = self.arms_with_seeds(target)
+        more = ", ".join(f"{n} for {a}" for a, n in own.items())
+        return f"{self.seeds_for(target)}" + (
+            f" ({more}, chosen before their results)" if more else "")
+
+    def summary(self, seeds: int | str | None = None) -> str:
         """One line: the data, epochs, seeds (``seeds`` when --seeds changed them) and the
         budget's other choices."""
         parts = [f"training images: {self.train_size or 'all'}",
@@ -94,7 +114,8 @@ class Budget:
         return "; ".join(parts)
 
     def _seeds_text(self) -> str:
-        more = ", ".join(f"{n} for {t}" for t, n in self.target_seeds)
+        more = ", ".join([f"{n} for {t}" for t, n in self.target_seeds]
+                         + [f"{n} for {t}'s {a}" for t, a, n in self.arm_seeds])
         return f"{self.seeds}" + (f" ({more}, chosen before their results)" if more else "")
 
 
@@ -111,7 +132,8 @@ def parse_budget(name: str, table: Any, origin: str = BUDGETS_FILE) -> Budget:
     where = f"{origin} [{name}]"
     if not isinstance(table, dict):
         raise IGCError(f"{where} is not a table; fix the file")
-    known = {"description", "recipe", "depths", "targets", "target_seeds", *_INTS}
+    known = {"description", "recipe", "depths", "targets", "target_seeds", "arm_seeds",
+             *_INTS}
     extra = sorted(set(table) - known)
     if extra:
         raise unknown_name(f"key of {where}", extra[0], known)
@@ -148,12 +170,31 @@ def parse_budget(name: str, table: Any, origin: str = BUDGETS_FILE) -> Budget:
         values["targets"] = tuple(targets)
     if "target_seeds" in table:
         chosen = table["target_seeds"]
-        if not isinstance(chosen, dict) or not all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 1
-                for n in chosen.values()):
+        if not isinstance(chosen, dict) or not all(_is_count(n) for n in chosen.values()):
             raise IGCError(f"{where}: target_seeds must be a table of target = seeds (>= 1)")
         values["target_seeds"] = tuple(chosen.items())
+    if "arm_seeds" in table:
+        values["arm_seeds"] = _arm_seeds(table["arm_seeds"], where)
     return Budget(name=name, **values)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _arm_seeds(chosen: Any, where: str) -> tuple[tuple[str, str, int], ...]:
+    """``arm_seeds`` as (target, network, seeds) triples, every level checked."""
+    bad = IGCError(f"{where}: arm_seeds must be a table of target = {{network = seeds "
+                   "(>= 1)}}")
+    if not isinstance(chosen, dict):
+        raise bad
+    out = []
+    for target, arms in chosen.items():
+        if not isinstance(arms, dict) or not arms or not all(
+                _is_count(n) for n in arms.values()):
+            raise bad
+        out += [(target, arm, n) for arm, n in arms.items()]
+    return tuple(out)
 
 
 @cache

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from igc.errors import IGCError
+from igc.errors import IGCError, unknown_name
 from igc.files.atomic import atomic_write
 from igc.reproduce.arms import Arm
 from igc.reproduce.config import LAYOUT, Config
@@ -73,16 +73,25 @@ def plan(targets: Sequence[str | Target], config: Config, out: Path) -> list[Run
     seed's full comparison before the next seed), in a fixed order: shards split this
     list."""
     arms: dict[str, list[Arm]] = {}
+    for named in [t for t, _ in config.budget.target_seeds] + [
+            t for t, _, _ in config.budget.arm_seeds]:
+        get_target(named)  # a budget naming no target is an error, not a silent no-op
     for t in targets:
         target = get_target(t) if isinstance(t, str) else t
         if target.arms is None:
             raise IGCError(f"{target.name} is not an empirical target: it trains nothing")
         arms[target.name] = target.arms(config.budget)
-    most = max((config.seeds_for(t) for t in arms), default=0)
+        unknown = set(config.budget.arms_with_seeds(target.name)) - {
+            a.id for a in arms[target.name]}
+        if unknown:
+            raise unknown_name(f"network of {target.name} in arm_seeds of budget "
+                               f"{config.budget.name!r}", min(unknown),
+                               [a.id for a in arms[target.name]])
+    most = max((config.seeds_for(t, a.id) for t in arms for a in arms[t]), default=0)
     return [RunSpec(t, arm, seed, run_key(t, arm, config, seed),
                     out / t / arm.id / f"seed-{seed}")
-            for seed in range(most) for t in arms if seed < config.seeds_for(t)
-            for arm in arms[t]]
+            for seed in range(most) for t in arms
+            for arm in arms[t] if seed < config.seeds_for(t, arm.id)]
 
 
 def shard(specs: Sequence[RunSpec], index: int, count: int) -> list[RunSpec]:

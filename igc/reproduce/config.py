@@ -48,9 +48,14 @@ class Config:
     def num_seeds(self) -> int:
         return self.seeds or self.budget.seeds
 
-    def seeds_for(self, target: str) -> int:
-        """Seeds per network of ``target``: ``--seeds``, else the budget's for it."""
-        return self.seeds or self.budget.seeds_for(target)
+    def seeds_for(self, target: str, arm: str | None = None) -> int:
+        """Seeds of network ``arm`` of ``target`` (without ``arm``: of its other
+        networks): ``--seeds``, else the budget's for it."""
+        return self.seeds or self.budget.seeds_for(target, arm)
+
+    def seeds_text(self, target: str) -> str:
+        """The seeds of ``target``'s networks in words (``--seeds``, else the budget's)."""
+        return str(self.seeds) if self.seeds else self.budget.seeds_text(target)
 
     @property
     def num_threads(self) -> int:

@@ -153,7 +153,7 @@ def render_target(r: TargetResult, command: str = "") -> Section:
     machines = r.machines()
     intro = spec.intro + (
         f"\n\n**Ours: {config.data}, budget `{config.budget.name}`** "
-        f"({config.budget.summary(config.seeds_for(spec.target))}; recipe: "
+        f"({config.budget.summary(config.seeds_text(spec.target))}; recipe: "
         f"{recipe_line(config)}); "
         f"{r.done_runs} of {r.total_runs} runs, {r.wall_seconds / 60:.1f} min of training "
         "wall time in all"
