@@ -184,10 +184,12 @@ def test_cuda_construction_and_parity(mode):
 
 def test_cost_model_drives_the_choice():
     block = _block(channels=64, sizes=(1, 8, 8))
-    # branches at the full rate: the structured form's 4x fewer multiply-adds win
+    # branches at the full rate: the structured form's 4x fewer multiply-adds win (the
+    # fused kernel priced out, so that the segment's own form is chosen)
+    no_fused = {"fused_rate": 1e6, "fused_spatial_rate": 1e6}
     slow_dense = CostModel(dense_rate=1e7, memory_rate=1e15, full_rate_branch=1.0,
-                           max_branch_efficiency=1.0)
-    fast_dense = CostModel(dense_rate=1e16, memory_rate=1e6)
+                           max_branch_efficiency=1.0, **no_fused)
+    fast_dense = CostModel(dense_rate=1e16, memory_rate=1e6, **no_fused)
     assert {r.form for r in block_forms(optimize(block, cost=slow_dense))} == {"structured"}
     assert {r.form for r in block_forms(optimize(block, cost=fast_dense))} == {"dense"}
     assert CostModel() == BUILTIN and not BUILTIN.calibrated

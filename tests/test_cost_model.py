@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 
@@ -19,6 +20,12 @@ from igc.models.registry import create_model
 
 @pytest.fixture(autouse=True)
 def cache_home(tmp_path, monkeypatch):
+    """igc's cache in a temporary folder; torch's extension cache (the native kernel's
+    build, which follows XDG_CACHE_HOME by default) stays where it was."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", os.environ.get("TORCH_EXTENSIONS_DIR")
+                       or get_default_build_root())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -38,8 +45,12 @@ def test_round_trip_and_use(cache_home):
     assert loaded == model and loaded.calibrated
     assert cost_model("cuda") is BUILTIN  # another device type has its own file
     rows = block_forms(optimize(create_model("igcv2_fmnist")))
-    assert all(r.reason.endswith("(calibrated)") for r in rows if r.reason.startswith("est"))
+    assert rows and all("(calibrated)" in r.reason for r in rows)
 
+
+#: The constants of a version-1 file (before the block constants).
+OLD_CONSTANTS = ("dense_rate", "memory_rate", "l2_bytes", "full_rate_branch",
+                 "max_branch_efficiency")
 
 CORRUPT = {
     "not json": "{not json",
@@ -56,6 +67,14 @@ CORRUPT = {
     "bool": json.dumps(_valid(max_branch_efficiency=True)),
     "fractional l2": json.dumps(_valid(l2_bytes=1000.5)),
     "info not an object": json.dumps({**_valid(), "info": [1]}),
+    "version 1 (no block constants)": json.dumps(
+        {**_valid(), "version": 1, "constants": {k: v for k, v in _valid()["constants"].items()
+                                                 if k in OLD_CONSTANTS}}),
+    "missing fused constant": json.dumps(
+        {**_valid(), "constants": {k: v for k, v in _valid()["constants"].items()
+                                   if k != "fused_rate"}}),
+    "zero fused rate": json.dumps(_valid(fused_rate=0.0)),
+    "absurd branch": json.dumps(_valid(fused_full_branch=1e9)),
     "huge": " " * (1 << 17),
 }
 
@@ -100,7 +119,32 @@ def test_cli_calibrate_writes_a_valid_file(capsys, cache_home):
     model = from_json(path.read_text(), "cpu", "test")
     assert model.constants() == out["constants"]
     assert out["info"]["threads"] == 1
+    # the fused kernel's constants are measured where it is available, else built in
+    if out["info"]["fused"] == "measured":
+        assert sorted(out["info"]["fused_branch_gmacs"]) == ["128", "16", "256", "32", "64"]
+    else:
+        assert out["info"]["fused"].startswith("not measured")
+        assert model.fused_rate == BUILTIN.fused_rate
     assert main(["bench", "igcv2_fmnist", "--calibrate"]) == 2
     assert "drop the names" in capsys.readouterr().err
     assert main(["bench"]) == 2
     assert "--calibrate" in capsys.readouterr().err
+
+
+def test_calibration_without_the_native_kernel_keeps_the_built_in_fused_constants(
+        monkeypatch):
+    """No compiler: the fused constants are the documented defaults (the fused form is
+    never built, so never priced), the reason is recorded; the others are measured."""
+    from igc.deploy import native as nat
+    from igc.deploy.chain.calibrate import calibrate
+
+    monkeypatch.setattr(nat, "native", lambda: None)
+    monkeypatch.setattr(nat, "native_reason", lambda: "no C++ compiler (c++) on PATH")
+    model, info = calibrate("cpu", repeats=2)
+    assert info["fused"] == ("not measured: the native kernel is not available (no C++ "
+                             "compiler (c++) on PATH)")
+    assert info["fused_branch_gmacs"] == {}
+    for name in ("fused_rate", "fused_full_branch", "fused_spatial_rate"):
+        assert getattr(model, name) == getattr(BUILTIN, name)
+    assert model.spatial_rate != BUILTIN.spatial_rate  # measured
+    assert from_json(to_json(model, "cpu", info), "cpu", "test") == model

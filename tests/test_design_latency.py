@@ -29,7 +29,15 @@ from igc.errors import IGCError
 from igc.sparsity.design import MAX_ALTERNATIVES, Design, design
 
 #: Arithmetic and memory so fast that spatial convolutions and copies cost ~nothing.
-FREE = {"dense_rate": 1e17, "memory_rate": 1e15}
+FREE = {"dense_rate": 1e17, "memory_rate": 1e15, "spatial_rate": 1e17}
+
+
+@pytest.fixture(autouse=True)
+def no_fused_kernel(monkeypatch):
+    """The fake cost models here price the unfused forms: the fused kernel is made
+    unavailable to the pricing (tests of the fused price undo this)."""
+    monkeypatch.setattr(latency, "native", lambda: None)
+    monkeypatch.setattr(latency, "native_reason", lambda: "IGC_NO_NATIVE is set")
 
 
 class TableCost(CostModel):
@@ -89,11 +97,12 @@ def test_the_cheaper_form_of_each_segment_is_priced():
 
 
 def test_roofline_matches_a_hand_computation():
-    # C = 64, (1, 8, 8); 1 G MAC/s dense, branches of k at k/64 of it, memory ~free.
+    # C = 64, (1, 8, 8); 1 G MAC/s dense, branches of k at k/64 of it, depthwise
+    # 0.2 G MAC/s, memory ~free.
     cost = CostModel(dense_rate=1e9, memory_rate=1e15, full_rate_branch=64.0,
-                     max_branch_efficiency=0.8)
+                     max_branch_efficiency=0.8, spatial_rate=2e8)
     seconds, kernels = predict(Design(64, (1, 8, 8)), size=4, batch=2, cost=cost)
-    depthwise = 64 * 9 / (1e9 * 9 / 64)  # per pixel: 9 taps per output, efficiency 9/64
+    depthwise = 64 * 9 / 2e8  # per pixel: 9 taps per output at the depthwise rate
     dense_1x1 = 64 * 64 / 1e9  # the segment multiplied out beats 2 x 512 MACs at 8/64
     memory = 8 * 64 / 1e15  # the result written once into the channels-last output
     assert kernels == ("dw3x3", "dense")
@@ -169,8 +178,9 @@ def test_json_schema(capsys):
             "repeats", "cost_model", "load_average", "notes", "designs"} <= set(out)
     assert (out["channels"], out["rank"], out["latency"], out["size"], out["batch"]) == \
         (64, "latency", "model", 8, 1)
-    assert set(out["cost_model"]["constants"]) == {"dense_rate", "memory_rate", "l2_bytes",
-                                                   "full_rate_branch", "max_branch_efficiency"}
+    assert set(out["cost_model"]["constants"]) == {
+        "dense_rate", "memory_rate", "l2_bytes", "full_rate_branch", "max_branch_efficiency",
+        "spatial_rate", "fused_rate", "fused_full_branch", "fused_spatial_rate"}
     rows = out["designs"]
     assert len(rows) == 7
     assert {d["params"] for d in rows} == {d.params for d in design(64, limit=7).designs}

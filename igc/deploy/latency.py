@@ -9,13 +9,12 @@ activations, and small branches use the arithmetic units badly. Two sources of l
 * ``"model"`` (fast, the default): the cost model (:class:`~igc.deploy.chain.CostModel`,
   calibrated by ``igc bench --calibrate`` or built in) prices the inference form that
   ``optimize()`` builds for the block. The block is lowered on the meta device (no
-  weights are allocated) exactly as ``optimize()`` lowers it; each linear 1x1 segment
-  costs what :meth:`CostModel.estimate` says for the form :meth:`CostModel.choose`
-  picks; a spatial convolution costs a roofline pass, ``max(MACs / (dense_rate *
-  efficiency(S K_1)), bytes / memory_rate)``; a lone activation or permutation, one
-  pass over the activation. It prices the unfused kernels: the cost model has no time
-  estimate of the fused kernel (``optimize(mode="fused")``), which ``optimize()`` uses
-  wherever :meth:`CostModel.fused_veto` does not object.
+  weights are allocated) exactly as ``optimize()`` lowers it and priced as
+  ``optimize(mode="auto")`` prices it (:mod:`igc.deploy.chain.block_cost`): the unfused
+  form (each linear 1x1 segment in the form :meth:`CostModel.choose` picks, the spatial
+  convolution a roofline pass, a lone activation or permutation one pass) and, where the
+  native kernel is available here, the fused kernel; the cheaper counts (kernels
+  ``fused`` when it is the fused one).
 * ``"measure"``: every candidate block is built, ``optimize()`` d (in each optimize mode
   that applies: ``"auto"``, and ``"fused"`` where :data:`igc.names.MODES` has it; the
   fastest counts) and timed on ``batch`` random images of ``size x size``, interleaved
@@ -45,10 +44,13 @@ from igc.checks import (
     check_choice,
     check_int,
 )
+from igc.deploy.chain.block_cost import fused_seconds, unfused_seconds
 from igc.deploy.chain.cost import CostModel, cost_model
-from igc.deploy.chain.ops import ActOp, ConvOp, lower
+from igc.deploy.chain.fused import FusedUnsupported, fused_parts
+from igc.deploy.chain.ops import lower
 from igc.deploy.chain.permute import move_permutations
-from igc.deploy.chain.segments import Segment, split_segments
+from igc.deploy.chain.segments import split_segments
+from igc.deploy.native import native, native_reason
 from igc.deploy.optimize import optimize
 from igc.deploy.timing import time_interleaved
 from igc.errors import IGCError
@@ -78,39 +80,29 @@ def design_block(d: Design, device: torch.device | str | None = None) -> nn.Modu
         return IGCBlock(d.product, acts=acts).eval()
 
 
-def _spatial_seconds(op: ConvOp, cost: CostModel) -> float:
-    """Seconds per output pixel of a spatial convolution: a roofline pass."""
-    taps = op.weight.shape[1] * op.weight.shape[2] * op.weight.shape[3]  # inputs per output
-    rate = cost.dense_rate * cost.efficiency(taps)
-    return max(op.macs_per_pixel() / rate,
-               4 * (op.in_channels + op.out_channels) / cost.memory_rate)
-
-
-def predict(d: Design, size: int = 32, batch: int = 1, cost: CostModel | None = None
-            ) -> tuple[float, tuple[str, ...]]:
+def predict(d: Design, size: int = 32, batch: int = 1, cost: CostModel | None = None,
+            fused: bool | None = None) -> tuple[float, tuple[str, ...]]:
     """``(seconds, steps)``: the cost model's time for one call of design ``d``'s
     inference form on ``batch`` images of ``size x size`` (stride 1), and the step the
-    form runs per part (e.g. ``("conv3x3/g64", "structured")``)."""
+    form runs per part (e.g. ``("dw3x3", "structured")``, or ``("fused",)``): the cheaper
+    of the unfused form and, where ``fused`` (default: the native kernel is available
+    here), the fused kernel, as ``optimize(mode="auto")`` chooses
+    (:mod:`igc.deploy.chain.block_cost`)."""
     cost = cost or cost_model("cpu")
-    pixels = batch * size * size
-    parts = split_segments(move_permutations(lower(design_block(d, "meta").body)))
-    seconds, steps = 0.0, []
-    for i, part in enumerate(parts):
-        if isinstance(part, Segment):
-            form, _ = cost.choose(part, pixels)
-            seconds += cost.estimate(part, pixels)[form]
-            steps.append(form)
-        elif isinstance(part, ConvOp):
-            seconds += _spatial_seconds(part, cost)
-            k = part.weight.shape[-1]
-            steps.append(f"dw{k}x{k}" if part.depthwise else
-                         f"conv{k}x{k}/g{part.groups}" if part.groups > 1 else f"conv{k}x{k}")
-        elif isinstance(part, ActOp) and i and isinstance(parts[i - 1], ConvOp):
-            continue  # runs inside the convolution module before it
-        else:  # a lone activation or permutation: one pass over the activation
-            seconds += 8 * d.channels / cost.memory_rate
-            steps.append("act" if isinstance(part, ActOp) else "permute")
-    return seconds * pixels, tuple(steps)
+    shape = (batch, d.channels, size, size)
+    ops = lower(design_block(d, "meta").body)
+    seconds, steps = unfused_seconds(cost, split_segments(move_permutations(ops)), shape)
+    if fused is None:
+        fused = native() is not None
+    if fused:
+        try:
+            parts = fused_parts(ops)
+        except FusedUnsupported:
+            return seconds, steps
+        t = fused_seconds(cost, parts.pre, parts.spatial, parts.post, shape)
+        if t < seconds and not cost.fused_veto(parts.segments, batch * size * size):
+            return t, ("fused",)
+    return seconds, steps
 
 
 @dataclass(frozen=True)
@@ -241,9 +233,9 @@ def rank_latency(designs: Sequence[Design], source: str = "model", *, size: int 
             seconds, kernels = predict(d, size, batch, cost)
             rows.append(LatencyRow(d, seconds, None, "auto", kernels))
         used, load = threads or torch.get_num_threads(), None
-        extra = ["the cost model prices the unfused kernels (it has no time estimate of "
-                 "the fused kernel, which optimize() uses where its cost rule does not veto "
-                 "it); --latency measure times the fused kernel"] if "fused" in MODES else []
+        extra = [] if native() is not None or "fused" not in MODES else [
+            f"the fused kernel is not available here ({native_reason()}): designs are "
+            "priced in their unfused forms"]
     else:
         with num_threads(threads) as used:
             rows, load, extra = _measure(designs, size, batch, repeats, cpu_time)

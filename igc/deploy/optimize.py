@@ -30,9 +30,20 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from igc.deploy.chain import CostModel, FastChain, LoweringError, cost_model, lower
+from igc.deploy.chain import (
+    CostModel,
+    FastChain,
+    FormChoice,
+    LoweringError,
+    cost_model,
+    lower,
+    move_permutations,
+    split_segments,
+)
+from igc.deploy.chain.block_cost import fused_seconds, price_text, unfused_seconds
 from igc.deploy.chain.fused import (
     FusedChain,
+    FusedParts,
     FusedPlan,
     FusedUnsupported,
     fuse,
@@ -100,7 +111,9 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
 
     ``mode``: ``"auto"`` (the cost rule, :meth:`igc.deploy.chain.CostModel.choose`, for
     batches of ``batch`` images at the model's input size, or at ``example``'s size; a
-    block runs fused unless :meth:`~igc.deploy.chain.CostModel.fused_veto` objects),
+    block runs fused where the cost model prices the fused kernel below its unfused
+    forms, :mod:`igc.deploy.chain.block_cost`, and
+    :meth:`~igc.deploy.chain.CostModel.fused_veto` does not object),
     ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"fused"`` (every
     block that can be, as one call of the native kernel,
     :mod:`igc.deploy.chain.fused`; the others in the ``"auto"`` forms, with the reason
@@ -137,7 +150,7 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
                 kept[name] = str(exc)
                 continue
             _replace(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
-                                             cost))
+                                             cost, layout == "contiguous"))
     fold_batchnorms(net, inplace=True)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -147,27 +160,32 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
 
 
 def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain, mode: str,
-                 shape: tuple[int, int, int, int] | None, cost: CostModel | None
-                 ) -> nn.Module:
+                 shape: tuple[int, int, int, int] | None, cost: CostModel | None,
+                 channel_major: bool = False) -> nn.Module:
     """The fused form of ``chain`` (taking over its block's identity skip) when ``mode``
-    asks for it (``"fused"``), the cost rule prefers it (``"auto"``) or it measured
-    faster (``"measure"``); else ``fast``. Why a chain is not fused is added to its form
-    reasons under ``"fused"``."""
+    asks for it (``"fused"``), the cost rule prices it below the unfused forms
+    (``"auto"``, :func:`_priced`) or it measured faster (``"measure"``); else ``fast``.
+    Why a chain is not fused is added to its form reasons under ``"fused"``, and the
+    prices under ``"auto"``."""
     if mode not in ("fused", "auto", "measure"):
         return fast
     block = residual_parent(net, name)
     try:
         plan = FusedPlan(lower(chain), block is not None)
-        pixels = None if shape is None else shape[0] * shape[2] * shape[3]
-        if mode == "auto" and (cost or cost_model(model_device(net))).fused_veto(
-                plan.segments, pixels):
-            return fast
+        if mode == "auto":
+            model = cost or cost_model(model_device(net))
+            keep, note, predicted = _priced(model, chain, plan.parts, shape, channel_major)
+            if keep:
+                _annotate(fast.forms, note, None if shape is None else predicted)
+                return fast
         fused = fuse(chain, fast, block is not None, shape, plan)
     except FusedUnsupported as exc:
         if mode == "fused":
             for f in fast.forms:
                 f.reason = f"not fused: {exc}; {f.reason}"
         return fast
+    if mode == "auto":
+        _annotate(fused.forms, note, None if shape is None else predicted)
     if mode == "measure":
         if shape is None:
             return fast
@@ -179,6 +197,36 @@ def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain,
     if block is not None:
         block.skip = False  # the fused kernel adds the input
     return fused
+
+
+def _priced(cost: CostModel, chain: FactorChain, parts: FusedParts,
+            shape: tuple[int, int, int, int] | None, channel_major: bool
+            ) -> tuple[bool, str, float]:
+    """``(keep unfused, note, predicted seconds of the chosen form)``: the cost model's
+    prices of the block unfused and fused (:mod:`igc.deploy.chain.block_cost`), the
+    cheaper chosen, unless :meth:`CostModel.fused_veto` objects."""
+    pixels = None if shape is None else shape[0] * shape[2] * shape[3]
+    unfused, _ = unfused_seconds(cost, split_segments(move_permutations(lower(chain))), shape,
+                                 channel_major, parts.residual)
+    fused = fused_seconds(cost, parts.pre, parts.spatial, parts.post, shape, parts.residual,
+                          channel_major)
+    tag = " (calibrated)" if cost.calibrated else ""
+    note = (f"estimated {price_text(fused, shape)} fused, {price_text(unfused, shape)} "
+            f"unfused{tag}")
+    veto = cost.fused_veto(parts.segments, pixels)
+    if veto:
+        return True, f"not fused: {veto}; {note}", unfused
+    if fused >= unfused:
+        return True, f"not fused: {note}", unfused
+    return False, note, fused
+
+
+def _annotate(forms: list[FormChoice], note: str, predicted: float | None) -> None:
+    """Put the block's price ``note`` in front of its form reasons, and its predicted
+    seconds per call (``None``: the input size is not known)."""
+    for f in forms:
+        f.reason = f"{note}; {f.reason}"
+        f.predicted_s = predicted
 
 
 def _measure_fused(fused: nn.Module, fast: FastChain, shape: tuple[int, int, int, int]
@@ -237,6 +285,9 @@ class BlockForm:
     reason: str
     dense_macs: int  # multiply-adds per pixel of each form
     structured_macs: int
+    #: the cost model's time of the whole block in its chosen form, seconds per call;
+    #: ``None`` where the rule did not price it (not ``"auto"``, or no known input size)
+    predicted_s: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -272,19 +323,23 @@ def block_forms(model: nn.Module, mode: str = "auto", batch: int = 1) -> list[Bl
             continue
         for f in module.forms:
             rows.append(BlockForm(inner, kind, f.segment, f.form, f.reason, f.dense_macs,
-                                  f.structured_macs))
+                                  f.structured_macs, f.predicted_s))
     return rows
 
 
 def format_block_forms(rows: list[BlockForm]) -> str:
-    """A plain-text table of :func:`block_forms` (what ``igc info`` prints)."""
+    """A plain-text table of :func:`block_forms` (what ``igc info`` prints): per row the
+    form, the ratio of multiply-adds, the predicted microseconds of the block per call
+    (``-`` where not priced), the segment and the reason."""
     if not rows:
         return "no IGC blocks"
     width = max(len(r.block) for r in rows)
-    lines = [f"{'block':<{width}}  {'form':<10}  {'dense/struct MACs':>17}  segment; reason"]
+    lines = [f"{'block':<{width}}  {'form':<10}  {'dense/struct MACs':>17}  {'pred. us':>9}  "
+             "segment; reason"]
     for r in rows:
+        predicted = "-" if r.predicted_s is None else f"{r.predicted_s * 1e6:.1f}"
         lines.append(f"{r.block:<{width}}  {r.form:<10}  "
-                     f"{r.dense_macs / max(r.structured_macs, 1):>17.2f}  "
+                     f"{r.dense_macs / max(r.structured_macs, 1):>17.2f}  {predicted:>9}  "
                      f"{r.segment}; {r.reason}")
     return "\n".join(lines)
 

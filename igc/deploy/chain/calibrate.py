@@ -10,7 +10,16 @@ speaks of (256 channels, a channels-last 16x16 map, operands in cache):
   grouped 1x1 factor with branches of ``k`` channels (``k`` = 4 ... 128), its time less
   the modelled pass that writes its result, as a rate relative to ``dense_rate``, fitted
   by ``min(max_efficiency, k / full_rate_branch)`` (least squares of the logs);
-* ``l2_bytes``: read from the system (``/sys`` on Linux, the CUDA device properties).
+* ``l2_bytes``: read from the system (``/sys`` on Linux, the CUDA device properties);
+* ``spatial_rate``: multiply-adds per second of a ``SpatialConv`` (a depthwise 3x3);
+* the fused kernel's constants, on the CPU when the native kernel is available
+  (:func:`igc.deploy.native.native`): ``fused_rate`` and ``fused_full_branch`` from its 1x1
+  products alone (the native ``segment`` entry, in the fused block's tiles) with branches
+  of ``k`` = 16 ... 256 inputs, as executed multiply-adds per second (the fastest is
+  ``fused_rate``; the others fitted by ``min(1, k / fused_full_branch)``), and
+  ``fused_spatial_rate`` from a fused block (depthwise 3x3, then the 1x1 of branches of
+  16) less its 1x1 products. Without the kernel they keep :data:`BUILTIN`'s values (the
+  fused form is then never built, so never priced) and ``info["fused"]`` says why.
 
 Timing follows :func:`~igc.deploy.timing.time_interleaved` (medians over interleaved
 rounds) with the current thread count, which is recorded in the file.
@@ -25,14 +34,17 @@ from pathlib import Path
 
 import torch
 
+from igc.deploy.chain.block_cost import executed_macs, spatial_executed_macs
 from igc.deploy.chain.cost import BUILTIN, CostModel, calibration_path, to_json
-from igc.deploy.chain.modules import DenseSegment, StructuredSegment
+from igc.deploy.chain.modules import DenseSegment, SpatialConv, StructuredSegment
 from igc.deploy.chain.ops import ConvOp
 from igc.deploy.chain.segments import Segment
 from igc.deploy.timing import device_sync, time_interleaved
 from igc.files.atomic import atomic_write
 
 BRANCHES = (4, 8, 16, 32, 64, 128)
+#: Inputs per branch of the fused kernel's 1x1 products timed (256: dense).
+FUSED_BRANCHES = (16, 32, 64, 128, 256)
 _CHANNELS, _SIDE = 256, 16
 
 
@@ -77,6 +89,48 @@ def fit_branch_rate(efficiency: dict[int, float]) -> tuple[float, float]:
     return best, top
 
 
+def _fused_calls(x: torch.Tensor) -> tuple[dict, dict[str, float], str]:
+    """The fused kernel's calls to time on ``x`` (NHWC, 256 channels), the executed
+    multiply-adds of each, and ``""`` or why there are none."""
+    from igc.deploy.chain.fused import FusedPlan, pack_segment
+    from igc.deploy.native import fused_block, native, native_reason
+
+    module = native()
+    if module is None:
+        return {}, {}, f"not measured: the native kernel is not available ({native_reason()})"
+    m = x.shape[0] * x.shape[2] * x.shape[3]
+    rows = x.permute(0, 2, 3, 1).reshape(m, _CHANNELS).contiguous()
+    dw = torch.randn(_CHANNELS, 1, 3, 3)
+    plan = FusedPlan([ConvOp(dw, torch.randn(_CHANNELS), _CHANNELS, 1, 1),
+                      *_segment(16, torch.device("cpu")).items])
+    plan.set_tile(_SIDE)
+    tile = plan.config[9] * _SIDE
+    calls, macs = {}, {}
+    for k in FUSED_BRANCHES:
+        seg = _segment(k, torch.device("cpu"))
+        params, config = pack_segment(seg)
+        calls[f"fused_k{k}"] = (lambda p=params, c=config:
+                                module.segment(rows, p, c, tile, 0))
+        macs[f"fused_k{k}"] = executed_macs(seg.convs[0])[0] * m
+    params, config = plan.params, plan.config
+    calls["fused_block"] = lambda: fused_block(x, params, config)
+    macs["fused_block"] = spatial_executed_macs(plan.parts.spatial) * m
+    return calls, macs, ""
+
+
+def _fused_constants(timing: dict, macs: dict[str, float]
+                     ) -> tuple[dict[str, float], dict[str, float]]:
+    """``fused_rate``, ``fused_full_branch`` and ``fused_spatial_rate`` from the timed
+    fused calls, and the measured 1x1 rate per branch size (executed multiply-adds/s)."""
+    rate = {k: macs[f"fused_k{k}"] / timing[f"fused_k{k}"].median for k in FUSED_BRANCHES}
+    top = max(rate.values())
+    full, _ = fit_branch_rate({k: r / top for k, r in rate.items()})
+    block = timing["fused_block"].median
+    products = timing["fused_k16"].median  # the block's 1x1 products, as timed alone
+    spatial = macs["fused_block"] / max(block - products, block / 10)
+    return {"fused_rate": top, "fused_full_branch": full, "fused_spatial_rate": spatial}, rate
+
+
 def calibrate(device: torch.device | str = "cpu", repeats: int = 15
               ) -> tuple[CostModel, dict]:
     """Measure a :class:`CostModel` on ``device``; also returns what was measured (the
@@ -91,8 +145,14 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
     dst = torch.empty_like(src)
     modules = {"dense": DenseSegment(_segment(1, dev))}
     modules.update({f"k{k}": StructuredSegment(_segment(k, dev)) for k in BRANCHES})
+    modules["spatial"] = SpatialConv(ConvOp(torch.randn(_CHANNELS, 1, 3, 3, device=dev),
+                                            torch.randn(_CHANNELS, device=dev), _CHANNELS,
+                                            1, 1))
     calls = {name: (lambda mod=mod: mod(x)) for name, mod in modules.items()}
     calls["copy"] = lambda: dst.copy_(src)
+    fused, fused_macs, fused_note = ({}, {}, "not measured: the fused kernel runs on the CPU") \
+        if dev.type != "cpu" else _fused_calls(x)
+    calls.update(fused)
     with torch.inference_mode():
         timing = time_interleaved(calls, repeats=repeats, warmup=2, min_sample_s=0.005,
                                   sync=sync)
@@ -104,8 +164,11 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
         t = timing[f"k{k}"].median
         efficiency[k] = _CHANNELS * k * m / max(t - write, t / 4) / dense_rate
     full, top = fit_branch_rate(efficiency)
+    spatial_rate = 9 * _CHANNELS * m / timing["spatial"].median
+    constants, fused_rate = _fused_constants(timing, fused_macs) if fused else ({}, {})
     model = CostModel(dense_rate=dense_rate, memory_rate=memory_rate, l2_bytes=l2_bytes(dev),
                       full_rate_branch=full, max_branch_efficiency=top,
+                      spatial_rate=spatial_rate, **constants,
                       source=f"calibrated on {dev.type}")
     info = {"threads": torch.get_num_threads(), "torch": torch.__version__,
             "machine": platform.machine(), "processor": platform.processor()
@@ -113,7 +176,9 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
             if dev.type == "cuda" else "cpu",
             "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
-            "branch_efficiency": {str(k): round(e, 4) for k, e in efficiency.items()}}
+            "branch_efficiency": {str(k): round(e, 4) for k, e in efficiency.items()},
+            "fused": fused_note or "measured",
+            "fused_branch_gmacs": {str(k): round(r / 1e9, 2) for k, r in fused_rate.items()}}
     return model, info
 
 
@@ -126,4 +191,5 @@ def write_calibration(model: CostModel, device: str = "cpu", info: dict | None =
                         parents=True)
 
 
-__all__ = ["BRANCHES", "calibrate", "fit_branch_rate", "l2_bytes", "write_calibration"]
+__all__ = ["BRANCHES", "FUSED_BRANCHES", "calibrate", "fit_branch_rate", "l2_bytes",
+           "write_calibration"]

@@ -8,6 +8,10 @@ factor (``C_l K_l`` multiply-adds) at ``dense_rate * min(max_branch_efficiency,
 K_l / full_rate_branch)``, half that when its channels-last operands outgrow the L2 cache
 (pixel count known), plus, on channels-last activations, one pass to write its result in
 place, and one pass per activation copy (:func:`~igc.deploy.chain.segments.structured_copies`).
+Four more constants price whole blocks (:mod:`igc.deploy.chain.block_cost`): the PyTorch
+depthwise convolution of the unfused form (``spatial_rate``) and the fused kernel's 1x1
+micro-kernel and spatial pass (``fused_rate``, ``fused_full_branch``,
+``fused_spatial_rate``).
 
 :data:`BUILTIN` holds the constants measured on the development CPUs; ``igc bench
 --calibrate`` measures them on the machine at hand (:mod:`igc.deploy.chain.calibrate`)
@@ -31,12 +35,9 @@ from igc.formatting import first_line
 
 log = logging.getLogger(__name__)
 
-#: Floats per SIMD vector of the fused kernel's 1x1 products (AVX-512).
-FUSED_LANES = 16
-
 #: The ``format`` field of a calibration file, and its version.
 FILE_FORMAT = "igc-cost-model"
-FILE_VERSION = 1
+FILE_VERSION = 2  # 2: the block constants (spatial_rate, fused_*)
 
 #: Accepted ranges of the constants (anything outside is a corrupt or absurd file).
 _RANGES = {
@@ -45,6 +46,10 @@ _RANGES = {
     "l2_bytes": (1 << 10, 1 << 34),
     "full_rate_branch": (1.0, 1e5),
     "max_branch_efficiency": (0.01, 1.0),
+    "spatial_rate": (1e6, 1e17),  # multiply-adds per second
+    "fused_rate": (1e6, 1e17),  # executed multiply-adds per second
+    "fused_full_branch": (1.0, 1e5),
+    "fused_spatial_rate": (1e6, 1e17),  # executed multiply-adds per second
 }
 
 
@@ -56,7 +61,14 @@ class CostModel:
     bytes per second of a pass that reads and writes an activation. ``l2_bytes``: the L2
     cache. A batched product over branches of ``k`` inputs runs at ``dense_rate *
     min(max_branch_efficiency, k / full_rate_branch)`` (``k / (2 full_rate_branch)`` on
-    channels-last operands larger than L2). ``source`` says where the numbers came from.
+    channels-last operands larger than L2). ``spatial_rate``: multiply-adds per second of
+    the unfused form's depthwise KxK convolution (PyTorch, channels-last). The fused
+    kernel (:mod:`igc.deploy.chain.fused`): its 1x1 micro-kernel runs a branch of ``k``
+    inputs at ``fused_rate * min(1, k / fused_full_branch)`` executed multiply-adds per
+    second (the zeros of padded vectors and joined branches counted,
+    :func:`~igc.deploy.chain.block_cost.executed_macs`), its spatial pass at
+    ``fused_spatial_rate`` (the tile loop and the rolling input rows included).
+    ``source`` says where the numbers came from.
     """
 
     dense_rate: float = 35e9
@@ -64,6 +76,10 @@ class CostModel:
     l2_bytes: int = 1 << 20
     full_rate_branch: float = 64.0
     max_branch_efficiency: float = 0.8
+    spatial_rate: float = 8e9
+    fused_rate: float = 52e9
+    fused_full_branch: float = 26.0
+    fused_spatial_rate: float = 8e9
     source: str = field(default="built-in", compare=False)
 
     def __post_init__(self) -> None:
@@ -127,22 +143,18 @@ class CostModel:
 
     def fused_veto(self, segments: list[Segment], pixels: int | None = None) -> str:
         """Why the cost rule keeps a block with these 1x1 ``segments`` unfused for
-        ``pixels = N*H*W`` output pixels per call; ``""`` when the fused kernel
-        (:mod:`igc.deploy.chain.fused`) is expected to be faster.
+        ``pixels = N*H*W`` output pixels per call whatever the prices say; ``""`` when the
+        prices decide (:func:`~igc.deploy.chain.block_cost.choose_block`).
 
-        Measured (``benchmarks/blocks.py``, docs/deployment.md) the fused block beats the
-        unfused forms but in two cases: (1) branches with fewer outputs than the kernel's
-        :data:`FUSED_LANES`-float vectors leave lanes idle (an IGCV2 block with ``K = 8``
-        at C = 64): vetoed when less than 3/4 of the 1x1 multiply-adds fill the vectors;
-        (2) a dense 1x1 whose weights outgrow a quarter of L2 over many pixels (1024 and
-        more: MobileNet's C = 1024 at batch 32), where BLAS blocks the product better."""
+        One measured fact the per-multiply-add price cannot capture: a dense 1x1 whose
+        weights outgrow a quarter of L2 over many pixels (1024 and more: MobileNet's
+        C = 1024 at batch 32; fused 1.28x MKL's GEMM, docs/deployment.md). The
+        micro-kernel streams a branch's whole weight matrix through the caches once per
+        tile of a few rows, BLAS blocks the product so that each weight is read once per
+        call; the fused price is calibrated at 256 channels, where the weights stay in
+        cache. (Branches too narrow to fill the kernel's vectors, which this rule vetoed
+        before, are priced: their padded and joined multiply-adds are counted.)"""
         convs = [c for s in segments for c in s.convs]
-        macs = sum(c.macs_per_pixel() for c in convs)
-        filled = sum(c.macs_per_pixel() * min(1.0, c.out_channels / c.groups / FUSED_LANES)
-                     for c in convs) / max(macs, 1)
-        if filled < 0.75:
-            return (f"its branches fill {filled:.0%} of the fused kernel's "
-                    f"{FUSED_LANES}-float vectors")
         big = max((c.weight.numel() for c in convs if c.dense), default=0)
         if pixels is not None and pixels >= 1024 and 16 * big > self.l2_bytes:
             return (f"a dense 1x1 of {big} weights over {pixels} pixels (BLAS is faster "
@@ -150,14 +162,20 @@ class CostModel:
         return ""
 
     def constants(self) -> dict[str, float]:
-        """The five constants by name."""
+        """The constants by name."""
         return {k: v for k, v in asdict(self).items() if k in _RANGES}
 
 
 #: The constants measured on the development CPUs (2-core AMD EPYC, AVX-512, 1 MiB L2 per
 #: core, fp32, one thread; ``benchmarks/blocks.py``): 35 G multiply-adds/s dense, 12 GB/s
 #: effective memory rate, branches of ``k`` at about ``k / 64`` of the dense rate, at most
-#: 0.8 (18 GMAC/s for ``k = 32``, 28 for ``k = 128``).
+#: 0.8 (18 GMAC/s for ``k = 32``, 28 for ``k = 128``). The block constants: two runs of
+#: :func:`~igc.deploy.chain.calibrate.calibrate` timed in this thread's CPU time (the
+#: machine was shared, load average 4-6), pinned to one core, 2026-12-05: depthwise 3x3
+#: 7.8 and 8.4 GMAC/s; the fused kernel's 1x1 products 30.7-32.2 GMAC/s executed for
+#: branches of 16 inputs, 42 for 32, 49-50 for 64, 50-52 for 128 and dense 256
+#: (``min(1, k / 26)`` of 52), its spatial pass 7.6 and 8.4 GMAC/s. Without the native
+#: kernel the fused form is never built, so these are never used.
 BUILTIN = CostModel()
 
 

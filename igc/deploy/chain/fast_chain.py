@@ -38,6 +38,9 @@ class FormChoice:
     reason: str
     dense_macs: int
     structured_macs: int
+    #: the cost model's time of the whole block in its chosen form (seconds per call;
+    #: set by ``optimize(mode="auto")``), else ``None``
+    predicted_s: float | None = None
 
 
 @dataclass(frozen=True)

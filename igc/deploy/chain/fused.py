@@ -21,11 +21,12 @@ bias, then per factor its weight ``(G, k, o)``, input index (int32, ``G*k``) and
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from igc.deploy.chain.block_cost import LANES, merge_factor
 from igc.deploy.chain.modules import tracing
 from igc.deploy.chain.ops import ActOp, ConvOp, LoweringError, Op, inverse, lower
 from igc.deploy.chain.permute import move_permutations
@@ -39,7 +40,7 @@ ACTS = {None: 0, "relu": 1, "relu6": 2}
 #: Floats of the widest activation a tile should hold (sets the rows per tile).
 TILE_FLOATS = 1 << 14
 #: Pad channel counts to this (the widest SIMD vector, AVX-512; right for narrower ones).
-_VL = 16
+_VL = LANES
 
 
 class FusedUnsupported(LoweringError):
@@ -58,39 +59,72 @@ def _pad(n: int) -> int:
     return -(-n // _VL) * _VL
 
 
+@dataclass(frozen=True)
+class FusedParts:
+    """The pattern the kernel computes, ``[pre] -> spatial [-> act] -> post [+ x]``, found
+    in a lowered chain by :func:`fused_parts` (on any device, meta included)."""
+
+    pre: Segment | None
+    spatial: ConvOp
+    spatial_act: int  # an :data:`ACTS` code
+    post: Segment
+    residual: bool
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [s for s in (self.pre, self.post) if s is not None]
+
+
+def fused_parts(ops: list[Op], residual: bool = False) -> FusedParts:
+    """The fused kernel's parts of a lowered chain (permutations moved, segments split);
+    :class:`FusedUnsupported` (one line) when the kernel cannot compute it."""
+    parts = split_segments(move_permutations(ops))
+    pre: Segment | None = None
+    if parts and isinstance(parts[0], Segment):
+        pre, parts = parts[0], parts[1:]
+    if not parts or not isinstance(parts[0], ConvOp) or parts[0].pointwise:
+        raise FusedUnsupported("the fused kernel needs a spatial convolution between "
+                               "the 1x1 segments")
+    spatial, parts = parts[0], parts[1:]
+    spatial_act = 0
+    if parts and isinstance(parts[0], ActOp):
+        spatial_act, parts = _act(parts[0].fn, "after the spatial convolution"), parts[1:]
+    if len(parts) != 1 or not isinstance(parts[0], Segment):
+        raise FusedUnsupported("the fused kernel computes [1x1 segment] -> spatial conv "
+                               "-> 1x1 segment; this chain is "
+                               + " -> ".join(type(p).__name__ for p in parts))
+    post = parts[0]
+    for seg in (pre, post):
+        if seg is not None:
+            _act(seg.act, "after a 1x1 segment")
+    if spatial.weight.shape[1] != spatial.out_channels // spatial.groups \
+            or spatial.in_channels != spatial.out_channels:
+        raise FusedUnsupported("the fused kernel's spatial convolution needs as many "
+                               "inputs as outputs per group")
+    k = spatial.weight.shape[-1]
+    cin = pre.in_channels if pre is not None else spatial.in_channels
+    if residual and (cin != post.out_channels or spatial.stride != 1
+                     or 2 * spatial.padding != k - 1):
+        raise FusedUnsupported("a residual needs equal input and output shapes")
+    return FusedParts(pre, spatial, spatial_act, post, residual)
+
+
 class FusedPlan:
     """The kernel's ``params`` and ``config`` for a lowered chain (see the module
-    docstring); ``segments`` are the linear segments (for :func:`block_forms`).
-    ``residual``: add the input to the output. Raises :class:`FusedUnsupported`."""
+    docstring); ``parts`` (:class:`FusedParts`) and ``segments`` its linear segments
+    (for :func:`block_forms` and the cost rule). ``residual``: add the input to the
+    output. Raises :class:`FusedUnsupported`."""
 
     def __init__(self, ops: list[Op], residual: bool = False) -> None:
-        parts = split_segments(move_permutations(ops))
-        pre: Segment | None = None
-        if parts and isinstance(parts[0], Segment):
-            pre, parts = parts[0], parts[1:]
-        if not parts or not isinstance(parts[0], ConvOp) or parts[0].pointwise:
-            raise FusedUnsupported("the fused kernel needs a spatial convolution between "
-                                   "the 1x1 segments")
-        spatial, parts = parts[0], parts[1:]
-        spatial_act = 0
-        if parts and isinstance(parts[0], ActOp):
-            spatial_act, parts = _act(parts[0].fn, "after the spatial convolution"), parts[1:]
-        if len(parts) != 1 or not isinstance(parts[0], Segment):
-            raise FusedUnsupported("the fused kernel computes [1x1 segment] -> spatial conv "
-                                   "-> 1x1 segment; this chain is "
-                                   + " -> ".join(type(p).__name__ for p in parts))
-        post = parts[0]
+        self.parts = found = fused_parts(ops, residual)
+        pre, spatial, post = found.pre, found.spatial, found.post
         weight = spatial.weight
         if weight.dtype != torch.float32 or weight.device.type != "cpu":
             raise FusedUnsupported(f"the fused kernel runs float32 on the CPU, not "
                                    f"{weight.dtype} on {weight.device.type}")
-        cin_g, cout = weight.shape[1], spatial.out_channels
-        kg = cout // spatial.groups
-        if kg != cin_g or spatial.in_channels != cout:
-            raise FusedUnsupported("the fused kernel's spatial convolution needs as many "
-                                   "inputs as outputs per group")
-        cs = cout
-        self.segments = [s for s in (pre, post) if s is not None]
+        cs = spatial.out_channels
+        kg = cs // spatial.groups
+        self.segments = found.segments
         pre_factors, pre_tail = self._factors(pre) if pre is not None else ([], None)
         post_factors, post_tail = self._factors(post)
         sw, sb = weight, spatial.bias
@@ -105,7 +139,7 @@ class FusedPlan:
         k = spatial.weight.shape[-1]
         self.config = [
             pre.in_channels if pre is not None else cs, cs, post.out_channels, k,
-            spatial.stride, spatial.padding, kg, spatial_act, int(residual), 1,
+            spatial.stride, spatial.padding, kg, found.spatial_act, int(residual), 1,
             len(pre_factors), int(pre_tail is not None), len(post_factors),
             int(post_tail is not None)]
         params = [self._spatial_weight(sw, kg), self._padded_bias(sb, cs)]
@@ -115,9 +149,6 @@ class FusedPlan:
         params += [t.to(torch.int32) for t in (pre_tail, post_tail) if t is not None]
         self.params = [p.detach().contiguous() for p in params]
         self.widest = max([cs, *(f[0].shape[0] * f[4] for f in (*pre_factors, *post_factors))])
-        if residual and (self.config[0] != self.config[2] or spatial.stride != 1
-                         or 2 * spatial.padding != k - 1):
-            raise FusedUnsupported("a residual needs equal input and output shapes")
 
     def set_tile(self, width: int) -> None:
         """Choose the output rows per tile for an output ``width`` (columns)."""
@@ -200,9 +231,7 @@ def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:
     kernel's vectors are full: the same lanes busy, a longer inner loop, whole-vector
     stores. Returns the new branch count and weights."""
     g, o, k = w.shape
-    m = 1
-    while o * m * 2 <= _VL and g % (m * 2) == 0:
-        m *= 2
+    m = merge_factor(g, o)
     if m == 1:
         return g, w
     out = torch.zeros(g // m, m, o, m, k, dtype=w.dtype, device=w.device)
@@ -308,5 +337,6 @@ def unfused(model: nn.Module) -> nn.Module:
     return out
 
 
-__all__ = ["ACTS", "TILE_FLOATS", "FusedChain", "FusedPlan", "FusedUnsupported", "fuse",
+__all__ = ["ACTS", "TILE_FLOATS", "FusedChain", "FusedParts", "FusedPlan", "FusedUnsupported",
+           "fuse", "fused_parts",
            "pack_segment", "residual_parent", "unfused"]
