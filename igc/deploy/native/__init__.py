@@ -57,14 +57,17 @@ def _build_directory(name: str) -> Path:
 
 
 def _build() -> ModuleType:
-    """Build (or load from the cache) the kernel module from :data:`SOURCE`."""
-    return build(SOURCE.read_bytes(), SOURCE)
+    """Build (or load from the cache) the kernel module from :data:`SOURCE`'s text. The
+    build compiles a copy of the text kept in the build folder, so the cached build does
+    not depend on where igc is installed: two checkouts of the same source share one build
+    instead of rebuilding each other's (ninja would see another path, or a newer file)."""
+    return build(SOURCE.read_bytes())
 
 
 def build(text: bytes, source: Path | None = None, prefix: str = "igc_fused") -> ModuleType:
     """Build (or load from the cache) a kernel module from the C++ ``text`` (``source``:
-    the file it is in; else it is written into the build folder, e.g. an earlier version
-    of the kernel a benchmark compares with, under its own ``prefix``). The module is
+    the file it is in; else it is written into the build folder, as for igc's own kernel
+    and an earlier version of it a benchmark compares with, under its own ``prefix``). The module is
     named ``prefix`` and the hash of the text, the flags and the CPU, and cached so.
     Every igc process builds under an exclusive ``flock`` of ``.igc-build.lock`` in the
     build folder, so concurrent processes wait for one build; torch's own ``lock`` file
