@@ -27,6 +27,7 @@ stride 1, without the residual (the same for every design of a width).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -44,12 +45,10 @@ from igc.checks import (
     check_choice,
     check_int,
 )
-from igc.deploy.chain.block_cost import fused_seconds, unfused_seconds
+from igc.deploy.chain.block_cost import price_block
 from igc.deploy.chain.cost import CostModel, cost_model
 from igc.deploy.chain.fused import FusedUnsupported, fused_parts
 from igc.deploy.chain.ops import lower
-from igc.deploy.chain.permute import move_permutations
-from igc.deploy.chain.segments import split_segments
 from igc.deploy.native import native, native_reason
 from igc.deploy.optimize import optimize
 from igc.deploy.timing import time_interleaved
@@ -89,20 +88,15 @@ def predict(d: Design, size: int = 32, batch: int = 1, cost: CostModel | None = 
     here), the fused kernel, as ``optimize(mode="auto")`` chooses
     (:mod:`igc.deploy.chain.block_cost`)."""
     cost = cost or cost_model("cpu")
-    shape = (batch, d.channels, size, size)
     ops = lower(design_block(d, "meta").body)
-    seconds, steps = unfused_seconds(cost, split_segments(move_permutations(ops)), shape)
     if fused is None:
         fused = native() is not None
+    parts = None
     if fused:
-        try:
+        with contextlib.suppress(FusedUnsupported):  # priced unfused only
             parts = fused_parts(ops)
-        except FusedUnsupported:
-            return seconds, steps
-        t = fused_seconds(cost, parts.pre, parts.spatial, parts.post, shape)
-        if t < seconds and not cost.fused_veto(parts.segments, batch * size * size):
-            return t, ("fused",)
-    return seconds, steps
+    price = price_block(cost, ops, parts, (batch, d.channels, size, size))
+    return (price.seconds, ("fused",)) if price.use_fused else (price.unfused, price.kernels)
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,8 @@ from igc.deploy.chain import (
     LoweringError,
     cost_model,
     lower,
-    move_permutations,
-    split_segments,
 )
-from igc.deploy.chain.block_cost import fused_seconds, price_text, unfused_seconds
+from igc.deploy.chain.block_cost import price_block, price_text
 from igc.deploy.chain.fused import (
     FusedChain,
     FusedParts,
@@ -203,22 +201,15 @@ def _priced(cost: CostModel, chain: FactorChain, parts: FusedParts,
             shape: tuple[int, int, int, int] | None, channel_major: bool
             ) -> tuple[bool, str, float]:
     """``(keep unfused, note, predicted seconds of the chosen form)``: the cost model's
-    prices of the block unfused and fused (:mod:`igc.deploy.chain.block_cost`), the
-    cheaper chosen, unless :meth:`CostModel.fused_veto` objects."""
-    pixels = None if shape is None else shape[0] * shape[2] * shape[3]
-    unfused, _ = unfused_seconds(cost, split_segments(move_permutations(lower(chain))), shape,
-                                 channel_major, parts.residual)
-    fused = fused_seconds(cost, parts.pre, parts.spatial, parts.post, shape, parts.residual,
-                          channel_major)
+    prices of the block unfused and fused (:func:`~igc.deploy.chain.block_cost.price_block`),
+    the cheaper chosen, unless :meth:`CostModel.fused_veto` objects."""
+    price = price_block(cost, lower(chain), parts, shape, channel_major)
     tag = " (calibrated)" if cost.calibrated else ""
-    note = (f"estimated {price_text(fused, shape)} fused, {price_text(unfused, shape)} "
-            f"unfused{tag}")
-    veto = cost.fused_veto(parts.segments, pixels)
-    if veto:
-        return True, f"not fused: {veto}; {note}", unfused
-    if fused >= unfused:
-        return True, f"not fused: {note}", unfused
-    return False, note, fused
+    note = (f"estimated {price_text(price.fused or 0.0, shape)} fused, "
+            f"{price_text(price.unfused, shape)} unfused{tag}")
+    if price.use_fused:
+        return False, note, price.seconds
+    return True, f"not fused: {price.veto + '; ' if price.veto else ''}{note}", price.unfused
 
 
 def _annotate(forms: list[FormChoice], note: str, predicted: float | None) -> None:

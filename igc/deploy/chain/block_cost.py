@@ -24,10 +24,16 @@ pixel, operands in cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from igc.deploy.chain.cost import CostModel
 from igc.deploy.chain.ops import ActOp, ConvOp, Op, PermOp
-from igc.deploy.chain.segments import Segment
+from igc.deploy.chain.permute import move_permutations
+from igc.deploy.chain.segments import Segment, split_segments
+
+if TYPE_CHECKING:  # fused.py imports this module
+    from igc.deploy.chain.fused import FusedParts
 
 #: Floats per SIMD vector the fused kernel pads channel counts to (AVX-512; narrower
 #: vectors run the same padded counts).
@@ -153,10 +159,48 @@ def fused_seconds(cost: CostModel, pre: Segment | None, spatial: ConvOp, post: S
     return seconds
 
 
+@dataclass(frozen=True)
+class BlockPrice:
+    """A block's price in both forms and the choice between them (the one rule of
+    ``optimize(mode="auto")`` and ``igc design --rank latency``)."""
+
+    unfused: float
+    kernels: tuple[str, ...]  # the unfused form's kernel per part
+    fused: float | None = None  # None: not priced fused (no kernel, or unsupported)
+    veto: str = ""  # CostModel.fused_veto's objection, if any
+
+    @property
+    def use_fused(self) -> bool:
+        """The fused kernel is priced, not vetoed and cheaper."""
+        return self.fused is not None and not self.veto and self.fused < self.unfused
+
+    @property
+    def seconds(self) -> float:
+        """The price of the chosen form."""
+        return self.fused if self.use_fused and self.fused is not None else self.unfused
+
+
+def price_block(cost: CostModel, ops: list[Op], parts: FusedParts | None,
+                shape: Shape | None, channel_major: bool = False) -> BlockPrice:
+    """The unfused price of the lowered chain ``ops`` and, given its fused ``parts``
+    (``None``: the fused kernel is not a choice), the fused price and veto."""
+    residual = parts is not None and parts.residual
+    unfused, kernels = unfused_seconds(cost, split_segments(move_permutations(ops)), shape,
+                                       channel_major, residual)
+    if parts is None:
+        return BlockPrice(unfused, kernels)
+    pixels = None if shape is None else shape[0] * shape[2] * shape[3]
+    return BlockPrice(unfused, kernels,
+                      fused_seconds(cost, parts.pre, parts.spatial, parts.post, shape,
+                                    residual, channel_major),
+                      cost.fused_veto(parts.segments, pixels))
+
+
 def price_text(seconds: float, shape: Shape | None) -> str:
     """``"12.3 us"`` per call, or ``"4.5 ns/input pixel"`` without a shape."""
     return f"{seconds * 1e6:.1f} us" if shape is not None else f"{seconds * 1e9:.1f} ns/input pixel"
 
 
-__all__ = ["LANES", "executed_macs", "fused_seconds", "merge_factor", "price_text",
-           "spatial_executed_macs", "spatial_seconds", "unfused_seconds"]
+__all__ = ["LANES", "BlockPrice", "executed_macs", "fused_seconds", "merge_factor",
+           "price_block", "price_text", "spatial_executed_macs", "spatial_seconds",
+           "unfused_seconds"]

@@ -144,7 +144,7 @@ class CostModel:
     def fused_veto(self, segments: list[Segment], pixels: int | None = None) -> str:
         """Why the cost rule keeps a block with these 1x1 ``segments`` unfused for
         ``pixels = N*H*W`` output pixels per call whatever the prices say; ``""`` when the
-        prices decide (:func:`~igc.deploy.chain.block_cost.choose_block`).
+        prices decide (:func:`~igc.deploy.chain.block_cost.price_block`).
 
         One measured fact the per-multiply-add price cannot capture: a dense 1x1 whose
         weights outgrow a quarter of L2 over many pixels (1024 and more: MobileNet's
