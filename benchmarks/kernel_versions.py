@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from pointwise import chain_shapes  # benchmarks/ is the script's folder
 
+from igc.analysis.count import count_macs
 from igc.deploy import optimize
 from igc.deploy.chain.fused import FusedChain
 from igc.deploy.native import SOURCE, build, native
@@ -49,9 +50,9 @@ def baseline_source(rev: str) -> bytes:
                           capture_output=True).stdout
 
 
-def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int]]:
-    """``(label, input, params, config, count)`` of every distinct fused block of ``net``
-    (one 224x224 image)."""
+def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int, int]]:
+    """``(label, input, params, config, count, macs)`` of every distinct fused block of
+    ``net`` (one 224x224 image; ``macs``: the block's true multiply-adds on it)."""
     model = create_model(net).eval()
     found: dict[tuple, list] = {}
     for name, (shape, out) in chain_shapes(model).items():
@@ -68,7 +69,9 @@ def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int]]:
             continue
         label = (f"{shape[1]}>{out[1]} @{shape[2]}x{shape[3]} s{chain.config[4]}"
                  + (" +x" if chain.residual else ""))
-        found[key] = [label, x, chain.params(), list(chain.config), 1]
+        macs = count_macs(model.get_submodule(name), (shape[2], shape[3]), shape[1],
+                          method="hooks")
+        found[key] = [label, x, chain.params(), list(chain.config), 1, macs]
     return [tuple(v) for v in found.values()]  # type: ignore[misc]
 
 
@@ -95,7 +98,7 @@ def main() -> None:
     for net in args.nets.split(","):
         sums = {"old": 0.0, "new": 0.0, "new_generic_dw": 0.0}
         with torch.inference_mode():
-            for label, x, params, config, count in blocks_of(net):
+            for label, x, params, config, count, _ in blocks_of(net):
                 calls = {"old": call(old, x, params, config),
                          "new": call(new, x, params, config),
                          "new_generic_dw": call(new, x, params, config, 1)}

@@ -195,6 +195,38 @@ def test_narrow_branches_around_8_and_16_outputs(fused_kernel, g1, g2, a, b, c, 
     _check(block, torch.randn(1 + seed % 2, g1 * a, h, w), 1 + seed % 2)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from((1, 2, 4, 8)), st.integers(1, 3), st.sampled_from((16, 32, 48)),
+       st.sampled_from((1, 2)), st.integers(1, 9), st.integers(1, 9), st.integers(1, 3),
+       st.booleans(), st.booleans(), st.integers(0, 2**16))
+def test_interleave_of_8_branches_runs_as_transposes(fused_kernel, g1, a, o, stride, h, w,
+                                                     batch, nonlinear, skip, seed):
+    """IGCV2's trailing shuffle after a factor of 8 branches of a multiple of 16 outputs
+    (the kernel's register transposes instead of gathers): odd map sizes, strides 1 and 2,
+    batches 1-3, one and two threads, with and without the residual (a block made to
+    skip), against the eval model and, exactly, against the same kernel with gathers."""
+    cin, cout = 8 * g1 * a, 8 * o
+    if skip:
+        cin, stride = cout, 1
+    torch.manual_seed(seed)
+    block = IGCV2Block(cin, cout, stride, groups=(g1, 8), nonlinear=nonlinear)
+    block.skip = skip
+    block = _randomize(block, seed)
+    tail = FusedPlan(lower(block.body)).params[-1]
+    c = torch.arange(cout)
+    assert torch.equal(tail.long(), (c % 8) * o + c // 8)  # the pattern the kernel detects
+    x = torch.randn(batch, cin, h, w)
+    fused = _check(block, x, 1 + seed % 2, seed % 3)
+    fused_kernel.set_variant(-2)
+    try:
+        with torch.inference_mode():
+            gathered = fused(x)
+    finally:
+        fused_kernel.set_variant(0)
+    with torch.inference_mode():
+        assert torch.equal(fused(x), gathered)
+
+
 @pytest.mark.parametrize("batch", [1, 32])
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_family_at_batch_1_and_32(fused_kernel, kind, batch):

@@ -102,17 +102,23 @@ struct Factor {
 struct Segment {
   std::vector<Factor> factors;
   const int* tail = nullptr;  // out channel c = last factor's channel tail[c]
+  bool interleave8 = false;   // tail[c] == (c % 8) * (out / 8) + c / 8, out % 128 == 0
   int out = 0;                // output channels
   int width = 0;              // widest factor output, padded
 };
 
 // Which 1x1 product runs (benchmarks/pointwise.py): 0 the micro-kernel, -1 ATen's GEMM
 // per branch per tile (the inputs gathered into a (P, k) block first), the alternative
-// measured against it.
+// measured against it; -2 the micro-kernel with every trailing permutation as gathers
+// (no register transposes; benchmarks and tests).
 int g_variant = 0;
 // Which depthwise pass runs (benchmarks): 0 the 3x3 register-blocked pass where it applies,
 // 1 the generic loop everywhere.
 int g_dw_variant = 0;
+// Parts of fused_block left out, for profiling only (benchmarks/kernel_profile.py; the
+// output is then wrong): 1 the pre segment, 2 the spatial pass, 4 the post segment,
+// 8 the trailing permutation gathers (a plain copy instead), 16 the per-call zeroing of the buffers.
+int g_skip = 0;
 
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
                      const float* const* res, int P) {
@@ -261,12 +267,70 @@ struct Scratch {
   void init(int pixels, int width) {
     ld = width;
     for (int i = 0; i < 2; ++i) {
-      buf[i].assign((size_t)pixels * width + VL, 0.f);
+      if (g_skip & 16) buf[i].resize((size_t)pixels * width + VL);
+      else buf[i].assign((size_t)pixels * width + VL, 0.f);
       ptr[i].resize(pixels);
       for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * width;
     }
   }
 };
+
+// Whether a trailing permutation is the interleave of 8 runs of out/8 channels (IGCV2's
+// shuffle after a factor of 8 branches): out[r*8 + g] = a[g*o + r], o = out/8 a multiple
+// of 16 (then it runs as register transposes, interleave8_rows, not as gathers).
+bool is_interleave8(const int* tail, int out) {
+  if (VL != 16 || out % 128) return false;
+  const int o = out / 8;
+  for (int c = 0; c < out; ++c)
+    if (tail[c] != (c % 8) * o + c / 8) return false;
+  return true;
+}
+
+#if defined(__AVX512F__)
+// y[r*8 + g] = a[g*o + r] (+ res) for one pixel: per 16 values of r, the 8 runs' vectors
+// S_g are transposed in registers (8x16 -> 16x8: unpack ps, unpack pd, two 128-bit
+// shuffles; 32 shuffles per 128 floats) instead of 8 AVX-512 gathers, which are slow on
+// Zen 4 (about a tenth of IGCV2-1.0's early blocks, benchmarks/kernel_profile.py).
+inline void interleave8_pixel(const float* a, float* y, const float* res, int o) {
+  for (int r0 = 0; r0 < o; r0 += 16) {
+    __m512 S[8], T[8], U[8];
+    for (int g = 0; g < 8; ++g) S[g] = _mm512_loadu_ps(a + (size_t)g * o + r0);
+    for (int i = 0; i < 4; ++i) {  // per 128-bit lane L: T = (S_2i, S_2i+1) at 4L+{0,1} / {2,3}
+      T[2 * i] = _mm512_unpacklo_ps(S[2 * i], S[2 * i + 1]);
+      T[2 * i + 1] = _mm512_unpackhi_ps(S[2 * i], S[2 * i + 1]);
+    }
+    // U[4a + q], lane L: S_{4a..4a+3} at element 4L + q
+    for (int a4 = 0; a4 < 2; ++a4) {
+      const __m512d t0 = _mm512_castps_pd(T[4 * a4]), t1 = _mm512_castps_pd(T[4 * a4 + 1]);
+      const __m512d t2 = _mm512_castps_pd(T[4 * a4 + 2]), t3 = _mm512_castps_pd(T[4 * a4 + 3]);
+      U[4 * a4 + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+      U[4 * a4 + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+      U[4 * a4 + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+      U[4 * a4 + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    float* out = y + (size_t)r0 * 8;
+    const float* rr = res ? res + (size_t)r0 * 8 : nullptr;
+    for (int q0 = 0; q0 < 4; q0 += 2) {
+      // output vector t = 2L + q0/2 holds the 128-bit lanes L of U[q0], U[4+q0],
+      // U[q0+1], U[4+q0+1]: elements 2t (branches 0-7) and 2t+1 (branches 0-7)
+      const __m512 A = U[q0], B = U[4 + q0], C = U[q0 + 1], D = U[4 + q0 + 1];
+      const __m512 P0 = _mm512_shuffle_f32x4(A, B, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512 P1 = _mm512_shuffle_f32x4(A, B, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m512 Q0 = _mm512_shuffle_f32x4(C, D, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512 Q1 = _mm512_shuffle_f32x4(C, D, _MM_SHUFFLE(3, 1, 3, 1));
+      __m512 O[4] = {_mm512_shuffle_f32x4(P0, Q0, _MM_SHUFFLE(2, 0, 2, 0)),
+                     _mm512_shuffle_f32x4(P1, Q1, _MM_SHUFFLE(2, 0, 2, 0)),
+                     _mm512_shuffle_f32x4(P0, Q0, _MM_SHUFFLE(3, 1, 3, 1)),
+                     _mm512_shuffle_f32x4(P1, Q1, _MM_SHUFFLE(3, 1, 3, 1))};
+      for (int L = 0; L < 4; ++L) {
+        const size_t at = (size_t)(2 * L + q0 / 2) * 16;
+        if (rr) O[L] = _mm512_add_ps(O[L], _mm512_loadu_ps(rr + at));
+        _mm512_storeu_ps(out + at, O[L]);
+      }
+    }
+  }
+}
+#endif
 
 // out[p] = segment(in[p]) (+ res[p]) for P pixels.
 void run_segment(const Segment& s, const float* const* in, float* const* out,
@@ -279,8 +343,17 @@ void run_segment(const Segment& s, const float* const* in, float* const* out,
     run_factor(s.factors[i], cur, dst, last && !s.tail ? res : nullptr, P);
     cur = dst;
   }
+  if (s.tail && (g_skip & 8)) {  // profiling: a copy in place of the permutation
+    for (int p = 0; p < P; ++p) std::memcpy(out[p], cur[p], (size_t)s.out * sizeof(float));
+    return;
+  }
   if (s.tail) {
 #if defined(__AVX512F__)
+    if (s.interleave8 && g_variant != -2) {
+      for (int p = 0; p < P; ++p) interleave8_pixel(cur[p], out[p], res ? res[p] : nullptr,
+                                                    s.out / 8);
+      return;
+    }
     for (int p = 0; p < P; ++p) {
       const float* a = cur[p];
       float* y = out[p];
@@ -469,6 +542,7 @@ Segment read_segment(int n, bool has_tail, const std::vector<int64_t>& cfg, size
   if (has_tail) {
     TORCH_CHECK(pi < params.size(), "igc fused_block: missing permutation");
     s.tail = params[pi++].data_ptr<int>();
+    s.interleave8 = is_interleave8(s.tail, s.out);
   }
   return s;
 }
@@ -537,8 +611,13 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     // about a tenth of IGCV2-1.0's time in the kernel's page-fault handler.
     thread_local std::vector<float> A, B;
     thread_local Scratch spre, spost;
-    A.assign(rowsz * (RA + 1) + VL, 0.f);  // RA ring slots and a zero row
-    B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
+    if (g_skip & 16) {
+      A.resize(rowsz * (RA + 1) + VL);
+      B.resize((size_t)Ppost * sp.Cpad + VL);
+    } else {
+      A.assign(rowsz * (RA + 1) + VL, 0.f);  // RA ring slots and a zero row
+      B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
+    }
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
@@ -580,16 +659,18 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
             }
           }
         }
-        if (np) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
+        if (np && !(g_skip & 1)) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
         lo = ilo; hi = ihi; held = true;
-        run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), sp.Cpad);
+        if (!(g_skip & 2)) run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), sp.Cpad);
         const int P = rows * Wo;
         for (int p = 0; p < P; ++p) {
           const int oh = oh0 + p / Wo, ow = p % Wo;
           out_p[p] = yn + ((size_t)oh * Wo + ow) * Cout;
           if (residual) res_p[p] = xn + ((size_t)oh * W + ow) * Cin;
         }
-        run_segment(post, b_p.data(), out_p.data(), residual ? res_p.data() : nullptr, P, spost);
+        if (!(g_skip & 4))
+          run_segment(post, b_p.data(), out_p.data(), residual ? res_p.data() : nullptr, P,
+                      spost);
       }
     }
   }
@@ -640,13 +721,16 @@ at::Tensor segment(const at::Tensor& x_in, const std::vector<at::Tensor>& params
 int simd_width() { return VL; }
 void set_variant(int64_t v) { g_variant = (int)v; }
 void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
+void set_skip(int64_t v) { g_skip = (int)v; }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
   m.def("segment", &segment, "igc: the 1x1 products of a segment alone ((P, C) float32)");
   m.def("set_variant", &set_variant, "choose the 1x1 product (benchmarks): 0 micro-kernel, "
-        "-1 ATen GEMM per branch per tile");
+        "-1 ATen GEMM per branch per tile, -2 micro-kernel with gathered permutations");
   m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
         "3x3 register-blocked pass where it applies, 1 the generic loop");
+  m.def("set_skip", &set_skip, "profiling only (wrong outputs): leave out parts of "
+        "fused_block, 1 pre, 2 spatial, 4 post, 8 trailing gathers (copied instead), 16 buffer zeroing");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
