@@ -227,6 +227,22 @@ def test_interleave_of_8_branches_runs_as_transposes(fused_kernel, g1, a, o, str
         assert torch.equal(fused(x), gathered)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_buffers_kept_between_blocks_are_clean_where_read(fused_kernel, threads):
+    """The per-thread input ring is only zeroed where nothing writes (padding pixels,
+    lanes outside the channels, the zero row): blocks of other widths, paddings and
+    group sizes run one after another on large inputs, so a lane left from the block
+    before would show in the next one's output."""
+    blocks = [_make("igcv3", 100, 36, 1, (2, 2)), _make("mobilenetv1", 36, 12, 1, (1, 1)),
+              _make("igcv1", 12, 12, 2, (1, 1)), _make("deeproots", 10, 10, 1, (1, 1)),
+              _make("igcv2", 6, 10, 2, (2, 2)), _make("mobilenetv2", 100, 100, 1, (1, 1))]
+    for i, block in enumerate(blocks + blocks[::-1]):
+        cin = block.body.in_channels if hasattr(block.body, "in_channels") else None
+        cin = cin or next(m for m in block.modules() if isinstance(m, nn.Conv2d)).in_channels
+        x = torch.randn(2, cin, 7 + i % 3, 5 + i % 4) * 100 + 50
+        _check(_randomize(block, i), x, threads, i % 3)
+
+
 @pytest.mark.parametrize("batch", [1, 32])
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_family_at_batch_1_and_32(fused_kernel, kind, batch):

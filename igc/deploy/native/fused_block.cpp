@@ -117,7 +117,8 @@ int g_variant = 0;
 int g_dw_variant = 0;
 // Parts of fused_block left out, for profiling only (benchmarks/kernel_profile.py; the
 // output is then wrong): 1 the pre segment, 2 the spatial pass, 4 the post segment,
-// 8 the trailing permutation gathers (a plain copy instead), 16 the per-call zeroing of the buffers.
+// 8 the trailing permutation gathers (a plain copy instead), 16 the per-call zeroing of the
+// input ring's margins (zero_margins).
 int g_skip = 0;
 
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
@@ -267,8 +268,7 @@ struct Scratch {
   void init(int pixels, int width) {
     ld = width;
     for (int i = 0; i < 2; ++i) {
-      if (g_skip & 16) buf[i].resize((size_t)pixels * width + VL);
-      else buf[i].assign((size_t)pixels * width + VL, 0.f);
+      buf[i].resize((size_t)pixels * width + VL);  // every lane read is written first
       ptr[i].resize(pixels);
       for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * width;
     }
@@ -511,6 +511,29 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
   }
 }
 
+// Zeroes what the passes read but nothing writes, in the per-thread input ring A (kept
+// between calls, so it holds another block's rows): the zero row (and the slack after
+// it), each ring row's padding pixels, and per pixel the lanes outside its Cs channels
+// (the diagonals' margins and the channel padding). The data lanes of a row are written
+// (by the pre segment or a copy) before the spatial pass reads them, so they are left;
+// the whole buffer was zeroed on every call before (2-4 % of a block's time,
+// benchmarks/kernel_profile.py).
+void zero_margins(float* A, int RA, size_t rowsz, int W, int pad, int SA, int M, int Cs) {
+  std::memset(A + (size_t)RA * rowsz, 0, (rowsz + VL) * sizeof(float));
+  const int lo = M, hi = M + Cs;  // the data lanes of a pixel
+  for (int r = 0; r < RA; ++r) {
+    float* row = A + (size_t)r * rowsz;
+    std::memset(row, 0, (size_t)pad * SA * sizeof(float));
+    std::memset(row + (size_t)(W + pad) * SA, 0, (size_t)pad * SA * sizeof(float));
+    if (lo == 0 && hi == SA) continue;
+    for (int iw = 0; iw < W; ++iw) {
+      float* px = row + (size_t)(iw + pad) * SA;
+      std::fill(px, px + lo, 0.f);
+      std::fill(px + hi, px + SA, 0.f);
+    }
+  }
+}
+
 int64_t cfg_at(const std::vector<int64_t>& cfg, size_t& i) {
   TORCH_CHECK(i < cfg.size(), "igc fused_block: config too short");
   return cfg[i++];
@@ -611,13 +634,9 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     // about a tenth of IGCV2-1.0's time in the kernel's page-fault handler.
     thread_local std::vector<float> A, B;
     thread_local Scratch spre, spost;
-    if (g_skip & 16) {
-      A.resize(rowsz * (RA + 1) + VL);
-      B.resize((size_t)Ppost * sp.Cpad + VL);
-    } else {
-      A.assign(rowsz * (RA + 1) + VL, 0.f);  // RA ring slots and a zero row
-      B.assign((size_t)Ppost * sp.Cpad + VL, 0.f);
-    }
+    A.resize(rowsz * (RA + 1) + VL);  // RA ring slots and a zero row
+    B.resize((size_t)Ppost * sp.Cpad + VL);  // written whole by the spatial pass
+    if (!(g_skip & 16)) zero_margins(A.data(), RA, rowsz, W, pad, SA, sp.M, Cs);
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
