@@ -1,8 +1,9 @@
 """The fused block kernel against an earlier version of itself, block by block, on the
-blocks of IGCV2-1.0, MobileNetV1-1.0, IGCV3-1.0 and MobileNetV2-1.0 (224x224, batch 1).
+blocks of IGCV2-1.0, MobileNetV1-1.0, IGCV3-1.0 and MobileNetV2-1.0 (224x224), and on the
+whole fused networks.
 
     taskset -c 1 python benchmarks/kernel_versions.py [--baseline main] [--repeats 11]
-                                                      [--nets igcv2_100,mobilenetv1_100]
+                        [--nets igcv2_100,mobilenetv1_100] [--batch 1] [--no-blocks]
 
 ``--baseline`` names a git revision whose ``igc/deploy/native/fused_block.cpp`` is built
 as a second extension (named ``igc_fused_baseline_...``, its own cache folder,
@@ -18,7 +19,10 @@ CPU time, medians:
 
 Each block's outputs of the two builds are compared first. Printed per block: medians
 (ms) and ``new/old``; per network: the sums over its blocks (each distinct block times
-how often it occurs) and their ratio. The load average is printed before and after.
+how often it occurs) and their ratio. Then each network as ``optimize(model, "fused")``
+with either build behind its ``igc::fused_block`` calls (``old`` and ``new`` whole, the
+same process, interleaved; stem, pooling and classifier included). ``--batch``: images
+per call. The load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pointwise import chain_shapes  # benchmarks/ is the script's folder
 from igc.analysis.count import count_macs
 from igc.deploy import optimize
 from igc.deploy.chain.fused import FusedChain
-from igc.deploy.native import SOURCE, build, native
+from igc.deploy.native import SOURCE, _state, build, native
 from igc.deploy.timing import time_interleaved
 from igc.models import create_model
 
@@ -50,9 +54,9 @@ def baseline_source(rev: str) -> bytes:
                           capture_output=True).stdout
 
 
-def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int, int]]:
+def blocks_of(net: str, batch: int = 1) -> list[tuple[str, torch.Tensor, list, list, int, int]]:
     """``(label, input, params, config, count, macs)`` of every distinct fused block of
-    ``net`` (one 224x224 image; ``macs``: the block's true multiply-adds on it)."""
+    ``net`` (``batch`` 224x224 images; ``macs``: the block's true multiply-adds on one)."""
     model = create_model(net).eval()
     found: dict[tuple, list] = {}
     for name, (shape, out) in chain_shapes(model).items():
@@ -71,6 +75,8 @@ def blocks_of(net: str) -> list[tuple[str, torch.Tensor, list, list, int, int]]:
                  + (" +x" if chain.residual else ""))
         macs = count_macs(model.get_submodule(name), (shape[2], shape[3]), shape[1],
                           method="hooks")
+        if batch != 1:
+            x = torch.randn(batch, *shape[1:]).contiguous(memory_format=torch.channels_last)
         found[key] = [label, x, chain.params(), list(chain.config), 1, macs]
     return [tuple(v) for v in found.values()]  # type: ignore[misc]
 
@@ -80,6 +86,8 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git revision of the old kernel")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--nets", default=",".join(NETS))
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--no-blocks", action="store_true", help="whole networks only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     new = native()
@@ -87,40 +95,74 @@ def main() -> None:
         raise SystemExit("no native kernel here")
     old = build(baseline_source(args.baseline), prefix="igc_fused_baseline")
     print(f"load average before: {os.getloadavg()}", flush=True)
+    for net in args.nets.split(","):
+        if not args.no_blocks:
+            compare_blocks(net, old, new, args)
+        compare_network(net, old, new, args)
+    print(f"load average after: {os.getloadavg()}")
 
-    def call(module, x, params, config, dw=0):
+
+def compare_network(net: str, old, new, args) -> None:
+    """The whole fused network with the old and the new build behind ``igc::fused_block``."""
+    model = optimize(create_model(net).eval(), "fused", batch=args.batch)
+    x = torch.randn(args.batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+
+    def call(module):
         def run() -> torch.Tensor:
-            if hasattr(module, "set_dw_variant"):
-                module.set_dw_variant(dw)
-            return module.fused_block(x, params, config)
+            _state["module"] = module
+            try:
+                return model(x)
+            finally:
+                _state["module"] = new
         return run
 
-    for net in args.nets.split(","):
-        sums = {"old": 0.0, "new": 0.0, "new_generic_dw": 0.0}
-        with torch.inference_mode():
-            for label, x, params, config, count, _ in blocks_of(net):
-                calls = {"old": call(old, x, params, config),
-                         "new": call(new, x, params, config),
-                         "new_generic_dw": call(new, x, params, config, 1)}
-                ref = calls["old"]()
-                scale = ref.abs().max().item() + 1
-                for k in ("new", "new_generic_dw"):
-                    err = (calls[k]() - ref).abs().max().item()
-                    assert err < 1e-4 * scale, f"{net} {label}: {k} differs by {err}"
-                t = time_interleaved(calls, repeats=args.repeats, warmup=3,
-                                     clock=time.thread_time)
-                med = {k: v.median for k, v in t.items()}
-                for k in sums:
-                    sums[k] += count * med[k]
-                print(f"{net} {label} x{count}: " + "  ".join(
-                    f"{k} {v * 1e3:.3f}" for k, v in med.items())
-                    + f"  new/old {med['new'] / med['old']:.2f}"
-                      f"  generic_dw/old {med['new_generic_dw'] / med['old']:.2f}", flush=True)
-        print(f"{net} sum over blocks (ms): " + "  ".join(
-            f"{k} {v * 1e3:.2f}" for k, v in sums.items())
-            + f"  new/old {sums['new'] / sums['old']:.2f}"
-              f"  generic_dw/old {sums['new_generic_dw'] / sums['old']:.2f}", flush=True)
-    print(f"load average after: {os.getloadavg()}")
+    with torch.inference_mode():
+        ref = call(old)()
+        err = (call(new)() - ref).abs().max().item()
+        assert err < 1e-4 * (ref.abs().max().item() + 1), f"{net}: outputs differ by {err}"
+        t = time_interleaved({"old": call(old), "new": call(new)}, repeats=args.repeats,
+                             warmup=2, clock=time.thread_time)
+    med = {k: v.median for k, v in t.items()}
+    print(f"{net} whole network, batch {args.batch} (ms): old {med['old'] * 1e3:.2f}  "
+          f"new {med['new'] * 1e3:.2f}  new/old {med['new'] / med['old']:.2f}", flush=True)
+
+
+def call_block(module, x, params, config, dw=0):
+    """One block's ``fused_block`` call with ``module``'s build (``dw``: its depthwise
+    variant)."""
+    def run() -> torch.Tensor:
+        if hasattr(module, "set_dw_variant"):
+            module.set_dw_variant(dw)
+        return module.fused_block(x, params, config)
+    return run
+
+
+def compare_blocks(net: str, old, new, args) -> None:
+    """Every distinct fused block of ``net`` with both builds (see the module docstring)."""
+    sums = {"old": 0.0, "new": 0.0, "new_generic_dw": 0.0}
+    with torch.inference_mode():
+        for label, x, params, config, count, _ in blocks_of(net, args.batch):
+            calls = {"old": call_block(old, x, params, config),
+                     "new": call_block(new, x, params, config),
+                     "new_generic_dw": call_block(new, x, params, config, 1)}
+            ref = calls["old"]()
+            scale = ref.abs().max().item() + 1
+            for k in ("new", "new_generic_dw"):
+                err = (calls[k]() - ref).abs().max().item()
+                assert err < 1e-4 * scale, f"{net} {label}: {k} differs by {err}"
+            t = time_interleaved(calls, repeats=args.repeats, warmup=3,
+                                 clock=time.thread_time)
+            med = {k: v.median for k, v in t.items()}
+            for k in sums:
+                sums[k] += count * med[k]
+            print(f"{net} {label} x{count}: " + "  ".join(
+                f"{k} {v * 1e3:.3f}" for k, v in med.items())
+                + f"  new/old {med['new'] / med['old']:.2f}"
+                  f"  generic_dw/old {med['new_generic_dw'] / med['old']:.2f}", flush=True)
+    print(f"{net} sum over blocks (ms): " + "  ".join(
+        f"{k} {v * 1e3:.2f}" for k, v in sums.items())
+        + f"  new/old {sums['new'] / sums['old']:.2f}"
+          f"  generic_dw/old {sums['new_generic_dw'] / sums['old']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
