@@ -9,16 +9,19 @@ interleaved in one process after warm-up, this thread's CPU time, medians:
 * ``full``: the kernel's ``fused_block``;
 * ``-pre``, ``-dw``, ``-post``, ``-tail``, ``-zero``: the same call with one part left out
   (the native ``set_skip`` switch; the outputs are then wrong): the pre 1x1 segment, the
-  spatial (depthwise) pass, the post 1x1 segment, the trailing permutation gathers (a
-  plain copy of the same bytes instead), the
-  per-call zeroing of the thread's buffers. A part's cost is ``full`` minus its column
-  (parts overlap in the caches, so the costs need not add up to ``full``);
-* ``mm``: ``torch.mm`` of ``(P, C_in) @ (C_in, n)`` with the block's multiply-adds
-  (``P`` its output pixels, ``n = MACs / (P C_in)``), the dense rate.
+  spatial (depthwise) pass, the post 1x1 segment, the trailing permutation (a plain copy
+  of the same bytes instead), the per-call zeroing of the input ring's margins. A part's
+  cost is ``full`` minus its column (parts overlap in the caches, so the costs need not
+  add up to ``full``); ``-none`` leaves nothing out: its "cost" is the method's noise;
+* ``mm`` (timed after the others, not among them: the call after it in the rotation
+  would find the caches refilled): ``torch.mm`` of ``(P, C_in) @ (C_in, n)`` with the
+  block's multiply-adds (``P`` its output pixels, ``n = MACs / (P C_in)``), the dense
+  rate.
 
-Printed per block: ``full`` (ms), the block's true multiply-adds, GMAC/s, ``full/mm`` (the
-issue's target: at most 2), and each part's cost in ms and as a share of ``full``; per
-network the sums. The load average is printed before and after.
+One call per sample, as in :mod:`kernel_versions`. Printed per block: ``full`` (ms), the
+block's true multiply-adds, GMAC/s, ``full/mm`` (the issue's target: at most 2), and each
+part's cost in ms and as a share of ``full``; per network the sums. The load average is
+printed before and after.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from kernel_versions import blocks_of  # benchmarks/ is the script's folder
 from igc.deploy.native import native
 from igc.deploy.timing import time_interleaved
 
-PARTS = {"-pre": 1, "-dw": 2, "-post": 4, "-tail": 8, "-zero": 16}
+PARTS = {"-none": 0, "-pre": 1, "-dw": 2, "-post": 4, "-tail": 8, "-zero": 16}
 
 
 def main() -> None:
@@ -63,10 +66,14 @@ def main() -> None:
                 pixels = x.shape[2] * x.shape[3] // config[4] ** 2
                 a = torch.randn(pixels, x.shape[1])
                 b = torch.randn(x.shape[1], max(1, round(macs / (pixels * x.shape[1]))))
-                calls = {"full": call(x, params, config), "mm": lambda a=a, b=b: torch.mm(a, b)}
+                calls = {"full": call(x, params, config)}
                 calls.update({k: call(x, params, config, v) for k, v in PARTS.items()})
                 t = time_interleaved(calls, repeats=args.repeats, warmup=3,
-                                     clock=time.thread_time)
+                                     min_sample_s=0, clock=time.thread_time)
+                # apart: the call after torch.mm in the rotation would refill the caches
+                t["mm"] = time_interleaved({"mm": lambda a=a, b=b: torch.mm(a, b)},
+                                           repeats=args.repeats, warmup=3, min_sample_s=0,
+                                           clock=time.thread_time)["mm"]
                 med = {k: v.median for k, v in t.items()}
                 cost = {k: med["full"] - med[k] for k in PARTS}
                 for k, v in (("full", med["full"]), ("mm", med["mm"]), *cost.items()):

@@ -17,7 +17,10 @@ CPU time, medians:
 * ``new_generic_dw``: this source with its generic depthwise loop (``set_dw_variant(1)``),
   which separates the depthwise pass from the rest of the change.
 
-Each block's outputs of the two builds are compared first. Printed per block: medians
+One call per sample (``min_sample_s=0``): with several, the calls after the first reuse
+the output memory the one before freed, and a candidate timed so would skip the page
+faults of a fresh output (about 0.3 ms on IGCV2-1.0's 6.4 MB outputs at 112x112) that
+another pays. Each block's outputs of the two builds are compared first. Printed per block: medians
 (ms) and ``new/old``; per network: the sums over its blocks (each distinct block times
 how often it occurs) and their ratio. Then each network as ``optimize(model, "fused")``
 with either build behind its ``igc::fused_block`` calls (``old`` and ``new`` whole, the
@@ -121,7 +124,7 @@ def compare_network(net: str, old, new, args) -> None:
         err = (call(new)() - ref).abs().max().item()
         assert err < 1e-4 * (ref.abs().max().item() + 1), f"{net}: outputs differ by {err}"
         t = time_interleaved({"old": call(old), "new": call(new)}, repeats=args.repeats,
-                             warmup=2, clock=time.thread_time)
+                             warmup=2, min_sample_s=0, clock=time.thread_time)
     med = {k: v.median for k, v in t.items()}
     print(f"{net} whole network, batch {args.batch} (ms): old {med['old'] * 1e3:.2f}  "
           f"new {med['new'] * 1e3:.2f}  new/old {med['new'] / med['old']:.2f}", flush=True)
@@ -151,7 +154,7 @@ def compare_blocks(net: str, old, new, args) -> None:
                 err = (calls[k]() - ref).abs().max().item()
                 assert err < 1e-4 * scale, f"{net} {label}: {k} differs by {err}"
             t = time_interleaved(calls, repeats=args.repeats, warmup=3,
-                                 clock=time.thread_time)
+                                 min_sample_s=0, clock=time.thread_time)
             med = {k: v.median for k, v in t.items()}
             for k in sums:
                 sums[k] += count * med[k]
