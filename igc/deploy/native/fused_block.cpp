@@ -4,9 +4,10 @@
 // pre and post are linear segments of grouped 1x1 factors (each reads its input channels
 // through an index table: the permutations between factors cost nothing), the last factor
 // of a segment adds its folded bias and activation, and an optional trailing permutation is
-// one gather in cache. The spatial convolution is a grouped KxK convolution with as many
-// inputs as outputs per group (depthwise: 1), written as 2*kg-1 channel "diagonals" so that
-// every load is a contiguous vector. Work: (image, band of output rows); each band runs
+// one gather in cache (IGCV2's interleave of 8 branches: register transposes). The spatial
+// convolution is a grouped KxK convolution with as many inputs as outputs per group
+// (depthwise: 1), written as 2*kg-1 channel "diagonals" so that every load is a
+// contiguous vector. Work: (image, band of output rows); each band runs
 // tiles of `tile_rows` output rows whose pre-stage rows are kept in a rolling buffer (each
 // expanded row is computed once).
 #include <torch/extension.h>
@@ -750,6 +751,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
         "3x3 register-blocked pass where it applies, 1 the generic loop");
   m.def("set_skip", &set_skip, "profiling only (wrong outputs): leave out parts of "
-        "fused_block, 1 pre, 2 spatial, 4 post, 8 trailing gathers (copied instead), 16 buffer zeroing");
+        "fused_block, 1 pre, 2 spatial, 4 post, 8 trailing permutations (copied instead), "
+        "16 zeroing the input ring's margins");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
 }
