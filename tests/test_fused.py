@@ -227,6 +227,37 @@ def test_interleave_of_8_branches_runs_as_transposes(fused_kernel, g1, a, o, str
         assert torch.equal(fused(x), gathered)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(("igcv2", "igcv3", "mobilenetv1", "mobilenetv2")),
+       st.sampled_from((256, 512)), st.sampled_from((1, 2)), st.integers(1, 7),
+       st.integers(1, 9), st.integers(1, 2), st.integers(0, 2**16))
+def test_padded_pixel_strides_at_widths_of_whole_kib(fused_kernel, kind, c, stride, h, w,
+                                                     batch, seed):
+    """Channel counts that are multiples of 256 (pixel strides of whole KiB, padded by a
+    cache line in the ring, the spatial result and the scratch rows): against the eval
+    model and, exactly, against the same kernel without the padding; residual blocks
+    where the shapes allow."""
+    torch.manual_seed(seed)
+    if kind == "igcv3":
+        block = IGCV3Block(c // 4, c // 4, stride, hidden=c, g1=2, g2=2)
+    elif kind == "mobilenetv2":
+        block = MobileNetV2Block(c // 4, c // 4, stride, hidden=c)
+    else:
+        block = _make(kind, c, c, stride, (8, 8))
+    block = _randomize(block, seed)
+    cin = c // 4 if kind in ("igcv3", "mobilenetv2") else c
+    x = torch.randn(batch, cin, h, w)
+    fused = _check(block, x, 1 + seed % 2, seed % 3)
+    fused_kernel.set_stride_pad(0)
+    try:
+        with torch.inference_mode():
+            unpadded = fused(x)
+    finally:
+        fused_kernel.set_stride_pad(1)
+    with torch.inference_mode():
+        assert torch.equal(fused(x), unpadded)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_buffers_kept_between_blocks_are_clean_where_read(fused_kernel, threads):
     """The per-thread input ring is only zeroed where nothing writes (padding pixels,
