@@ -2,6 +2,7 @@
 (224x224, batch 1, one thread).
 
     taskset -c 1 python benchmarks/kernel_profile.py [--repeats 11] [--nets igcv2_100,igcv3_100]
+                                                     [--steps] [--batch 1]
 
 For every distinct fused block of the networks (:func:`kernel_versions.blocks_of`),
 interleaved in one process after warm-up, this thread's CPU time, medians:
@@ -18,6 +19,14 @@ interleaved in one process after warm-up, this thread's CPU time, medians:
   block's multiply-adds (``P`` its output pixels, ``n = MACs / (P C_in)``), the dense
   rate.
 
+``--steps``: instead, each whole network as ``optimize(model, "fused")`` (``--batch``
+images) with this build's later steps switched off at run time (``before``: trailing
+permutations as gathers, ``set_variant(-2)``; pixel strides unpadded,
+``set_stride_pad(0)``; every buffer zeroed whole per call, ``set_skip(32)``) and on
+(``after``), interleaved: one build, so code layout and the process's buffer addresses
+are the same for both (two builds compared by :mod:`kernel_versions` differ by up to
+5-10 % even for identical sources).
+
 One call per sample, as in :mod:`kernel_versions`. Printed per block: ``full`` (ms), the
 block's true multiply-adds, GMAC/s, ``full/mm`` (the issue's target: at most 2), and each
 part's cost in ms and as a share of ``full``; per network the sums. The load average is
@@ -33,8 +42,10 @@ import time
 import torch
 from kernel_versions import blocks_of  # benchmarks/ is the script's folder
 
+from igc.deploy import optimize
 from igc.deploy.native import native
 from igc.deploy.timing import time_interleaved
+from igc.models import create_model
 
 PARTS = {"-none": 0, "-pre": 1, "-dw": 2, "-post": 4, "-tail": 8, "-zero": 16}
 
@@ -43,12 +54,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--nets", default="igcv2_100,igcv3_100")
+    parser.add_argument("--steps", action="store_true",
+                        help="whole networks, the later steps off and on")
+    parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
     module = native()
     if module is None:
         raise SystemExit("no native kernel here")
     print(f"load average before: {os.getloadavg()}", flush=True)
+    if args.steps:
+        for net in args.nets.split(","):
+            compare_steps(module, net, args.batch, args.repeats)
+        print(f"load average after: {os.getloadavg()}")
+        return
 
     def call(x, params, config, skip=0):
         def run() -> torch.Tensor:
@@ -88,6 +107,34 @@ def main() -> None:
                   f"{k[1:]} {sums[k] * 1e3:.2f} ({sums[k] / sums['full']:.0%})"
                   for k in PARTS), flush=True)
     print(f"load average after: {os.getloadavg()}")
+
+
+def compare_steps(module, net: str, batch: int, repeats: int) -> None:
+    """The whole fused network with the later kernel steps off and on (same build)."""
+    model = optimize(create_model(net).eval(), "fused", batch=batch)
+    x = torch.randn(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+
+    def run(before: bool):
+        def forward() -> torch.Tensor:
+            module.set_variant(-2 if before else 0)
+            module.set_stride_pad(0 if before else 1)
+            module.set_skip(32 if before else 0)
+            try:
+                return model(x)
+            finally:
+                module.set_variant(0)
+                module.set_stride_pad(1)
+                module.set_skip(0)
+        return forward
+
+    with torch.inference_mode():
+        assert torch.equal(run(True)(), run(False)())
+        t = time_interleaved({"before": run(True), "after": run(False)}, repeats=repeats,
+                             warmup=2, min_sample_s=0, clock=time.thread_time)
+    med = {k: v.median for k, v in t.items()}
+    print(f"{net} whole network, batch {batch} (ms): before {med['before'] * 1e3:.2f}  "
+          f"after {med['after'] * 1e3:.2f}  after/before {med['after'] / med['before']:.3f}",
+          flush=True)
 
 
 if __name__ == "__main__":

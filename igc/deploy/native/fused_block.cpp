@@ -119,7 +119,8 @@ int g_dw_variant = 0;
 // Parts of fused_block left out, for profiling only (benchmarks/kernel_profile.py; the
 // output is then wrong): 1 the pre segment, 2 the spatial pass, 4 the post segment,
 // 8 the trailing permutation gathers (a plain copy instead), 16 the per-call zeroing of the
-// input ring's margins (zero_margins).
+// input ring's margins (zero_margins); and, for comparisons, 32: zero the ring and the
+// spatial result whole on every call (the kernel's behaviour before zero_margins).
 int g_skip = 0;
 // Pixel strides (floats) of the input ring, the spatial result and the 1x1 scratch rows
 // that are multiples of 1 KiB get one cache line more: at 256-2048 channels every pixel
@@ -278,6 +279,7 @@ struct Scratch {
     ld = width = padded_stride(width);
     for (int i = 0; i < 2; ++i) {
       buf[i].resize((size_t)pixels * width + VL);  // every lane read is written first
+      if (g_skip & 32) std::fill(buf[i].begin(), buf[i].end(), 0.f);  // as before
       ptr[i].resize(pixels);
       for (int p = 0; p < pixels; ++p) ptr[i][p] = buf[i].data() + (size_t)p * width;
     }
@@ -646,7 +648,12 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     thread_local Scratch spre, spost;
     A.resize(rowsz * (RA + 1) + VL);  // RA ring slots and a zero row
     B.resize((size_t)Ppost * ldB + VL);  // written whole by the spatial pass
-    if (!(g_skip & 16)) zero_margins(A.data(), RA, rowsz, W, pad, SA, sp.M, Cs);
+    if (g_skip & 32) {  // comparisons: zero both buffers whole, as before zero_margins
+      std::fill(A.begin(), A.end(), 0.f);
+      std::fill(B.begin(), B.end(), 0.f);
+    } else if (!(g_skip & 16)) {
+      zero_margins(A.data(), RA, rowsz, W, pad, SA, sp.M, Cs);
+    }
     if (n_pre) spre.init(Ppre, wpre);
     spost.init(Ppost, wpost);
     std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
@@ -762,7 +769,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "3x3 register-blocked pass where it applies, 1 the generic loop");
   m.def("set_skip", &set_skip, "profiling only (wrong outputs): leave out parts of "
         "fused_block, 1 pre, 2 spatial, 4 post, 8 trailing permutations (copied instead), "
-        "16 zeroing the input ring's margins");
+        "16 zeroing the input ring's margins; 32 (right outputs) zero the buffers whole");
   m.def("set_stride_pad", &set_stride_pad, "benchmarks: 1 (default) pads pixel strides "
         "that are multiples of 1 KiB by one cache line, 0 does not");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
