@@ -25,7 +25,10 @@ another pays. Each block's outputs of the two builds are compared first. Printed
 how often it occurs) and their ratio. Then each network as ``optimize(model, "fused")``
 with either build behind its ``igc::fused_block`` calls (``old`` and ``new`` whole, the
 same process, interleaved; stem, pooling and classifier included). ``--batch``: images
-per call. The load average is printed before and after.
+per call. The load average is printed before and after. Two builds in one process differ
+by up to 5-10 % even for identical sources (``--baseline HEAD`` on an unchanged tree: an
+A/A run); a step that can be switched at run time is better measured in one build
+(``kernel_profile.py --steps``).
 """
 
 from __future__ import annotations
