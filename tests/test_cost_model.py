@@ -175,3 +175,15 @@ def test_calibration_without_the_native_kernel_keeps_the_built_in_fused_constant
     assert model.strided_spatial_rate != BUILTIN.strided_spatial_rate
     assert model.dense_full_branch != BUILTIN.dense_full_branch
     assert from_json(to_json(model, "cpu", info), "cpu", "test") == model
+
+
+def test_cli_calibrate_prints_the_narrow_and_stride_rates(capsys, monkeypatch):
+    from igc.deploy.chain import calibrate as cal
+
+    model = CostModel(dense_full_branch=21.5, strided_spatial_rate=3.3e9, source="test")
+    monkeypatch.setattr(cal, "calibrate", lambda device: (model, {"threads": 1,
+                                                                  "fused": "measured"}))
+    assert main(["bench", "--calibrate"]) == 0
+    out = capsys.readouterr().out
+    assert "out of cache at min(1, k/21.5)" in out and "(stride 2: 3.3)" in out
+    assert from_json(calibration_path("cpu").read_text(), "cpu", "test") == model
