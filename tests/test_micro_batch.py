@@ -18,6 +18,7 @@ from igc.deploy.micro_batch import (
     cache_bytes,
     choose,
     peak_activation_bytes,
+    piece_for_threads,
     run_in_pieces,
 )
 from igc.errors import IGCError
@@ -74,7 +75,15 @@ def test_run_in_pieces_equals_one_call(n, piece):
     x = torch.randn(n, 3, 2)
     out = run_in_pieces(module, x, piece)
     assert torch.equal(out, x * 2 + x.sum(dim=(1, 2), keepdim=True))
-    assert module.calls == [min(piece, n - i) for i in range(0, n, piece)]
+    size = piece_for_threads(piece, torch.get_num_threads())
+    assert module.calls == [min(size, n - i) for i in range(0, n, size)]
+
+
+@given(piece=st.integers(1, 300), threads=st.integers(1, 64))
+def test_pieces_give_every_thread_whole_images(piece, threads):
+    size = piece_for_threads(piece, threads)
+    assert size % threads == 0 and size >= threads
+    assert size <= max(piece, threads) and size > piece - threads
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 2.5, "all", "1"])

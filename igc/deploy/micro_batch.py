@@ -39,8 +39,9 @@ def cache_bytes(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
 
 
 def peak_activation_bytes(net: nn.Module, example: torch.Tensor) -> int:
-    """The largest ``input + output`` bytes of one leaf module of ``net`` on ``example``
-    (one image, shape ``(1, C, H, W)``): what one layer streams per image."""
+    """The largest ``input + output`` bytes of one module of ``net`` (any module that runs:
+    a layer, or a fused block whose insides never reach memory) on ``example`` (one image,
+    shape ``(1, C, H, W)``): what one layer streams per image."""
     peak = 0
 
     def record(module: nn.Module, args: tuple, out: object) -> None:
@@ -48,8 +49,7 @@ def peak_activation_bytes(net: nn.Module, example: torch.Tensor) -> int:
         tensors = [t for t in (*args, out) if isinstance(t, torch.Tensor)]
         peak = max(peak, sum(t.numel() * t.element_size() for t in tensors))
 
-    leaves = [m for m in net.modules() if not any(True for _ in m.children())]
-    hooks = [m.register_forward_hook(record) for m in leaves]
+    hooks = [m.register_forward_hook(record) for m in net.modules()]
     try:
         with torch.inference_mode():
             net(example)
@@ -68,16 +68,27 @@ def choose(peak_bytes: int, cache: int | None = None) -> int:
     return max(1, min(MAX_PIECE, cache // peak_bytes))
 
 
+def piece_for_threads(piece: int, threads: int) -> int:
+    """``piece`` rounded down to a multiple of ``threads`` (at least ``threads``): the
+    fused kernel gives each thread whole images, so a piece of 3 on 2 threads would leave
+    one thread idle a third of the time."""
+    threads = max(1, threads)
+    return max(threads, piece - piece % threads)
+
+
 def run_in_pieces(module: nn.Module, x: torch.Tensor, piece: int) -> torch.Tensor:
-    """``module(x)`` computed ``piece`` images at a time along dimension 0 (the whole batch
-    at once when it is no larger, or while ``torch.compile``/``torch.export`` or the ONNX
-    exporter traces the model: they see one call)."""
+    """``module(x)`` computed about ``piece`` images at a time along dimension 0
+    (:func:`piece_for_threads` of torch's thread count; the whole batch at once when it is
+    no larger, or while ``torch.compile``/``torch.export`` or the ONNX exporter traces the
+    model: they see one call)."""
     if (torch.compiler.is_compiling() or torch.compiler.is_exporting()
-            or torch.jit.is_tracing() or torch.jit.is_scripting() or x.dim() == 0
-            or x.shape[0] <= piece):
+            or torch.jit.is_tracing() or torch.jit.is_scripting() or x.dim() == 0):
+        return module(x)
+    piece = piece_for_threads(piece, torch.get_num_threads())
+    if x.shape[0] <= piece:
         return module(x)
     return torch.cat([module(part) for part in x.split(piece)])
 
 
 __all__ = ["DEFAULT_CACHE", "MAX_PIECE", "cache_bytes", "choose", "peak_activation_bytes",
-           "run_in_pieces"]
+           "piece_for_threads", "run_in_pieces"]

@@ -142,9 +142,8 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:
     larger batches run this many images at a time, so that each layer's activations stay
     in cache (``"auto"``: as many as fit the last-level cache, from the model's largest
-    activation of one image, :mod:`igc.deploy.micro_batch`; no splitting for a model
-    outside the zoo without ``example``; ``None``: never split); ``auto`` prices blocks for
-    the piece they will run on.
+    activation of one image in the inference form, :mod:`igc.deploy.micro_batch`; no
+    splitting for a model outside the zoo without ``example``; ``None``: never split).
     """
     if mode not in MODES:
         raise IGCError(f"unknown optimize mode {mode!r}; use one of {', '.join(MODES)}")
@@ -162,11 +161,6 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     net = model if inplace else copy.deepcopy(model)
     net.eval()
     kept: dict[str, str] = {}
-    piece = _micro_batch(net, example) if isinstance(micro_batch, str) else fixed
-    if piece is not None:
-        batch = min(batch, piece)
-        if example is not None and example.dim() > 0 and example.shape[0] > piece:
-            example = example[:piece]
     if mode != "fold":
         chains = [(n, m) for n, m in net.named_modules() if isinstance(m, FactorChain)]
         shapes = _chain_inputs(net, example, batch, mode == "measure") if chains else {}
@@ -185,12 +179,14 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
         p.requires_grad_(False)
     if inplace and was_training:
         model.eval()
+    piece = _micro_batch(net, example) if isinstance(micro_batch, str) else fixed
     return OptimizedModel(net, mode, layout, kept, piece).eval()
 
 
 def _micro_batch(net: nn.Module, example: torch.Tensor | None) -> int | None:
-    """The automatic micro-batch of ``net`` (:func:`igc.deploy.micro_batch.choose`), from
-    one image of ``example`` or of the model's input size; ``None`` where neither is known."""
+    """The automatic micro-batch of the inference form ``net``
+    (:func:`igc.deploy.micro_batch.choose`), from one image of ``example`` or of the
+    model's input size; ``None`` where neither is known."""
     if example is None:
         known = model_input(net)
         if known is None:
