@@ -129,7 +129,9 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     block runs fused where the cost model prices the fused kernel below its unfused
     forms, :mod:`igc.deploy.chain.block_cost`, and
     :meth:`~igc.deploy.chain.CostModel.fused_veto` does not object),
-    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"fused"`` (every
+    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"small-dense"``
+    (dense where the dense product is small, grouped elsewhere: the graph OpenVINO runs
+    fastest, :mod:`igc.deploy.chain.small_dense`), ``"fused"`` (every
     block that can be, as one call of the native kernel,
     :mod:`igc.deploy.chain.fused`; the others in the ``"auto"`` forms, with the reason
     in :func:`block_forms`), ``"measure"`` (time every candidate form of every segment,
