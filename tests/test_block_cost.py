@@ -217,11 +217,17 @@ def test_mobilenetv2_stage_1_expansion_is_priced_slower_unfused_per_mac():
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 200), st.sampled_from((3, 5)), st.integers(2, 3))
 def test_a_strided_depthwise_is_priced_at_the_strided_rate(c, k, stride):
-    cost = CostModel(spatial_rate=8e9, strided_spatial_rate=2e9, memory_rate=1e15)
+    """Per output pixel: stride 1 at ``spatial_rate``, strided at ``strided_spatial_rate``,
+    each times ``channel_major_spatial`` on NCHW; a grouped (not depthwise) one as before."""
+    cost = CostModel(spatial_rate=8e9, strided_spatial_rate=2e9, channel_major_spatial=0.25,
+                     memory_rate=1e15)
     plain = spatial_seconds(cost, _conv(c, c, c, k))
     strided = spatial_seconds(cost, _conv(c, c, c, k, stride))
-    assert plain == pytest.approx(k * k * c / 8e9)  # per output pixel
+    assert plain == pytest.approx(k * k * c / 8e9)
     assert strided == pytest.approx(k * k * c / 2e9)
+    assert spatial_seconds(cost, _conv(c, c, c, k), True) == pytest.approx(k * k * c / 2e9)
+    assert spatial_seconds(cost, _conv(c, c, c, k, stride), True) == \
+        pytest.approx(k * k * c / 5e8)
     grouped = spatial_seconds(cost, _conv(2 * c, 2 * c, c, k, stride))  # not depthwise
     assert grouped == pytest.approx(spatial_seconds(cost, _conv(2 * c, 2 * c, c, k)))
 
@@ -229,6 +235,7 @@ def test_a_strided_depthwise_is_priced_at_the_strided_rate(c, k, stride):
 def test_the_built_in_rates_price_strided_and_narrow_passes_slower():
     """The measured built-ins keep the rules' direction (docs/deployment.md)."""
     assert BUILTIN.strided_spatial_rate < BUILTIN.spatial_rate
+    assert BUILTIN.channel_major_spatial < 1.0
     assert 1.0 < BUILTIN.dense_full_branch <= 64.0
 
 

@@ -39,7 +39,8 @@ def _valid(**constants) -> dict:
 def test_round_trip_and_use(cache_home):
     model = CostModel(dense_rate=1e10, memory_rate=2e10, l2_bytes=1 << 21,
                       full_rate_branch=32.0, max_branch_efficiency=0.9,
-                      dense_full_branch=20.0, strided_spatial_rate=3e9)
+                      dense_full_branch=20.0, strided_spatial_rate=3e9,
+                      channel_major_spatial=0.4)
     path = write_calibration(model, "cpu", {"threads": 1})
     assert path == calibration_path("cpu") and path.parent == cache_home / "igc"
     loaded = cost_model("cpu")
@@ -83,6 +84,7 @@ CORRUPT = {
                                    if k != "strided_spatial_rate"}}),
     "zero strided rate": json.dumps(_valid(strided_spatial_rate=0.0)),
     "absurd dense branch": json.dumps(_valid(dense_full_branch=1e9)),
+    "NCHW faster than itself": json.dumps(_valid(channel_major_spatial=1.5)),
     "missing fused constant": json.dumps(
         {**_valid(), "constants": {k: v for k, v in _valid()["constants"].items()
                                    if k != "fused_rate"}}),
@@ -174,16 +176,18 @@ def test_calibration_without_the_native_kernel_keeps_the_built_in_fused_constant
     assert model.spatial_rate != BUILTIN.spatial_rate  # measured
     assert model.strided_spatial_rate != BUILTIN.strided_spatial_rate
     assert model.dense_full_branch != BUILTIN.dense_full_branch
+    assert 0.01 <= model.channel_major_spatial <= 1.0
     assert from_json(to_json(model, "cpu", info), "cpu", "test") == model
 
 
 def test_cli_calibrate_prints_the_narrow_and_stride_rates(capsys, monkeypatch):
     from igc.deploy.chain import calibrate as cal
 
-    model = CostModel(dense_full_branch=21.5, strided_spatial_rate=3.3e9, source="test")
+    model = CostModel(dense_full_branch=21.5, strided_spatial_rate=3.3e9,
+                      channel_major_spatial=0.45, source="test")
     monkeypatch.setattr(cal, "calibrate", lambda device: (model, {"threads": 1,
                                                                   "fused": "measured"}))
     assert main(["bench", "--calibrate"]) == 0
     out = capsys.readouterr().out
-    assert "out of cache at min(1, k/21.5)" in out and "(stride 2: 3.3)" in out
+    assert "out of cache at min(1, k/21.5)" in out and "(stride 2: 3.3; NCHW x0.45)" in out
     assert from_json(calibration_path("cpu").read_text(), "cpu", "test") == model

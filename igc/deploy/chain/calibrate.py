@@ -16,7 +16,8 @@ speaks of (256 channels, a channels-last 16x16 map, operands in cache):
 * ``l2_bytes``: read from the system (``/sys`` on Linux, the CUDA device properties);
 * ``spatial_rate`` and ``strided_spatial_rate``: multiply-adds per second of a
   ``SpatialConv`` (a depthwise 3x3) at stride 1 on the 16x16 map and at stride 2 on a
-  32x32 one (the same output);
+  32x32 one (the same output); ``channel_major_spatial``: the stride-1 one on the NCHW
+  map, as a fraction of its channels-last rate;
 * the fused kernel's constants, on the CPU when the native kernel is available
   (:func:`igc.deploy.native.native`): ``fused_rate`` and ``fused_full_branch`` from its 1x1
   products alone (the native ``segment`` entry, in the fused block's tiles) with branches
@@ -167,6 +168,8 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
                        ).contiguous(memory_format=torch.channels_last)
     strided = SpatialConv(ConvOp(*depthwise, _CHANNELS, 2, 1))
     calls["strided"] = lambda: strided(wide)
+    nchw = x.contiguous()
+    calls["spatial_nchw"] = lambda: modules["spatial"](nchw)
     for k in NARROW:
         xk = torch.randn(batch, k, _BIG_SIDE, _BIG_SIDE, device=dev).contiguous(
             memory_format=torch.channels_last)
@@ -192,11 +195,13 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
     dense_full, _ = fit_branch_rate(narrow, top=1.0)
     spatial_rate = 9 * _CHANNELS * m / timing["spatial"].median
     strided_rate = 9 * _CHANNELS * m / timing["strided"].median
+    channel_major = min(1.0, timing["spatial"].median / timing["spatial_nchw"].median)
     constants, fused_rate = _fused_constants(timing, fused_macs) if fused else ({}, {})
     model = CostModel(dense_rate=dense_rate, memory_rate=memory_rate, l2_bytes=l2_bytes(dev),
                       full_rate_branch=full, max_branch_efficiency=top,
                       dense_full_branch=dense_full, spatial_rate=spatial_rate,
-                      strided_spatial_rate=strided_rate, **constants,
+                      strided_spatial_rate=strided_rate,
+                      channel_major_spatial=max(0.01, channel_major), **constants,
                       source=f"calibrated on {dev.type}")
     info = {"threads": torch.get_num_threads(), "torch": torch.__version__,
             "machine": platform.machine(), "processor": platform.processor()

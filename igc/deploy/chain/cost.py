@@ -13,7 +13,8 @@ k / dense_full_branch)`` (the same ramp, :func:`ramp`: a narrow input is too sho
 product to hide the output's memory traffic). Five more constants price whole blocks
 (:mod:`igc.deploy.chain.block_cost`): the PyTorch depthwise convolution of the unfused
 form at stride 1 (``spatial_rate``) and at stride 2 and more (``strided_spatial_rate``),
-and the fused kernel's 1x1 micro-kernel and spatial pass (``fused_rate``,
+both times ``channel_major_spatial`` on a channel-major (NCHW) activation, and the fused
+kernel's 1x1 micro-kernel and spatial pass (``fused_rate``,
 ``fused_full_branch``, ``fused_spatial_rate``).
 
 :data:`BUILTIN` holds the constants measured on the development CPUs; ``igc bench
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 #: The ``format`` field of a calibration file, and its version.
 FILE_FORMAT = "igc-cost-model"
 FILE_VERSION = 3  # 2: the block constants (spatial_rate, fused_*); 3: dense_full_branch,
-#                   strided_spatial_rate
+#                   strided_spatial_rate, channel_major_spatial
 
 #: Accepted ranges of the constants (anything outside is a corrupt or absurd file).
 _RANGES = {
@@ -53,6 +54,7 @@ _RANGES = {
     "dense_full_branch": (1.0, 1e5),
     "spatial_rate": (1e6, 1e17),  # multiply-adds per second
     "strided_spatial_rate": (1e6, 1e17),  # multiply-adds per second
+    "channel_major_spatial": (0.01, 1.0),  # a fraction of the two above
     "fused_rate": (1e6, 1e17),  # executed multiply-adds per second
     "fused_full_branch": (1.0, 1e5),
     "fused_spatial_rate": (1e6, 1e17),  # executed multiply-adds per second
@@ -77,7 +79,8 @@ class CostModel:
     min(1, k / dense_full_branch)`` when its operands are larger than L2, else at
     ``dense_rate``. ``spatial_rate`` and ``strided_spatial_rate``: multiply-adds per
     second of the unfused form's depthwise KxK convolution (PyTorch, channels-last) at
-    stride 1 and at stride 2 or more (per output multiply-add, several times slower). The fused
+    stride 1 and at stride 2 or more (per output multiply-add, several times slower),
+    both times ``channel_major_spatial`` on a channel-major (NCHW) activation. The fused
     kernel (:mod:`igc.deploy.chain.fused`): its 1x1 micro-kernel runs a branch of ``k``
     inputs at ``fused_rate * min(1, k / fused_full_branch)`` executed multiply-adds per
     second (the zeros of padded vectors and joined branches counted,
@@ -94,6 +97,7 @@ class CostModel:
     dense_full_branch: float = 32.0
     spatial_rate: float = 8e9
     strided_spatial_rate: float = 4e9
+    channel_major_spatial: float = 0.5
     fused_rate: float = 52e9
     fused_full_branch: float = 26.0
     fused_spatial_rate: float = 8e9
@@ -208,7 +212,9 @@ class CostModel:
 #: of 16 at 17.5-24 (16 -> 96 over 112x112, batch 1 and 32), of 32 and more at 27-47, hence
 #: ``dense_full_branch`` 32; a depthwise 3x3 at stride 2 at 3.1-5.6 GMAC/s on outputs of
 #: 28x28 and less (stride 1 there: 8.4-16), hence ``strided_spatial_rate`` 4 G (on 56x56 and
-#: larger outputs, stride 2 ran at 10-11 GMAC/s, no slower than stride 1 out of cache).
+#: larger outputs, stride 2 ran at 10-11 GMAC/s, no slower than stride 1 out of cache);
+#: the same depthwise passes on NCHW input at 0.27-0.62 of their channels-last rate at
+#: batch 1 (0.15-0.76 at batch 32), hence ``channel_major_spatial`` 0.5.
 BUILTIN = CostModel()
 
 
