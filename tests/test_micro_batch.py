@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from igc.deploy import optimize
+from igc.deploy import block_forms, optimize
 from igc.deploy.micro_batch import (
     DEFAULT_CACHE,
     MAX_PIECE,
@@ -118,3 +118,30 @@ def test_export_sees_one_call():
     program = torch.export.export(split, (x,))
     with torch.inference_mode():
         assert (program.module()(x) - model(x)).abs().max() < 1e-4
+
+
+def test_forms_are_priced_for_one_piece():
+    model = create_model("igcv2_fmnist").eval()
+    split = block_forms(optimize(model, batch=32, micro_batch=2))
+    piece = block_forms(optimize(model, batch=2, micro_batch=None))
+    whole = block_forms(optimize(model, batch=32, micro_batch=None))
+    assert [r.predicted_s for r in split] == [r.predicted_s for r in piece]
+    assert [r.predicted_s for r in split] != [r.predicted_s for r in whole]
+
+
+def test_peak_counts_an_opaque_module_as_one_layer():
+    inner = nn.Sequential(nn.Conv2d(2, 64, 1), nn.Conv2d(64, 2, 1))
+    net = nn.Sequential(inner, nn.ReLU())
+    x = torch.randn(1, 2, 4, 4)
+    assert peak_activation_bytes(net, x) == (2 + 64) * 16 * 4  # inside: 2 -> 64 channels
+    blocks = nn.Sequential(_Block(inner), nn.ReLU())
+    assert peak_activation_bytes(blocks, x, opaque=(_Block,)) == (2 + 2) * 16 * 4
+
+
+class _Block(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)

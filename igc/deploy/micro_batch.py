@@ -38,10 +38,12 @@ def cache_bytes(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
     return best if 0 < best < (1 << 34) else DEFAULT_CACHE
 
 
-def peak_activation_bytes(net: nn.Module, example: torch.Tensor) -> int:
+def peak_activation_bytes(net: nn.Module, example: torch.Tensor,
+                          opaque: tuple[type[nn.Module], ...] = ()) -> int:
     """The largest ``input + output`` bytes of one module of ``net`` (any module that runs:
     a layer, or a fused block whose insides never reach memory) on ``example`` (one image,
-    shape ``(1, C, H, W)``): what one layer streams per image."""
+    shape ``(1, C, H, W)``): what one layer streams per image. Modules of the ``opaque``
+    types count as one layer (the modules inside them are not looked at)."""
     peak = 0
 
     def record(module: nn.Module, args: tuple, out: object) -> None:
@@ -49,7 +51,9 @@ def peak_activation_bytes(net: nn.Module, example: torch.Tensor) -> int:
         tensors = [t for t in (*args, out) if isinstance(t, torch.Tensor)]
         peak = max(peak, sum(t.numel() * t.element_size() for t in tensors))
 
-    hooks = [m.register_forward_hook(record) for m in net.modules()]
+    inside = {id(m) for o in net.modules() if isinstance(o, opaque)
+              for m in o.modules() if m is not o}
+    hooks = [m.register_forward_hook(record) for m in net.modules() if id(m) not in inside]
     try:
         with torch.inference_mode():
             net(example)

@@ -51,7 +51,7 @@ from igc.deploy.chain.fused import (
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input
 from igc.deploy.micro_batch import choose as choose_piece
-from igc.deploy.micro_batch import peak_activation_bytes, run_in_pieces
+from igc.deploy.micro_batch import peak_activation_bytes, piece_for_threads, run_in_pieces
 from igc.deploy.timing import time_interleaved
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
@@ -146,6 +146,7 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     in cache (``"auto"``: as many as fit the last-level cache, from the model's largest
     activation of one image in the inference form, :mod:`igc.deploy.micro_batch`; no
     splitting for a model outside the zoo without ``example``; ``None``: never split).
+    Forms are chosen (and ``"measure"`` times them) for one piece, not the whole batch.
     """
     if mode not in MODES:
         raise IGCError(f"unknown optimize mode {mode!r}; use one of {', '.join(MODES)}")
@@ -163,6 +164,14 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     net = model if inplace else copy.deepcopy(model)
     net.eval()
     kept: dict[str, str] = {}
+    piece = _micro_batch(net, example, opaque=(FactorChain,)) if micro_batch == "auto" \
+        else fixed  # choose forms for the pieces the batch will run in
+    if piece is not None:
+        piece = piece_for_threads(piece, torch.get_num_threads())
+        if example is not None and example.dim() == 4:
+            example = example[:piece]
+        else:
+            batch = min(batch, piece)
     if mode != "fold":
         chains = [(n, m) for n, m in net.named_modules() if isinstance(m, FactorChain)]
         shapes = _chain_inputs(net, example, batch, mode == "measure") if chains else {}
@@ -185,10 +194,12 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     return OptimizedModel(net, mode, layout, kept, piece).eval()
 
 
-def _micro_batch(net: nn.Module, example: torch.Tensor | None) -> int | None:
+def _micro_batch(net: nn.Module, example: torch.Tensor | None,
+                 opaque: tuple[type[nn.Module], ...] = ()) -> int | None:
     """The automatic micro-batch of the inference form ``net``
     (:func:`igc.deploy.micro_batch.choose`), from one image of ``example`` or of the
-    model's input size; ``None`` where neither is known."""
+    model's input size; ``None`` where neither is known. Before the forms are chosen,
+    ``opaque=(FactorChain,)`` counts each block as one layer (as if fused)."""
     if example is None:
         known = model_input(net)
         if known is None:
@@ -199,7 +210,7 @@ def _micro_batch(net: nn.Module, example: torch.Tensor | None) -> int | None:
         one = example[:1]
     else:
         return None
-    return choose_piece(peak_activation_bytes(net, one))
+    return choose_piece(peak_activation_bytes(net, one, opaque))
 
 
 def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain, mode: str,
