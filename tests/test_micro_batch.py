@@ -145,3 +145,11 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+def test_no_pieces_off_the_cpu():
+    from igc.deploy.optimize import _micro_batch
+
+    model = create_model("igcv2_fmnist").eval()
+    assert _micro_batch(model, None) is not None
+    assert _micro_batch(model.to("meta"), None) is None  # a GPU runs the whole batch

@@ -198,8 +198,11 @@ def _micro_batch(net: nn.Module, example: torch.Tensor | None,
                  opaque: tuple[type[nn.Module], ...] = ()) -> int | None:
     """The automatic micro-batch of the inference form ``net``
     (:func:`igc.deploy.micro_batch.choose`), from one image of ``example`` or of the
-    model's input size; ``None`` where neither is known. Before the forms are chosen,
-    ``opaque=(FactorChain,)`` counts each block as one layer (as if fused)."""
+    model's input size; ``None`` where neither is known, or off the CPU (a GPU runs a
+    whole batch best). Before the forms are chosen, ``opaque=(FactorChain,)`` counts each
+    block as one layer (as if fused)."""
+    if model_device(net).type != "cpu":
+        return None
     if example is None:
         known = model_input(net)
         if known is None:
