@@ -16,8 +16,9 @@ Runners (``--runners``; unavailable ones are skipped with one line):
 * ``optimized``: ``igc.deploy.optimize(model, batch=B)`` (its input layout included);
 * ``fused``: ``optimize(model, "fused", batch=B)``, when ``igc.names.MODES`` has that mode;
 * ``onnxruntime``: exported to ONNX in the ``grouped`` form (BN folded), run by onnxruntime;
-* ``openvino``: the same ONNX bytes compiled by OpenVINO for the CPU (``pip install
-  'igc-torch[openvino]'``), latency hint;
+* ``openvino``: exported to ONNX in the ``small-dense`` form (dense where the dense 1x1 is
+  small, grouped elsewhere: what OpenVINO runs fastest, ``igc.deploy.chain.small_dense``),
+  compiled by OpenVINO for the CPU (``pip install 'igc-torch[openvino]'``), latency hint;
 * ``nchw`` / ``compiled`` (not by default): the optimized form on NCHW input / under
   ``torch.compile`` (compiling takes minutes on two cores).
 
@@ -97,7 +98,7 @@ def _calls(name: str, batch: int, runners: list[str], threads: int) -> dict:
 
     from igc.deploy import optimize
     from igc.deploy.bench import onnxruntime_runner
-    from igc.deploy.export import ONNX_FORM
+    from igc.deploy.export import ONNX_FORM, OPENVINO_FORM
     from igc.models.registry import create_model, model_entry
 
     entry = model_entry(name)
@@ -127,7 +128,7 @@ def _calls(name: str, batch: int, runners: list[str], threads: int) -> dict:
         elif runner == "onnxruntime":
             out[runner] = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
         else:
-            out[runner] = openvino_runner(optimize(model, ONNX_FORM), x, threads)
+            out[runner] = openvino_runner(optimize(model, OPENVINO_FORM), x, threads)
         print(f"  {name} b{batch} t{threads} {runner}: ready in "
               f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return out

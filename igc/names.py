@@ -22,12 +22,14 @@ PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 TRAINING_FORMS = ("auto", "grouped", "absorbed")
 #: Segment kernels: how a 1x1 chain segment is computed (:mod:`igc.deploy.chain.modules`).
 FORMS = ("dense", "structured", "grouped")
-#: How a chain's kernels are chosen: the cost rule, one kernel everywhere, per-segment timing.
-CHAIN_MODES = ("auto", *FORMS, "measure")
+#: How a chain's kernels are chosen: the cost rule, one kernel everywhere, dense where the
+#: dense product is small and grouped elsewhere (the graph OpenVINO runs fastest,
+#: :mod:`igc.deploy.chain.small_dense`), per-segment timing.
+CHAIN_MODES = ("auto", *FORMS, "small-dense", "measure")
 #: ``optimize`` modes: the chain modes, every block as one native kernel call where it can
 #: be (``fused``, :mod:`igc.deploy.chain.fused`), or BN folding only (grouped convolutions
 #: and shuffle copies kept: the trained form, folded).
-MODES = ("auto", *FORMS, "fused", "measure", "fold")
+MODES = ("auto", *FORMS, "small-dense", "fused", "measure", "fold")
 #: File formats ``export_model`` writes: ONNX, a ``torch.export`` program, or the weights
 #: as a ``.safetensors`` file (with igc's header; :mod:`igc.files.safetensors`).
 EXPORT_FORMATS = ("onnx", "pt2", "safetensors")

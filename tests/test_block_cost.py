@@ -13,16 +13,26 @@ from torch import nn
 
 from igc.deploy import block_forms, latency, optimize
 from igc.deploy import native as nat
-from igc.deploy.chain import CostModel, FastChain, lower, move_permutations, split_segments
+from igc.deploy.chain import (
+    BUILTIN,
+    CostModel,
+    FastChain,
+    lower,
+    move_permutations,
+    split_segments,
+)
 from igc.deploy.chain.block_cost import (
     executed_macs,
     fused_seconds,
     merge_factor,
+    spatial_seconds,
     unfused_seconds,
 )
 from igc.deploy.chain.fused import FusedChain, FusedUnsupported, fused_parts
 from igc.deploy.chain.ops import ConvOp
+from igc.deploy.chain.segments import Segment
 from igc.layers import IGCV1Block, IGCV2Block, IGCV3Block, MobileNetV2Block, XceptionBlock
+from igc.models.registry import create_model
 from igc.sparsity.design import Design
 
 #: The fused kernel priced as (almost) free, and as very slow; the rest as built in.
@@ -172,3 +182,72 @@ def test_latency_ranking_prices_the_fused_form_where_the_kernel_is_available(mon
     ranking = latency.rank_latency([d], cost=CHEAP, size=8)
     assert ranking.rows[0].kernels == ("dw3x3", "dense")
     assert any("not available" in n for n in ranking.notes)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 1 << 15),
+       st.sampled_from((8.0, 32.0, 100.0)), st.booleans())
+def test_a_dense_1x1_out_of_cache_is_priced_by_its_input_width(k, out, pixels, full, nchw):
+    """Compute-bound (memory free): in cache every dense 1x1 runs at ``dense_rate``; out
+    of cache one of ``k`` inputs at ``dense_rate * min(1, k / dense_full_branch)``, so a
+    narrow one costs more per multiply-add than a wide one over the same pixels."""
+    cost = CostModel(dense_rate=1e10, memory_rate=1e15, l2_bytes=1 << 16,
+                     dense_full_branch=full)
+    per_mac = [cost.estimate(Segment([_conv(n, out, 1)], torch.zeros(out)), pixels,
+                             nchw)["dense"] / (n * out) for n in (k, 300)]
+    big = pixels * 4 * (k + out) > 1 << 16
+    assert per_mac[0] == pytest.approx(1 / (1e10 * (min(1.0, k / full) if big else 1.0)))
+    if big and k < full:
+        assert per_mac[0] > 1.01 * per_mac[1]
+
+
+def test_mobilenetv2_stage_1_expansion_is_priced_slower_unfused_per_mac():
+    """The block measured 4x slower unfused (docs/deployment.md): its 16 -> 96 1x1 over
+    112x112 is priced at half the dense rate, its 96 -> 96 stride-2 depthwise at the
+    strided rate; at 16x16 the same 1x1 is in cache and at the full rate."""
+    seg = Segment([_conv(16, 96, 1)], torch.zeros(96))
+    wide = Segment([_conv(64, 96, 1)], torch.zeros(96))
+    cost = CostModel(memory_rate=1e15)
+    narrow_rate = 16 * 96 / cost.estimate(seg, 112 * 112)["dense"]
+    assert narrow_rate == pytest.approx(cost.dense_rate * 16 / cost.dense_full_branch)
+    assert 64 * 96 / cost.estimate(wide, 112 * 112)["dense"] == pytest.approx(cost.dense_rate)
+    assert 16 * 96 / cost.estimate(seg, 16 * 16)["dense"] == pytest.approx(cost.dense_rate)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 200), st.sampled_from((3, 5)), st.integers(2, 3))
+def test_a_strided_depthwise_is_priced_at_the_strided_rate(c, k, stride):
+    """Per output pixel: stride 1 at ``spatial_rate``, strided at ``strided_spatial_rate``,
+    each times ``channel_major_spatial`` on NCHW; a grouped (not depthwise) one as before."""
+    cost = CostModel(spatial_rate=8e9, strided_spatial_rate=2e9, channel_major_spatial=0.25,
+                     memory_rate=1e15)
+    plain = spatial_seconds(cost, _conv(c, c, c, k))
+    strided = spatial_seconds(cost, _conv(c, c, c, k, stride))
+    assert plain == pytest.approx(k * k * c / 8e9)
+    assert strided == pytest.approx(k * k * c / 2e9)
+    assert spatial_seconds(cost, _conv(c, c, c, k), True) == pytest.approx(k * k * c / 2e9)
+    assert spatial_seconds(cost, _conv(c, c, c, k, stride), True) == \
+        pytest.approx(k * k * c / 5e8)
+    grouped = spatial_seconds(cost, _conv(2 * c, 2 * c, c, k, stride))  # not depthwise
+    assert grouped == pytest.approx(spatial_seconds(cost, _conv(2 * c, 2 * c, c, k)))
+
+
+def test_the_built_in_rates_price_strided_and_narrow_passes_slower():
+    """The measured built-ins keep the rules' direction (docs/deployment.md)."""
+    assert BUILTIN.strided_spatial_rate < BUILTIN.spatial_rate
+    assert BUILTIN.channel_major_spatial < 1.0
+    assert 1.0 < BUILTIN.dense_full_branch <= 64.0
+
+
+@pytest.mark.skipif(nat.native() is None, reason="the native kernel is not available")
+@pytest.mark.parametrize("batch", [1, 32])
+def test_auto_fuses_mobilenetv2s_stage_1_block(batch):
+    """Measured 1.4x (batch 1) and 5x (batch 32) slower unfused than fused; the pricing
+    before the narrow-input and stride rules kept it unfused."""
+    model = create_model("mobilenetv2_100").eval()
+    old = CostModel(dense_full_branch=1.0, strided_spatial_rate=BUILTIN.spatial_rate)
+    forms = {}
+    for name, cost in (("new", BUILTIN), ("old", old)):
+        rows = block_forms(optimize(model, "auto", batch=batch, cost=cost))
+        forms[name] = {r.form for r in rows if r.block == "stages.1.0.body"}
+    assert forms == {"new": {"fused"}, "old": {"dense"}}

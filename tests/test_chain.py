@@ -128,7 +128,7 @@ def test_non_elementwise_activation_is_kept():
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from([(8, (1, 2, 4)), (12, (1, 3, 4)), (16, (1, 4, 4)), (18, (2, 3, 3)),
                         (24, (1, 2, 3, 4))]),
-       st.sampled_from(sorted(ACTIVATIONS)), st.sampled_from(["auto", *FORMS]),
+       st.sampled_from(sorted(ACTIVATIONS)), st.sampled_from(["auto", *FORMS, "small-dense"]),
        st.integers(1, 3), st.integers(3, 7), st.booleans(), st.integers(0, 2**16))
 def test_random_chains_equal_their_lowering(spec, act, mode, batch, size, last, seed):
     """Random widths, depths, activations, batch and map sizes: the chain, its lowering in

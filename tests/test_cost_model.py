@@ -12,7 +12,7 @@ import pytest
 from igc.cli import main
 from igc.deploy import block_forms, optimize
 from igc.deploy.chain import BUILTIN, CostModel, calibration_path, cost_model
-from igc.deploy.chain.calibrate import fit_branch_rate, write_calibration
+from igc.deploy.chain.calibrate import NARROW, fit_branch_rate, write_calibration
 from igc.deploy.chain.cost import FILE_FORMAT, from_json, to_json
 from igc.errors import IGCError
 from igc.models.registry import create_model
@@ -38,7 +38,9 @@ def _valid(**constants) -> dict:
 
 def test_round_trip_and_use(cache_home):
     model = CostModel(dense_rate=1e10, memory_rate=2e10, l2_bytes=1 << 21,
-                      full_rate_branch=32.0, max_branch_efficiency=0.9)
+                      full_rate_branch=32.0, max_branch_efficiency=0.9,
+                      dense_full_branch=20.0, strided_spatial_rate=3e9,
+                      channel_major_spatial=0.4)
     path = write_calibration(model, "cpu", {"threads": 1})
     assert path == calibration_path("cpu") and path.parent == cache_home / "igc"
     loaded = cost_model("cpu")
@@ -48,6 +50,10 @@ def test_round_trip_and_use(cache_home):
     assert rows and all("(calibrated)" in r.reason for r in rows)
 
 
+#: The constants of a version-2 file (before the narrow-input and stride rates).
+V2_CONSTANTS = ("dense_rate", "memory_rate", "l2_bytes", "full_rate_branch",
+                "max_branch_efficiency", "spatial_rate", "fused_rate", "fused_full_branch",
+                "fused_spatial_rate")
 #: The constants of a version-1 file (before the block constants).
 OLD_CONSTANTS = ("dense_rate", "memory_rate", "l2_bytes", "full_rate_branch",
                  "max_branch_efficiency")
@@ -70,6 +76,15 @@ CORRUPT = {
     "version 1 (no block constants)": json.dumps(
         {**_valid(), "version": 1, "constants": {k: v for k, v in _valid()["constants"].items()
                                                  if k in OLD_CONSTANTS}}),
+    "version 2 (no narrow-input or stride rates)": json.dumps(
+        {**_valid(), "version": 2, "constants": {k: v for k, v in _valid()["constants"].items()
+                                                 if k in V2_CONSTANTS}}),
+    "version 3 without the stride rate": json.dumps(
+        {**_valid(), "constants": {k: v for k, v in _valid()["constants"].items()
+                                   if k != "strided_spatial_rate"}}),
+    "zero strided rate": json.dumps(_valid(strided_spatial_rate=0.0)),
+    "absurd dense branch": json.dumps(_valid(dense_full_branch=1e9)),
+    "NCHW faster than itself": json.dumps(_valid(channel_major_spatial=1.5)),
     "missing fused constant": json.dumps(
         {**_valid(), "constants": {k: v for k, v in _valid()["constants"].items()
                                    if k != "fused_rate"}}),
@@ -111,6 +126,17 @@ def test_fit_recovers_the_model_it_fits():
     assert full == pytest.approx(48.0, rel=0.03)
 
 
+@pytest.mark.parametrize("truth", [12.0, 24.0, 40.0])
+def test_fit_with_a_fixed_top_recovers_the_dense_ramp(truth):
+    """The narrow dense 1x1s' fit (top fixed at 1) recovers ``dense_full_branch``."""
+    model = CostModel(dense_full_branch=truth)
+    measured = {k: model.dense_efficiency(k, True) for k in NARROW}
+    full, top = fit_branch_rate(measured, top=1.0)
+    assert top == 1.0
+    assert full == pytest.approx(truth, rel=0.03)
+    assert model.dense_efficiency(4, False) == 1.0  # in cache: full rate
+
+
 def test_cli_calibrate_writes_a_valid_file(capsys, cache_home):
     assert main(["bench", "--calibrate", "--threads", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -119,6 +145,7 @@ def test_cli_calibrate_writes_a_valid_file(capsys, cache_home):
     model = from_json(path.read_text(), "cpu", "test")
     assert model.constants() == out["constants"]
     assert out["info"]["threads"] == 1
+    assert sorted(out["info"]["narrow_dense_efficiency"], key=int) == [str(k) for k in NARROW]
     # the fused kernel's constants are measured where it is available, else built in
     if out["info"]["fused"] == "measured":
         assert sorted(out["info"]["fused_branch_gmacs"]) == ["128", "16", "256", "32", "64"]
@@ -147,4 +174,20 @@ def test_calibration_without_the_native_kernel_keeps_the_built_in_fused_constant
     for name in ("fused_rate", "fused_full_branch", "fused_spatial_rate"):
         assert getattr(model, name) == getattr(BUILTIN, name)
     assert model.spatial_rate != BUILTIN.spatial_rate  # measured
+    assert model.strided_spatial_rate != BUILTIN.strided_spatial_rate
+    assert model.dense_full_branch != BUILTIN.dense_full_branch
+    assert 0.01 <= model.channel_major_spatial <= 1.0
     assert from_json(to_json(model, "cpu", info), "cpu", "test") == model
+
+
+def test_cli_calibrate_prints_the_narrow_and_stride_rates(capsys, monkeypatch):
+    from igc.deploy.chain import calibrate as cal
+
+    model = CostModel(dense_full_branch=21.5, strided_spatial_rate=3.3e9,
+                      channel_major_spatial=0.45, source="test")
+    monkeypatch.setattr(cal, "calibrate", lambda device: (model, {"threads": 1,
+                                                                  "fused": "measured"}))
+    assert main(["bench", "--calibrate"]) == 0
+    out = capsys.readouterr().out
+    assert "out of cache at min(1, k/21.5)" in out and "(stride 2: 3.3; NCHW x0.45)" in out
+    assert from_json(calibration_path("cpu").read_text(), "cpu", "test") == model

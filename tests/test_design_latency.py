@@ -180,7 +180,8 @@ def test_json_schema(capsys):
         (64, "latency", "model", 8, 1)
     assert set(out["cost_model"]["constants"]) == {
         "dense_rate", "memory_rate", "l2_bytes", "full_rate_branch", "max_branch_efficiency",
-        "spatial_rate", "fused_rate", "fused_full_branch", "fused_spatial_rate"}
+        "dense_full_branch", "spatial_rate", "strided_spatial_rate", "channel_major_spatial",
+        "fused_rate", "fused_full_branch", "fused_spatial_rate"}
     rows = out["designs"]
     assert len(rows) == 7
     assert {d["params"] for d in rows} == {d.params for d in design(64, limit=7).designs}

@@ -104,8 +104,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"wrote {path}: cost model for {args.device}, {info['threads']} thread(s)")
     print(f"dense 1x1 {c['dense_rate'] / 1e9:.1f} GMAC/s, memory {c['memory_rate'] / 1e9:.1f} "
           f"GB/s, L2 {c['l2_bytes'] // 1024} KiB, branches of k at min("
-          f"{c['max_branch_efficiency']:.2f}, k/{c['full_rate_branch']:.1f}) of dense")
-    print(f"depthwise 3x3 {c['spatial_rate'] / 1e9:.1f} GMAC/s; fused kernel ({info['fused']}): "
+          f"{c['max_branch_efficiency']:.2f}, k/{c['full_rate_branch']:.1f}) of dense, dense "
+          f"of k inputs out of cache at min(1, k/{c['dense_full_branch']:.1f})")
+    print(f"depthwise 3x3 {c['spatial_rate'] / 1e9:.1f} GMAC/s (stride 2: "
+          f"{c['strided_spatial_rate'] / 1e9:.1f}; NCHW x{c['channel_major_spatial']:.2f}); "
+          f"fused kernel ({info['fused']}): "
           f"1x1 {c['fused_rate'] / 1e9:.1f} GMAC/s at min(1, k/{c['fused_full_branch']:.1f}), "
           f"spatial pass {c['fused_spatial_rate'] / 1e9:.1f} GMAC/s")
     print("optimize() now chooses forms by these; delete the file to return to the "

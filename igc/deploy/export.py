@@ -44,6 +44,9 @@ CHECK_BATCHES = (1, 3)
 #: convolutions run faster than the MatMul graph of the structured form (measured 22 ms
 #: vs 27-30 ms for IGCV2-1.0 at batch 1 on one thread).
 ONNX_FORM = "grouped"
+#: The ``optimize`` mode exported for OpenVINO, whose CPU plugin runs small dense 1x1
+#: convolutions far faster than grouped ones (:mod:`igc.deploy.chain.small_dense`).
+OPENVINO_FORM = "small-dense"
 
 
 def require_onnx(what: str = "ONNX export") -> tuple[object, object]:
@@ -214,7 +217,8 @@ def verify_pt2(path: str | Path, reference: nn.Module, in_chans: int, size: int,
 
 
 __all__ = [
-    "CHECK_BATCHES", "DEFAULT_OPSET", "EXPORT_HINT", "ONNX_FORM", "ONNX_OPSETS", "Difference",
+    "CHECK_BATCHES", "DEFAULT_OPSET", "EXPORT_HINT", "ONNX_FORM", "ONNX_OPSETS", "OPENVINO_FORM",
+    "Difference",
     "check_onnx", "check_opset", "check_pt2", "check_safetensors", "compare", "export_onnx",
     "export_pt2", "export_safetensors",
     "onnx_bytes", "onnx_session", "require_onnx", "verify_onnx", "verify_pt2",

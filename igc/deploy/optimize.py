@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -49,6 +50,8 @@ from igc.deploy.chain.fused import (
 )
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input
+from igc.deploy.micro_batch import choose as choose_piece
+from igc.deploy.micro_batch import peak_activation_bytes, piece_for_threads, run_in_pieces
 from igc.deploy.timing import time_interleaved
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
@@ -67,10 +70,11 @@ class OptimizedModel(nn.Module):
     slower. ``"auto"``: NCHW for a batch of one when some structured product ends in a
     shuffle (the non-linear IGCV2 blocks: measured 5-10 % faster there), NHWC otherwise.
     ``mode`` says how the model was made; ``kept`` maps the path of every chain left as
-    it was to the reason."""
+    it was to the reason. ``micro_batch``: a batch larger than this runs that many images
+    at a time (:mod:`igc.deploy.micro_batch`; ``None``: all at once)."""
 
     def __init__(self, model: nn.Module, mode: str, layout: str = "auto",
-                 kept: dict[str, str] | None = None) -> None:
+                 kept: dict[str, str] | None = None, micro_batch: int | None = None) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise IGCError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -78,6 +82,7 @@ class OptimizedModel(nn.Module):
         self.mode = mode
         self.layout = layout
         self.kept: dict[str, str] = dict(kept or {})
+        self.micro_batch = _checked_piece(micro_batch)
         self.pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
 
     def uses_channels_last(self, batch: int) -> bool:
@@ -90,7 +95,18 @@ class OptimizedModel(nn.Module):
                 x = x.contiguous(memory_format=torch.channels_last)
             else:
                 x = x.contiguous()
-        return self.model(x)
+        if self.micro_batch is None:
+            return self.model(x)
+        return run_in_pieces(self.model, x, self.micro_batch)
+
+
+def _checked_piece(micro_batch: object) -> int | None:
+    if micro_batch is None:
+        return None
+    if isinstance(micro_batch, bool) or not isinstance(micro_batch, int) or micro_batch < 1:
+        raise IGCError(f"micro_batch must be a positive integer, 'auto' or None, got "
+                       f"{micro_batch!r}")
+    return micro_batch
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -103,7 +119,8 @@ def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
 
 def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batch: int = 1,
              example: torch.Tensor | None = None, inplace: bool = False,
-             cost: CostModel | None = None) -> OptimizedModel:
+             cost: CostModel | None = None,
+             micro_batch: int | Literal["auto"] | None = "auto") -> OptimizedModel:
     """The inference form of ``model`` (a copy unless ``inplace``); outputs equal the
     eval-mode model's to float rounding, at any batch size.
 
@@ -112,7 +129,9 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     block runs fused where the cost model prices the fused kernel below its unfused
     forms, :mod:`igc.deploy.chain.block_cost`, and
     :meth:`~igc.deploy.chain.CostModel.fused_veto` does not object),
-    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"fused"`` (every
+    ``"dense"``, ``"structured"`` or ``"grouped"`` for every block, ``"small-dense"``
+    (dense where the dense product is small, grouped elsewhere: the graph OpenVINO runs
+    fastest, :mod:`igc.deploy.chain.small_dense`), ``"fused"`` (every
     block that can be, as one call of the native kernel,
     :mod:`igc.deploy.chain.fused`; the others in the ``"auto"`` forms, with the reason
     in :func:`block_forms`), ``"measure"`` (time every candidate form of every segment,
@@ -122,7 +141,12 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     (one warning line says why). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
-    the built-in constants; see :func:`igc.deploy.chain.cost_model`).
+    the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:
+    larger batches run this many images at a time, so that each layer's activations stay
+    in cache (``"auto"``: as many as fit the last-level cache, from the model's largest
+    activation of one image in the inference form, :mod:`igc.deploy.micro_batch`; no
+    splitting for a model outside the zoo without ``example``; ``None``: never split).
+    Forms are chosen (and ``"measure"`` times them) for one piece, not the whole batch.
     """
     if mode not in MODES:
         raise IGCError(f"unknown optimize mode {mode!r}; use one of {', '.join(MODES)}")
@@ -132,10 +156,22 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
         raise IGCError("this model is already optimized")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise IGCError(f"batch must be a positive integer, got {batch!r}")
+    if isinstance(micro_batch, str) and micro_batch != "auto":
+        raise IGCError(f"micro_batch must be a positive integer, 'auto' or None, got "
+                       f"{micro_batch!r}")
+    fixed = None if isinstance(micro_batch, str) else _checked_piece(micro_batch)
     was_training = model.training
     net = model if inplace else copy.deepcopy(model)
     net.eval()
     kept: dict[str, str] = {}
+    piece = _micro_batch(net, example, opaque=(FactorChain,)) if micro_batch == "auto" \
+        else fixed  # choose forms for the pieces the batch will run in
+    if piece is not None:
+        piece = piece_for_threads(piece, torch.get_num_threads())
+        if example is not None and example.dim() == 4:
+            example = example[:piece]
+        else:
+            batch = min(batch, piece)
     if mode != "fold":
         chains = [(n, m) for n, m in net.named_modules() if isinstance(m, FactorChain)]
         shapes = _chain_inputs(net, example, batch, mode == "measure") if chains else {}
@@ -154,7 +190,30 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
         p.requires_grad_(False)
     if inplace and was_training:
         model.eval()
-    return OptimizedModel(net, mode, layout, kept).eval()
+    piece = _micro_batch(net, example) if isinstance(micro_batch, str) else fixed
+    return OptimizedModel(net, mode, layout, kept, piece).eval()
+
+
+def _micro_batch(net: nn.Module, example: torch.Tensor | None,
+                 opaque: tuple[type[nn.Module], ...] = ()) -> int | None:
+    """The automatic micro-batch of the inference form ``net``
+    (:func:`igc.deploy.micro_batch.choose`), from one image of ``example`` or of the
+    model's input size; ``None`` where neither is known, or off the CPU (a GPU runs a
+    whole batch best). Before the forms are chosen, ``opaque=(FactorChain,)`` counts each
+    block as one layer (as if fused)."""
+    if model_device(net).type != "cpu":
+        return None
+    if example is None:
+        known = model_input(net)
+        if known is None:
+            return None
+        in_chans, size = known
+        one = torch.randn(1, in_chans, size, size, device=model_device(net))
+    elif example.dim() == 4 and example.shape[0] >= 1:
+        one = example[:1]
+    else:
+        return None
+    return choose_piece(peak_activation_bytes(net, one, opaque))
 
 
 def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain, mode: str,

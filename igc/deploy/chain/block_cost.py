@@ -4,8 +4,10 @@
 * **Unfused** (:class:`~igc.deploy.chain.FastChain`): its parts in order, each a pass over
   the activations: a linear 1x1 segment in the form :meth:`CostModel.choose` picks, at
   :meth:`CostModel.estimate`'s price; a spatial convolution at ``max(MACs / rate, bytes /
-  memory_rate)`` (``rate``: ``spatial_rate`` for a depthwise one, else ``dense_rate *
-  efficiency(taps)`` for ``taps`` inputs per output); a lone activation or permutation, one read and
+  memory_rate)`` (``rate``: ``spatial_rate`` for a depthwise one at stride 1,
+  ``strided_spatial_rate`` at stride 2 or more, both times ``channel_major_spatial`` on a
+  channel-major activation, else ``dense_rate * efficiency(taps)`` for ``taps`` inputs
+  per output); a lone activation or permutation, one read and
   one write; the block's identity skip, one add (two reads, one write).
 * **Fused** (:mod:`igc.deploy.chain.fused`): one pass, ``max(compute, bytes /
   memory_rate)`` with the input read once and the output written once (the skip read
@@ -27,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from igc.deploy.chain.cost import CostModel
+from igc.deploy.chain.cost import CostModel, ramp
 from igc.deploy.chain.ops import ActOp, ConvOp, Op, PermOp
 from igc.deploy.chain.permute import move_permutations
 from igc.deploy.chain.segments import Segment, split_segments
@@ -73,11 +75,16 @@ def spatial_executed_macs(conv: ConvOp) -> int:
     return conv.weight.shape[-1] * conv.weight.shape[-2] * (2 * kg - 1) * _pad(conv.out_channels)
 
 
-def spatial_seconds(cost: CostModel, op: ConvOp) -> float:
-    """Seconds per output pixel of the unfused form's spatial convolution."""
+def spatial_seconds(cost: CostModel, op: ConvOp, channel_major: bool = False) -> float:
+    """Seconds per output pixel of the unfused form's spatial convolution, on a
+    channels-last or a channel-major (NCHW) activation."""
     taps = op.weight.shape[1] * op.weight.shape[2] * op.weight.shape[3]  # inputs per output
-    rate = cost.spatial_rate if op.weight.shape[1] == 1 else \
-        cost.dense_rate * cost.efficiency(taps)  # grouped: a batched product of branches
+    if op.weight.shape[1] == 1:  # depthwise: PyTorch's kernel is slower per MAC when strided
+        rate = cost.spatial_rate if op.stride == 1 else cost.strided_spatial_rate
+        if channel_major:
+            rate *= cost.channel_major_spatial
+    else:  # grouped: a batched product of branches
+        rate = cost.dense_rate * cost.efficiency(taps)
     return max(op.macs_per_pixel() / rate,
                4 * (op.in_channels + op.out_channels) / cost.memory_rate)
 
@@ -113,7 +120,7 @@ def unfused_seconds(cost: CostModel, parts: Sequence[Op | Segment], shape: Shape
             channels = part.out_channels
         elif isinstance(part, ConvOp):
             shape, count = _after(part, shape, count)
-            seconds += count * spatial_seconds(cost, part)
+            seconds += count * spatial_seconds(cost, part, channel_major)
             k = part.weight.shape[-1]
             kernels.append(f"dw{k}x{k}" if part.depthwise else
                            f"conv{k}x{k}/g{part.groups}" if part.groups > 1 else f"conv{k}x{k}")
@@ -138,7 +145,7 @@ def _products(cost: CostModel, segment: Segment | None) -> float:
     total = 0.0
     for conv in segment.convs:
         macs, k = executed_macs(conv)
-        total += macs / (cost.fused_rate * min(1.0, k / cost.fused_full_branch))
+        total += macs / (cost.fused_rate * ramp(k, cost.fused_full_branch))
     return total
 
 

@@ -10,8 +10,14 @@ speaks of (256 channels, a channels-last 16x16 map, operands in cache):
   grouped 1x1 factor with branches of ``k`` channels (``k`` = 4 ... 128), its time less
   the modelled pass that writes its result, as a rate relative to ``dense_rate``, fitted
   by ``min(max_efficiency, k / full_rate_branch)`` (least squares of the logs);
+* ``dense_full_branch``: ``DenseSegment`` products of ``k`` = 8, 16, 32 inputs to
+  ``6 k`` outputs (an inverted-residual expansion) on a 112x112 map (operands larger than
+  L2), as a rate relative to ``dense_rate``, fitted by ``min(1, k / dense_full_branch)``;
 * ``l2_bytes``: read from the system (``/sys`` on Linux, the CUDA device properties);
-* ``spatial_rate``: multiply-adds per second of a ``SpatialConv`` (a depthwise 3x3);
+* ``spatial_rate`` and ``strided_spatial_rate``: multiply-adds per second of a
+  ``SpatialConv`` (a depthwise 3x3) at stride 1 on the 16x16 map and at stride 2 on a
+  32x32 one (the same output); ``channel_major_spatial``: the stride-1 one on the NCHW
+  map, as a fraction of its channels-last rate;
 * the fused kernel's constants, on the CPU when the native kernel is available
   (:func:`igc.deploy.native.native`): ``fused_rate`` and ``fused_full_branch`` from its 1x1
   products alone (the native ``segment`` entry, in the fused block's tiles) with branches
@@ -43,6 +49,10 @@ from igc.deploy.timing import device_sync, time_interleaved
 from igc.files.atomic import atomic_write
 
 BRANCHES = (4, 8, 16, 32, 64, 128)
+#: Inputs ``k`` of the dense 1x1 products timed out of cache (to ``6 k`` outputs, on a
+#: 112x112 map: the expansion of MobileNetV2's first blocks).
+NARROW = (8, 16, 32)
+_BIG_SIDE, _EXPANSION = 112, 6
 #: Inputs per branch of the fused kernel's 1x1 products timed (256: dense).
 FUSED_BRANCHES = (16, 32, 64, 128, 256)
 _CHANNELS, _SIDE = 256, 16
@@ -68,17 +78,22 @@ def l2_bytes(device: torch.device) -> int:
     return BUILTIN.l2_bytes
 
 
-def _segment(k: int, device: torch.device) -> Segment:
-    """One 1x1 factor on 256 channels with branches of ``k`` (``k = 1``: dense)."""
-    groups = _CHANNELS // k if k > 1 else 1
-    weight = torch.randn(_CHANNELS, _CHANNELS // groups, 1, 1, device=device)
-    return Segment([ConvOp(weight, None, groups)], torch.zeros(_CHANNELS, device=device))
+def _segment(k: int, device: torch.device, inputs: int = _CHANNELS,
+             outputs: int = _CHANNELS) -> Segment:
+    """One 1x1 factor from ``inputs`` to ``outputs`` channels with branches of ``k``
+    (``k = 1``: dense)."""
+    groups = inputs // k if k > 1 else 1
+    weight = torch.randn(outputs, inputs // groups, 1, 1, device=device)
+    return Segment([ConvOp(weight, None, groups)], torch.zeros(outputs, device=device))
 
 
-def fit_branch_rate(efficiency: dict[int, float]) -> tuple[float, float]:
+def fit_branch_rate(efficiency: dict[int, float], top: float | None = None
+                    ) -> tuple[float, float]:
     """``(full_rate_branch, max_branch_efficiency)`` fitting ``min(max, k / full)`` to the
-    measured efficiencies (least squares of the logs over a geometric grid of ``full``)."""
-    top = min(1.0, max(0.01, max(efficiency.values())))
+    measured efficiencies (least squares of the logs over a geometric grid of ``full``);
+    ``max`` is the largest efficiency (at most 1) unless ``top`` is given."""
+    if top is None:
+        top = min(1.0, max(0.01, max(efficiency.values())))
     best, best_err = BUILTIN.full_rate_branch, math.inf
     for i in range(401):
         full = 10 ** (i / 100)  # 1 ... 10^4
@@ -145,10 +160,21 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
     dst = torch.empty_like(src)
     modules = {"dense": DenseSegment(_segment(1, dev))}
     modules.update({f"k{k}": StructuredSegment(_segment(k, dev)) for k in BRANCHES})
-    modules["spatial"] = SpatialConv(ConvOp(torch.randn(_CHANNELS, 1, 3, 3, device=dev),
-                                            torch.randn(_CHANNELS, device=dev), _CHANNELS,
-                                            1, 1))
+    depthwise = (torch.randn(_CHANNELS, 1, 3, 3, device=dev), torch.randn(_CHANNELS, device=dev))
+    modules["spatial"] = SpatialConv(ConvOp(*depthwise, _CHANNELS, 1, 1))
     calls = {name: (lambda mod=mod: mod(x)) for name, mod in modules.items()}
+    big = batch * _BIG_SIDE * _BIG_SIDE
+    wide = torch.randn(batch, _CHANNELS, 2 * _SIDE, 2 * _SIDE, device=dev
+                       ).contiguous(memory_format=torch.channels_last)
+    strided = SpatialConv(ConvOp(*depthwise, _CHANNELS, 2, 1))
+    calls["strided"] = lambda: strided(wide)
+    nchw = x.contiguous()
+    calls["spatial_nchw"] = lambda: modules["spatial"](nchw)
+    for k in NARROW:
+        xk = torch.randn(batch, k, _BIG_SIDE, _BIG_SIDE, device=dev).contiguous(
+            memory_format=torch.channels_last)
+        mod = DenseSegment(_segment(1, dev, k, _EXPANSION * k))
+        calls[f"narrow{k}"] = lambda mod=mod, xk=xk: mod(xk)
     calls["copy"] = lambda: dst.copy_(src)
     fused, fused_macs, fused_note = ({}, {}, "not measured: the fused kernel runs on the CPU") \
         if dev.type != "cpu" else _fused_calls(x)
@@ -164,11 +190,18 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
         t = timing[f"k{k}"].median
         efficiency[k] = _CHANNELS * k * m / max(t - write, t / 4) / dense_rate
     full, top = fit_branch_rate(efficiency)
+    narrow = {k: _EXPANSION * k * k * big / timing[f"narrow{k}"].median / dense_rate
+              for k in NARROW}
+    dense_full, _ = fit_branch_rate(narrow, top=1.0)
     spatial_rate = 9 * _CHANNELS * m / timing["spatial"].median
+    strided_rate = 9 * _CHANNELS * m / timing["strided"].median
+    channel_major = min(1.0, timing["spatial"].median / timing["spatial_nchw"].median)
     constants, fused_rate = _fused_constants(timing, fused_macs) if fused else ({}, {})
     model = CostModel(dense_rate=dense_rate, memory_rate=memory_rate, l2_bytes=l2_bytes(dev),
                       full_rate_branch=full, max_branch_efficiency=top,
-                      spatial_rate=spatial_rate, **constants,
+                      dense_full_branch=dense_full, spatial_rate=spatial_rate,
+                      strided_spatial_rate=strided_rate,
+                      channel_major_spatial=max(0.01, channel_major), **constants,
                       source=f"calibrated on {dev.type}")
     info = {"threads": torch.get_num_threads(), "torch": torch.__version__,
             "machine": platform.machine(), "processor": platform.processor()
@@ -177,6 +210,7 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 15
             "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
             "branch_efficiency": {str(k): round(e, 4) for k, e in efficiency.items()},
+            "narrow_dense_efficiency": {str(k): round(e, 4) for k, e in narrow.items()},
             "fused": fused_note or "measured",
             "fused_branch_gmacs": {str(k): round(r / 1e9, 2) for k, r in fused_rate.items()}}
     return model, info
@@ -191,5 +225,5 @@ def write_calibration(model: CostModel, device: str = "cpu", info: dict | None =
                         parents=True)
 
 
-__all__ = ["BRANCHES", "FUSED_BRANCHES", "calibrate", "fit_branch_rate", "l2_bytes",
+__all__ = ["BRANCHES", "FUSED_BRANCHES", "NARROW", "calibrate", "fit_branch_rate", "l2_bytes",
            "write_calibration"]

@@ -8,10 +8,14 @@ factor (``C_l K_l`` multiply-adds) at ``dense_rate * min(max_branch_efficiency,
 K_l / full_rate_branch)``, half that when its channels-last operands outgrow the L2 cache
 (pixel count known), plus, on channels-last activations, one pass to write its result in
 place, and one pass per activation copy (:func:`~igc.deploy.chain.segments.structured_copies`).
-Four more constants price whole blocks (:mod:`igc.deploy.chain.block_cost`): the PyTorch
-depthwise convolution of the unfused form (``spatial_rate``) and the fused kernel's 1x1
-micro-kernel and spatial pass (``fused_rate``, ``fused_full_branch``,
-``fused_spatial_rate``).
+A dense product of ``k`` inputs whose operands outgrow L2 runs at ``dense_rate * min(1,
+k / dense_full_branch)`` (the same ramp, :func:`ramp`: a narrow input is too short a dot
+product to hide the output's memory traffic). Five more constants price whole blocks
+(:mod:`igc.deploy.chain.block_cost`): the PyTorch depthwise convolution of the unfused
+form at stride 1 (``spatial_rate``) and at stride 2 and more (``strided_spatial_rate``),
+both times ``channel_major_spatial`` on a channel-major (NCHW) activation, and the fused
+kernel's 1x1 micro-kernel and spatial pass (``fused_rate``,
+``fused_full_branch``, ``fused_spatial_rate``).
 
 :data:`BUILTIN` holds the constants measured on the development CPUs; ``igc bench
 --calibrate`` measures them on the machine at hand (:mod:`igc.deploy.chain.calibrate`)
@@ -37,7 +41,8 @@ log = logging.getLogger(__name__)
 
 #: The ``format`` field of a calibration file, and its version.
 FILE_FORMAT = "igc-cost-model"
-FILE_VERSION = 2  # 2: the block constants (spatial_rate, fused_*)
+FILE_VERSION = 3  # 2: the block constants (spatial_rate, fused_*); 3: dense_full_branch,
+#                   strided_spatial_rate, channel_major_spatial
 
 #: Accepted ranges of the constants (anything outside is a corrupt or absurd file).
 _RANGES = {
@@ -46,11 +51,20 @@ _RANGES = {
     "l2_bytes": (1 << 10, 1 << 34),
     "full_rate_branch": (1.0, 1e5),
     "max_branch_efficiency": (0.01, 1.0),
+    "dense_full_branch": (1.0, 1e5),
     "spatial_rate": (1e6, 1e17),  # multiply-adds per second
+    "strided_spatial_rate": (1e6, 1e17),  # multiply-adds per second
+    "channel_major_spatial": (0.01, 1.0),  # a fraction of the two above
     "fused_rate": (1e6, 1e17),  # executed multiply-adds per second
     "fused_full_branch": (1.0, 1e5),
     "fused_spatial_rate": (1e6, 1e17),  # executed multiply-adds per second
 }
+
+
+def ramp(k: float, full: float, top: float = 1.0) -> float:
+    """The rate, relative to full speed, of a product whose dot products are ``k`` long:
+    ``min(top, k / full)`` (full speed from ``k = full * top`` on)."""
+    return min(top, k / full)
 
 
 @dataclass(frozen=True)
@@ -61,8 +75,12 @@ class CostModel:
     bytes per second of a pass that reads and writes an activation. ``l2_bytes``: the L2
     cache. A batched product over branches of ``k`` inputs runs at ``dense_rate *
     min(max_branch_efficiency, k / full_rate_branch)`` (``k / (2 full_rate_branch)`` on
-    channels-last operands larger than L2). ``spatial_rate``: multiply-adds per second of
-    the unfused form's depthwise KxK convolution (PyTorch, channels-last). The fused
+    channels-last operands larger than L2); a dense one of ``k`` inputs at ``dense_rate *
+    min(1, k / dense_full_branch)`` when its operands are larger than L2, else at
+    ``dense_rate``. ``spatial_rate`` and ``strided_spatial_rate``: multiply-adds per
+    second of the unfused form's depthwise KxK convolution (PyTorch, channels-last) at
+    stride 1 and at stride 2 or more (per output multiply-add, several times slower),
+    both times ``channel_major_spatial`` on a channel-major (NCHW) activation. The fused
     kernel (:mod:`igc.deploy.chain.fused`): its 1x1 micro-kernel runs a branch of ``k``
     inputs at ``fused_rate * min(1, k / fused_full_branch)`` executed multiply-adds per
     second (the zeros of padded vectors and joined branches counted,
@@ -76,7 +94,10 @@ class CostModel:
     l2_bytes: int = 1 << 20
     full_rate_branch: float = 64.0
     max_branch_efficiency: float = 0.8
+    dense_full_branch: float = 32.0
     spatial_rate: float = 8e9
+    strided_spatial_rate: float = 4e9
+    channel_major_spatial: float = 0.5
     fused_rate: float = 52e9
     fused_full_branch: float = 26.0
     fused_spatial_rate: float = 8e9
@@ -97,7 +118,16 @@ class CostModel:
     def efficiency(self, k: int, strided_out_of_cache: bool = False) -> float:
         """Rate of a batched product over branches of ``k`` inputs, relative to dense."""
         full = self.full_rate_branch * (2 if strided_out_of_cache else 1)
-        return min(self.max_branch_efficiency, k / full)
+        return ramp(k, full, self.max_branch_efficiency)
+
+    def dense_efficiency(self, k: int, out_of_cache: bool) -> float:
+        """Rate of a dense product of ``k`` inputs, relative to ``dense_rate``: full in
+        cache, :func:`ramp` over ``dense_full_branch`` when its operands outgrow L2."""
+        return ramp(k, self.dense_full_branch) if out_of_cache else 1.0
+
+    def _big(self, pixels: int | None, channels: int) -> bool:
+        """Whether ``pixels`` pixels of ``channels`` floats outgrow L2."""
+        return pixels is not None and pixels * 4 * channels > self.l2_bytes
 
     def _pass(self, macs: float, rate: float, floats: float) -> float:
         """Seconds per pixel of one pass: bound by arithmetic or by moving activations."""
@@ -108,14 +138,15 @@ class CostModel:
         """Seconds per output pixel of the ``dense`` and ``structured`` forms, for
         ``pixels = N*H*W`` output pixels per call (``None``: small, in cache) on a
         channel-major (NCHW, one image) or channels-last activation."""
-        dense = self._pass(segment.dense_macs(), self.dense_rate,
-                           segment.in_channels + segment.out_channels)
+        width = segment.in_channels + segment.out_channels
+        dense = self._pass(segment.dense_macs(), self.dense_rate * self.dense_efficiency(
+            segment.in_channels, self._big(pixels, width)), width)
         structured = 0.0
         for c in segment.convs:
-            big = pixels is not None and \
-                pixels * 4 * (c.in_channels + c.out_channels) > self.l2_bytes
-            rate = self.dense_rate * (1.0 if c.dense else self.efficiency(
-                c.in_channels // c.groups, big and not channel_major))
+            big = self._big(pixels, c.in_channels + c.out_channels)
+            rate = self.dense_rate * (self.dense_efficiency(c.in_channels, big) if c.dense
+                                      else self.efficiency(c.in_channels // c.groups,
+                                                           big and not channel_major))
             structured += self._pass(c.macs_per_pixel(), rate, c.in_channels + c.out_channels)
         width = max(max(c.in_channels, c.out_channels) for c in segment.convs)
         copies = structured_copies(segment)
@@ -175,7 +206,15 @@ class CostModel:
 #: 7.8 and 8.4 GMAC/s; the fused kernel's 1x1 products 30.7-32.2 GMAC/s executed for
 #: branches of 16 inputs, 42 for 32, 49-50 for 64, 50-52 for 128 and dense 256
 #: (``min(1, k / 26)`` of 52), its spatial pass 7.6 and 8.4 GMAC/s. Without the native
-#: kernel the fused form is never built, so these are never used.
+#: kernel the fused form is never built, so these are never used. The PyTorch passes that
+#: MobileNetV2's first blocks run (one thread, channels-last, interleaved, load average
+#: 1.9-2.4, 2026-12-05 06:36-06:41): a dense 1x1 of 8 inputs out of cache at 10-22 GMAC/s,
+#: of 16 at 17.5-24 (16 -> 96 over 112x112, batch 1 and 32), of 32 and more at 27-47, hence
+#: ``dense_full_branch`` 32; a depthwise 3x3 at stride 2 at 3.1-5.6 GMAC/s on outputs of
+#: 28x28 and less (stride 1 there: 8.4-16), hence ``strided_spatial_rate`` 4 G (on 56x56 and
+#: larger outputs, stride 2 ran at 10-11 GMAC/s, no slower than stride 1 out of cache);
+#: the same depthwise passes on NCHW input at 0.27-0.62 of their channels-last rate at
+#: batch 1 (0.15-0.76 at batch 32), hence ``channel_major_spatial`` 0.5.
 BUILTIN = CostModel()
 
 
@@ -256,4 +295,4 @@ def cost_model(device: torch.device | str | None = None) -> CostModel:
 
 
 __all__ = ["BUILTIN", "FILE_FORMAT", "FILE_VERSION", "CostModel", "calibration_path",
-           "cost_model", "from_json", "to_json"]
+           "cost_model", "from_json", "ramp", "to_json"]

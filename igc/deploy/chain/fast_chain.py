@@ -23,6 +23,7 @@ from igc.deploy.chain.modules import (
 from igc.deploy.chain.ops import ActOp, ConvOp, Op, PermOp, lower
 from igc.deploy.chain.permute import move_permutations
 from igc.deploy.chain.segments import Segment, split_segments
+from igc.deploy.chain.small_dense import small_dense_form
 from igc.deploy.timing import device_sync, time_interleaved
 from igc.errors import IGCError
 from igc.layers.chain import FactorChain
@@ -83,6 +84,8 @@ def _segment_step(segment: Segment, mode: str, shape: tuple[int, ...] | None, ct
         pixels = None if shape is None else shape[0] * shape[2] * shape[3]
         form, reason = (ctx.cost or cost_model(ctx.device)).choose(segment, pixels,
                                                                    ctx.channel_major)
+    elif mode == "small-dense":
+        form, reason = small_dense_form(segment)
     elif mode in FORMS:
         form, reason = mode, "asked"
     else:
@@ -139,7 +142,8 @@ class FastChain(nn.Module):
     ``(N, C_in, H, W) -> (N, C_out, H/stride, W/stride)``.
 
     ``mode`` is ``"auto"`` (the cost rule, for ``input_shape`` when given), one of
-    :data:`~igc.deploy.chain.modules.FORMS` for every segment, ``"measure"`` (time every
+    :data:`~igc.deploy.chain.modules.FORMS` for every segment, ``"small-dense"``
+    (:mod:`~igc.deploy.chain.small_dense`), ``"measure"`` (time every
     form at ``input_shape``), or a list with one form per segment. ``cost`` replaces the
     device's cost model (:func:`~igc.deploy.chain.cost.cost_model`). The modules are built
     on the chain's device and in its dtype. ``forms`` records each choice. Raises
