@@ -155,6 +155,17 @@ def test_the_veto_on_large_dense_products_over_many_pixels_stands():
     assert "BLAS is faster" in block_forms(fast)[0].reason
 
 
+def test_the_veto_does_not_apply_to_micro_batches():
+    block = XceptionBlock(1024, 1024).eval()
+    x = torch.randn(32, 1024, 14, 14)
+    whole = optimize(block, "auto", example=x, cost=CHEAP, micro_batch=None)
+    split = optimize(block, "auto", example=x, cost=CHEAP, micro_batch=8)
+    assert "BLAS is faster" in block_forms(whole)[0].reason  # 6,272 pixels in one call
+    assert "BLAS is faster" not in block_forms(split)[0].reason  # 1,568 per piece
+    segments = fused_parts(lower(block.body)).segments
+    assert CHEAP.fused_veto(segments, 1568) and not CHEAP.fused_veto(segments, 1568, True)
+
+
 def test_unsupported_blocks_are_never_priced_fused():
     class Odd(nn.Module):
         def forward(self, x):

@@ -166,6 +166,8 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     kept: dict[str, str] = {}
     piece = _micro_batch(net, example, opaque=(FactorChain,)) if micro_batch == "auto" \
         else fixed  # choose forms for the pieces the batch will run in
+    whole = example.shape[0] if example is not None and example.dim() == 4 else batch
+    split = piece is not None and piece_for_threads(piece, torch.get_num_threads()) < whole
     if piece is not None:
         piece = piece_for_threads(piece, torch.get_num_threads())
         if example is not None and example.dim() == 4:
@@ -184,7 +186,7 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
                 kept[name] = str(exc)
                 continue
             _replace(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
-                                             cost, layout == "contiguous"))
+                                             cost, layout == "contiguous", split))
     fold_batchnorms(net, inplace=True)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -218,10 +220,11 @@ def _micro_batch(net: nn.Module, example: torch.Tensor | None,
 
 def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain, mode: str,
                  shape: tuple[int, int, int, int] | None, cost: CostModel | None,
-                 channel_major: bool = False) -> nn.Module:
+                 channel_major: bool = False, split: bool = False) -> nn.Module:
     """The fused form of ``chain`` (taking over its block's identity skip) when ``mode``
     asks for it (``"fused"``), the cost rule prices it below the unfused forms
-    (``"auto"``, :func:`_priced`) or it measured faster (``"measure"``); else ``fast``.
+    (``"auto"``, :func:`_priced`; ``split``: the batch runs in micro-batches) or it
+    measured faster (``"measure"``); else ``fast``.
     Why a chain is not fused is added to its form reasons under ``"fused"``, and the
     prices under ``"auto"``."""
     if mode not in ("fused", "auto", "measure"):
@@ -231,7 +234,8 @@ def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain,
         plan = FusedPlan(lower(chain), block is not None)
         if mode == "auto":
             model = cost or cost_model(model_device(net))
-            keep, note, predicted = _priced(model, chain, plan.parts, shape, channel_major)
+            keep, note, predicted = _priced(model, chain, plan.parts, shape, channel_major,
+                                            split)
             if keep:
                 _annotate(fast.forms, note, None if shape is None else predicted)
                 return fast
@@ -257,12 +261,12 @@ def _maybe_fused(net: nn.Module, name: str, chain: FactorChain, fast: FastChain,
 
 
 def _priced(cost: CostModel, chain: FactorChain, parts: FusedParts,
-            shape: tuple[int, int, int, int] | None, channel_major: bool
-            ) -> tuple[bool, str, float]:
+            shape: tuple[int, int, int, int] | None, channel_major: bool,
+            split: bool = False) -> tuple[bool, str, float]:
     """``(keep unfused, note, predicted seconds of the chosen form)``: the cost model's
     prices of the block unfused and fused (:func:`~igc.deploy.chain.block_cost.price_block`),
     the cheaper chosen, unless :meth:`CostModel.fused_veto` objects."""
-    price = price_block(cost, lower(chain), parts, shape, channel_major)
+    price = price_block(cost, lower(chain), parts, shape, channel_major, split)
     tag = " (calibrated)" if cost.calibrated else ""
     note = (f"estimated {price_text(price.fused or 0.0, shape)} fused, "
             f"{price_text(price.unfused, shape)} unfused{tag}")

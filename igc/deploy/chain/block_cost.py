@@ -188,9 +188,11 @@ class BlockPrice:
 
 
 def price_block(cost: CostModel, ops: list[Op], parts: FusedParts | None,
-                shape: Shape | None, channel_major: bool = False) -> BlockPrice:
+                shape: Shape | None, channel_major: bool = False,
+                split: bool = False) -> BlockPrice:
     """The unfused price of the lowered chain ``ops`` and, given its fused ``parts``
-    (``None``: the fused kernel is not a choice), the fused price and veto."""
+    (``None``: the fused kernel is not a choice), the fused price and veto (``split``:
+    the batch runs in micro-batches of ``shape``'s batch, :meth:`CostModel.fused_veto`)."""
     residual = parts is not None and parts.residual
     unfused, kernels = unfused_seconds(cost, split_segments(move_permutations(ops)), shape,
                                        channel_major, residual)
@@ -200,7 +202,7 @@ def price_block(cost: CostModel, ops: list[Op], parts: FusedParts | None,
     return BlockPrice(unfused, kernels,
                       fused_seconds(cost, parts.pre, parts.spatial, parts.post, shape,
                                     residual, channel_major),
-                      cost.fused_veto(parts.segments, pixels))
+                      cost.fused_veto(parts.segments, pixels, split))
 
 
 def price_text(seconds: float, shape: Shape | None) -> str:

@@ -172,7 +172,8 @@ class CostModel:
         return form, (f"estimated {cost['dense'] * 1e9:.1f} ns/pixel dense, "
                       f"{cost['structured'] * 1e9:.1f} structured{where}{tag}")
 
-    def fused_veto(self, segments: list[Segment], pixels: int | None = None) -> str:
+    def fused_veto(self, segments: list[Segment], pixels: int | None = None,
+                   split: bool = False) -> str:
         """Why the cost rule keeps a block with these 1x1 ``segments`` unfused for
         ``pixels = N*H*W`` output pixels per call whatever the prices say; ``""`` when the
         prices decide (:func:`~igc.deploy.chain.block_cost.price_block`).
@@ -184,7 +185,15 @@ class CostModel:
         tile of a few rows, BLAS blocks the product so that each weight is read once per
         call; the fused price is calibrated at 256 channels, where the weights stay in
         cache. (Branches too narrow to fill the kernel's vectors, which this rule vetoed
-        before, are priced: their padded and joined multiply-adds are counted.)"""
+        before, are priced: their padded and joined multiply-adds are counted.)
+
+        ``split``: the batch runs in micro-batches (:mod:`igc.deploy.micro_batch`), and
+        there the rule is wrong: MobileNetV1-1.0 at batch 32 in pieces of 6, one thread,
+        9 interleaved rounds, ran 0.955x of ``"fused"`` without it against 1.052x with it
+        (IGCV2-1.0 0.989x against 0.993x), while on the whole batch it still holds
+        (1.112x without, 1.036x with; 2026-12-05, docs/deployment.md)."""
+        if split:
+            return ""
         convs = [c for s in segments for c in s.convs]
         big = max((c.weight.numel() for c in convs if c.dense), default=0)
         if pixels is not None and pixels >= 1024 and 16 * big > self.l2_bytes:
