@@ -76,28 +76,12 @@ def available(runners: list[str]) -> tuple[list[str], list[str]]:
     return keep, notes
 
 
-def openvino_runner(model, x, threads: int) -> Callable[[], object]:
-    """A zero-argument call running ``model``, exported to ONNX in memory, on ``x`` with
-    OpenVINO's CPU plugin (``threads`` inference threads, latency hint)."""
-    import openvino as ov
-
-    from igc.deploy.export import onnx_bytes
-
-    core = ov.Core()
-    compiled = core.compile_model(
-        core.read_model(onnx_bytes(model, x.shape[1], x.shape[-1], x.shape[0])), "CPU",
-        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
-    request = compiled.create_infer_request()
-    feed = {0: x.numpy()}
-    return lambda: request.infer(feed)
-
-
 def _calls(name: str, batch: int, runners: list[str], threads: int) -> dict:
     """``{runner: zero-argument call}`` for one network on one random batch."""
     import torch
 
     from igc.deploy import optimize
-    from igc.deploy.bench import onnxruntime_runner
+    from igc.deploy.bench import onnxruntime_runner, openvino_runner
     from igc.deploy.export import ONNX_FORM, OPENVINO_FORM
     from igc.models.registry import create_model, model_entry
 

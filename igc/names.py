@@ -37,9 +37,10 @@ EXPORT_FORMATS = ("onnx", "pt2", "safetensors")
 EXPORT_FORMS = (*MODES, "none")
 #: Forms ``bench_models`` knows: the eval-mode model as trained (NCHW input), the
 #: ``optimize()`` form, ``optimize(mode="fused")`` (one native kernel per block), the
-#: ``optimize()`` form under ``torch.compile`` (inductor), and the model exported to ONNX
-#: (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime.
-BENCH_FORMS = ("naive", "optimized", "fused", "compiled", "onnxruntime")
+#: ``optimize()`` form under ``torch.compile`` (inductor), the model exported to ONNX
+#: (in the form :data:`igc.deploy.export.ONNX_FORM`) and run by onnxruntime, and exported
+#: in the form :data:`igc.deploy.export.OPENVINO_FORM` and run by OpenVINO's CPU plugin.
+BENCH_FORMS = ("naive", "optimized", "fused", "compiled", "onnxruntime", "openvino")
 #: Opsets of PyTorch's TorchScript ONNX exporter (further capped by the installed onnx).
 ONNX_OPSETS = (7, 20)
 DEFAULT_OPSET = 17

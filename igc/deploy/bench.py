@@ -12,7 +12,7 @@ import torch
 
 from igc.analysis.count import count_macs
 from igc.checks import check_int
-from igc.deploy.export import ONNX_FORM, onnx_bytes, onnx_session
+from igc.deploy.export import ONNX_FORM, OPENVINO_FORM, onnx_bytes, onnx_session
 from igc.deploy.inputs import MAX_DEPLOY_BATCH, check_input
 from igc.deploy.native import native, native_reason
 from igc.deploy.optimize import optimize
@@ -114,6 +114,23 @@ def onnxruntime_runner(model: torch.nn.Module, x: torch.Tensor,
     return lambda: session.run(None, feed)
 
 
+def openvino_runner(model: torch.nn.Module, x: torch.Tensor,
+                    threads: int | None = None) -> Callable[[], object]:
+    """A zero-argument call that runs ``model``, exported to ONNX in memory, on ``x`` with
+    OpenVINO's CPU plugin (``threads`` inference threads, latency hint)."""
+    import openvino as ov
+
+    core = ov.Core()
+    config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(
+        core.read_model(onnx_bytes(model, x.shape[1], x.shape[-1], x.shape[0])), "CPU", config)
+    request = compiled.create_infer_request()
+    feed = {0: x.numpy()}
+    return lambda: request.infer(feed)
+
+
 def _caller(model: Callable[[torch.Tensor], object], x: torch.Tensor) -> Callable[[], object]:
     return lambda: model(x)
 
@@ -129,6 +146,10 @@ def available_forms(forms: list[str]) -> tuple[list[str], list[str]]:
                                       or importlib.util.find_spec("onnx") is None):
             notes.append("onnxruntime form skipped: onnx/onnxruntime not installed "
                          "(pip install 'igc-torch[export]')")
+        elif form == "openvino" and (importlib.util.find_spec("openvino") is None
+                                     or importlib.util.find_spec("onnx") is None):
+            notes.append("openvino form skipped: openvino/onnx not installed "
+                         "(pip install 'igc-torch[openvino]')")
         elif form == "compiled" and shutil.which("g++") is None and shutil.which("c++") is None:
             notes.append("compiled form skipped: torch.compile (inductor) needs a C++ compiler")
         elif form == "fused" and _no_native():
@@ -202,6 +223,8 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
                     with torch.inference_mode():
                         compiled(x)  # compile now, not in the timed rounds
                     fn = _caller(compiled, x)
+                elif form == "openvino":  # dense where small: OPENVINO_FORM
+                    fn = openvino_runner(optimize(model, OPENVINO_FORM), x, threads)
                 else:  # onnxruntime runs grouped convolutions best: export that form
                     fn = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
             setup = time.perf_counter() - start
@@ -221,4 +244,4 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
 
 
 __all__ = ["BENCH_FORMS", "MATMUL_SIZE", "BenchReport", "FormResult", "available_forms",
-           "bench_models", "onnxruntime_runner"]
+           "bench_models", "onnxruntime_runner", "openvino_runner"]
