@@ -100,6 +100,19 @@ KINDS = ("igcv1", "igcv2", "igcv2nl", "igcv3", "xception", "mobilenetv1", "mobil
          "deeproots")
 
 
+def _assert_same_with_switch(fused, x, switch, off, on) -> None:
+    """``fused(x)`` is bit-identical with a native kernel switch set to ``off`` (then set
+    back to ``on``, also on error)."""
+    switch(off)
+    try:
+        with torch.inference_mode():
+            other = fused(x)
+    finally:
+        switch(on)
+    with torch.inference_mode():
+        assert torch.equal(fused(x), other)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(KINDS), st.sampled_from(WIDTHS), st.sampled_from(WIDTHS),
        st.sampled_from((1, 2)), st.sampled_from(((2, 2), (2, 3), (3, 2), (1, 2))),
@@ -217,14 +230,7 @@ def test_interleave_of_8_branches_runs_as_transposes(fused_kernel, g1, a, o, str
     assert torch.equal(tail.long(), (c % 8) * o + c // 8)  # the pattern the kernel detects
     x = torch.randn(batch, cin, h, w)
     fused = _check(block, x, 1 + seed % 2, seed % 3)
-    fused_kernel.set_variant(-2)
-    try:
-        with torch.inference_mode():
-            gathered = fused(x)
-    finally:
-        fused_kernel.set_variant(0)
-    with torch.inference_mode():
-        assert torch.equal(fused(x), gathered)
+    _assert_same_with_switch(fused, x, fused_kernel.set_variant, -2, 0)  # the gather path
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -248,14 +254,7 @@ def test_padded_pixel_strides_at_widths_of_whole_kib(fused_kernel, kind, c, stri
     cin = c // 4 if kind in ("igcv3", "mobilenetv2") else c
     x = torch.randn(batch, cin, h, w)
     fused = _check(block, x, 1 + seed % 2, seed % 3)
-    fused_kernel.set_stride_pad(0)
-    try:
-        with torch.inference_mode():
-            unpadded = fused(x)
-    finally:
-        fused_kernel.set_stride_pad(1)
-    with torch.inference_mode():
-        assert torch.equal(fused(x), unpadded)
+    _assert_same_with_switch(fused, x, fused_kernel.set_stride_pad, 0, 1)  # no padding
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -4,7 +4,11 @@ names are re-exported here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from igc.analysis.probe import (
     MAX_DEPLOY_BATCH,
@@ -31,5 +35,18 @@ def model_input(model: nn.Module) -> tuple[int, int] | None:
     return None
 
 
+def run_hooked(net: nn.Module, example: torch.Tensor, hooks: Iterable[RemovableHandle]
+               ) -> None:
+    """Run ``net`` once on ``example`` without gradients while ``hooks`` (registered on
+    its modules) record what they need; the hooks are removed afterwards, also on error."""
+    handles = list(hooks)
+    try:
+        with torch.inference_mode():
+            net(example)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 __all__ = ["MAX_DEPLOY_BATCH", "MAX_INPUT_SIZE", "MEMORY_FRACTION", "check_input",
-           "device_memory", "model_device", "model_input"]
+           "device_memory", "model_device", "model_input", "run_hooked"]

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from igc.deploy.inputs import run_hooked
+
 #: Assumed last-level cache when the machine does not say (bytes).
 DEFAULT_CACHE = 8 << 20
 #: The largest piece chosen (larger batches are split into pieces of at most this many).
@@ -53,13 +55,8 @@ def peak_activation_bytes(net: nn.Module, example: torch.Tensor,
 
     inside = {id(m) for o in net.modules() if isinstance(o, opaque)
               for m in o.modules() if m is not o}
-    hooks = [m.register_forward_hook(record) for m in net.modules() if id(m) not in inside]
-    try:
-        with torch.inference_mode():
-            net(example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(net, example, [m.register_forward_hook(record) for m in net.modules()
+                              if id(m) not in inside])
     return peak
 
 

@@ -49,7 +49,7 @@ from igc.deploy.chain.fused import (
     residual_parent,
 )
 from igc.deploy.fold import fold_batchnorms
-from igc.deploy.inputs import model_device, model_input
+from igc.deploy.inputs import model_device, model_input, run_hooked
 from igc.deploy.micro_batch import choose as choose_piece
 from igc.deploy.micro_batch import peak_activation_bytes, piece_for_threads, run_in_pieces
 from igc.deploy.timing import time_interleaved
@@ -318,13 +318,7 @@ def _chain_inputs(net: nn.Module, example: torch.Tensor | None, batch: int, requ
         n, c, h, w = args[0].shape
         seen.setdefault(names[module], (n * scale, c, h, w))
 
-    hooks = [m.register_forward_pre_hook(record) for m in names]
-    try:
-        with torch.inference_mode():
-            net(example)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(net, example, [m.register_forward_pre_hook(record) for m in names])
     return seen
 
 
