@@ -175,6 +175,15 @@ def test_mutated_state_dicts_are_refused_before_anything_loads(key, mutation):
         assert torch.equal(model.state_dict()[key], state[key].float())
 
 
+@pytest.mark.parametrize("key", ["classifier.bias", "classifier.weight"])
+def test_a_head_whose_weight_and_bias_disagree_is_refused(key):
+    """Found by the fuzzer: a doubled classifier bias was read as weights for twice the
+    classes, so the head was dropped as "another num_classes" instead of refused."""
+    model = randomized(seed=5)
+    with pytest.raises(IGCError, match=f"mis-shaped.*{key}|{key}.*mis-shaped"):
+        load_weights(model, weights_from_table(_mutated(key, "shape"), "w.pt"), strict=True)
+
+
 @pytest.mark.parametrize("mutation", ["int64", "bool", "complex", "sparse", "meta", "nan"])
 def test_every_tensor_of_one_bad_kind_is_refused_from_a_file(tmp_path, mutation):
     """A whole network of int64 (once output 0.0), bool (once 4.2e19), complex, sparse or

@@ -162,7 +162,12 @@ def _record(state: object, header: dict[str, Any], kind: str, path: Path | str,
         card=header.get("card"), legacy=legacy)
     if not header.get("model"):  # a bare state dict: what its shapes say
         bias, conv = state.get("classifier.bias"), state.get("stem.0.weight")
-        if record.num_classes is None and bias is not None and bias.dim() == 1:
+        weight = state.get("classifier.weight")
+        # a head whose weight and bias disagree says nothing about the class count: it is
+        # compared (and refused as mis-shaped) like any other tensor
+        consistent = weight is None or (weight.dim() >= 1 and bias is not None
+                                        and weight.shape[0] == bias.shape[0])
+        if record.num_classes is None and bias is not None and bias.dim() == 1 and consistent:
             record.num_classes = bias.shape[0]
         if record.in_chans is None and conv is not None and conv.dim() == 4:
             record.in_chans = conv.shape[1]
