@@ -18,7 +18,11 @@ Runners (``--runners``; unavailable ones are skipped with one line):
 * ``onnxruntime``: exported to ONNX in the ``grouped`` form (BN folded), run by onnxruntime;
 * ``openvino``: exported to ONNX in the ``small-dense`` form (dense where the dense 1x1 is
   small, grouped elsewhere: what OpenVINO runs fastest, ``igc.deploy.chain.small_dense``),
-  compiled by OpenVINO for the CPU (``pip install 'igc-torch[openvino]'``), latency hint;
+  compiled by OpenVINO for the CPU (``pip install 'igc-torch[openvino]'``), latency hint,
+  float32 (``INFERENCE_PRECISION_HINT`` set: OpenVINO's own default is bfloat16 on CPUs with
+  AVX512-BF16 or AMX, such as these);
+* ``openvino-bf16``: the same in bfloat16 (about 1e-2 relative error), shown beside the
+  others but never the "fastest" of a network, which compares float32 paths only;
 * ``nchw`` / ``compiled`` (not by default): the optimized form on NCHW input / under
   ``torch.compile`` (compiling takes minutes on two cores).
 
@@ -46,7 +50,10 @@ from pathlib import Path
 PAIRS = (("igcv2_100", "mobilenetv1_100"), ("igcv3_100", "mobilenetv2_100"),
          ("igcv2_c64_d20", "xception_c35_d20"))
 #: Every runner this script knows, in table order.
-RUNNERS = ("naive", "optimized", "fused", "nchw", "compiled", "onnxruntime", "openvino")
+RUNNERS = ("naive", "optimized", "fused", "nchw", "compiled", "onnxruntime", "openvino",
+           "openvino-bf16")
+#: Runners not in float32: in the tables, never a network's fastest.
+LOWER_PRECISION = ("openvino-bf16",)
 MATMUL_SIZE = 1024
 
 
@@ -64,8 +71,8 @@ def available(runners: list[str]) -> tuple[list[str], list[str]]:
     for runner in runners:
         if runner == "fused" and "fused" not in MODES:
             notes.append("fused runner skipped: this igc has no optimize mode 'fused'")
-        elif runner == "openvino" and importlib.util.find_spec("openvino") is None:
-            notes.append("openvino runner skipped: openvino not installed "
+        elif runner.startswith("openvino") and importlib.util.find_spec("openvino") is None:
+            notes.append(f"{runner} runner skipped: openvino not installed "
                          "(pip install 'igc-torch[openvino]')")
         elif runner in ("onnxruntime", "compiled"):
             ok, why = available_forms([runner])
@@ -114,7 +121,8 @@ def _calls(name: str, batch: int, runners: list[str], threads: int) -> dict:
         elif runner == "onnxruntime":
             out[runner] = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
         else:
-            out[runner] = openvino_runner(optimize(model, OPENVINO_FORM), x, threads)
+            out[runner] = openvino_runner(optimize(model, OPENVINO_FORM), x, threads,
+                                          "bf16" if runner == "openvino-bf16" else "f32")
         print(f"  {name} b{batch} t{threads} {runner}: ready in "
               f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return out
@@ -179,8 +187,10 @@ def _runners(rows: list[dict]) -> list[str]:
 
 
 def best(rows: list[dict], model: str) -> dict:
-    """The fastest row of ``model`` among ``rows``."""
-    return min((r for r in rows if r["model"] == model), key=lambda r: r["median_s"])
+    """The fastest float32 row of ``model`` among ``rows`` (:data:`LOWER_PRECISION` runners
+    are not candidates)."""
+    return min((r for r in rows if r["model"] == model and r["runner"] not in LOWER_PRECISION),
+               key=lambda r: r["median_s"])
 
 
 def _cell(r: dict) -> str:
@@ -202,7 +212,7 @@ def markdown(rows: list[dict], header: list[str]) -> str:
                       f"batch {batch}, {threads} thread(s); load average "
                       f"{first['load'][0]:.2f} -> {first['load'][1]:.2f}; torch.mm "
                       f"{first['matmul_macs_per_s'] / 1e9:.1f} GMAC/s", ""]
-        head = ["model", "MMAC/image", *[f"{f} ms (IQR)" for f in runners], "fastest",
+        head = ["model", "MMAC/image", *[f"{f} ms (IQR)" for f in runners], "fastest (fp32)",
                 "naive / fastest"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for m in models:
@@ -224,7 +234,7 @@ def markdown(rows: list[dict], header: list[str]) -> str:
             summary.append(f"| {igc} / {peer} | {batch} | {threads} | {ratio:.2f} | "
                            + " | ".join(per_runner) + " |")
     if summary:
-        head = ["pair", "batch", "threads", "fastest / fastest", *runners]
+        head = ["pair", "batch", "threads", "fastest / fastest (fp32)", *runners]
         lines += ["", "**IGC network's latency over its peer's** (below 1: the IGC network "
                       "is faster)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                   *summary]
@@ -243,7 +253,7 @@ def plot(rows: list[dict], path: str | Path) -> None:
 
     panels = sorted({(r["batch"], r["threads"]) for r in rows})
     runners = _runners(rows)
-    markers = dict(zip(RUNNERS, "oDs^vP*"))
+    markers = dict(zip(RUNNERS, "oDs^vP*X"))
     cols = min(2, len(panels))
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 4.2 * nrows), squeeze=False)

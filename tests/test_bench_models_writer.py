@@ -54,6 +54,16 @@ def test_markdown_cells_and_ratios(bench):
     assert "load average 1.50 -> 1.75; torch.mm 30.0 GMAC/s" in text
 
 
+def test_a_lower_precision_runner_is_shown_but_never_the_fastest(bench):
+    rows = [*FAKE[:6], row("igcv2_100", "igc", "openvino-bf16", 5.0),
+            row("mobilenetv1_100", "peer", "openvino-bf16", 4.0, macs=569e6)]
+    text = bench.markdown(rows, [])
+    assert "| igcv2_100 | 500.0 | 20.00 (0.50) | 12.00 (0.50) | 15.00 (0.50) | 5.00 (0.50) " \
+           "| optimized | 1.67x |" in text
+    # fastest float32 12 / 8 as without the bf16 rows; the bf16 column's own ratio is 5 / 4
+    assert "| igcv2_100 / mobilenetv1_100 | 1 | 1 | 1.50 | 2.00 | 1.33 | 1.88 | 1.25 |" in text
+
+
 def test_the_peer_comes_second_whatever_the_row_order(bench):
     text = bench.markdown(list(reversed(FAKE[:6])), [])
     assert "| igcv2_100 / mobilenetv1_100 | 1 | 1 | 1.50 |" in text

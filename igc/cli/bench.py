@@ -23,7 +23,7 @@ from igc import checks
 from igc.cli import args as A
 from igc.cli.parser import add_command
 from igc.errors import IGCError
-from igc.names import BENCH_FORMS
+from igc.names import BENCH_FORMS, DEFAULT_BENCH_FORMS
 from igc.runtime import num_threads
 
 # The library is imported inside the functions that use it: `igc --help` and every
@@ -50,10 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=A.integer("--threads", 1, checks.MAX_THREADS),
                    metavar="N", help="torch (and onnxruntime) threads while timing (the "
                                      "previous setting is restored)")
-    p.add_argument("--forms", type=A.wrap(_forms, "forms"), default=list(BENCH_FORMS),
+    p.add_argument("--forms", type=A.wrap(_forms, "forms"), default=list(DEFAULT_BENCH_FORMS),
                    metavar="F1,F2",
                    help=f"comma-separated, from {','.join(BENCH_FORMS)} (default all "
-                        "available; compiled takes a while to compile)")
+                        "available but openvino-bf16, the one not in float32; compiled takes "
+                        "a while to compile)")
     p.add_argument("--repeats", type=A.integer("--repeats", 1, 10000), default=20,
                    metavar="N", help="timed rounds, each running every model in every form "
                                      "once, interleaved (default 20)")

@@ -19,7 +19,7 @@ from igc.deploy.optimize import optimize
 from igc.deploy.timing import Timing, num_threads, time_interleaved
 from igc.errors import IGCError
 from igc.models.registry import create_model, model_entry
-from igc.names import BENCH_FORMS
+from igc.names import BENCH_FORMS, DEFAULT_BENCH_FORMS
 
 # ---------------------------------------------------------------------------------------
 # Models in several forms
@@ -114,14 +114,26 @@ def onnxruntime_runner(model: torch.nn.Module, x: torch.Tensor,
     return lambda: session.run(None, feed)
 
 
-def openvino_runner(model: torch.nn.Module, x: torch.Tensor,
-                    threads: int | None = None) -> Callable[[], object]:
+#: OpenVINO inference precisions igc asks for: ``f32`` (the default: the same arithmetic as
+#: every other form) or ``bf16`` (OpenVINO's own default on CPUs with AVX512-BF16 or AMX,
+#: about 1e-2 relative error; never compared with the float32 forms as if it were one).
+OPENVINO_PRECISIONS = ("f32", "bf16")
+
+
+def openvino_runner(model: torch.nn.Module, x: torch.Tensor, threads: int | None = None,
+                    precision: str = "f32") -> Callable[[], object]:
     """A zero-argument call that runs ``model``, exported to ONNX in memory, on ``x`` with
-    OpenVINO's CPU plugin (``threads`` inference threads, latency hint)."""
+    OpenVINO's CPU plugin (``threads`` inference threads, latency hint) at ``precision``
+    (:data:`OPENVINO_PRECISIONS`). The precision is always set: left alone, OpenVINO runs
+    in bfloat16 wherever the CPU has AVX512-BF16 or AMX."""
+    if precision not in OPENVINO_PRECISIONS:
+        raise IGCError(f"OpenVINO precision must be one of {', '.join(OPENVINO_PRECISIONS)}, "
+                       f"got {precision!r}")
     import openvino as ov
 
     core = ov.Core()
-    config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+    config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY",
+                                 "INFERENCE_PRECISION_HINT": precision}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = core.compile_model(
@@ -146,9 +158,9 @@ def available_forms(forms: list[str]) -> tuple[list[str], list[str]]:
                                       or importlib.util.find_spec("onnx") is None):
             notes.append("onnxruntime form skipped: onnx/onnxruntime not installed "
                          "(pip install 'igc-torch[export]')")
-        elif form == "openvino" and (importlib.util.find_spec("openvino") is None
+        elif form.startswith("openvino") and (importlib.util.find_spec("openvino") is None
                                      or importlib.util.find_spec("onnx") is None):
-            notes.append("openvino form skipped: openvino/onnx not installed "
+            notes.append(f"{form} form skipped: openvino/onnx not installed "
                          "(pip install 'igc-torch[openvino]')")
         elif form == "compiled" and shutil.which("g++") is None and shutil.which("c++") is None:
             notes.append("compiled form skipped: torch.compile (inductor) needs a C++ compiler")
@@ -179,7 +191,7 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
            forms: list[str] | None, repeats: int, warmup: int,
            log: Callable[[str], None] | None) -> BenchReport:
     say = log or (lambda _msg: None)
-    forms = list(forms or BENCH_FORMS)
+    forms = list(forms or DEFAULT_BENCH_FORMS)
     for f in forms:
         if f not in BENCH_FORMS:
             raise IGCError(f"unknown form {f!r}; use some of {', '.join(BENCH_FORMS)}")
@@ -223,8 +235,9 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
                     with torch.inference_mode():
                         compiled(x)  # compile now, not in the timed rounds
                     fn = _caller(compiled, x)
-                elif form == "openvino":  # dense where small: OPENVINO_FORM
-                    fn = openvino_runner(optimize(model, OPENVINO_FORM), x, threads)
+                elif form.startswith("openvino"):  # dense where small: OPENVINO_FORM
+                    fn = openvino_runner(optimize(model, OPENVINO_FORM), x, threads,
+                                         "bf16" if form == "openvino-bf16" else "f32")
                 else:  # onnxruntime runs grouped convolutions best: export that form
                     fn = onnxruntime_runner(optimize(model, ONNX_FORM), x, threads)
             setup = time.perf_counter() - start
@@ -243,5 +256,5 @@ def _bench(names: list[str], batch: int, input_size: int | None, threads: int,
                        notes)
 
 
-__all__ = ["BENCH_FORMS", "MATMUL_SIZE", "BenchReport", "FormResult", "available_forms",
-           "bench_models", "onnxruntime_runner", "openvino_runner"]
+__all__ = ["BENCH_FORMS", "MATMUL_SIZE", "OPENVINO_PRECISIONS", "BenchReport", "FormResult",
+           "available_forms", "bench_models", "onnxruntime_runner", "openvino_runner"]
