@@ -45,9 +45,13 @@ def _conv(cin: int, cout: int, groups: int, k: int = 1, stride: int = 1) -> Conv
 
 
 def test_executed_macs_count_the_zeros_of_joined_branches_and_padding():
-    # 64 channels in branches of 8: pairs joined into 16-wide block-diagonal branches
-    assert merge_factor(8, 8) == 2
-    assert executed_macs(_conv(64, 64, 8)) == (4 * 16 * 16, 16)  # twice the 512 true
+    # 64 channels in branches of 8: each a half vector, no zeros
+    assert merge_factor(8, 8) == 1
+    assert executed_macs(_conv(64, 64, 8)) == (8 * 8 * 8, 8)  # the 512 true
+    # branches of 4: pairs joined into 8-wide block-diagonal branches (twice the true)
+    assert merge_factor(16, 4) == 2
+    assert executed_macs(_conv(64, 64, 16)) == (8 * 8 * 8, 8)
+    assert executed_macs(_conv(48, 48, 8)) == (8 * 8 * 6, 6)  # 6 outputs padded to 8
     assert executed_macs(_conv(64, 64, 4)) == (4 * 16 * 16, 16)  # branches of 16: exact
     assert executed_macs(_conv(32, 24, 2)) == (2 * 16 * 16, 16)  # 12 outputs padded to 16
     assert executed_macs(_conv(32, 32, 1)) == (32 * 32, 32)

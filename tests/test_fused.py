@@ -136,6 +136,27 @@ def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, strid
     _check(block, torch.randn(batch, cin, h, w), threads, tile_rows)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 8), st.sampled_from((2, 4, 8)), st.sampled_from((1, 2)),
+       st.booleans(), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**16))
+def test_narrow_branches_run_on_half_vectors(fused_kernel, outs, groups, stride, nonlinear,
+                                             pixels, batch, seed):
+    """IGCV2 blocks whose 1x1 branches have 1-8 outputs (IGCV2's branches of 8 channels,
+    and narrower ones joined up to 8): the kernel's half-vector product
+    (``run_factor_half``), with the activation, the residual and the pixel tail (1-30
+    pixels per row against blocks of 12), equals the eval model, and equals the
+    full-vector product with the upper lanes masked (``set_half(0)``) bit for bit."""
+    width = outs * groups
+    block = _randomize(IGCV2Block(width, width, stride, groups=(groups, groups),
+                                  nonlinear=nonlinear), seed)
+    x = torch.randn(batch, width, 3, pixels)
+    fused = _check(block, x)
+    chain = next(m for m in fused.modules() if isinstance(m, FusedChain))
+    n = chain.config[10] + chain.config[12]
+    assert any(chain.config[16 + 4 * i] <= 8 for i in range(n))  # some factor is narrow
+    _assert_same_with_switch(fused, x, fused_kernel.set_half, 0, 1)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(("xception", "mobilenetv1", "mobilenetv2")), st.integers(1, 40),
        st.integers(1, 40), st.sampled_from((1, 2)), st.integers(1, 7), st.integers(1, 41),

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # fused.py imports this module
 #: Floats per SIMD vector the fused kernel pads channel counts to (AVX-512; narrower
 #: vectors run the same padded counts).
 LANES = 16
+#: A 1x1 branch of at most this many outputs runs on half vectors (8 floats, AVX2 width):
+#: on Zen 4 two 256-bit multiply-adds issue per cycle against one 512-bit one, so eight
+#: outputs cost what sixteen do on full vectors, without the zeros of joined branches.
+HALF_LANES = 8
 
 Shape = tuple[int, int, int, int]
 
@@ -51,11 +55,18 @@ def _pad(n: int) -> int:
 def merge_factor(groups: int, outs: int) -> int:
     """How many branches of ``outs`` outputs the fused kernel joins into one
     block-diagonal super-branch, so that its vectors are full (a power of two that
-    divides ``groups``, at most ``LANES / outs``)."""
+    divides ``groups``, at most ``HALF_LANES / outs``: branches of up to eight outputs run
+    on half vectors, wider ones on full vectors, padded)."""
     m = 1
-    while outs * m * 2 <= LANES and groups % (m * 2) == 0:
+    while outs * m * 2 <= HALF_LANES and groups % (m * 2) == 0:
         m *= 2
     return m
+
+
+def padded_outputs(outs: int) -> int:
+    """The outputs the kernel computes for a (joined) branch of ``outs``: a half vector
+    for up to :data:`HALF_LANES`, else whole vectors."""
+    return HALF_LANES if outs <= HALF_LANES else _pad(outs)
 
 
 def executed_macs(conv: ConvOp) -> tuple[int, int]:
@@ -64,7 +75,7 @@ def executed_macs(conv: ConvOp) -> tuple[int, int]:
     g = conv.groups
     outs, ins = conv.out_channels // g, conv.in_channels // g
     m = merge_factor(g, outs)
-    return (g // m) * _pad(m * outs) * (m * ins), m * ins
+    return (g // m) * padded_outputs(m * outs) * (m * ins), m * ins
 
 
 def spatial_executed_macs(conv: ConvOp) -> int:
@@ -210,6 +221,6 @@ def price_text(seconds: float, shape: Shape | None) -> str:
     return f"{seconds * 1e6:.1f} us" if shape is not None else f"{seconds * 1e9:.1f} ns/input pixel"
 
 
-__all__ = ["LANES", "BlockPrice", "executed_macs", "fused_seconds", "merge_factor",
+__all__ = ["HALF_LANES", "LANES", "BlockPrice", "executed_macs", "fused_seconds", "merge_factor",
            "price_block", "price_text", "spatial_executed_macs", "spatial_seconds",
            "unfused_seconds"]
