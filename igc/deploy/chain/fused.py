@@ -226,9 +226,10 @@ def pack_segment(segment: Segment) -> tuple[list[torch.Tensor], list[int]]:
 
 
 def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """Branches ``(G, o, k)`` with fewer than ``_VL`` outputs, joined ``m`` at a time into
-    block-diagonal super-branches ``(G/m, m*o, m*k)`` (zeros off the diagonal) so that the
-    kernel's vectors are full: the same lanes busy, a longer inner loop, whole-vector
+    """Branches ``(G, o, k)`` with fewer than four outputs, joined ``m`` at a time
+    (:func:`~igc.deploy.chain.block_cost.merge_factor`) into block-diagonal super-branches
+    ``(G/m, m*o, m*k)`` (zeros off the diagonal) of up to eight outputs, so that the
+    kernel's half vectors are full: the same lanes busy, a longer inner loop, whole-vector
     stores. Returns the new branch count and weights."""
     g, o, k = w.shape
     m = merge_factor(g, o)
