@@ -226,7 +226,7 @@ def pack_segment(segment: Segment) -> tuple[list[torch.Tensor], list[int]]:
 
 
 def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """Branches ``(G, o, k)`` with fewer than four outputs, joined ``m`` at a time
+    """Branches ``(G, o, k)`` of at most four outputs, joined ``m`` at a time
     (:func:`~igc.deploy.chain.block_cost.merge_factor`) into block-diagonal super-branches
     ``(G/m, m*o, m*k)`` (zeros off the diagonal) of up to eight outputs, so that the
     kernel's half vectors are full: the same lanes busy, a longer inner loop, whole-vector
