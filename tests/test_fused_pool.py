@@ -43,7 +43,8 @@ def net() -> tuple[nn.Module, nn.Module]:
 
 
 MODES: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
-    "inference_mode": torch.inference_mode, "no_grad": torch.no_grad}
+    "inference_mode": torch.inference_mode, "no_grad": torch.no_grad,
+    "grad_mode": contextlib.nullcontext}
 
 
 def _hits() -> int:
@@ -189,3 +190,26 @@ def test_pool_stats_and_release_buffers_without_the_kernel(monkeypatch):
     assert set(nat.pool_stats().values()) == {0}
     nat.release_buffers()
     assert "module" not in nat._state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["compile", "export"])
+def test_compiled_and_exported_models_reuse_the_pool_safely(kernel, net, path):
+    """torch.compile's and torch.export's graphs call the custom operator: their outputs
+    equal the eval model's over repeated calls, the pool is reused, a held output stays."""
+    model, fused = net
+    x1, x2 = torch.randn(1, 16, 12, 12), torch.randn(1, 16, 12, 12)
+    if path == "compile":
+        run = torch.compile(fused, fullgraph=True)
+    else:
+        run = torch.export.export(fused, (x1,)).module()
+    with torch.inference_mode():
+        y1 = run(x1)
+        copy = y1.clone()
+        before = _hits()
+        for _ in range(3):
+            expect = model(x2)
+            assert (run(x2) - expect).abs().max().item() < 1e-4 * (expect.abs().max().item() + 1)
+        assert _hits() > before
+        assert torch.equal(y1, copy)
+        assert (y1 - model(x1)).abs().max().item() < 1e-4 * (copy.abs().max().item() + 1)

@@ -858,7 +858,6 @@ void clear_pool() {
   pool.bytes = 0;
 }
 void set_pool(bool on) {
-  clear_pool();
   OutputPool& pool = output_pool();
   std::lock_guard<std::mutex> lock(pool.mu);
   pool.enabled = on;
@@ -882,5 +881,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("clear_pool", &clear_pool, "drop the pool's references to its outputs (outputs still "
         "referenced elsewhere stay alive there)");
   m.def("set_pool", &set_pool, "benchmarks: true (default) reuses unreferenced outputs, "
-        "false allocates every output afresh (and empties the pool)");
+        "false allocates every output afresh (what the pool holds stays for when it is "
+        "switched on again; clear_pool frees it)");
 }
