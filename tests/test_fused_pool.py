@@ -66,6 +66,7 @@ def test_outputs_equal_the_eval_model_over_many_forwards(kernel, net, shapes, mo
         for x in inputs + inputs:
             expect = model(x)
             got = fused(x)
+            assert got.is_contiguous(memory_format=torch.channels_last)
             assert (got - expect).abs().max().item() < 1e-4 * (expect.abs().max().item() + 1)
     assert _hits() > before  # the second pass reused the pool
 
@@ -175,12 +176,17 @@ def test_release_buffers_empties_the_pool_and_set_pool_switches_it(kernel, net):
         try:
             hits = _hits()
             for _ in range(3):
-                assert torch.equal(fused(x), expect)
+                fresh = fused(x)
+                assert torch.equal(fresh, expect)
             stats = nat.pool_stats()
             assert stats["entries"] == 0 and stats["hits"] == hits and not stats["enabled"]
         finally:
             kernel.set_pool(True)
-        assert torch.equal(fused(x), expect)
+        fused(x)
+        hits = _hits()
+        pooled = fused(x)
+        assert _hits() > hits
+        assert torch.equal(pooled, expect) and pooled.stride() == fresh.stride()
         assert nat.pool_stats()["entries"] > 0
 
 
