@@ -48,6 +48,7 @@ from igc.deploy.chain.fused import (
     fuse,
     residual_parent,
 )
+from igc.deploy.chain.pointwise import fuse_pointwise
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input, run_hooked
 from igc.deploy.micro_batch import choose as choose_piece
@@ -138,7 +139,9 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     and the fused block against the best of them, on ``batch`` random images, or on
     ``example``, and keep the fastest), or ``"fold"`` (fold BatchNorm only). Without a
     C++ compiler, with ``IGC_NO_NATIVE=1`` or when the build fails, nothing is fused
-    (one warning line says why). ``layout``: see
+    (one warning line says why). In those three modes a 1x1 convolution outside the
+    blocks (with its activation) runs as the native 1x1 product on one thread
+    (:mod:`igc.deploy.chain.pointwise`). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:
@@ -188,6 +191,8 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
             _replace(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
                                              cost, layout == "contiguous", split))
     fold_batchnorms(net, inplace=True)
+    if mode in ("fused", "auto", "measure") and layout != "contiguous":
+        fuse_pointwise(net)  # the 1x1 convolutions outside the blocks, one thread
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:

@@ -1,0 +1,100 @@
+"""A 1x1 convolution outside the IGC blocks (BatchNorm folded) and its activation as one
+call of the native kernel's 1x1 product, for the fused forms of :func:`igc.deploy.optimize`.
+
+The networks' last 1x1 convolution before the pool (MobileNetV2's and IGCV3's 320 -> 1280
+at 7x7) reads its weights cold every forward: oneDNN's convolution took 0.88 ms there with
+the caches flushed, the native product (one pass over the weights per 64 pixels) 0.54 ms
+(``benchmarks/pointwise_head.py``). :class:`NativePointwise` runs it so on one thread;
+elsewhere (several threads, where oneDNN splits the work and the product does not; under
+tracing, compiling, export or a dispatch mode; off the CPU or float32) it runs the
+original modules, kept as ``fallback``, so outputs and exports are as before.
+
+Shapes: ``(N, C_in, H, W) -> (N, C_out, H, W)`` in channels-last memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from igc.deploy.chain.fused import pack_segment
+from igc.deploy.chain.modules import tracing
+from igc.deploy.chain.ops import ConvOp
+from igc.deploy.chain.segments import Segment
+from igc.deploy.native import native
+
+#: Pixels per pass over the weights (the kernel's ``tile``).
+TILE_PIXELS = 64
+_ACTS: dict[type[nn.Module], str] = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
+
+
+class NativePointwise(nn.Module):
+    """``act(conv(x))`` for a 1x1 ``conv`` (stride 1, no padding or dilation, any groups,
+    BatchNorm already folded into it) by the native 1x1 product; ``fallback`` (the
+    original modules) runs where the product does not (see the module docstring)."""
+
+    form = "native-pointwise"
+
+    def __init__(self, conv: nn.Conv2d, act: str | None, fallback: nn.Module) -> None:
+        super().__init__()
+        self.fallback = fallback
+        weight = conv.weight.detach().float()
+        bias = torch.zeros(conv.out_channels) if conv.bias is None else conv.bias.detach()
+        params, self.config = pack_segment(
+            Segment([ConvOp(weight, None, conv.groups)], bias.float(), act))
+        for i, t in enumerate(params):
+            self.register_buffer(f"q{i}", t, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        module = native()
+        if module is None or not _runs_native(x):
+            return self.fallback(x)
+        n, c, h, w = x.shape
+        flat = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+        y = module.segment(flat.reshape(n * h * w, c), list(self._buffers.values()),
+                           self.config, TILE_PIXELS, 0)
+        return y.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def _runs_native(x: torch.Tensor) -> bool:
+    if torch.compiler.is_compiling():  # first: dynamo cannot trace what follows
+        return False
+    return (type(x) is torch.Tensor and x.dim() == 4 and x.device.type == "cpu"
+            and x.dtype == torch.float32 and torch.get_num_threads() == 1
+            and torch._C._len_torch_dispatch_stack() == 0
+            and not torch._C._is_torch_function_mode_enabled()
+            and not tracing() and not torch.jit.is_scripting())
+
+
+def pointwise_parts(seq: nn.Sequential) -> tuple[nn.Conv2d, str | None] | None:
+    """``(conv, activation name)`` when ``seq`` is a 1x1 convolution followed by
+    identities and at most one ReLU or ReLU6 (a folded conv-BN-act), else ``None``."""
+    mods = [m for m in seq if not isinstance(m, nn.Identity)]
+    if not mods or len(mods) > 2 or type(mods[0]) is not nn.Conv2d:
+        return None
+    conv = mods[0]
+    if (conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0)
+            or conv.dilation != (1, 1) or conv.padding_mode != "zeros"):
+        return None
+    if len(mods) == 1:
+        return conv, None
+    act = _ACTS.get(type(mods[1]))
+    return None if act is None else (conv, act)
+
+
+def fuse_pointwise(net: nn.Module) -> list[str]:
+    """Replace, in place, every :func:`pointwise_parts` ``nn.Sequential`` of ``net`` (after
+    BatchNorm folding) by a :class:`NativePointwise`; returns the replaced names. Nothing
+    is replaced without the native kernel."""
+    if native() is None:
+        return []
+    found = [(name, seq) for name, seq in net.named_modules()
+             if type(seq) is nn.Sequential and name and pointwise_parts(seq) is not None]
+    for name, seq in found:
+        conv, act = pointwise_parts(seq)  # type: ignore[misc]
+        parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+        setattr(parent, name.rpartition(".")[2], NativePointwise(conv, act, seq))
+    return [name for name, _ in found]
+
+
+__all__ = ["TILE_PIXELS", "NativePointwise", "fuse_pointwise", "pointwise_parts"]
