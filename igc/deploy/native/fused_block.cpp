@@ -629,8 +629,11 @@ OutputPool& output_pool() {  // never destroyed: no storage is freed in static d
 
 bool unreferenced(const c10::Storage& s) {
   const size_t uses = s.use_count();
-  return uses == 1 ||
-         (uses == 2 && s.unsafeGetStorageImpl()->pyobj_slot()->has_unique_reference());
+  if (uses == 1) return true;
+  // Read the wrapper's count directly (no interpreter call, so no GIL is asked for while
+  // the pool's mutex is held): 1 is the reference the storage itself holds.
+  PyObject* wrapper = s.unsafeGetStorageImpl()->pyobj_slot()->load_pyobj();
+  return uses == 2 && wrapper != nullptr && Py_REFCNT(wrapper) == 1;
 }
 
 // An uninitialised float tensor of `sizes` in channels-last layout with `options` (as
