@@ -2,9 +2,10 @@
 call of the native kernel's 1x1 product, for the fused forms of :func:`igc.deploy.optimize`.
 
 The networks' last 1x1 convolution before the pool (MobileNetV2's and IGCV3's 320 -> 1280
-at 7x7) reads its weights cold every forward: oneDNN's convolution took 0.88 ms there with
-the caches flushed, the native product (one pass over the weights per 64 pixels) 0.54 ms
-(``benchmarks/pointwise_head.py``). :class:`NativePointwise` runs it so on one thread;
+at 7x7) reads its weights cold every forward: with the caches flushed oneDNN's
+convolution and ReLU6 took 0.85-0.88 ms, the native product (one pass over the weights per
+64 pixels, the activation in registers) 0.54-0.66 ms; 0.58-0.93x on the other shapes of
+``benchmarks/pointwise_head.py``. :class:`NativePointwise` runs it so on one thread;
 elsewhere (several threads, where oneDNN splits the work and the product does not; under
 tracing, compiling, export or a dispatch mode; off the CPU or float32) it runs the
 original modules, kept as ``fallback``, so outputs and exports are as before.
