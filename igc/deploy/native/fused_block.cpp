@@ -12,7 +12,6 @@
 // expanded row is computed once).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
-#include <c10/core/InferenceMode.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -636,7 +635,7 @@ bool unreferenced(const c10::Storage& s) {
   return uses == 2 && wrapper != nullptr && Py_REFCNT(wrapper) == 1;
 }
 
-// An uninitialised float tensor of `sizes` in channels-last layout with `options` (as
+// An uninitialised tensor of `sizes` in channels-last layout with `options` (as
 // at::empty gives it), over a pooled storage where one is free.
 at::Tensor pooled_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   const auto layout = options.memory_format(at::MemoryFormat::ChannelsLast);
