@@ -10,6 +10,12 @@ or the build fails. The reason is logged once per process as one warning line an
 The kernel is registered as the custom operator ``igc::fused_block`` (``torch.library``)
 with a fake implementation that gives the output's shape, so ``torch.compile`` and
 ``torch.export`` trace through it.
+
+The kernel keeps the storages of its recent outputs (at most 32 and 64 MiB, least recently
+used out) and gives a later output of the same byte count one that nothing references any
+more (no tensor, view or numpy array of it lives): large fresh outputs are mapped by glibc
+and faulted in on every forward otherwise. :func:`pool_stats` says what it holds;
+:func:`release_buffers` frees it.
 """
 
 from __future__ import annotations
@@ -125,6 +131,26 @@ def reset() -> None:
     _state.clear()
 
 
+def pool_stats() -> dict[str, int]:
+    """The kernel's output pool: ``entries`` and ``bytes`` held, ``hits`` and ``misses``
+    (outputs taken from it or allocated, since the process started), ``enabled``,
+    ``max_entries`` and ``max_bytes``. All zero when the kernel is not loaded."""
+    module = _state.get("module")
+    if module is None:
+        return dict.fromkeys(("entries", "bytes", "hits", "misses", "enabled", "max_entries",
+                              "max_bytes"), 0)
+    return dict(module.pool_stats())  # type: ignore[attr-defined]
+
+
+def release_buffers() -> None:
+    """Free the memory the kernel's output pool retains (the storages of earlier outputs
+    that nothing else references; outputs still in use stay with their holders). Loads
+    nothing: a no-op when the kernel is not loaded. The pool refills on the next calls."""
+    module = _state.get("module")
+    if module is not None:
+        module.clear_pool()  # type: ignore[attr-defined]
+
+
 def output_shape(x_shape: Sequence[int], config: Sequence[int]) -> tuple[int, int, int, int]:
     """The output ``(N, C_out, H_out, W_out)`` of ``fused_block`` for an input shape and a
     config (layout: :class:`igc.deploy.chain.fused.FusedPlan`)."""
@@ -151,4 +177,4 @@ def _(x: torch.Tensor, params: list[torch.Tensor], config: list[int]) -> torch.T
 
 
 __all__ = ["CFLAGS", "SOURCE", "build", "fused_block", "native", "native_reason", "output_shape",
-           "reset"]
+           "pool_stats", "release_buffers", "reset"]

@@ -17,6 +17,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
 #include <vector>
 
 namespace {
@@ -668,6 +671,89 @@ Segment read_segment(int n, bool has_tail, const std::vector<int64_t>& cfg, size
 
 }  // namespace
 
+// A pool of fused_block's output buffers (issue 17). A fresh output the size of
+// IGCV2-1.0's 112x112 maps (3.2-6.4 MB) is served by glibc with mmap and given back to the
+// OS when it is freed, so every forward paid the page faults of touching it again. The
+// pool keeps the storages of recent outputs; an output of the same byte count reuses one
+// that NOBODY ELSE references, as a new tensor (its own TensorImpl: nothing of an old
+// output's Python object, flags or autograd state carries over) over that storage. A
+// storage is referenced while any tensor of it lives: the old output, a view of it (the
+// view keeps the storage alive, not the TensorImpl), a numpy array of it (it holds the
+// tensor). Such a storage is never reused. Its use_count is 1 then (the pool's), or 2 when
+// a Python object was made of the storage (x.untyped_storage()): under PyObject
+// preservation that object holds a reference and the storage keeps it alive; it is
+// unreferenced when only the storage holds it (c10/util/intrusive_ptr.h).
+// Policy: least recently used first out, at most kPoolEntries storages and kPoolBytes
+// bytes in all. A new output is pooled, then the oldest entries are dropped until both
+// bounds hold (dropping a storage still in use only drops the pool's reference: its
+// holder frees it later); an output of more than kPoolBytes is never pooled. One mutex
+// guards the pool: torch.compile may call the op without the GIL.
+namespace {
+
+constexpr size_t kPoolEntries = 32;
+constexpr size_t kPoolBytes = size_t(64) << 20;
+
+struct PoolEntry {
+  c10::Storage storage;
+  size_t nbytes;
+};
+
+struct OutputPool {
+  std::mutex mu;
+  std::vector<PoolEntry> entries;  // least recently used first
+  size_t bytes = 0;
+  int64_t hits = 0, misses = 0;
+  bool enabled = true;
+};
+
+OutputPool& output_pool() {  // never destroyed: no storage is freed in static destructors
+  static OutputPool* pool = new OutputPool;
+  return *pool;
+}
+
+bool unreferenced(const c10::Storage& s) {
+  const size_t uses = s.use_count();
+  if (uses == 1) return true;
+  // Read the wrapper's count directly (no interpreter call, so no GIL is asked for while
+  // the pool's mutex is held): 1 is the reference the storage itself holds.
+  PyObject* wrapper = s.unsafeGetStorageImpl()->pyobj_slot()->load_pyobj();
+  return uses == 2 && wrapper != nullptr && Py_REFCNT(wrapper) == 1;
+}
+
+// An uninitialised tensor of `sizes` in channels-last layout with `options` (as
+// at::empty gives it), over a pooled storage where one is free.
+at::Tensor pooled_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  const auto layout = options.memory_format(at::MemoryFormat::ChannelsLast);
+  OutputPool& pool = output_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  if (!pool.enabled) return at::empty(sizes, layout);
+  const size_t need = (size_t)c10::multiply_integers(sizes) * options.dtype().itemsize();
+  for (size_t i = 0; i < pool.entries.size(); ++i) {
+    const PoolEntry& r = pool.entries[i];
+    if (r.nbytes != need || r.storage.nbytes() != need || r.storage.device() != options.device() ||
+        !unreferenced(r.storage))  // before any copy of it
+      continue;
+    const PoolEntry e = r;
+    pool.entries.erase(pool.entries.begin() + i);
+    pool.entries.push_back(e);  // most recently used last
+    ++pool.hits;
+    return at::empty({0}, options).set_(e.storage, 0, sizes,
+                                        c10::get_channels_last_strides_2d(sizes));
+  }
+  ++pool.misses;
+  at::Tensor y = at::empty(sizes, layout);
+  if (need == 0 || need > kPoolBytes) return y;
+  pool.entries.push_back({y.storage(), need});
+  pool.bytes += need;
+  while (pool.entries.size() > kPoolEntries || pool.bytes > kPoolBytes) {
+    pool.bytes -= pool.entries.front().nbytes;
+    pool.entries.erase(pool.entries.begin());
+  }
+  return y;
+}
+
+}  // namespace
+
 // x: (N, Cin, H, W) channels-last float32. params / config: written by
 // igc.deploy.chain.fused.FusedPlan (weights repacked there). Returns (N, Cout, Ho, Wo)
 // channels-last.
@@ -707,7 +793,7 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   TORCH_CHECK(Ho >= 1 && Wo >= 1, "igc fused_block: input smaller than the kernel");
   TORCH_CHECK(!residual || (Cin == Cout && Ho == H && Wo == W),
               "igc fused_block: a residual needs equal input and output shapes");
-  at::Tensor y = at::empty({N, Cout, Ho, Wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  at::Tensor y = pooled_output({N, Cout, Ho, Wo}, x.options());
   if (N == 0) return y;
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
@@ -846,6 +932,25 @@ void set_skip(int64_t v) { g_skip = (int)v; }
 void set_stride_pad(int64_t v) { g_stride_pad = (int)v; }
 void set_half(int64_t v) { g_half = (int)v; }
 
+std::map<std::string, int64_t> pool_stats() {
+  OutputPool& pool = output_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  return {{"entries", (int64_t)pool.entries.size()}, {"bytes", (int64_t)pool.bytes},
+          {"hits", pool.hits}, {"misses", pool.misses}, {"enabled", pool.enabled},
+          {"max_entries", (int64_t)kPoolEntries}, {"max_bytes", (int64_t)kPoolBytes}};
+}
+void clear_pool() {
+  OutputPool& pool = output_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  pool.entries.clear();
+  pool.bytes = 0;
+}
+void set_pool(bool on) {
+  OutputPool& pool = output_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  pool.enabled = on;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
   m.def("segment", &segment, "igc: the 1x1 products of a segment alone ((P, C) float32)");
@@ -861,4 +966,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_half", &set_half, "benchmarks: 1 (default) runs 1x1 branches of at most 8 "
         "outputs on half vectors, 0 on full vectors with the upper lanes masked");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
+  m.def("pool_stats", &pool_stats, "the output pool: entries, bytes, hits, misses (since "
+        "the process started), enabled, max_entries, max_bytes");
+  m.def("clear_pool", &clear_pool, "drop the pool's references to its outputs (outputs still "
+        "referenced elsewhere stay alive there)");
+  m.def("set_pool", &set_pool, "benchmarks: true (default) reuses unreferenced outputs, "
+        "false allocates every output afresh (what the pool holds stays for when it is "
+        "switched on again; clear_pool frees it)");
 }
