@@ -114,8 +114,8 @@ def _calls(name: str, batch: int, runners: list[str], threads: int) -> dict:
                 made = fast = fast or optimize(model, batch=batch)
             # the input in the layout the form runs in (in a pipeline the producer writes it,
             # so the OptimizedModel's own conversion is a no-op; its micro-batches run)
-            xin = x if runner == "nchw" else x.contiguous(memory_format=torch.channels_last) \
-                if made.uses_channels_last(batch) else x.contiguous()
+            xin = x if runner == "nchw" else \
+                x.contiguous(memory_format=made.input_memory_format(batch))
             call = made.model if runner == "nchw" else made
             out[runner] = (lambda f=call, xin=xin: f(xin))
         elif runner == "onnxruntime":

@@ -265,8 +265,7 @@ def _measure(designs: list[Design], size: int, batch: int, repeats: int, cpu_tim
             except IGCError as exc:  # e.g. a form that does not take this design
                 notes.append(f"{list(d.branch_sizes)} mode {mode}: {exc}")
                 continue
-            xin = x.contiguous(memory_format=torch.channels_last) \
-                if fast.uses_channels_last(batch) else x.contiguous()
+            xin = x.contiguous(memory_format=fast.input_memory_format(batch))
             calls[f"{i}/{mode}"] = (lambda f=fast.model, xin=xin: f(xin))
             body = getattr(fast.model, "body", None)  # a FastChain, or a fused chain
             kernels[f"{i}/{mode}"] = tuple(f.form for f in getattr(body, "forms", []))

@@ -48,7 +48,8 @@ from igc.deploy.chain.fused import (
     fuse,
     residual_parent,
 )
-from igc.deploy.chain.pointwise import fuse_pointwise
+from igc.deploy.chain.pointwise import fuse_pointwise, replace_module
+from igc.deploy.chain.stem import fuse_stem
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input, run_hooked
 from igc.deploy.micro_batch import choose as choose_piece
@@ -72,10 +73,13 @@ class OptimizedModel(nn.Module):
     shuffle (the non-linear IGCV2 blocks: measured 5-10 % faster there), NHWC otherwise.
     ``mode`` says how the model was made; ``kept`` maps the path of every chain left as
     it was to the reason. ``micro_batch``: a batch larger than this runs that many images
-    at a time (:mod:`igc.deploy.micro_batch`; ``None``: all at once)."""
+    at a time (:mod:`igc.deploy.micro_batch`; ``None``: all at once). ``nchw_input``: the
+    network's stem reads NCHW and writes NHWC itself (:mod:`igc.deploy.chain.stem`), so
+    the input is left in (or put in) NCHW."""
 
     def __init__(self, model: nn.Module, mode: str, layout: str = "auto",
-                 kept: dict[str, str] | None = None, micro_batch: int | None = None) -> None:
+                 kept: dict[str, str] | None = None, micro_batch: int | None = None,
+                 nchw_input: bool = False) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise IGCError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -84,18 +88,24 @@ class OptimizedModel(nn.Module):
         self.layout = layout
         self.kept: dict[str, str] = dict(kept or {})
         self.micro_batch = _checked_piece(micro_batch)
+        self.nchw_input = bool(nchw_input) and layout != "contiguous"
         self.pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
 
     def uses_channels_last(self, batch: int) -> bool:
         """Whether a batch of ``batch`` images runs in NHWC."""
         return self.layout != "contiguous"
 
+    def input_memory_format(self, batch: int) -> torch.memory_format:
+        """The memory layout a batch of ``batch`` images is best given in (``forward``
+        puts it there): NHWC where :meth:`uses_channels_last`, but NCHW when the stem reads
+        NCHW itself (``nchw_input``)."""
+        if self.uses_channels_last(batch) and not self.nchw_input:
+            return torch.channels_last
+        return torch.contiguous_format
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            if self.uses_channels_last(x.shape[0]):
-                x = x.contiguous(memory_format=torch.channels_last)
-            else:
-                x = x.contiguous()
+            x = x.contiguous(memory_format=self.input_memory_format(x.shape[0]))
         if self.micro_batch is None:
             return self.model(x)
         return run_in_pieces(self.model, x, self.micro_batch)
@@ -108,14 +118,6 @@ def _checked_piece(micro_batch: object) -> int | None:
         raise IGCError(f"micro_batch must be a positive integer, 'auto' or None, got "
                        f"{micro_batch!r}")
     return micro_batch
-
-
-def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent = root
-    *path, last = name.split(".")
-    for part in path:
-        parent = getattr(parent, part)
-    setattr(parent, last, new)
 
 
 def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batch: int = 1,
@@ -141,7 +143,8 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     C++ compiler, with ``IGC_NO_NATIVE=1`` or when the build fails, nothing is fused
     (one warning line says why). In those three modes a 1x1 convolution outside the
     blocks (with its activation) runs as the native 1x1 product on one thread
-    (:mod:`igc.deploy.chain.pointwise`). ``layout``: see
+    (:mod:`igc.deploy.chain.pointwise`), and the stem as the native stem kernel, which
+    reads the NCHW image itself (:mod:`igc.deploy.chain.stem`). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:
@@ -188,17 +191,19 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
             except LoweringError as exc:
                 kept[name] = str(exc)
                 continue
-            _replace(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
+            replace_module(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
                                              cost, layout == "contiguous", split))
     fold_batchnorms(net, inplace=True)
+    nchw_input = False
     if mode in ("fused", "auto", "measure") and layout != "contiguous":
         fuse_pointwise(net)  # the 1x1 convolutions outside the blocks, one thread
+        nchw_input = fuse_stem(net)  # the stem reads NCHW itself
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:
         model.eval()
     piece = _micro_batch(net, example) if isinstance(micro_batch, str) else fixed
-    return OptimizedModel(net, mode, layout, kept, piece).eval()
+    return OptimizedModel(net, mode, layout, kept, piece, nchw_input).eval()
 
 
 def _micro_batch(net: nn.Module, example: torch.Tensor | None,

@@ -5,7 +5,7 @@ The networks' last 1x1 convolution before the pool (MobileNetV2's and IGCV3's 32
 at 7x7) reads its weights cold every forward: with the caches flushed oneDNN's
 convolution and ReLU6 took 0.85-0.88 ms, the native product (one pass over the weights per
 64 pixels, the activation in registers) 0.54-0.66 ms; 0.58-0.93x on the other shapes of
-``benchmarks/pointwise_head.py``. :class:`NativePointwise` runs it so on one thread;
+``benchmarks/outside_blocks.py``. :class:`NativePointwise` runs it so on one thread;
 elsewhere (several threads, where oneDNN splits the work and the product does not; under
 tracing, compiling, export or a dispatch mode; off the CPU or float32) it runs the
 original modules, kept as ``fallback``, so outputs and exports are as before.
@@ -48,7 +48,7 @@ class NativePointwise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         module = native()
-        if module is None or not _runs_native(x):
+        if module is None or not runs_native(x):
             return self.fallback(x)
         n, c, h, w = x.shape
         flat = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
@@ -57,30 +57,45 @@ class NativePointwise(nn.Module):
         return y.view(n, h, w, -1).permute(0, 3, 1, 2)
 
 
-def _runs_native(x: torch.Tensor) -> bool:
+def runs_native(x: torch.Tensor, one_thread: bool = True) -> bool:
+    """Whether a native layer outside the blocks runs on ``x``: a plain float32 CPU tensor
+    of 4 dimensions, nothing tracing, compiling, exporting or watching the call (dispatch
+    modes), and one thread unless not ``one_thread``."""
     if torch.compiler.is_compiling():  # first: dynamo cannot trace what follows
         return False
     return (type(x) is torch.Tensor and x.dim() == 4 and x.device.type == "cpu"
-            and x.dtype == torch.float32 and torch.get_num_threads() == 1
+            and x.dtype == torch.float32
+            and (not one_thread or torch.get_num_threads() == 1)
             and torch._C._len_torch_dispatch_stack() == 0
             and not torch._C._is_torch_function_mode_enabled()
             and not tracing() and not torch.jit.is_scripting())
 
 
-def pointwise_parts(seq: nn.Sequential) -> tuple[nn.Conv2d, str | None] | None:
-    """``(conv, activation name)`` when ``seq`` is a 1x1 convolution followed by
-    identities and at most one ReLU or ReLU6 (a folded conv-BN-act), else ``None``."""
+def conv_act(seq: nn.Module) -> tuple[nn.Conv2d, str | None] | None:
+    """``(conv, activation name)`` when ``seq`` is an ``nn.Sequential`` of a convolution
+    followed by identities and at most one ReLU or ReLU6 (a folded conv-BN-act), else
+    ``None``."""
+    if type(seq) is not nn.Sequential:
+        return None
     mods = [m for m in seq if not isinstance(m, nn.Identity)]
     if not mods or len(mods) > 2 or type(mods[0]) is not nn.Conv2d:
         return None
-    conv = mods[0]
+    if len(mods) == 1:
+        return mods[0], None
+    act = _ACTS.get(type(mods[1]))
+    return None if act is None else (mods[0], act)
+
+
+def pointwise_parts(seq: nn.Module) -> tuple[nn.Conv2d, str | None] | None:
+    """:func:`conv_act` when its convolution is 1x1 (no stride, padding or dilation)."""
+    found = conv_act(seq)
+    if found is None:
+        return None
+    conv = found[0]
     if (conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0)
             or conv.dilation != (1, 1) or conv.padding_mode != "zeros"):
         return None
-    if len(mods) == 1:
-        return conv, None
-    act = _ACTS.get(type(mods[1]))
-    return None if act is None else (conv, act)
+    return found
 
 
 def fuse_pointwise(net: nn.Module) -> list[str]:
@@ -90,12 +105,18 @@ def fuse_pointwise(net: nn.Module) -> list[str]:
     if native() is None:
         return []
     found = [(name, seq) for name, seq in net.named_modules()
-             if type(seq) is nn.Sequential and name and pointwise_parts(seq) is not None]
+             if name and pointwise_parts(seq) is not None]
     for name, seq in found:
         conv, act = pointwise_parts(seq)  # type: ignore[misc]
-        parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
-        setattr(parent, name.rpartition(".")[2], NativePointwise(conv, act, seq))
+        replace_module(net, name, NativePointwise(conv, act, seq))
     return [name for name, _ in found]
 
 
-__all__ = ["TILE_PIXELS", "NativePointwise", "fuse_pointwise", "pointwise_parts"]
+def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` at the dotted path ``name`` of ``root``."""
+    parent = root.get_submodule(name.rpartition(".")[0]) if "." in name else root
+    setattr(parent, name.rpartition(".")[2], new)
+
+
+__all__ = ["TILE_PIXELS", "NativePointwise", "conv_act", "fuse_pointwise", "pointwise_parts",
+           "replace_module", "runs_native"]

@@ -925,6 +925,139 @@ at::Tensor segment(const at::Tensor& x_in, const std::vector<at::Tensor>& params
   return y;
 }
 
+namespace {
+
+// The stem: a dense KxK convolution of an image with few channels, read in NCHW and
+// written in NHWC, its bias and activation fused. acc[p][v] for PB output pixels of a row
+// and NV vectors of outputs, each tap's input broadcast; the image is first copied into
+// a zero-padded plane per channel (a thread's buffer, kept), so no tap tests bounds.
+template <int PB, int NV, int ACT>
+void stem_pixels(const float* const* src, int S, const float* w, int taps, int cpad,
+                 const float* bias, float* y, int Cout, int nlast) {
+  vf acc[PB][NV];
+  _Pragma("GCC unroll 32")
+  for (int v = 0; v < NV; ++v) {
+    const vf b = vload(bias + v * VL);
+    _Pragma("GCC unroll 32")
+    for (int p = 0; p < PB; ++p) acc[p][v] = b;
+  }
+  for (int t = 0; t < taps; ++t, w += cpad) {
+    vf wv[NV];
+    _Pragma("GCC unroll 32")
+    for (int v = 0; v < NV; ++v) wv[v] = vload(w + v * VL);
+    const float* at = src[t];
+    _Pragma("GCC unroll 32")
+    for (int p = 0; p < PB; ++p) {
+      const vf a = vsplat(at[p * S]);
+      _Pragma("GCC unroll 32")
+      for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
+    }
+  }
+  _Pragma("GCC unroll 32")
+  for (int p = 0; p < PB; ++p) {
+    float* out = y + (size_t)p * Cout;
+    _Pragma("GCC unroll 32")
+    for (int v = 0; v < NV - 1; ++v) vstore(out + v * VL, activate(acc[p][v], ACT));
+    vstore_n(out + (NV - 1) * VL, activate(acc[p][NV - 1], ACT), nlast);
+  }
+}
+
+template <int PB, int NV, int ACT>
+void stem_pixels_rest(int r, const float* const* src, int S, const float* w, int taps,
+                      int cpad, const float* bias, float* y, int Cout, int nlast) {
+  if (r == PB) {
+    stem_pixels<PB, NV, ACT>(src, S, w, taps, cpad, bias, y, Cout, nlast);
+  } else if constexpr (PB > 1) {
+    stem_pixels_rest<PB - 1, NV, ACT>(r, src, S, w, taps, cpad, bias, y, Cout, nlast);
+  }
+}
+
+template <int NV, int ACT>
+void stem_row(const float* const* src, int S, int Wo, const float* w, int taps, int cpad,
+              const float* bias, float* y, int Cout) {
+  constexpr int PB = pb_for(NV);
+  const int nlast = Cout - (NV - 1) * VL;
+  std::vector<const float*> at(taps);
+  int ox = 0;
+  for (; ox + PB <= Wo; ox += PB) {
+    for (int t = 0; t < taps; ++t) at[t] = src[t] + (size_t)ox * S;
+    stem_pixels<PB, NV, ACT>(at.data(), S, w, taps, cpad, bias, y + (size_t)ox * Cout, Cout,
+                             nlast);
+  }
+  if (ox < Wo) {
+    for (int t = 0; t < taps; ++t) at[t] = src[t] + (size_t)ox * S;
+    stem_pixels_rest<PB - 1, NV, ACT>(Wo - ox, at.data(), S, w, taps, cpad, bias,
+                                      y + (size_t)ox * Cout, Cout, nlast);
+  }
+}
+
+template <int ACT>
+void stem_row_act(int nv, const float* const* src, int S, int Wo, const float* w, int taps,
+                  int cpad, const float* bias, float* y, int Cout) {
+  switch (nv) {
+    case 1: stem_row<1, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
+    case 2: stem_row<2, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
+    case 3: stem_row<3, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
+    default: stem_row<4, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
+  }
+}
+
+}  // namespace
+
+// x: (N, Cin, H, W) contiguous float32 (NCHW); w: (Cin*K*K, Cout padded to VL) with row
+// (c*K + ky)*K + kx; bias: (Cout padded). Returns act(conv(x)) as (N, Cout, Ho, Wo)
+// channels-last. Cout up to 4 vectors (64 floats on AVX-512).
+at::Tensor stem_conv(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in,
+                     int64_t Cout, int64_t K, int64_t S, int64_t pad, int64_t act) {
+  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "igc stem_conv: needs a 4-d float32 CPU tensor");
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
+  const int N = (int)x.size(0), C = (int)x.size(1), H = (int)x.size(2), W = (int)x.size(3);
+  const int cpad = (int)w.size(1), taps = C * (int)K * (int)K, nv = cpad / VL;
+  TORCH_CHECK(K >= 1 && S >= 1 && pad >= 0 && w.dim() == 2 && w.size(0) == taps &&
+                  cpad % VL == 0 && nv >= 1 && nv <= 4 && b.numel() == cpad &&
+                  Cout > (nv - 1) * VL && Cout <= cpad && act >= 0 && act <= 2,
+              "igc stem_conv: bad weights or config");
+  const int Ho = (H + 2 * (int)pad - (int)K) / (int)S + 1;
+  const int Wo = (W + 2 * (int)pad - (int)K) / (int)S + 1;
+  TORCH_CHECK(Ho >= 1 && Wo >= 1, "igc stem_conv: input smaller than the kernel");
+  const int co = (int)Cout;
+  at::Tensor y = pooled_output({N, Cout, Ho, Wo}, x.options());
+  const int Hp = H + 2 * (int)pad, Wp = W + 2 * (int)pad;
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  const int threads = std::max(1, std::min(at::get_num_threads(), Ho));
+  // the padded planes, kept: their margins are zeroed once per geometry, never written
+  thread_local std::vector<float> planes;
+  thread_local int64_t geometry[3] = {-1, -1, -1};
+  if (geometry[0] != C || geometry[1] != Hp || geometry[2] != Wp) {
+    planes.assign((size_t)C * Hp * Wp, 0.f);
+    geometry[0] = C, geometry[1] = Hp, geometry[2] = Wp;
+  }
+  for (int n = 0; n < N; ++n) {
+    for (int c = 0; c < C; ++c)
+      for (int iy = 0; iy < H; ++iy)
+        std::memcpy(planes.data() + ((size_t)c * Hp + iy + pad) * Wp + pad,
+                    xp + (((size_t)n * C + c) * H + iy) * W, sizeof(float) * W);
+    const float* pl = planes.data();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int oy = 0; oy < Ho; ++oy) {
+      std::vector<const float*> src(taps);
+      for (int c = 0, t = 0; c < C; ++c)
+        for (int ky = 0; ky < K; ++ky)
+          for (int kx = 0; kx < K; ++kx, ++t)
+            src[t] = pl + ((size_t)c * Hp + (size_t)oy * S + ky) * Wp + kx;
+      float* out = yp + ((size_t)n * Ho + oy) * Wo * co;
+      if (act == 0) stem_row_act<0>(nv, src.data(), (int)S, Wo, wp, taps, cpad, bp, out, co);
+      else if (act == 1) stem_row_act<1>(nv, src.data(), (int)S, Wo, wp, taps, cpad, bp, out, co);
+      else stem_row_act<2>(nv, src.data(), (int)S, Wo, wp, taps, cpad, bp, out, co);
+    }
+  }
+  return y;
+}
+
 int simd_width() { return VL; }
 void set_variant(int64_t v) { g_variant = (int)v; }
 void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
@@ -965,6 +1098,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "that are multiples of 1 KiB by one cache line, 0 does not");
   m.def("set_half", &set_half, "benchmarks: 1 (default) runs 1x1 branches of at most 8 "
         "outputs on half vectors, 0 on full vectors with the upper lanes masked");
+  m.def("stem_conv", &stem_conv, "igc: a dense KxK convolution of an NCHW image with few "
+        "channels, bias and activation fused, written NHWC");
   m.def("simd_width", &simd_width, "floats per SIMD vector the kernel was built for");
   m.def("pool_stats", &pool_stats, "the output pool: entries, bytes, hits, misses (since "
         "the process started), enabled, max_entries, max_bytes");

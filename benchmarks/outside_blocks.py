@@ -1,10 +1,15 @@
-"""A 1x1 convolution with its activation outside the blocks: oneDNN (PyTorch's
-``nn.Conv2d`` and the activation, NHWC) against the native 1x1 product
-(:class:`igc.deploy.chain.pointwise.NativePointwise`), one thread, with hot caches and
-with the caches flushed (a 64 MiB write) before every call, as in a network that reads
-each layer's weights once per forward.
+"""The layers outside the blocks: oneDNN (PyTorch's ``nn.Conv2d`` and the activation)
+against igc's native forms, one thread, with hot caches and with the caches flushed (a
+64 MiB write) before every call, as in a network that reads each layer's weights once
+per forward.
 
-    taskset -c 1 python benchmarks/pointwise_head.py [--repeats 15]
+    taskset -c 1 python benchmarks/outside_blocks.py [--repeats 15]
+
+* 1x1 convolutions with ReLU6 on NHWC input against the native 1x1 product
+  (:class:`igc.deploy.chain.pointwise.NativePointwise`);
+* stems, 3x3 stride 2 on a 224x224 NCHW image with ReLU: oneDNN given the image
+  converted to NHWC (what the network did) against the native stem
+  (:class:`igc.deploy.chain.stem.NativeStem`, which reads NCHW).
 
 Interleaved per shape after one warm-up call, medians; the ratio is native / oneDNN.
 """
@@ -20,11 +25,15 @@ import torch
 from torch import nn
 
 from igc.deploy.chain.pointwise import NativePointwise
+from igc.deploy.chain.stem import NativeStem
+from igc.deploy.native import native
 
 #: (C_in, C_out, images, side): MobileNetV2's final conv at batch 1 and 10, and 1x1
 #: products of the sizes in the CIFAR and ImageNet networks.
 SHAPES = ((320, 1280, 1, 7), (320, 1280, 10, 7), (64, 128, 1, 32), (128, 128, 1, 56),
           (32, 64, 1, 112), (1024, 1024, 1, 14))
+#: (C_in, C_out): the MobileNets' and IGCV3's stem, IGCV2-1.0's.
+STEMS = ((3, 32), (3, 64))
 
 
 def main() -> None:
@@ -42,22 +51,31 @@ def main() -> None:
         return time.perf_counter() - start
 
     print(f"load average before: {os.getloadavg()}")
+    cases = []
     for cin, cout, n, side in SHAPES:
         seq = nn.Sequential(nn.Conv2d(cin, cout, 1), nn.ReLU6()).eval()
-        native = NativePointwise(seq[0], "relu6", seq)
         x = torch.randn(n, cin, side, side).contiguous(memory_format=torch.channels_last)
+        cases.append((f"1x1 {cin}->{cout}, {n}x{side}x{side}", seq,
+                      NativePointwise(seq[0], "relu6", seq), x, seq))
+    for cin, cout in STEMS:
+        seq = nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1), nn.ReLU()).eval()
+        x = torch.randn(1, cin, 224, 224)
+        cases.append((f"stem {cin}->{cout}, 224x224", seq,
+                      NativeStem(seq[0], "relu", seq, native().simd_width()), x,
+                      lambda v, s=seq: s(v.contiguous(memory_format=torch.channels_last))))
+    for label, seq, native_form, x, onednn in cases:
         cells = []
         with torch.inference_mode():
-            error = (native(x) - seq(x)).abs().max().item()
+            error = (native_form(x) - seq(x)).abs().max().item()
             for cold in (False, True):
                 times: dict[str, list[float]] = {"onednn": [], "native": []}
                 for _ in range(args.repeats):
-                    times["onednn"].append(timed(lambda s=seq, v=x: s(v), cold))
-                    times["native"].append(timed(lambda m=native, v=x: m(v), cold))
+                    times["onednn"].append(timed(lambda s=onednn, v=x: s(v), cold))
+                    times["native"].append(timed(lambda m=native_form, v=x: m(v), cold))
                 a, b = (statistics.median(times[k]) for k in ("onednn", "native"))
                 cells.append(f"{'cold' if cold else 'hot'}: oneDNN {a * 1e3:.3f} ms, native "
                              f"{b * 1e3:.3f} ms ({b / a:.2f}x)")
-        print(f"{cin}->{cout}, {n}x{side}x{side} (max error {error:.1e}): " + "; ".join(cells))
+        print(f"{label} (max error {error:.1e}): " + "; ".join(cells))
     print(f"load average after: {os.getloadavg()}")
 
 
