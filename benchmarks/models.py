@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = measure(args.threads, args.batches, runners, args.repeats, pairs, clock)
         affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         head = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
-                f"{torch.__version__}, fp32, "
+                f"{torch.__version__}, fp32 (but the openvino-bf16 column: bfloat16), "
                 f"{'process CPU time' if args.cpu_time else 'wall time'}, medians over "
                 f"{args.repeats} interleaved rounds (IQR in brackets), cores allowed {affinity}.",
                 f"`uptime` before: {start}", f"`uptime` after: {uptime()}",
