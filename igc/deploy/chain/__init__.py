@@ -14,6 +14,11 @@ A trained chain runs ``conv -> BN -> [act] -> [shuffle]`` per factor. Its infere
    with machine constants that :mod:`~igc.deploy.chain.calibrate` can measure;
 5. :mod:`~igc.deploy.chain.modules` holds the **executable modules** and
    :mod:`~igc.deploy.chain.fast_chain` puts it together as :class:`FastChain`.
+
+The native forms: :mod:`~igc.deploy.chain.fused` (a whole block in one kernel call), and
+outside the blocks :mod:`~igc.deploy.chain.pointwise` (a 1x1 convolution and its
+activation) and :mod:`~igc.deploy.chain.stem` (the network's first convolution, reading
+the NCHW image).
 """
 
 from igc.deploy.chain.cost import BUILTIN, CostModel, calibration_path, cost_model
