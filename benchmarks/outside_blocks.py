@@ -9,10 +9,7 @@ per forward.
   (:class:`igc.deploy.chain.pointwise.NativePointwise`);
 * stems, 3x3 stride 2 on a 224x224 NCHW image with ReLU: oneDNN given the image
   converted to NHWC (what the network did) against the native stem
-  (:class:`igc.deploy.chain.stem.NativeStem`, which reads NCHW);
-* the global average pool of MobileNetV2's 1280 x 7 x 7 NHWC map: PyTorch's
-  ``AdaptiveAvgPool2d`` and ``Flatten`` against the mean over the NHWC view
-  (:class:`igc.deploy.chain.pool.PixelMean`; "oneDNN" stands for PyTorch there).
+  (:class:`igc.deploy.chain.stem.NativeStem`, which reads NCHW).
 
 Interleaved per shape after one warm-up call, medians; the ratio is native / oneDNN.
 """
@@ -28,7 +25,6 @@ import torch
 from torch import nn
 
 from igc.deploy.chain.pointwise import NativePointwise
-from igc.deploy.chain.pool import PixelMean
 from igc.deploy.chain.stem import NativeStem
 from igc.deploy.native import native
 
@@ -67,9 +63,6 @@ def main() -> None:
         cases.append((f"stem {cin}->{cout}, 224x224", seq,
                       NativeStem(seq[0], "relu", seq, native().simd_width()), x,
                       lambda v, s=seq: s(v.contiguous(memory_format=torch.channels_last))))
-    pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-    x = torch.randn(1, 1280, 7, 7).contiguous(memory_format=torch.channels_last)
-    cases.append(("pool 1280x7x7", pool, PixelMean(pool), x, pool))
     for label, seq, native_form, x, onednn in cases:
         cells = []
         with torch.inference_mode():

@@ -49,7 +49,6 @@ from igc.deploy.chain.fused import (
     residual_parent,
 )
 from igc.deploy.chain.pointwise import fuse_pointwise, replace_module
-from igc.deploy.chain.pool import fuse_pool
 from igc.deploy.chain.stem import fuse_stem
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input, run_hooked
@@ -144,9 +143,8 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     C++ compiler, with ``IGC_NO_NATIVE=1`` or when the build fails, nothing is fused
     (one warning line says why). In those three modes a 1x1 convolution outside the
     blocks (with its activation) runs as the native 1x1 product on one thread
-    (:mod:`igc.deploy.chain.pointwise`), the stem as the native stem kernel, which
-    reads the NCHW image itself (:mod:`igc.deploy.chain.stem`), and the global average
-    pool as a mean over the NHWC view (:mod:`igc.deploy.chain.pool`). ``layout``: see
+    (:mod:`igc.deploy.chain.pointwise`), and the stem as the native stem kernel, which
+    reads the NCHW image itself (:mod:`igc.deploy.chain.stem`). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:
@@ -200,7 +198,6 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     if mode in ("fused", "auto", "measure") and layout != "contiguous":
         fuse_pointwise(net)  # the 1x1 convolutions outside the blocks, one thread
         nchw_input = fuse_stem(net)  # the stem reads NCHW itself
-        fuse_pool(net)  # the global average pool over the NHWC view
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:
