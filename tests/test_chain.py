@@ -197,3 +197,22 @@ def test_cost_model_drives_the_choice():
         CostModel(dense_rate=-1.0)
     with pytest.raises(ValueError, match="max_branch_efficiency"):
         CostModel(max_branch_efficiency=float("nan"))
+
+
+@pytest.mark.parametrize("flag", ["torchscript", "dynamo"])
+def test_tracing_sees_either_onnx_exporters_flag(monkeypatch, flag):
+    """``tracing()`` reads the two flags ``torch.onnx.is_in_onnx_export`` reads (directly:
+    the function re-imports their modules on every call); both are seen, and so is the
+    public function where the flags moved."""
+    from igc.deploy.chain import modules
+
+    assert not modules.tracing()
+    found = modules._onnx_flags()
+    if found is None:
+        pytest.skip("this torch keeps the ONNX export flags elsewhere")
+    flags, state = found
+    if flag == "torchscript":
+        monkeypatch.setattr(state, "in_onnx_export", True)
+    else:
+        monkeypatch.setattr(flags, "_is_onnx_exporting", True)
+    assert modules.tracing() and torch.onnx.is_in_onnx_export()
