@@ -534,3 +534,15 @@ def test_stale_build_lock_of_a_killed_build_does_not_hang(tmp_path):
     code = "from igc.deploy.native import native; assert native() is not None"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=240)
     assert not stale.exists()
+
+
+def test_a_gradient_asked_of_the_fused_form_is_refused_not_dropped(fused_kernel):
+    """The kernel has no backward: with an input that requires grad the custom operator
+    runs, whose output refuses a backward in one line (the kernel's own output would carry
+    no gradient at all, and a backward through the rest of a graph would skip the input)."""
+    fused = optimize(_randomize(IGCV3Block(8, 8)), "fused")
+    x = torch.randn(1, 8, 5, 5, requires_grad=True)
+    y = fused(x)
+    assert y.grad_fn is not None
+    with pytest.raises(RuntimeError, match="no autograd formula"):
+        y.sum().backward()

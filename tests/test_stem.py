@@ -112,3 +112,28 @@ def test_nothing_is_replaced_without_the_kernel(monkeypatch):
     monkeypatch.setattr(stem, "native", lambda: None)
     net = nn.Sequential(_stem())
     assert not fuse_stem(net) and isinstance(net[0], nn.Sequential)
+
+
+def test_gradients_through_the_stem_come_from_the_modules(lanes):
+    seq = _stem()
+    native_form = NativeStem(*stem_parts(seq, lanes), seq, lanes)
+    x = torch.randn(1, 3, 12, 12, requires_grad=True)
+    native_form(x).sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    seq(x2).sum().backward()
+    assert torch.allclose(x.grad, x2.grad)
+
+
+def test_kept_padding_is_zero_after_another_geometry_of_the_same_padded_size(lanes):
+    """The kernel keeps its zero-padded planes between calls: an 11x11 image with padding
+    1 and a 9x9 one with padding 2 have the same padded size (13x13) but different
+    margins; the second must not read the first's pixels as padding (found by the
+    hypothesis test above: it failed only when such a call came first)."""
+    torch.manual_seed(0)
+    wide, narrow = _stem(3, 8, 3, 1, 1, None), _stem(3, 8, 5, 1, 2, None)
+    first = NativeStem(*stem_parts(wide, lanes), wide, lanes)
+    second = NativeStem(*stem_parts(narrow, lanes), narrow, lanes)
+    with torch.inference_mode(), num_threads(1):
+        first(torch.randn(1, 3, 11, 11) + 10)
+        x = torch.randn(1, 3, 9, 9)
+        assert (second(x) - narrow(x)).abs().max() < 1e-4

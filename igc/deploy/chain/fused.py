@@ -296,11 +296,14 @@ class FusedChain(nn.Module):
 
 def _plain_eager(x: torch.Tensor) -> bool:
     """True when nothing watches the call: a plain tensor, no tracer or compiler, no
-    dispatch mode (FlopCounterMode, fake tensors, profiling modes see the custom operator)."""
+    dispatch mode (FlopCounterMode, fake tensors, profiling modes see the custom operator),
+    no gradient asked for (the operator's output then refuses a backward in one line, where
+    the kernel's own output would have no gradient at all)."""
     if torch.compiler.is_compiling():  # first: dynamo cannot trace what follows
         return False
     return (type(x) is torch.Tensor and torch._C._len_torch_dispatch_stack() == 0
-            and not torch._C._is_torch_function_mode_enabled() and not tracing())
+            and not torch._C._is_torch_function_mode_enabled() and not tracing()
+            and not (x.requires_grad and torch.is_grad_enabled()))
 
 
 def _use_fallback() -> bool:

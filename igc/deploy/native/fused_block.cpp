@@ -1029,12 +1029,14 @@ at::Tensor stem_conv(const at::Tensor& x_in, const at::Tensor& w_in, const at::T
   const float* wp = w.data_ptr<float>();
   const float* bp = b.data_ptr<float>();
   const int threads = std::max(1, std::min(at::get_num_threads(), Ho));
-  // the padded planes, kept: their margins are zeroed once per geometry, never written
+  // the padded planes, kept: their margins are zeroed once per geometry and never
+  // written (the geometry is the image's and the padding's, not only the padded size:
+  // another image and padding of the same padded size writes the margins of this one)
   thread_local std::vector<float> planes;
-  thread_local int64_t geometry[3] = {-1, -1, -1};
-  if (geometry[0] != C || geometry[1] != Hp || geometry[2] != Wp) {
+  thread_local int64_t geometry[4] = {-1, -1, -1, -1};
+  if (geometry[0] != C || geometry[1] != H || geometry[2] != W || geometry[3] != pad) {
     planes.assign((size_t)C * Hp * Wp, 0.f);
-    geometry[0] = C, geometry[1] = Hp, geometry[2] = Wp;
+    geometry[0] = C, geometry[1] = H, geometry[2] = W, geometry[3] = pad;
   }
   for (int n = 0; n < N; ++n) {
     for (int c = 0; c < C; ++c)
