@@ -7,8 +7,9 @@ convolution and ReLU6 took 0.85-0.88 ms, the native product (one pass over the w
 64 pixels, the activation in registers) 0.54-0.66 ms; 0.58-0.93x on the other shapes of
 ``benchmarks/outside_blocks.py``. :class:`NativePointwise` runs it so on one thread;
 elsewhere (several threads, where oneDNN splits the work and the product does not; under
-tracing, compiling, export or a dispatch mode; off the CPU or float32) it runs the
-original modules, kept as ``fallback``, so outputs and exports are as before.
+tracing, compiling, export or a dispatch mode; off the CPU or float32; for an input
+that asks for a gradient) it runs the original modules, kept as ``fallback``, so outputs,
+gradients and exports are as before.
 
 Shapes: ``(N, C_in, H, W) -> (N, C_out, H, W)`` in channels-last memory.
 """

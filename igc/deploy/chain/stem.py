@@ -6,7 +6,8 @@ The kernel reads the image in NCHW (as it arrives) and writes NHWC (as the block
 it), so the input is not converted first: with oneDNN the input's conversion to NHWC and
 the convolution took about twice the kernel's time for MobileNet's 3 -> 32 stem at
 224x224 (``benchmarks/outside_blocks.py``). Under tracing, compiling, export or a
-dispatch mode, off the CPU or float32, the original modules (kept as ``fallback``) run.
+dispatch mode, off the CPU or float32, and for an input that asks for a gradient (the
+kernel has no backward), the original modules (kept as ``fallback``) run.
 
 Shapes: ``(N, C_in, H, W)``, ``C_in`` at most :data:`STEM_CHANNELS`, ->
 ``(N, C_out, H_out, W_out)`` in channels-last memory.
