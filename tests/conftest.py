@@ -30,6 +30,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 # ------------------------------------------------------------------------------ threads
+@pytest.fixture(scope="session")
+def native_kernel():
+    """The native kernel module, built (or loaded from torch's cache) once per test session;
+    the test is skipped where it cannot be built."""
+    from igc.deploy import native as nat
+
+    module = nat.native()
+    if module is None:
+        pytest.skip(f"no native kernel here: {nat.native_reason()}")
+    return module
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """One torch thread for a module of many tiny passes (OpenMP stalls on a shared 2-core

@@ -1,7 +1,7 @@
 """The fused form (``optimize(mode="fused")``): one native kernel call per IGC block, equal
 to the eval-mode block over random shapes, strides, widths, loose designs, batch sizes and
 thread counts; the custom operator under torch.library checks and torch.export; refusals
-and fallbacks in one line. The native build runs once per session (``fused_kernel``)."""
+and fallbacks in one line. The native build runs once per session (``native_kernel``)."""
 
 from __future__ import annotations
 
@@ -34,15 +34,6 @@ from igc.layers import (
 from igc.runtime import num_threads
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def fused_kernel():
-    """The native kernel, built (or loaded from torch's cache) once per test session."""
-    module = nat.native()
-    if module is None:
-        pytest.skip(f"no native kernel here: {nat.native_reason()}")
-    return module
 
 
 def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -118,7 +109,7 @@ def _assert_same_with_switch(fused, x, switch, off, on) -> None:
        st.sampled_from((1, 2)), st.sampled_from(((2, 2), (2, 3), (3, 2), (1, 2))),
        st.sampled_from((1, 2, 5)), st.integers(1, 9), st.integers(1, 9),
        st.sampled_from((1, 2)), st.sampled_from((0, 1, 2, 3)), st.integers(0, 2**16))
-def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, stride, groups,
+def test_random_blocks_equal_the_eval_model(native_kernel, kind, cin, cout, stride, groups,
                                             batch, h, w, threads, tile_rows, seed):
     """Random families, widths not divisible by the SIMD width, strides 1 and 2, strict
     and loose designs, odd map sizes, batches 1-5, one and two threads, one to three
@@ -139,7 +130,7 @@ def test_random_blocks_equal_the_eval_model(fused_kernel, kind, cin, cout, strid
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 8), st.sampled_from((2, 4, 8)), st.sampled_from((1, 2)),
        st.booleans(), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**16))
-def test_narrow_branches_run_on_half_vectors(fused_kernel, outs, groups, stride, nonlinear,
+def test_narrow_branches_run_on_half_vectors(native_kernel, outs, groups, stride, nonlinear,
                                              pixels, batch, seed):
     """IGCV2 blocks whose 1x1 branches have 1-8 outputs (IGCV2's branches of 8 channels,
     and narrower ones joined up to 8): the kernel's half-vector product
@@ -154,14 +145,14 @@ def test_narrow_branches_run_on_half_vectors(fused_kernel, outs, groups, stride,
     chain = next(m for m in fused.modules() if isinstance(m, FusedChain))
     n = chain.config[10] + chain.config[12]
     assert any(chain.config[16 + 4 * i] <= 8 for i in range(n))  # some factor is narrow
-    _assert_same_with_switch(fused, x, fused_kernel.set_half, 0, 1)
+    _assert_same_with_switch(fused, x, native_kernel.set_half, 0, 1)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(("xception", "mobilenetv1", "mobilenetv2")), st.integers(1, 40),
        st.integers(1, 40), st.sampled_from((1, 2)), st.integers(1, 7), st.integers(1, 41),
        st.sampled_from((1, 2)), st.sampled_from((0, 1, 2, 3)), st.integers(0, 2**16))
-def test_depthwise_pass_over_widths_and_map_widths(fused_kernel, kind, cin, cout, stride, h,
+def test_depthwise_pass_over_widths_and_map_widths(native_kernel, kind, cin, cout, stride, h,
                                                    w, batch, tile_rows, seed):
     """The register-blocked depthwise 3x3 pass (several output pixels per block and the
     pixel tail): channel widths 1-40 (around the 8- and 16-float vectors), map widths
@@ -177,7 +168,7 @@ def test_depthwise_pass_over_widths_and_map_widths(fused_kernel, kind, cin, cout
        st.sampled_from((1, 2, 4)), st.sampled_from((1, 2, 4)), st.integers(1, 12),
        st.integers(1, 170), st.integers(1, 40), st.integers(1, 60), st.integers(1, 70),
        st.integers(0, 2**16))
-def test_segment_products_equal_the_segment_matrix(fused_kernel, kind, g1, g2, a, b, c,
+def test_segment_products_equal_the_segment_matrix(native_kernel, kind, g1, g2, a, b, c,
                                                    pixels, tile, seed):
     """The 1x1 micro-kernels alone (the native ``segment`` entry) on every segment of
     random blocks: branch widths of 1 to 10 SIMD vectors and not multiples of them (every
@@ -194,7 +185,7 @@ def test_segment_products_equal_the_segment_matrix(fused_kernel, kind, g1, g2, a
         block = IGCV2Block(hidden, hidden * g2 // g1, groups=(g1, g2), nonlinear=True)
     else:
         block = XceptionBlock(cin, hidden, nonlinear=True)
-    _check_segments(fused_kernel, _randomize(block, seed), pixels, tile)
+    _check_segments(native_kernel, _randomize(block, seed), pixels, tile)
 
 
 def _check_segments(kernel, block: nn.Module, pixels: int, tile: int) -> None:
@@ -216,7 +207,7 @@ def _check_segments(kernel, block: nn.Module, pixels: int, tile: int) -> None:
 @given(st.sampled_from((1, 2, 3, 4, 8)), st.sampled_from((1, 2, 3, 4, 8)), st.integers(1, 6),
        st.integers(1, 9), st.integers(1, 17), st.sampled_from((1, 2)), st.integers(1, 9),
        st.integers(1, 9), st.integers(0, 2**16))
-def test_narrow_branches_around_8_and_16_outputs(fused_kernel, g1, g2, a, b, c, stride, h,
+def test_narrow_branches_around_8_and_16_outputs(native_kernel, g1, g2, a, b, c, stride, h,
                                                  w, seed):
     """Branches of 1-17 outputs (the 8-lane path for at most 8, narrower ones joined up
     to 8, the 16-lane path with its masked last vector above): the segments alone over
@@ -225,7 +216,7 @@ def test_narrow_branches_around_8_and_16_outputs(fused_kernel, g1, g2, a, b, c, 
     torch.manual_seed(seed)
     block = _randomize(IGCV3Block(g1 * a, g2 * c, stride, hidden=g1 * g2 * b, g1=g1, g2=g2),
                        seed)
-    _check_segments(fused_kernel, block, 1 + seed % 40, 1 + seed % 12)
+    _check_segments(native_kernel, block, 1 + seed % 40, 1 + seed % 12)
     _check(block, torch.randn(1 + seed % 2, g1 * a, h, w), 1 + seed % 2)
 
 
@@ -233,7 +224,7 @@ def test_narrow_branches_around_8_and_16_outputs(fused_kernel, g1, g2, a, b, c, 
 @given(st.sampled_from((1, 2, 4, 8)), st.integers(1, 3), st.sampled_from((16, 32, 48)),
        st.sampled_from((1, 2)), st.integers(1, 9), st.integers(1, 9), st.integers(1, 3),
        st.booleans(), st.booleans(), st.integers(0, 2**16))
-def test_interleave_of_8_branches_runs_as_transposes(fused_kernel, g1, a, o, stride, h, w,
+def test_interleave_of_8_branches_runs_as_transposes(native_kernel, g1, a, o, stride, h, w,
                                                      batch, nonlinear, skip, seed):
     """IGCV2's trailing shuffle after a factor of 8 branches of a multiple of 16 outputs
     (the kernel's register transposes instead of gathers): odd map sizes, strides 1 and 2,
@@ -251,14 +242,14 @@ def test_interleave_of_8_branches_runs_as_transposes(fused_kernel, g1, a, o, str
     assert torch.equal(tail.long(), (c % 8) * o + c // 8)  # the pattern the kernel detects
     x = torch.randn(batch, cin, h, w)
     fused = _check(block, x, 1 + seed % 2, seed % 3)
-    _assert_same_with_switch(fused, x, fused_kernel.set_variant, -2, 0)  # the gather path
+    _assert_same_with_switch(fused, x, native_kernel.set_variant, -2, 0)  # the gather path
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(("igcv2", "igcv3", "mobilenetv1", "mobilenetv2")),
        st.sampled_from((256, 512)), st.sampled_from((1, 2)), st.integers(1, 7),
        st.integers(1, 9), st.integers(1, 2), st.integers(0, 2**16))
-def test_padded_pixel_strides_at_widths_of_whole_kib(fused_kernel, kind, c, stride, h, w,
+def test_padded_pixel_strides_at_widths_of_whole_kib(native_kernel, kind, c, stride, h, w,
                                                      batch, seed):
     """Channel counts that are multiples of 256 (pixel strides of whole KiB, padded by a
     cache line in the ring, the spatial result and the scratch rows): against the eval
@@ -275,11 +266,11 @@ def test_padded_pixel_strides_at_widths_of_whole_kib(fused_kernel, kind, c, stri
     cin = c // 4 if kind in ("igcv3", "mobilenetv2") else c
     x = torch.randn(batch, cin, h, w)
     fused = _check(block, x, 1 + seed % 2, seed % 3)
-    _assert_same_with_switch(fused, x, fused_kernel.set_stride_pad, 0, 1)  # no padding
+    _assert_same_with_switch(fused, x, native_kernel.set_stride_pad, 0, 1)  # no padding
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_buffers_kept_between_blocks_are_clean_where_read(fused_kernel, threads):
+def test_buffers_kept_between_blocks_are_clean_where_read(native_kernel, threads):
     """The per-thread input ring is only zeroed where nothing writes (padding pixels,
     lanes outside the channels, the zero row): blocks of other widths, paddings and
     group sizes run one after another on large inputs, so a lane left from the block
@@ -296,14 +287,14 @@ def test_buffers_kept_between_blocks_are_clean_where_read(fused_kernel, threads)
 
 @pytest.mark.parametrize("batch", [1, 32])
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_family_at_batch_1_and_32(fused_kernel, kind, batch):
+def test_each_family_at_batch_1_and_32(native_kernel, kind, batch):
     block = _randomize(_make(kind, 36, 36, 1, (2, 2)))
     fused = _check(block, torch.randn(batch, 36, 8, 8), threads=2)
     rows = block_forms(fused)
     assert rows and all(r.form == "fused" for r in rows)
 
 
-def test_residual_block_adds_its_input_once(fused_kernel):
+def test_residual_block_adds_its_input_once(native_kernel):
     """IGCV3 with an identity skip: the kernel adds the input; the block's own skip is
     switched off so that it is not added twice."""
     block = _randomize(IGCV3Block(16, 16, 1))
@@ -312,7 +303,7 @@ def test_residual_block_adds_its_input_once(fused_kernel):
     assert fused.model.body.residual and not fused.model.skip
 
 
-def test_any_memory_layout_and_non_contiguous_input(fused_kernel):
+def test_any_memory_layout_and_non_contiguous_input(native_kernel):
     block = _randomize(IGCV2Block(32, 32, groups=(4, 8), nonlinear=True))
     x = torch.randn(2, 32, 10, 14)
     fused = optimize(block, "fused", example=x)
@@ -324,14 +315,14 @@ def test_any_memory_layout_and_non_contiguous_input(fused_kernel):
             assert (fused(variant) - expect).abs().max() < 1e-4
 
 
-def test_half_and_cuda_input_are_refused_in_one_line(fused_kernel):
+def test_half_and_cuda_input_are_refused_in_one_line(native_kernel):
     fused = optimize(_randomize(IGCV2Block(16, 16, groups=(2, 8))), "fused")
     with pytest.raises(IGCError, match="float32 CPU input") as info:
         fused(torch.randn(1, 16, 4, 4).half())
     assert "\n" not in str(info.value)
 
 
-def test_batch_zero_and_larger_batches_than_planned(fused_kernel):
+def test_batch_zero_and_larger_batches_than_planned(native_kernel):
     block = _randomize(IGCV3Block(12, 12))
     fused = optimize(block, "fused", batch=1)
     with torch.inference_mode():
@@ -345,7 +336,7 @@ class _Swish(nn.Module):
         return x * torch.sigmoid(x)
 
 
-def test_unsupported_activation_keeps_the_pytorch_form_and_says_why(fused_kernel):
+def test_unsupported_activation_keeps_the_pytorch_form_and_says_why(native_kernel):
     block = _randomize(IGCV2Block(16, 16, groups=(2, 8), nonlinear=True, act_layer=_Swish))
     x = torch.randn(2, 16, 6, 6)
     fused = optimize(block, "fused", example=x)
@@ -384,7 +375,7 @@ def test_cost_rule_vetoes_only_large_dense_products_over_many_pixels():
     assert veto(IGCV2Block(64, 64, branch_sizes=(8, 8))) == ""
 
 
-def test_auto_and_measure_modes_keep_the_outputs(fused_kernel):
+def test_auto_and_measure_modes_keep_the_outputs(native_kernel):
     block = _randomize(IGCV2Block(128, 128, groups=(8, 8), nonlinear=True))
     x = torch.randn(1, 128, 7, 7)
     auto = optimize(block, "auto", example=x, cost=replace(BUILTIN, fused_rate=1e17))
@@ -397,7 +388,7 @@ def test_auto_and_measure_modes_keep_the_outputs(fused_kernel):
             assert (m(x) - block(x)).abs().max() < 1e-4
 
 
-def test_custom_operator_passes_opcheck_and_torch_export(fused_kernel):
+def test_custom_operator_passes_opcheck_and_torch_export(native_kernel):
     block = _randomize(IGCV3Block(8, 8))
     x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
     fused = optimize(block, "fused")
@@ -409,7 +400,7 @@ def test_custom_operator_passes_opcheck_and_torch_export(fused_kernel):
         assert (program.module()(x) - block(x)).abs().max() < 1e-4
 
 
-def test_plain_eager_calls_the_kernel_and_watched_calls_the_operator(fused_kernel, monkeypatch):
+def test_plain_eager_calls_the_kernel_and_watched_calls_the_operator(native_kernel, monkeypatch):
     """Plain eager calls go straight to the native module (the custom operator's Python
     dispatch costs ~13 us a call); under a dispatch mode (FlopCounterMode, fake tensors,
     profilers) the operator is called, so the mode sees it. Same outputs either way."""
@@ -442,7 +433,7 @@ def test_plain_eager_calls_the_kernel_and_watched_calls_the_operator(fused_kerne
     assert (plain - want).abs().max() < 1e-4
 
 
-def test_params_follow_replaced_buffers(fused_kernel):
+def test_params_follow_replaced_buffers(native_kernel):
     """The kernel reads the module's buffers as they are now (no stale cached list)."""
     block = _randomize(IGCV3Block(8, 8))
     fused = optimize(block, "fused")
@@ -456,7 +447,7 @@ def test_params_follow_replaced_buffers(fused_kernel):
 
 
 @pytest.mark.slow
-def test_torch_compile_traces_the_custom_operator(fused_kernel):
+def test_torch_compile_traces_the_custom_operator(native_kernel):
     block = _randomize(IGCV2Block(16, 16, groups=(2, 8), nonlinear=True))
     x = torch.randn(2, 16, 6, 6)
     compiled = torch.compile(optimize(block, "fused"), fullgraph=True)
@@ -464,7 +455,7 @@ def test_torch_compile_traces_the_custom_operator(fused_kernel):
         assert (compiled(x) - block(x)).abs().max() < 1e-4
 
 
-def test_onnx_export_sees_the_pytorch_form(fused_kernel):
+def test_onnx_export_sees_the_pytorch_form(native_kernel):
     pytest.importorskip("onnx")
     from igc.deploy.export import onnx_bytes
 
@@ -536,7 +527,7 @@ def test_stale_build_lock_of_a_killed_build_does_not_hang(tmp_path):
     assert not stale.exists()
 
 
-def test_a_gradient_asked_of_the_fused_form_is_refused_not_dropped(fused_kernel):
+def test_a_gradient_asked_of_the_fused_form_is_refused_not_dropped(native_kernel):
     """The kernel has no backward: with an input that requires grad the custom operator
     runs, whose output refuses a backward in one line (the kernel's own output would carry
     no gradient at all, and a backward through the rest of a graph would skip the input)."""

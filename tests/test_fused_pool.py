@@ -22,14 +22,6 @@ from igc.layers import IGCV2Block, IGCV3Block
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    module = nat.native()
-    if module is None:
-        pytest.skip(f"no native kernel here: {nat.native_reason()}")
-    return module
-
-
-@pytest.fixture(scope="module")
 def net() -> tuple[nn.Module, nn.Module]:
     """A small network of fused blocks (residual IGCV3, IGCV2 with a stride) and its eval
     model: consecutive outputs of equal size, so a wrong reuse would overwrite an input."""
@@ -55,7 +47,7 @@ def _hits() -> int:
                                                                   HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(5, 20), st.integers(5, 20)),
                 min_size=2, max_size=6), st.sampled_from(sorted(MODES)), st.integers(0, 2**16))
-def test_outputs_equal_the_eval_model_over_many_forwards(kernel, net, shapes, mode, seed):
+def test_outputs_equal_the_eval_model_over_many_forwards(native_kernel, net, shapes, mode, seed):
     """Each forward of a sequence of input sizes (repeated: the second pass reuses the
     first's buffers) equals the eval model."""
     model, fused = net
@@ -87,7 +79,7 @@ def _held(fused: nn.Module, x1: torch.Tensor, mode: str) -> Iterator[torch.Tenso
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_a_held_output_is_never_overwritten(kernel, net, mode):
+def test_a_held_output_is_never_overwritten(native_kernel, net, mode):
     _, fused = net
     x1 = torch.randn(1, 16, 12, 12)
     with _held(fused, x1, mode) as y1:
@@ -96,7 +88,7 @@ def test_a_held_output_is_never_overwritten(kernel, net, mode):
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_a_view_of_a_dropped_output_keeps_its_buffer(kernel, net, mode):
+def test_a_view_of_a_dropped_output_keeps_its_buffer(native_kernel, net, mode):
     _, fused = net
     x1 = torch.randn(1, 16, 12, 12)
     with _held(fused, x1, mode) as y1:
@@ -107,7 +99,7 @@ def test_a_view_of_a_dropped_output_keeps_its_buffer(kernel, net, mode):
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_a_numpy_array_of_a_dropped_output_keeps_its_buffer(kernel, net, mode):
+def test_a_numpy_array_of_a_dropped_output_keeps_its_buffer(native_kernel, net, mode):
     _, fused = net
     x1 = torch.randn(1, 16, 12, 12)
     with _held(fused, x1, mode) as y1:
@@ -117,7 +109,7 @@ def test_a_numpy_array_of_a_dropped_output_keeps_its_buffer(kernel, net, mode):
     assert np.array_equal(array, copy)
 
 
-def test_a_storage_object_keeps_its_buffer_until_it_is_dropped(kernel):
+def test_a_storage_object_keeps_its_buffer_until_it_is_dropped(native_kernel):
     """``untyped_storage()`` makes a Python object of the storage, which the storage then
     keeps alive: while the object is referenced the buffer is not reused, once only the
     storage holds it the buffer is free again (the pool's oldest of its size: reused
@@ -139,7 +131,7 @@ def test_a_storage_object_keeps_its_buffer_until_it_is_dropped(kernel):
         assert fused(x2).data_ptr() == address
 
 
-def test_the_pool_stays_within_its_bounds(kernel):
+def test_the_pool_stays_within_its_bounds(native_kernel):
     """Outputs of many sizes, some of several MB: the pool never holds more than its byte
     cap and entry count, and an output larger than the cap is never pooled."""
     block = randomize_bn(IGCV2Block(64, 64, 1, groups=(4, 16)))
@@ -163,7 +155,7 @@ def test_the_pool_stays_within_its_bounds(kernel):
         assert nat.pool_stats()["bytes"] == held
 
 
-def test_release_buffers_empties_the_pool_and_set_pool_switches_it(kernel, net):
+def test_release_buffers_empties_the_pool_and_set_pool_switches_it(native_kernel, net):
     _, fused = net
     x = torch.randn(2, 16, 9, 9)
     with torch.inference_mode():
@@ -172,7 +164,7 @@ def test_release_buffers_empties_the_pool_and_set_pool_switches_it(kernel, net):
         nat.release_buffers()
         stats = nat.pool_stats()
         assert stats["entries"] == 0 and stats["bytes"] == 0
-        kernel.set_pool(False)
+        native_kernel.set_pool(False)
         try:
             hits = _hits()
             for _ in range(3):
@@ -181,7 +173,7 @@ def test_release_buffers_empties_the_pool_and_set_pool_switches_it(kernel, net):
             stats = nat.pool_stats()
             assert stats["entries"] == 0 and stats["hits"] == hits and not stats["enabled"]
         finally:
-            kernel.set_pool(True)
+            native_kernel.set_pool(True)
         fused(x)
         hits = _hits()
         pooled = fused(x)
@@ -200,7 +192,7 @@ def test_pool_stats_and_release_buffers_without_the_kernel(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["compile", "export"])
-def test_compiled_and_exported_models_reuse_the_pool_safely(kernel, net, path):
+def test_compiled_and_exported_models_reuse_the_pool_safely(native_kernel, net, path):
     """torch.compile's and torch.export's graphs call the custom operator: their outputs
     equal the eval model's over repeated calls, the pool is reused, a held output stays."""
     model, fused = net

@@ -10,18 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from igc.deploy import native as nat
 from igc.deploy import optimize
 from igc.deploy.chain.pointwise import NativePointwise, fuse_pointwise, pointwise_parts
 from igc.models.registry import create_model
 from igc.runtime import num_threads
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    if nat.native() is None:
-        pytest.skip(f"no native kernel here: {nat.native_reason()}")
-    return nat.native()
 
 
 @pytest.mark.parametrize(("seq", "want"), [
@@ -54,7 +46,7 @@ def test_other_modules_are_left_alone(seq):
        n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
        act=st.sampled_from([None, nn.ReLU, nn.ReLU6]), channels_last=st.booleans(),
        seed=st.integers(0, 2**16))
-def test_outputs_equal_the_modules(kernel, cin_g, cout_g, groups, n, h, w, act,
+def test_outputs_equal_the_modules(native_kernel, cin_g, cout_g, groups, n, h, w, act,
                                    channels_last, seed):
     torch.manual_seed(seed)
     mods = [nn.Conv2d(cin_g * groups, cout_g * groups, 1, groups=groups)]
@@ -71,7 +63,7 @@ def test_outputs_equal_the_modules(kernel, cin_g, cout_g, groups, n, h, w, act,
     assert (got - want).abs().max() <= 1e-5 * (1 + want.abs().max())
 
 
-def test_the_native_product_runs_on_one_thread_only(kernel, monkeypatch):
+def test_the_native_product_runs_on_one_thread_only(native_kernel, monkeypatch):
     seq = nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU()).eval()
     native_form = NativePointwise(seq[0], "relu", seq)
     x = torch.randn(2, 8, 5, 5)
@@ -86,7 +78,7 @@ def test_the_native_product_runs_on_one_thread_only(kernel, monkeypatch):
         assert calls == [1]  # oneDNN splits the work over threads; the product would not
 
 
-def test_optimized_networks_use_it_and_equal_the_eval_model(kernel):
+def test_optimized_networks_use_it_and_equal_the_eval_model(native_kernel):
     model = create_model("igcv3_070").eval()
     x = torch.randn(1, 3, 96, 96)
     with torch.inference_mode(), num_threads(1):
@@ -98,7 +90,7 @@ def test_optimized_networks_use_it_and_equal_the_eval_model(kernel):
     assert not isinstance(optimize(model, "grouped").model.final_conv, NativePointwise)
 
 
-def test_export_and_tracing_see_the_modules(kernel):
+def test_export_and_tracing_see_the_modules(native_kernel):
     seq = nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU6()).eval()
     net = nn.Sequential(nn.Identity(), seq)
     assert fuse_pointwise(net) == ["1"]

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from igc.deploy import native as nat
 from igc.deploy import optimize
 from igc.deploy.chain.stem import NativeStem, fuse_stem, stem_parts
 from igc.layers import IGCV3Block
@@ -19,10 +18,8 @@ from igc.runtime import num_threads
 
 
 @pytest.fixture(scope="module")
-def lanes():
-    if nat.native() is None:
-        pytest.skip(f"no native kernel here: {nat.native_reason()}")
-    return nat.native().simd_width()
+def lanes(native_kernel):
+    return native_kernel.simd_width()
 
 
 def _stem(cin=3, cout=32, k=3, stride=2, pad=1, act=nn.ReLU):

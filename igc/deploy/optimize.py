@@ -49,7 +49,7 @@ from igc.deploy.chain.fused import (
     residual_parent,
 )
 from igc.deploy.chain.pointwise import fuse_pointwise, replace_module
-from igc.deploy.chain.stem import fuse_stem
+from igc.deploy.chain.stem import NativeStem, fuse_stem
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input, run_hooked
 from igc.deploy.micro_batch import choose as choose_piece
@@ -73,13 +73,12 @@ class OptimizedModel(nn.Module):
     shuffle (the non-linear IGCV2 blocks: measured 5-10 % faster there), NHWC otherwise.
     ``mode`` says how the model was made; ``kept`` maps the path of every chain left as
     it was to the reason. ``micro_batch``: a batch larger than this runs that many images
-    at a time (:mod:`igc.deploy.micro_batch`; ``None``: all at once). ``nchw_input``: the
-    network's stem reads NCHW and writes NHWC itself (:mod:`igc.deploy.chain.stem`), so
-    the input is left in (or put in) NCHW."""
+    at a time (:mod:`igc.deploy.micro_batch`; ``None``: all at once). ``nchw_input``
+    (read from ``model``): its stem is a :class:`~igc.deploy.chain.stem.NativeStem`, which
+    reads NCHW and writes NHWC itself, so the input is left in (or put in) NCHW."""
 
     def __init__(self, model: nn.Module, mode: str, layout: str = "auto",
-                 kept: dict[str, str] | None = None, micro_batch: int | None = None,
-                 nchw_input: bool = False) -> None:
+                 kept: dict[str, str] | None = None, micro_batch: int | None = None) -> None:
         super().__init__()
         if layout not in LAYOUTS:
             raise IGCError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -88,7 +87,8 @@ class OptimizedModel(nn.Module):
         self.layout = layout
         self.kept: dict[str, str] = dict(kept or {})
         self.micro_batch = _checked_piece(micro_batch)
-        self.nchw_input = bool(nchw_input) and layout != "contiguous"
+        self.nchw_input = layout != "contiguous" and any(
+            isinstance(m, NativeStem) for m in model.modules())
         self.pretrained_cfg = dict(getattr(model, "pretrained_cfg", None) or {})
 
     def uses_channels_last(self, batch: int) -> bool:
@@ -194,16 +194,15 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
             replace_module(net, name, _maybe_fused(net, name, chain, fast, mode, shapes.get(name),
                                              cost, layout == "contiguous", split))
     fold_batchnorms(net, inplace=True)
-    nchw_input = False
     if mode in ("fused", "auto", "measure") and layout != "contiguous":
         fuse_pointwise(net)  # the 1x1 convolutions outside the blocks, one thread
-        nchw_input = fuse_stem(net)  # the stem reads NCHW itself
+        fuse_stem(net)  # the stem reads NCHW itself
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:
         model.eval()
     piece = _micro_batch(net, example) if isinstance(micro_batch, str) else fixed
-    return OptimizedModel(net, mode, layout, kept, piece, nchw_input).eval()
+    return OptimizedModel(net, mode, layout, kept, piece).eval()
 
 
 def _micro_batch(net: nn.Module, example: torch.Tensor | None,
