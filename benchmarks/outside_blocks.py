@@ -9,9 +9,14 @@ per forward.
   (:class:`igc.deploy.chain.pointwise.NativePointwise`);
 * stems, 3x3 stride 2 on a 224x224 NCHW image with ReLU: oneDNN given the image
   converted to NHWC (what the network did) against the native stem
-  (:class:`igc.deploy.chain.stem.NativeStem`, which reads NCHW).
+  (:class:`igc.deploy.chain.stem.NativeStem`, which reads NCHW);
+* the head at batch 1: ATen's global average pool of a 7x7 channels-last map against the
+  native pool (:class:`igc.deploy.chain.head.NativeAvgPool`), and ``nn.Linear`` against
+  the native pass over its packed weights (:class:`igc.deploy.chain.head.NativeLinear`;
+  IGCV2-1.0's two-group classifier as a grouped one).
 
-Interleaved per shape after one warm-up call, medians; the ratio is native / oneDNN.
+Interleaved per shape after one warm-up call, medians; the ratio is native / PyTorch (oneDNN
+for the convolutions and the linear layer, ATen for the pool).
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import time
 import torch
 from torch import nn
 
+from igc.deploy.chain.head import NativeAvgPool, NativeLinear, linear_parts
 from igc.deploy.chain.pointwise import NativePointwise
 from igc.deploy.chain.stem import NativeStem
 from igc.deploy.native import native
+from igc.models.net import GroupClassifier, make_pool
 
 #: (C_in, C_out, images, side): MobileNetV2's final conv at batch 1 and 10, and 1x1
 #: products of the sizes in the CIFAR and ImageNet networks.
@@ -34,6 +41,10 @@ SHAPES = ((320, 1280, 1, 7), (320, 1280, 10, 7), (64, 128, 1, 32), (128, 128, 1,
           (32, 64, 1, 112), (1024, 1024, 1, 14))
 #: (C_in, C_out): the MobileNets' and IGCV3's stem, IGCV2-1.0's.
 STEMS = ((3, 32), (3, 64))
+#: Channels of the pooled 7x7 maps: MobileNetV2's and IGCV3's, MobileNetV1's, IGCV2-1.0's.
+POOLS = (1280, 1024, 2048)
+#: (in_features, classes, groups): the ImageNet classifiers.
+LINEARS = ((1280, 1000, 1), (1024, 1000, 1), (2048, 1000, 2))
 
 
 def main() -> None:
@@ -63,6 +74,15 @@ def main() -> None:
         cases.append((f"stem {cin}->{cout}, 224x224", seq,
                       NativeStem(seq[0], "relu", seq, native().simd_width()), x,
                       lambda v, s=seq: s(v.contiguous(memory_format=torch.channels_last))))
+    for c in POOLS:
+        pool = make_pool("avg")
+        x = torch.randn(1, c, 7, 7).contiguous(memory_format=torch.channels_last)
+        cases.append((f"avg pool {c}x7x7", pool, NativeAvgPool(pool), x, pool))
+    for k, o, groups in LINEARS:
+        layer = nn.Linear(k, o) if groups == 1 else GroupClassifier(k, o, (groups,))
+        cases.append((f"linear {k}->{o}/g{groups}", layer,
+                      NativeLinear(*linear_parts(layer), fallback=layer), torch.randn(1, k),
+                      layer))
     for label, seq, native_form, x, onednn in cases:
         cells = []
         with torch.inference_mode():
@@ -73,7 +93,7 @@ def main() -> None:
                     times["onednn"].append(timed(lambda s=onednn, v=x: s(v), cold))
                     times["native"].append(timed(lambda m=native_form, v=x: m(v), cold))
                 a, b = (statistics.median(times[k]) for k in ("onednn", "native"))
-                cells.append(f"{'cold' if cold else 'hot'}: oneDNN {a * 1e3:.3f} ms, native "
+                cells.append(f"{'cold' if cold else 'hot'}: PyTorch {a * 1e3:.3f} ms, native "
                              f"{b * 1e3:.3f} ms ({b / a:.2f}x)")
         print(f"{label} (max error {error:.1e}): " + "; ".join(cells))
     print(f"load average after: {os.getloadavg()}")

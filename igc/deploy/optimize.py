@@ -48,6 +48,7 @@ from igc.deploy.chain.fused import (
     fuse,
     residual_parent,
 )
+from igc.deploy.chain.head import fuse_head
 from igc.deploy.chain.pointwise import fuse_pointwise, replace_module
 from igc.deploy.chain.stem import NativeStem, fuse_stem
 from igc.deploy.fold import fold_batchnorms
@@ -197,6 +198,7 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     if mode in ("fused", "auto", "measure") and layout != "contiguous":
         fuse_pointwise(net)  # the 1x1 convolutions outside the blocks, one thread
         fuse_stem(net)  # the stem reads NCHW itself
+        fuse_head(net)  # the global pool and the classifier
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:

@@ -58,14 +58,14 @@ class NativePointwise(nn.Module):
         return y.view(n, h, w, -1).permute(0, 3, 1, 2)
 
 
-def runs_native(x: torch.Tensor, one_thread: bool = True) -> bool:
+def runs_native(x: torch.Tensor, one_thread: bool = True, dims: int = 4) -> bool:
     """Whether a native layer outside the blocks runs on ``x``: a plain float32 CPU tensor
-    of 4 dimensions, no gradient asked for (the kernels have no backward: the modules then
+    of ``dims`` dimensions, no gradient asked for (the kernels have no backward: the modules then
     give one), nothing tracing, compiling, exporting or watching the call (dispatch
     modes), and one thread unless not ``one_thread``."""
     if torch.compiler.is_compiling():  # first: dynamo cannot trace what follows
         return False
-    return (type(x) is torch.Tensor and x.dim() == 4 and x.device.type == "cpu"
+    return (type(x) is torch.Tensor and x.dim() == dims and x.device.type == "cpu"
             and not (x.requires_grad and torch.is_grad_enabled())
             and x.dtype == torch.float32
             and (not one_thread or torch.get_num_threads() == 1)
