@@ -128,6 +128,26 @@ def test_random_blocks_equal_the_eval_model(native_kernel, kind, cin, cout, stri
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(("igcv2", "mobilenetv1", "xception")), st.sampled_from((16, 32, 48)),
+       st.sampled_from((1, 2)), st.integers(1, 3), st.integers(1, 12), st.integers(1, 12),
+       st.sampled_from((1, 2)), st.sampled_from((0, 1, 2)), st.integers(0, 2**16))
+def test_blocks_without_a_pre_segment_read_their_input_in_place(
+        native_kernel, kind, cin, stride, batch, h, w, threads, tile_rows, seed):
+    """Blocks whose depthwise convolution reads the block's input over whole vectors
+    (``spatial_direct``: interior columns in place, border columns from a padded copy,
+    maps narrower than the kernel all border) equal the eval model, and the ring copy
+    (``set_direct(0)``) bit for bit, with 1-3 images, 1 or 2 threads and 1-2 rows per
+    tile."""
+    block = _randomize(_make(kind, cin, 2 * cin, stride, (2, 2)), seed)
+    x = torch.randn(batch, cin, h, w)
+    fused = _check(block, x, threads, tile_rows)
+    chain = next(m for m in fused.modules() if isinstance(m, FusedChain))
+    assert chain.config[10] == 0 and chain.config[0] % native_kernel.simd_width() == 0
+    with num_threads(threads):
+        _assert_same_with_switch(fused, x, native_kernel.set_direct, 0, 1)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 8), st.sampled_from((2, 4, 8)), st.sampled_from((1, 2)),
        st.booleans(), st.integers(1, 30), st.integers(1, 3), st.integers(0, 2**16))
 def test_narrow_branches_run_on_half_vectors(native_kernel, outs, groups, stride, nonlinear,

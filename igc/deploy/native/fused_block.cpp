@@ -135,6 +135,9 @@ int g_stride_pad = 1;
 // Branches of at most 8 outputs on half vectors (run_factor_half); 0: on full vectors with
 // the upper lanes masked (benchmarks compare the two with set_half).
 int g_half = 1;
+// Blocks without a pre segment read their input rows in place (spatial_direct); 0: copy
+// them into the ring as other blocks do (benchmarks and tests compare the two).
+int g_direct = 1;
 inline int padded_stride(int n) { return g_stride_pad && n % 256 == 0 ? n + 16 : n; }
 
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
@@ -534,7 +537,7 @@ inline void dw3_tail(int n, const float* r0, const float* r1, const float* r2, i
 
 template <int S, int ACT>
 void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
-              int ldB) {
+              int ldB, size_t ldR) {
   const int Cp = sp.Cpad;
   const size_t step = (size_t)S * DW_PX * SA;
   for (int r = 0; r < rows; ++r) {
@@ -546,7 +549,7 @@ void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo
       _Pragma("GCC unroll 9")
       for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
       const vf b = vload(sp.bias + c0);
-      float* out = B + (size_t)r * Wo * ldB + c0;
+      float* out = B + r * ldR + c0;
       const float *a0 = r0 + c0, *a1 = r1 + c0, *a2 = r2 + c0;
       int ox = 0;
       for (; ox + DW_PX <= Wo; ox += DW_PX) {
@@ -561,19 +564,20 @@ void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo
 
 template <int S>
 void dw3_act(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
-             int ldB) {
-  if (sp.act == 0) dw3_rows<S, 0>(sp, A, SA, rows, Wo, B, ldB);
-  else if (sp.act == 1) dw3_rows<S, 1>(sp, A, SA, rows, Wo, B, ldB);
-  else dw3_rows<S, 2>(sp, A, SA, rows, Wo, B, ldB);
+             int ldB, size_t ldR) {
+  if (sp.act == 0) dw3_rows<S, 0>(sp, A, SA, rows, Wo, B, ldB, ldR);
+  else if (sp.act == 1) dw3_rows<S, 1>(sp, A, SA, rows, Wo, B, ldB, ldR);
+  else dw3_rows<S, 2>(sp, A, SA, rows, Wo, B, ldB, ldR);
 }
 
 // B[r][ox] = act(bias + sum_taps sum_d A[r*s+ky][ox*s+kx][c+d] * w[tap][d][c]); A[i]: the
-// tile's input row i (Wp pixels of SA floats, padding included).
+// tile's input row i (from the first pixel the first output column reads, padding
+// included, pixels SA floats apart); B's pixels ldB floats apart, its rows ldR.
 void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int Wo,
-                 float* B, int ldB) {
+                 float* B, int ldB, size_t ldR) {
   if (g_dw_variant == 0 && sp.K == 3 && sp.kg == 1 && (sp.s == 1 || sp.s == 2)) {
-    if (sp.s == 1) dw3_act<1>(sp, A, SA, rows, Wo, B, ldB);
-    else dw3_act<2>(sp, A, SA, rows, Wo, B, ldB);
+    if (sp.s == 1) dw3_act<1>(sp, A, SA, rows, Wo, B, ldB, ldR);
+    else dw3_act<2>(sp, A, SA, rows, Wo, B, ldB, ldR);
     return;
   }
   const int K = sp.K, s = sp.s, D = sp.D, Cp = sp.Cpad, off = sp.M - (sp.kg - 1);
@@ -594,7 +598,7 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
             }
           }
         for (int q = 0; q < 4; ++q)
-          vstore(B + ((size_t)r * Wo + ox + q) * ldB + c0, activate(acc[q], sp.act));
+          vstore(B + r * ldR + (size_t)(ox + q) * ldB + c0, activate(acc[q], sp.act));
       }
       for (; ox < Wo; ++ox) {
         vf acc = b;
@@ -604,9 +608,51 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
             const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
             for (int d = 0; d < D; ++d) acc += vload(a + d) * vload(wt + (size_t)d * Cp);
           }
-        vstore(B + ((size_t)r * Wo + ox) * ldB + c0, activate(acc, sp.act));
+        vstore(B + r * ldR + (size_t)ox * ldB + c0, activate(acc, sp.act));
       }
     }
+  }
+}
+
+// The spatial pass of a tile straight from the block's input rows, for a block without a
+// pre segment whose spatial convolution is depthwise over whole vectors of channels
+// (IGCV2's and MobileNetV1's blocks): the ring copy of every input row cost IGCV2-1.0
+// about 0.7 ms a forward. The output columns whose windows lie inside the image, [c0, c1),
+// read the rows in place (rows outside the image: `zero`, at least W * C floats of zeros);
+// each border column reads a zero-padded copy of its window (`mini`). Output rows
+// [oh0, oh0 + rows) of image xn (H x W pixels of C floats) into B (pixels ldB floats
+// apart, rows Wo * ldB).
+void spatial_direct(const Spatial& sp, const float* xn, int H, int W, int C, int oh0,
+                    int rows, int Wo, const float* zero, const float** rowp,
+                    std::vector<float>& mini, float* B, int ldB) {
+  const int K = sp.K, S = sp.s, pad = sp.pad, ilo = oh0 * S - pad, RAt = (rows - 1) * S + K;
+  const size_t ldR = (size_t)Wo * ldB;
+  const int c1 = std::min(Wo, W - K + pad >= 0 ? (W - K + pad) / S + 1 : 0);
+  const int c0 = std::min((pad + S - 1) / S, c1);
+  if (c0 < c1) {
+    for (int i = 0; i < RAt; ++i) {
+      const int ih = ilo + i;
+      rowp[i] = ih >= 0 && ih < H ? xn + ((size_t)ih * W + (size_t)c0 * S - pad) * C : zero;
+    }
+    run_spatial(sp, rowp, C, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR);
+  }
+  mini.resize((size_t)RAt * K * C);
+  for (int ox = 0; ox < Wo; ++ox) {
+    if (ox == c0 && c0 < c1) ox = c1;  // the interior is done
+    if (ox >= Wo) break;
+    for (int i = 0; i < RAt; ++i) {
+      const int ih = ilo + i;
+      float* row = mini.data() + (size_t)i * K * C;
+      rowp[i] = row;
+      for (int t = 0; t < K; ++t) {
+        const int iw = ox * S - pad + t;
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+          std::memcpy(row + (size_t)t * C, xn + ((size_t)ih * W + iw) * C, C * sizeof(float));
+        else
+          std::memset(row + (size_t)t * C, 0, C * sizeof(float));
+      }
+    }
+    run_spatial(sp, rowp, C, rows, 1, B + (size_t)ox * ldB, ldB, ldR);
   }
 }
 
@@ -809,6 +855,8 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   const int Ppost = TR * Wo, Ppre = RA * W;
   const int wpre = std::max(pre.width, VL), wpost = std::max(post.width, VL);
   const int nt = std::min(threads, items);
+  // no pre segment, depthwise, whole vectors of channels: the input rows are read in place
+  const bool direct = g_direct && n_pre == 0 && kg == 1 && Cin == sp.Cpad;
 
 #pragma omp parallel num_threads(nt)
   {
@@ -819,9 +867,12 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
     thread_local Scratch spre, spost;
     A.resize(rowsz * (RA + 1) + VL);  // RA ring slots and a zero row
     B.resize((size_t)Ppost * ldB + VL);  // written whole by the spatial pass
+    thread_local std::vector<float> mini;
     if (g_skip & 32) {  // comparisons: zero both buffers whole, as before zero_margins
       std::fill(A.begin(), A.end(), 0.f);
       std::fill(B.begin(), B.end(), 0.f);
+    } else if (direct) {  // only the zero row is read
+      std::memset(A.data() + (size_t)RA * rowsz, 0, (rowsz + VL) * sizeof(float));
     } else if (!(g_skip & 16)) {
       zero_margins(A.data(), RA, rowsz, W, pad, SA, sp.M, Cs);
     }
@@ -846,29 +897,36 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
       bool held = false;
       for (int oh0 = b0; oh0 < b1; oh0 += TR) {
         const int oh1 = std::min(b1, oh0 + TR), rows = oh1 - oh0;
-        const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
-        const int first = held && ilo >= lo ? std::max(ilo, hi) : ilo;  // rows to fill from
-        int np = 0;
-        for (int ih = ilo; ih < ihi; ++ih) {
-          const bool inside = ih >= 0 && ih < H;
-          float* arow = A.data() + (size_t)(inside ? ih % RA : RA) * rowsz;
-          rowp[ih - ilo] = arow;
-          if (!inside || ih < first) continue;
-          for (int iw = 0; iw < W; ++iw) {
-            const float* src = xn + ((size_t)ih * W + iw) * Cin;
-            float* dst = arow + (size_t)(iw + pad) * SA + sp.M;
-            if (n_pre) {
-              in_p[np] = src;
-              out_p[np] = dst;
-              ++np;
-            } else {
-              std::memcpy(dst, src, (size_t)Cin * sizeof(float));
+        if (direct) {
+          if (!(g_skip & 2))
+            spatial_direct(sp, xn, H, W, Cin, oh0, rows, Wo, A.data() + (size_t)RA * rowsz,
+                           rowp.data(), mini, B.data(), ldB);
+        } else {
+          const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
+          const int first = held && ilo >= lo ? std::max(ilo, hi) : ilo;  // rows to fill from
+          int np = 0;
+          for (int ih = ilo; ih < ihi; ++ih) {
+            const bool inside = ih >= 0 && ih < H;
+            float* arow = A.data() + (size_t)(inside ? ih % RA : RA) * rowsz;
+            rowp[ih - ilo] = arow;
+            if (!inside || ih < first) continue;
+            for (int iw = 0; iw < W; ++iw) {
+              const float* src = xn + ((size_t)ih * W + iw) * Cin;
+              float* dst = arow + (size_t)(iw + pad) * SA + sp.M;
+              if (n_pre) {
+                in_p[np] = src;
+                out_p[np] = dst;
+                ++np;
+              } else {
+                std::memcpy(dst, src, (size_t)Cin * sizeof(float));
+              }
             }
           }
+          if (np && !(g_skip & 1)) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
+          lo = ilo; hi = ihi; held = true;
+          if (!(g_skip & 2))
+            run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB, (size_t)Wo * ldB);
         }
-        if (np && !(g_skip & 1)) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
-        lo = ilo; hi = ihi; held = true;
-        if (!(g_skip & 2)) run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB);
         const int P = rows * Wo;
         for (int p = 0; p < P; ++p) {
           const int oh = oh0 + p / Wo, ow = p % Wo;
@@ -1181,6 +1239,7 @@ void set_dw_variant(int64_t v) { g_dw_variant = (int)v; }
 void set_skip(int64_t v) { g_skip = (int)v; }
 void set_stride_pad(int64_t v) { g_stride_pad = (int)v; }
 void set_half(int64_t v) { g_half = (int)v; }
+void set_direct(int64_t v) { g_direct = (int)v; }
 
 std::map<std::string, int64_t> pool_stats() {
   OutputPool& pool = output_pool();
@@ -1215,6 +1274,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "that are multiples of 1 KiB by one cache line, 0 does not");
   m.def("set_half", &set_half, "benchmarks: 1 (default) runs 1x1 branches of at most 8 "
         "outputs on half vectors, 0 on full vectors with the upper lanes masked");
+  m.def("set_direct", &set_direct, "benchmarks and tests: 1 (default) blocks without a pre "
+        "segment read their input rows in place, 0 copy them into the ring");
   m.def("stem_conv", &stem_conv, "igc: a dense KxK convolution of an NCHW image with few "
         "channels, bias and activation fused, written NHWC");
   m.def("global_avg_pool", &global_avg_pool, "igc: the mean over H and W of a "
