@@ -490,8 +490,9 @@ struct Spatial {
 };
 
 // The depthwise 3x3 pass (kg == 1, K == 3; every depthwise layer of the zoo): one vector
-// of VL channels at a time over an output row, its 9 tap weights and bias held in
-// registers for the whole row, PX output pixels per register block. Each input vector is
+// of VL channels at a time down the tile's output rows, its 9 tap weights and bias held in
+// registers meanwhile (row by row instead, every vector of channels: 0.98-1.0x), PX output
+// pixels per register block. Each input vector is
 // loaded once per block row and feeds every accumulator whose window covers it (up to 3
 // at stride 1, 2 at stride 2): per PX pixels 3 * ((PX-1)*S + 3) loads for 9 * PX FMAs
 // (the generic loop below: 9 * PX loads and 9 weight reloads per block of 4). Stride,
@@ -540,25 +541,26 @@ void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo
               int ldB, size_t ldR) {
   const int Cp = sp.Cpad;
   const size_t step = (size_t)S * DW_PX * SA;
-  for (int r = 0; r < rows; ++r) {
-    const float* r0 = A[r * S];
-    const float* r1 = A[r * S + 1];
-    const float* r2 = A[r * S + 2];
-    for (int c0 = 0; c0 < Cp; c0 += VL) {
-      vf w[9];
-      _Pragma("GCC unroll 9")
-      for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
-      const vf b = vload(sp.bias + c0);
-      float* out = B + r * ldR + c0;
-      const float *a0 = r0 + c0, *a1 = r1 + c0, *a2 = r2 + c0;
-      int ox = 0;
-      for (; ox + DW_PX <= Wo; ox += DW_PX) {
-        dw3_block<S, DW_PX, ACT>(a0, a1, a2, SA, w, b, out, ldB);
-        a0 += step; a1 += step; a2 += step;
-        out += (size_t)DW_PX * ldB;
-      }
-      if (ox < Wo) dw3_tail<S, DW_PX - 1, ACT>(Wo - ox, a0, a1, a2, SA, w, b, out, ldB);
+  auto row = [&](int r, int c0, const vf* w, vf b) {
+    const float *a0 = A[r * S] + c0, *a1 = A[r * S + 1] + c0, *a2 = A[r * S + 2] + c0;
+    float* out = B + r * ldR + c0;
+    int ox = 0;
+    for (; ox + DW_PX <= Wo; ox += DW_PX) {
+      dw3_block<S, DW_PX, ACT>(a0, a1, a2, SA, w, b, out, ldB);
+      a0 += step; a1 += step; a2 += step;
+      out += (size_t)DW_PX * ldB;
     }
+    if (ox < Wo) dw3_tail<S, DW_PX - 1, ACT>(Wo - ox, a0, a1, a2, SA, w, b, out, ldB);
+  };
+  vf w[9], b;
+  auto weights = [&](int c0) {
+    _Pragma("GCC unroll 9")
+    for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
+    b = vload(sp.bias + c0);
+  };
+  for (int c0 = 0; c0 < Cp; c0 += VL) {  // one vector of channels down the tile's rows
+    weights(c0);
+    for (int r = 0; r < rows; ++r) row(r, c0, w, b);
   }
 }
 
