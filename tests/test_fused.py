@@ -127,6 +127,43 @@ def test_random_blocks_equal_the_eval_model(native_kernel, kind, cin, cout, stri
     _check(block, torch.randn(batch, cin, h, w), threads, tile_rows)
 
 
+def test_wide_branches_are_stored_in_panels():
+    from igc.deploy.chain.fused import PANEL, PANEL_FROM, _paneled
+
+    narrow = torch.randn(2, 5, PANEL_FROM)
+    assert _paneled(narrow) is narrow
+    wide = torch.randn(2, 5, 2 * PANEL + 48)  # two whole panels and a narrower one
+    flat = _paneled(wide).reshape(2, -1)
+    starts = (0, 5 * PANEL, 10 * PANEL)
+    for p, start in zip((0, PANEL, 2 * PANEL), starts):
+        width = min(PANEL, wide.shape[2] - p)
+        panel = flat[:, start:start + 5 * width].reshape(2, 5, width)
+        assert torch.equal(panel, wide[:, :, p:p + width])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from((90, 100, 150, 300)), st.sampled_from((1, 2)), st.integers(1, 40),
+       st.integers(0, 2**16))
+def test_paneled_weights_give_the_same_products_in_every_variant(native_kernel, cout, groups,
+                                                                 pixels, seed):
+    """Branches of 90-300 outputs (up to 150 per branch: rows or panels, passes of 4
+    vectors within a panel): the micro-kernel equals the eval model, and ATen's GEMM per
+    branch (``set_variant(-1)``, which reads the panels back into rows) equals it too."""
+    torch.manual_seed(seed)
+    block = _randomize(IGCV3Block(32, cout, 1, expansion=3, g1=2, g2=groups), seed)
+    x = torch.randn(1, 32, 2, pixels)
+    fused = _check(block, x)
+    native_kernel.set_variant(-1)
+    try:
+        with torch.inference_mode():
+            aten = fused(x)
+    finally:
+        native_kernel.set_variant(0)
+    with torch.inference_mode():
+        want = fused(x)
+    assert (aten - want).abs().max() <= 1e-5 * (1 + want.abs().max())
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(("igcv2", "mobilenetv1", "xception")), st.sampled_from((16, 32, 48)),
        st.sampled_from((1, 2)), st.integers(1, 3), st.integers(1, 12), st.integers(1, 12),

@@ -14,8 +14,9 @@ ReLU6 or none. The spatial convolution must have as many inputs as outputs per g
 ``config`` (ints): ``C_in, C_s, C_out, K, stride, padding, kg, spatial_act, residual,
 tile_rows, n_pre, pre_tail, n_post, post_tail``, then ``G, k, o, act`` per factor (pre
 factors first). ``params`` (tensors): the spatial weight ``(K*K, 2kg-1, C_s padded)`` and
-bias, then per factor its weight ``(G, k, o)``, input index (int32, ``G*k``) and bias
-(empty but for a segment's last factor), then each segment's trailing permutation.
+bias, then per factor its weight ``(G, k, o padded)`` (in panels of 64 output columns
+where its branches are wider than 96: :func:`_paneled`), input index (int32, ``G*k``) and
+bias (empty but for a segment's last factor), then each segment's trailing permutation.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ ACTS = {None: 0, "relu": 1, "relu6": 2}
 TILE_FLOATS = 1 << 14
 #: Pad channel counts to this (the widest SIMD vector, AVX-512; right for narrower ones).
 _VL = LANES
+#: Branches wider than PANEL_FROM outputs (padded) keep their weights in panels of PANEL
+#: output columns (the kernel's ``kPanel``, ``kPanelFrom``).
+PANEL, PANEL_FROM = 64, 96
 
 
 class FusedUnsupported(LoweringError):
@@ -182,7 +186,7 @@ class FusedPlan:
                 bias = torch.empty(0)
             wt = torch.zeros(g, w.shape[2], _pad(w.shape[1]), dtype=torch.float32)
             wt[:, :, :w.shape[1]] = w.transpose(1, 2)
-            out.append((wt, idx.to(torch.int32), bias.float(), g, w.shape[1],
+            out.append((_paneled(wt), idx.to(torch.int32), bias.float(), g, w.shape[1],
                         act if last else 0))
         return out, pending
 
@@ -223,6 +227,18 @@ def pack_segment(segment: Segment) -> tuple[list[torch.Tensor], list[int]]:
     if tail is not None:
         params.append(tail.to(torch.int32))
     return [p.detach().contiguous() for p in params], config
+
+
+def _paneled(wt: torch.Tensor) -> torch.Tensor:
+    """Branch weights ``(G, k, o padded)`` as the kernel reads them: rows of ``o padded``
+    floats, or, for branches wider than :data:`PANEL_FROM`, panels of :data:`PANEL`
+    output columns one after another, each ``(k, width)`` (the last one narrower), so
+    that a pass over a panel reads one stream (the same numbers, the same size)."""
+    g, k, width = wt.shape
+    if width <= PANEL_FROM:
+        return wt
+    parts = [wt[:, :, p:p + PANEL].reshape(g, -1) for p in range(0, width, PANEL)]
+    return torch.cat(parts, dim=1).reshape(g, k, width)
 
 
 def _merge_branches(w: torch.Tensor) -> tuple[int, torch.Tensor]:

@@ -96,9 +96,17 @@ inline float activate1(float v, int act) {
 }
 inline int round_up(int a, int b) { return (a + b - 1) / b * b; }
 
+// A branch's weights, W[g*o + r][j] for its output r and input j, are rows of opad
+// floats, w[g][j][r] (G, k, opad); a branch wider than kPanelFrom floats is stored in
+// panels of kPanel columns instead (the last one narrower), each panel's rows
+// contiguous: (G, panels, k, width). A pass over 4 vectors of a 1280-wide branch read
+// 256 bytes of every 5 KiB row, a page apart each few rows (the prefetchers stop at
+// pages), and now reads one stream. igc.deploy.chain.fused packs them so.
+constexpr int kPanel = 64, kPanelFrom = 96;
+
 struct Factor {
   int G, k, o, opad, act;
-  const float* w;     // (G, k, opad): w[g][j][r] = W[g*o + r][j]
+  const float* w;     // (G, k, opad), in panels where opad > kPanelFrom (above)
   const int* idx;     // (G*k): input position g*k+j reads channel idx[g*k+j]
   const float* bias;  // (G*o) or nullptr
 };
@@ -140,18 +148,39 @@ int g_half = 1;
 int g_direct = 1;
 inline int padded_stride(int n) { return g_stride_pad && n % 256 == 0 ? n + 16 : n; }
 
+// The weights of branch g's outputs from column c0 on, and `ld`, the floats between
+// their rows (a pass never crosses a panel).
+inline const float* branch_weights(const Factor& f, int g, int c0, int& ld) {
+  const float* base = f.w + (size_t)g * f.k * f.opad;
+  if (f.opad <= kPanelFrom) {
+    ld = f.opad;
+    return base + c0;
+  }
+  const int p0 = c0 / kPanel * kPanel;
+  ld = std::min(kPanel, f.opad - p0);
+  return base + (size_t)f.k * p0 + (c0 - p0);
+}
+
 void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
                      const float* const* res, int P) {
   thread_local std::vector<float> a;
   a.resize((size_t)P * f.k);
   at::Tensor c = at::empty({P, f.opad}, at::kFloat);
+  thread_local std::vector<float> rows;  // the branch's weights as (k, opad) rows
+  rows.resize((size_t)f.k * f.opad);
   for (int g = 0; g < f.G; ++g) {
+    for (int c0 = 0; c0 < f.opad; c0 += kPanel) {
+      int ld;
+      const float* w = branch_weights(f, g, c0, ld);
+      const int n = std::min(f.opad - c0, f.opad <= kPanelFrom ? f.opad : kPanel);
+      for (int j = 0; j < f.k; ++j)
+        std::memcpy(rows.data() + (size_t)j * f.opad + c0, w + (size_t)j * ld, n * sizeof(float));
+    }
     const int* ix = f.idx + (size_t)g * f.k;
     for (int p = 0; p < P; ++p)
       for (int j = 0; j < f.k; ++j) a[(size_t)p * f.k + j] = in[p][ix[j]];
     const at::Tensor A = at::from_blob(a.data(), {P, f.k}, at::kFloat);
-    const at::Tensor Wt = at::from_blob(const_cast<float*>(f.w) + (size_t)g * f.k * f.opad,
-                                        {f.k, f.opad}, at::kFloat);
+    const at::Tensor Wt = at::from_blob(rows.data(), {f.k, f.opad}, at::kFloat);
     at::mm_out(c, A, Wt);
     const float* cp = c.data_ptr<float>();
     for (int p = 0; p < P; ++p)
@@ -178,7 +207,7 @@ constexpr int pb_for(int nv) {
 
 template <int PB, int NV, int ACT>
 void micro(const float* const* in, float* const* out, const float* const* res, const int* ix,
-           const float* w, int k, int opad, const float* bias, int ch0, int nlast) {
+           const float* w, int k, int ld, const float* bias, int ch0, int nlast) {
   vf acc[PB][NV];
   _Pragma("GCC unroll 32")
   for (int v = 0; v < NV; ++v) {
@@ -189,7 +218,7 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
   const float* src[PB];
   _Pragma("GCC unroll 32")
   for (int p = 0; p < PB; ++p) src[p] = in[p];
-  for (int j = 0; j < k; ++j, w += opad) {
+  for (int j = 0; j < k; ++j, w += ld) {
     vf wv[NV];
     _Pragma("GCC unroll 32")
     for (int v = 0; v < NV; ++v) {
@@ -236,15 +265,16 @@ void run_chunk(const Factor& f, int g, int c0, const float* const* in, float* co
                const float* const* res, int P) {
   constexpr int PB = pb_for(NV);
   const int* ix = f.idx + (size_t)g * f.k;
-  const float* w = f.w + (size_t)g * f.k * f.opad + c0;
+  int ld;
+  const float* w = branch_weights(f, g, c0, ld);
   const int ch0 = g * f.o + c0, nlast = std::min(VL, f.o - c0 - (NV - 1) * VL);
   int p = 0;
   for (; p + PB <= P; p += PB)
-    micro<PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, f.opad, f.bias,
+    micro<PB, NV, ACT>(in + p, out + p, res ? res + p : nullptr, ix, w, f.k, ld, f.bias,
                        ch0, nlast);
   if (p < P)
     micro_rest<PB - 1, NV, ACT>(P - p, in + p, out + p, res ? res + p : nullptr, ix, w, f.k,
-                                f.opad, f.bias, ch0, nlast);
+                                ld, f.bias, ch0, nlast);
 }
 
 #if defined(__AVX512F__)
@@ -335,7 +365,9 @@ void run_factor_act(const Factor& f, const float* const* in, float* const* out,
   for (int g = 0; g < f.G; ++g) {
     for (int c0 = 0; c0 < f.o;) {
       const int vecs = (f.o - c0 + VL - 1) / VL;
-      const int nv = vecs <= 6 ? vecs : vecs >= 8 ? 4 : (vecs + 1) / 2;
+      // paneled: passes of 4 vectors, within a panel (c0 a multiple of 4 * VL)
+      const int nv = f.opad > kPanelFrom ? std::min(vecs, 4)
+                                         : vecs <= 6 ? vecs : vecs >= 8 ? 4 : (vecs + 1) / 2;
       switch (nv) {
         case 1: run_chunk<1, ACT>(f, g, c0, in, out, res, P); break;
         case 2: run_chunk<2, ACT>(f, g, c0, in, out, res, P); break;
