@@ -127,6 +127,29 @@ def test_random_blocks_equal_the_eval_model(native_kernel, kind, cin, cout, stri
     _check(block, torch.randn(batch, cin, h, w), threads, tile_rows)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(("igcv3", "mobilenetv2", "igcv2")), st.sampled_from((10, 16, 36)),
+       st.sampled_from((1, 2)), st.integers(1, 20), st.integers(0, 2**16))
+def test_every_depthwise_pass_gives_the_same_result(native_kernel, kind, cin, stride, w,
+                                                    seed):
+    """The 3x3 pass with its input vectors pinned in registers (the default on the ring),
+    with the loads folded (``set_dw_variant(2)``) bit for bit, and the generic loop
+    (``set_dw_variant(1)``) to rounding."""
+    block = _randomize(_make(kind, cin, cin, stride, (2, 2)), seed)
+    x = torch.randn(2, cin, 5, w)
+    fused = _check(block, x)
+    _assert_same_with_switch(fused, x, native_kernel.set_dw_variant, 2, 0)
+    native_kernel.set_dw_variant(1)
+    try:
+        with torch.inference_mode():
+            generic = fused(x)
+    finally:
+        native_kernel.set_dw_variant(0)
+    with torch.inference_mode():
+        want = fused(x)
+    assert (generic - want).abs().max() <= 1e-5 * (1 + want.abs().max())
+
+
 def test_wide_branches_are_stored_in_panels():
     from igc.deploy.chain.fused import PANEL, PANEL_FROM, _paneled
 

@@ -125,7 +125,8 @@ struct Segment {
 // (no register transposes; benchmarks and tests).
 int g_variant = 0;
 // Which depthwise pass runs (benchmarks): 0 the 3x3 register-blocked pass where it applies,
-// 1 the generic loop everywhere.
+// 1 the generic loop everywhere, 2 the 3x3 pass with its input loads never pinned
+// (run_spatial).
 int g_dw_variant = 0;
 // Parts of fused_block left out, for profiling only (benchmarks/kernel_profile.py; the
 // output is then wrong): 1 the pre segment, 2 the spatial pass, 4 the post segment,
@@ -284,10 +285,12 @@ void run_chunk(const Factor& f, int g, int c0, const float* const* in, float* co
 // branches block-diagonally (zeros included). PB pixels x 8 outputs, as micro<PB, 1>.
 typedef float vh __attribute__((vector_size(8 * sizeof(float))));
 inline vh hload_n(const float* p, int n) {
+  if (n >= 8) return (vh)_mm256_loadu_ps(p);
   return (vh)_mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1), p);
 }
-inline void hstore_n(float* p, vh v, int n) {
-  _mm256_mask_storeu_ps(p, (__mmask8)((1u << n) - 1), (__m256)v);
+inline void hstore_n(float* p, vh v, int n) {  // masked stores only for a tail
+  if (n >= 8) _mm256_storeu_ps(p, (__m256)v);
+  else _mm256_mask_storeu_ps(p, (__mmask8)((1u << n) - 1), (__m256)v);
 }
 inline vh hactivate(vh v, int act) {
   if (act == 0) return v;
@@ -534,7 +537,7 @@ struct Spatial {
 // fewer pixels.
 constexpr int DW_PX = VL == 16 ? 8 : 4;
 
-template <int S, int PX, int ACT>
+template <int S, int PX, int ACT, bool PIN>
 inline void dw3_block(const float* r0, const float* r1, const float* r2, int SA,
                       const vf* w, vf b, float* out, int ldB) {
   vf acc[PX];
@@ -546,7 +549,8 @@ inline void dw3_block(const float* r0, const float* r1, const float* r2, int SA,
     const float* a = rows[ky];
     _Pragma("GCC unroll 64")
     for (int i = 0; i < (PX - 1) * S + 3; ++i) {
-      const vf x = vload(a + (size_t)i * SA);
+      vf x = vload(a + (size_t)i * SA);
+      if (PIN) __asm__("" : "+v"(x));  // one load feeds every accumulator
       _Pragma("GCC unroll 32")
       for (int q = 0; q < PX; ++q) {
         const int kx = i - q * S;
@@ -558,17 +562,17 @@ inline void dw3_block(const float* r0, const float* r1, const float* r2, int SA,
   for (int q = 0; q < PX; ++q) vstore(out + (size_t)q * ldB, activate(acc[q], ACT));
 }
 
-template <int S, int PX, int ACT>
+template <int S, int PX, int ACT, bool PIN>
 inline void dw3_tail(int n, const float* r0, const float* r1, const float* r2, int SA,
                      const vf* w, vf b, float* out, int ldB) {
   if (n == PX) {
-    dw3_block<S, PX, ACT>(r0, r1, r2, SA, w, b, out, ldB);
+    dw3_block<S, PX, ACT, PIN>(r0, r1, r2, SA, w, b, out, ldB);
   } else if constexpr (PX > 1) {
-    dw3_tail<S, PX - 1, ACT>(n, r0, r1, r2, SA, w, b, out, ldB);
+    dw3_tail<S, PX - 1, ACT, PIN>(n, r0, r1, r2, SA, w, b, out, ldB);
   }
 }
 
-template <int S, int ACT>
+template <int S, int ACT, bool PIN>
 void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
               int ldB, size_t ldR) {
   const int Cp = sp.Cpad;
@@ -578,11 +582,11 @@ void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo
     float* out = B + r * ldR + c0;
     int ox = 0;
     for (; ox + DW_PX <= Wo; ox += DW_PX) {
-      dw3_block<S, DW_PX, ACT>(a0, a1, a2, SA, w, b, out, ldB);
+      dw3_block<S, DW_PX, ACT, PIN>(a0, a1, a2, SA, w, b, out, ldB);
       a0 += step; a1 += step; a2 += step;
       out += (size_t)DW_PX * ldB;
     }
-    if (ox < Wo) dw3_tail<S, DW_PX - 1, ACT>(Wo - ox, a0, a1, a2, SA, w, b, out, ldB);
+    if (ox < Wo) dw3_tail<S, DW_PX - 1, ACT, PIN>(Wo - ox, a0, a1, a2, SA, w, b, out, ldB);
   };
   vf w[9], b;
   auto weights = [&](int c0) {
@@ -598,20 +602,31 @@ void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo
 
 template <int S>
 void dw3_act(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
-             int ldB, size_t ldR) {
-  if (sp.act == 0) dw3_rows<S, 0>(sp, A, SA, rows, Wo, B, ldB, ldR);
-  else if (sp.act == 1) dw3_rows<S, 1>(sp, A, SA, rows, Wo, B, ldB, ldR);
-  else dw3_rows<S, 2>(sp, A, SA, rows, Wo, B, ldB, ldR);
+             int ldB, size_t ldR, bool pin) {
+  if (!pin || g_dw_variant == 2) {
+    if (sp.act == 0) dw3_rows<S, 0, false>(sp, A, SA, rows, Wo, B, ldB, ldR);
+    else if (sp.act == 1) dw3_rows<S, 1, false>(sp, A, SA, rows, Wo, B, ldB, ldR);
+    else dw3_rows<S, 2, false>(sp, A, SA, rows, Wo, B, ldB, ldR);
+    return;
+  }
+  if (sp.act == 0) dw3_rows<S, 0, true>(sp, A, SA, rows, Wo, B, ldB, ldR);
+  else if (sp.act == 1) dw3_rows<S, 1, true>(sp, A, SA, rows, Wo, B, ldB, ldR);
+  else dw3_rows<S, 2, true>(sp, A, SA, rows, Wo, B, ldB, ldR);
 }
 
 // B[r][ox] = act(bias + sum_taps sum_d A[r*s+ky][ox*s+kx][c+d] * w[tap][d][c]); A[i]: the
 // tile's input row i (from the first pixel the first output column reads, padding
-// included, pixels SA floats apart); B's pixels ldB floats apart, its rows ldR.
+// included, pixels SA floats apart); B's pixels ldB floats apart, its rows ldR. `pin`:
+// the rows are in cache (the ring), and the 3x3 pass loads each input vector once into a
+// register for all the accumulators it feeds (left to itself the compiler folds the load
+// into every multiply-add, reloading it 2-3 times: IGCV3-1.0 0.945x, MobileNetV2 0.974x
+// pinned); rows read in place from the block's input (spatial_direct) keep the folded
+// loads (pinned there: IGCV2-1.0 1.016x, MobileNetV1 1.005x).
 void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int Wo,
-                 float* B, int ldB, size_t ldR) {
-  if (g_dw_variant == 0 && sp.K == 3 && sp.kg == 1 && (sp.s == 1 || sp.s == 2)) {
-    if (sp.s == 1) dw3_act<1>(sp, A, SA, rows, Wo, B, ldB, ldR);
-    else dw3_act<2>(sp, A, SA, rows, Wo, B, ldB, ldR);
+                 float* B, int ldB, size_t ldR, bool pin) {
+  if (g_dw_variant != 1 && sp.K == 3 && sp.kg == 1 && (sp.s == 1 || sp.s == 2)) {
+    if (sp.s == 1) dw3_act<1>(sp, A, SA, rows, Wo, B, ldB, ldR, pin);
+    else dw3_act<2>(sp, A, SA, rows, Wo, B, ldB, ldR, pin);
     return;
   }
   const int K = sp.K, s = sp.s, D = sp.D, Cp = sp.Cpad, off = sp.M - (sp.kg - 1);
@@ -668,7 +683,7 @@ void spatial_direct(const Spatial& sp, const float* xn, int H, int W, int C, int
       const int ih = ilo + i;
       rowp[i] = ih >= 0 && ih < H ? xn + ((size_t)ih * W + (size_t)c0 * S - pad) * C : zero;
     }
-    run_spatial(sp, rowp, C, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR);
+    run_spatial(sp, rowp, C, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR, false);
   }
   mini.resize((size_t)RAt * K * C);
   for (int ox = 0; ox < Wo; ++ox) {
@@ -686,7 +701,7 @@ void spatial_direct(const Spatial& sp, const float* xn, int H, int W, int C, int
           std::memset(row + (size_t)t * C, 0, C * sizeof(float));
       }
     }
-    run_spatial(sp, rowp, C, rows, 1, B + (size_t)ox * ldB, ldB, ldR);
+    run_spatial(sp, rowp, C, rows, 1, B + (size_t)ox * ldB, ldB, ldR, false);
   }
 }
 
@@ -959,7 +974,7 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
           if (np && !(g_skip & 1)) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
           lo = ilo; hi = ihi; held = true;
           if (!(g_skip & 2))
-            run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB, (size_t)Wo * ldB);
+            run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB, (size_t)Wo * ldB, true);
         }
         const int P = rows * Wo;
         for (int p = 0; p < P; ++p) {
@@ -1300,7 +1315,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_variant", &set_variant, "choose the 1x1 product (benchmarks): 0 micro-kernel, "
         "-1 ATen GEMM per branch per tile, -2 micro-kernel with gathered permutations");
   m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
-        "3x3 register-blocked pass where it applies, 1 the generic loop");
+        "3x3 register-blocked pass where it applies, 1 the generic loop, 2 the 3x3 pass with "
+        "its input loads never pinned in registers");
   m.def("set_skip", &set_skip, "profiling only (wrong outputs): leave out parts of "
         "fused_block, 1 pre, 2 spatial, 4 post, 8 trailing permutations (copied instead), "
         "16 zeroing the input ring's margins; 32 (right outputs) zero the buffers whole");
