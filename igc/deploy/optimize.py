@@ -48,6 +48,7 @@ from igc.deploy.chain.fused import (
     fuse,
     residual_parent,
 )
+from igc.deploy.chain.handover import hand_over_permutations
 from igc.deploy.chain.head import fuse_head
 from igc.deploy.chain.pointwise import fuse_pointwise, replace_module
 from igc.deploy.chain.stem import NativeStem, fuse_stem
@@ -144,8 +145,13 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     C++ compiler, with ``IGC_NO_NATIVE=1`` or when the build fails, nothing is fused
     (one warning line says why). In those three modes a 1x1 convolution outside the
     blocks (with its activation) runs as the native 1x1 product on one thread
-    (:mod:`igc.deploy.chain.pointwise`), and the stem as the native stem kernel, which
-    reads the NCHW image itself (:mod:`igc.deploy.chain.stem`). ``layout``: see
+    (:mod:`igc.deploy.chain.pointwise`), the stem as the native stem kernel, which
+    reads the NCHW image itself (:mod:`igc.deploy.chain.stem`), the global average pool
+    and the classifier as native calls (:mod:`igc.deploy.chain.head`), and a fused
+    block's trailing permutation is handed to the next fused block where it commutes
+    with its depthwise convolution (:mod:`igc.deploy.chain.handover`: the network's
+    output is the same; the map between two such blocks is in the permuted channel
+    order). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:
@@ -199,6 +205,7 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
         fuse_pointwise(net)  # the 1x1 convolutions outside the blocks, one thread
         fuse_stem(net)  # the stem reads NCHW itself
         fuse_head(net)  # the global pool and the classifier
+        hand_over_permutations(net)  # IGCV2's interleave read by the next block
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:
