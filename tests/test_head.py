@@ -152,3 +152,30 @@ def test_nothing_is_replaced_without_the_kernel(monkeypatch):
     monkeypatch.setattr(head, "native", lambda: None)
     net = nn.Sequential(make_pool("avg"), nn.Linear(4, 2))
     assert fuse_head(net) == [] and type(net[1]) is nn.Linear
+
+
+def test_the_kernels_refuse_bad_input_in_one_line(native_kernel):
+    from igc.deploy.chain.head import pack_linear
+
+    packed, bias = pack_linear(torch.randn(6, 4), torch.randn(6), 2)  # 2 groups of 4 -> 3
+    with pytest.raises(RuntimeError, match="expected 8 input features, got 7"):
+        native_kernel.linear(torch.randn(1, 7), packed, bias, 6)
+    with pytest.raises(RuntimeError, match="bad packing"):
+        native_kernel.linear(torch.randn(1, 8), packed, bias, 5)  # 5 outputs, 2 groups
+    with pytest.raises(RuntimeError, match="2-d float32 CPU tensor"):
+        native_kernel.linear(torch.randn(1, 8).double(), packed, bias, 6)
+    with pytest.raises(RuntimeError, match="4-d float32 CPU tensor"):
+        native_kernel.global_avg_pool(torch.randn(2, 3))
+    with pytest.raises(RuntimeError, match="empty map"):
+        native_kernel.global_avg_pool(torch.randn(1, 3, 0, 4))
+
+
+def test_strided_and_transposed_inputs_equal_the_modules(native_kernel):
+    linear = nn.Linear(24, 10)
+    native_form = NativeLinear(*linear_parts(linear), fallback=linear)
+    x = torch.randn(24, 3).t()  # (3, 24), not contiguous
+    pool = NativeAvgPool(make_pool("avg"))
+    maps = torch.randn(2, 6, 10, 10)[:, :, ::2, 1::3]  # strided in both dimensions
+    with torch.inference_mode(), num_threads(1):
+        assert _close(native_form(x), linear(x))
+        assert _close(pool(maps), maps.mean((2, 3)))
