@@ -22,13 +22,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from igc.deploy.chain.block_cost import LANES
 from igc.deploy.chain.pointwise import replace_module, runs_native
 from igc.deploy.native import native
 from igc.models.net import GroupClassifier
 
-#: Output features per packed weight block: four AVX-512 vectors.
-LINEAR_BLOCK = 4 * LANES
+#: Output features per packed weight block (the kernel's ``kLinearBlock``: four AVX-512
+#: vectors, or two passes of four AVX2 ones).
+LINEAR_BLOCK = 64
 #: The most images :class:`NativeLinear` runs natively (four per pass over the weights).
 MAX_IMAGES = 4
 

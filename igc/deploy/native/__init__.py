@@ -70,11 +70,14 @@ def _build() -> ModuleType:
     return build(SOURCE.read_bytes())
 
 
-def build(text: bytes, source: Path | None = None, prefix: str = "igc_fused") -> ModuleType:
+def build(text: bytes, source: Path | None = None, prefix: str = "igc_fused",
+          flags: Sequence[str] = CFLAGS) -> ModuleType:
     """Build (or load from the cache) a kernel module from the C++ ``text`` (``source``:
     the file it is in; else it is written into the build folder, as for igc's own kernel
     and an earlier version of it a benchmark compares with, under its own ``prefix``). The module is
     named ``prefix`` and the hash of the text, the flags and the CPU, and cached so.
+    ``flags``: the compiler's (tests build the AVX2 form on an AVX-512 machine with
+    ``-mno-avx512f`` added).
     Every igc process builds under an exclusive ``flock`` of ``.igc-build.lock`` in the
     build folder, so concurrent processes wait for one build; torch's own ``lock`` file
     found while holding it was left by a killed build (torch would wait for it forever)
@@ -84,7 +87,7 @@ def build(text: bytes, source: Path | None = None, prefix: str = "igc_fused") ->
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler ({compiler}) on PATH")
-    digest = hashlib.sha1(text + " ".join(CFLAGS).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(text + " ".join(flags).encode()).hexdigest()[:8]
     name = f"{prefix}_{digest}_{_cpu_tag()}"
     folder = _build_directory(name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +100,7 @@ def build(text: bytes, source: Path | None = None, prefix: str = "igc_fused") ->
                 source.write_bytes(text)
         _log.info("igc: loading the fused CPU kernel (built on first use: about a minute)")
         return cpp_extension.load(name=name, sources=[str(source)], build_directory=str(folder),
-                                  extra_cflags=list(CFLAGS), extra_ldflags=["-fopenmp"],
+                                  extra_cflags=list(flags), extra_ldflags=["-fopenmp"],
                                   verbose=False)
 
 

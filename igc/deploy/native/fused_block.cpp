@@ -873,7 +873,9 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   TORCH_CHECK(n_post >= 1 && K >= 1 && S >= 1, "igc fused_block: bad config");
   TORCH_CHECK(params.size() >= 2, "igc fused_block: too few parameters");
   Spatial sp;
-  sp.C = Cs; sp.Cpad = round_up(Cs, VL); sp.K = K; sp.s = S; sp.pad = pad; sp.kg = kg;
+  // padded to 16 floats as the packer pads them, whatever VL (an AVX2 build padded to 8 and
+  // refused every block whose width is not a multiple of 16)
+  sp.C = Cs; sp.Cpad = round_up(Cs, 16); sp.K = K; sp.s = S; sp.pad = pad; sp.kg = kg;
   sp.D = 2 * kg - 1; sp.M = kg - 1; sp.act = dw_act;
   TORCH_CHECK(params[0].numel() == (int64_t)K * K * sp.D * sp.Cpad &&
                   params[1].numel() == sp.Cpad, "igc fused_block: spatial shapes do not match");
@@ -1211,9 +1213,14 @@ at::Tensor global_avg_pool(const at::Tensor& x_in) {
 
 namespace {
 
-// y[n][o] = b[o] + sum_k x[n][k] * w[o][k] for NB images and the 4 * VL outputs of one
-// packed block (Kg rows of 4 * VL weights: one sequential stream), each weight row loaded
-// once for the NB images.
+// Output features per packed block of the linear layer (igc.deploy.chain.head's
+// LINEAR_BLOCK): Kg rows of 64 weights, one sequential stream, whatever the vector width.
+constexpr int kLinearBlock = 64;
+
+// y[n][o] = b[o] + sum_k x[n][k] * w[o][k] for NB images and 4 vectors of outputs of a
+// packed block (rows kLinearBlock floats apart; on AVX-512 the whole block, with 8-float
+// vectors half of it per pass), each weight row loaded once for the NB images; m: the
+// outputs wanted from this pass (the rest are the block's zero padding).
 template <int NB>
 void linear_block(const float* x, int ldx, const float* w, int Kg, const float* b, float* y,
                   int ldy, int m) {
@@ -1224,7 +1231,7 @@ void linear_block(const float* x, int ldx, const float* w, int Kg, const float* 
     _Pragma("GCC unroll 4")
     for (int n = 0; n < NB; ++n) acc[n][v] = bv;
   }
-  for (int k = 0; k < Kg; ++k, w += 4 * VL) {
+  for (int k = 0; k < Kg; ++k, w += kLinearBlock) {
     vf wv[4];
     _Pragma("GCC unroll 4")
     for (int v = 0; v < 4; ++v) wv[v] = vload(w + v * VL);
@@ -1244,15 +1251,16 @@ void linear_block(const float* x, int ldx, const float* w, int Kg, const float* 
 
 // A linear layer of G groups (a dense one: G = 1) for a few images: x (N, G*Kg) float32;
 // w (G, B, Kg, BW) packed by igc.deploy.chain.head (group g's outputs in blocks of
-// BW = LINEAR_BLOCK floats, w[g][b][k][j] = W[g*O/G + b*BW + j][k], zero past O/G);
+// BW = kLinearBlock floats, w[g][b][k][j] = W[g*O/G + b*BW + j][k], zero past O/G);
 // bias (G, B*BW). Returns (N, O). Images four at a time.
 at::Tensor linear(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in,
                   int64_t O) {
   TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
               "igc linear: needs a 2-d float32 CPU tensor");
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
-  TORCH_CHECK(w.dim() == 4 && w.size(3) == 4 * VL && b.dim() == 2, "igc linear: bad packing");
-  const int G = (int)w.size(0), B = (int)w.size(1), Kg = (int)w.size(2), BW = 4 * VL;
+  TORCH_CHECK(w.dim() == 4 && w.size(3) == kLinearBlock && b.dim() == 2,
+              "igc linear: bad packing");
+  const int G = (int)w.size(0), B = (int)w.size(1), Kg = (int)w.size(2), BW = kLinearBlock;
   TORCH_CHECK(O >= 1 && O % G == 0 && O / G <= (int64_t)B * BW &&
                   b.size(0) == G && b.size(1) == (int64_t)B * BW,
               "igc linear: bad packing");
@@ -1271,11 +1279,13 @@ at::Tensor linear(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tens
         const float* bs = b.data_ptr<float>() + ((size_t)g * B + blk) * BW;
         float* ys = yp + (size_t)n0 * O + (size_t)g * Og + (size_t)blk * BW;
         const int m = std::min(BW, Og - blk * BW);
-        switch (nb) {
-          case 1: linear_block<1>(xs, K, ws, Kg, bs, ys, (int)O, m); break;
-          case 2: linear_block<2>(xs, K, ws, Kg, bs, ys, (int)O, m); break;
-          case 3: linear_block<3>(xs, K, ws, Kg, bs, ys, (int)O, m); break;
-          default: linear_block<4>(xs, K, ws, Kg, bs, ys, (int)O, m); break;
+        for (int c = 0; c < m; c += 4 * VL) {  // one pass on AVX-512, two on AVX2
+          switch (nb) {
+            case 1: linear_block<1>(xs, K, ws + c, Kg, bs + c, ys + c, (int)O, m - c); break;
+            case 2: linear_block<2>(xs, K, ws + c, Kg, bs + c, ys + c, (int)O, m - c); break;
+            case 3: linear_block<3>(xs, K, ws + c, Kg, bs + c, ys + c, (int)O, m - c); break;
+            default: linear_block<4>(xs, K, ws + c, Kg, bs + c, ys + c, (int)O, m - c); break;
+          }
         }
       }
   }
