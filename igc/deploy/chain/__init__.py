@@ -17,8 +17,10 @@ A trained chain runs ``conv -> BN -> [act] -> [shuffle]`` per factor. Its infere
 
 The native forms: :mod:`~igc.deploy.chain.fused` (a whole block in one kernel call), and
 outside the blocks :mod:`~igc.deploy.chain.pointwise` (a 1x1 convolution and its
-activation) and :mod:`~igc.deploy.chain.stem` (the network's first convolution, reading
-the NCHW image).
+activation), :mod:`~igc.deploy.chain.stem` (the network's first convolution, reading the
+NCHW image) and :mod:`~igc.deploy.chain.head` (the global average pool and the
+classifier); between fused blocks, :mod:`~igc.deploy.chain.handover` moves a block's
+trailing permutation into the next block.
 """
 
 from igc.deploy.chain.cost import BUILTIN, CostModel, calibration_path, cost_model
