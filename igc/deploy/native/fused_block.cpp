@@ -175,7 +175,8 @@ void run_factor_aten(const Factor& f, const float* const* in, float* const* out,
       const float* w = branch_weights(f, g, c0, ld);
       const int n = std::min(f.opad - c0, f.opad <= kPanelFrom ? f.opad : kPanel);
       for (int j = 0; j < f.k; ++j)
-        std::memcpy(rows.data() + (size_t)j * f.opad + c0, w + (size_t)j * ld, n * sizeof(float));
+        std::memcpy(rows.data() + (size_t)j * f.opad + c0, w + (size_t)j * ld,
+                    n * sizeof(float));
     }
     const int* ix = f.idx + (size_t)g * f.k;
     for (int p = 0; p < P; ++p)
@@ -526,8 +527,8 @@ struct Spatial {
 
 // The depthwise 3x3 pass (kg == 1, K == 3; every depthwise layer of the zoo): one vector
 // of VL channels at a time down the tile's output rows, its 9 tap weights and bias held in
-// registers meanwhile (row by row instead, every vector of channels: 0.98-1.0x), PX output
-// pixels per register block. Each input vector is
+// registers meanwhile (the row-by-row order before, every vector of channels per row, took
+// 1.0-1.02x as long), PX output pixels per register block. Each input vector is
 // loaded once per block row and feeds every accumulator whose window covers it (up to 3
 // at stride 1, 2 at stride 2): per PX pixels 3 * ((PX-1)*S + 3) loads for 9 * PX FMAs
 // (the generic loop below: 9 * PX loads and 9 weight reloads per block of 4). Stride,
@@ -665,8 +666,9 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
 
 // The spatial pass of a tile straight from the block's input rows, for a block without a
 // pre segment whose spatial convolution is depthwise over whole vectors of channels
-// (IGCV2's and MobileNetV1's blocks): the ring copy of every input row cost IGCV2-1.0
-// about 0.7 ms a forward. The output columns whose windows lie inside the image, [c0, c1),
+// (IGCV2's and MobileNetV1's blocks), without the ring copy of every input row (whole
+// networks at batch 1: MobileNetV1-1.0 0.96x, IGCV2-1.0 0.999x). The output columns whose
+// windows lie inside the image, [c0, c1),
 // read the rows in place (rows outside the image: `zero`, at least W * C floats of zeros);
 // each border column reads a zero-padded copy of its window (`mini`). Output rows
 // [oh0, oh0 + rows) of image xn (H x W pixels of C floats) into B (pixels ldB floats
@@ -937,7 +939,8 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
       const int n = item / bands, band = item % bands;
-      const int b0 = (int)((int64_t)Ho * band / bands), b1 = (int)((int64_t)Ho * (band + 1) / bands);
+      const int b0 = (int)((int64_t)Ho * band / bands);
+      const int b1 = (int)((int64_t)Ho * (band + 1) / bands);
       const float* xn = xp + (size_t)n * H * W * Cin;
       float* yn = yp + (size_t)n * Ho * Wo * Cout;
       // Input rows live in a ring of RA row slots (row ih in slot ih mod RA), so the rows
