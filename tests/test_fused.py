@@ -91,9 +91,9 @@ KINDS = ("igcv1", "igcv2", "igcv2nl", "igcv3", "xception", "mobilenetv1", "mobil
          "deeproots")
 
 
-def _assert_same_with_switch(fused, x, switch, off, on) -> None:
-    """``fused(x)`` is bit-identical with a native kernel switch set to ``off`` (then set
-    back to ``on``, also on error)."""
+def _with_switch(fused, x, switch, off, on) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fused(x)`` with a native kernel switch set to ``off`` (then set back to ``on``,
+    also on error), and with it ``on``."""
     switch(off)
     try:
         with torch.inference_mode():
@@ -101,7 +101,19 @@ def _assert_same_with_switch(fused, x, switch, off, on) -> None:
     finally:
         switch(on)
     with torch.inference_mode():
-        assert torch.equal(fused(x), other)
+        return other, fused(x)
+
+
+def _assert_same_with_switch(fused, x, switch, off, on) -> None:
+    """``fused(x)`` is bit-identical with a native kernel switch set to ``off``."""
+    other, want = _with_switch(fused, x, switch, off, on)
+    assert torch.equal(want, other)
+
+
+def _assert_close_with_switch(fused, x, switch, off, on) -> None:
+    """``fused(x)`` equals, to rounding, its output with a native kernel switch at ``off``."""
+    other, want = _with_switch(fused, x, switch, off, on)
+    assert (other - want).abs().max() <= 1e-5 * (1 + want.abs().max())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,15 +151,7 @@ def test_every_depthwise_pass_gives_the_same_result(native_kernel, kind, cin, st
     x = torch.randn(2, cin, 5, w)
     fused = _check(block, x)
     _assert_same_with_switch(fused, x, native_kernel.set_dw_variant, 2, 0)
-    native_kernel.set_dw_variant(1)
-    try:
-        with torch.inference_mode():
-            generic = fused(x)
-    finally:
-        native_kernel.set_dw_variant(0)
-    with torch.inference_mode():
-        want = fused(x)
-    assert (generic - want).abs().max() <= 1e-5 * (1 + want.abs().max())
+    _assert_close_with_switch(fused, x, native_kernel.set_dw_variant, 1, 0)
 
 
 def test_wide_branches_are_stored_in_panels():
@@ -176,15 +180,7 @@ def test_paneled_weights_give_the_same_products_in_every_variant(native_kernel, 
     block = _randomize(IGCV3Block(32, cout, 1, expansion=3, g1=2, g2=groups), seed)
     x = torch.randn(1, 32, 2, pixels)
     fused = _check(block, x)
-    native_kernel.set_variant(-1)
-    try:
-        with torch.inference_mode():
-            aten = fused(x)
-    finally:
-        native_kernel.set_variant(0)
-    with torch.inference_mode():
-        want = fused(x)
-    assert (aten - want).abs().max() <= 1e-5 * (1 + want.abs().max())
+    _assert_close_with_switch(fused, x, native_kernel.set_variant, -1, 0)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
