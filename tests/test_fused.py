@@ -220,7 +220,7 @@ def test_narrow_branches_run_on_half_vectors(native_kernel, outs, groups, stride
     fused = _check(block, x)
     chain = next(m for m in fused.modules() if isinstance(m, FusedChain))
     n = chain.config[10] + chain.config[12]
-    assert any(chain.config[16 + 4 * i] <= 8 for i in range(n))  # some factor is narrow
+    assert any(chain.config[17 + 4 * i] <= 8 for i in range(n))  # some factor is narrow
     _assert_same_with_switch(fused, x, native_kernel.set_half, 0, 1)
 
 

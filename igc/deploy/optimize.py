@@ -48,9 +48,10 @@ from igc.deploy.chain.fused import (
     fuse,
     residual_parent,
 )
-from igc.deploy.chain.handover import hand_over_permutations
+from igc.deploy.chain.handover import hand_over_permutations, pad_maps
 from igc.deploy.chain.head import fuse_head
 from igc.deploy.chain.pointwise import fuse_pointwise, replace_module
+from igc.deploy.chain.run import FusedRun, InRun, chain_runs
 from igc.deploy.chain.stem import NativeStem, fuse_stem
 from igc.deploy.fold import fold_batchnorms
 from igc.deploy.inputs import model_device, model_input, run_hooked
@@ -206,6 +207,8 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
         fuse_stem(net)  # the stem reads NCHW itself
         fuse_head(net)  # the global pool and the classifier
         hand_over_permutations(net)  # IGCV2's interleave read by the next block
+        pad_maps(net)  # maps between fused blocks, 1 KiB-multiple pixels padded
+        chain_runs(net)  # consecutive blocks with large maps between them: one call
     for p in net.parameters():
         p.requires_grad_(False)
     if inplace and was_training:
@@ -374,17 +377,19 @@ def block_forms(model: nn.Module, mode: str = "auto", batch: int = 1) -> list[Bl
     kept = model.kept if isinstance(model, OptimizedModel) else {}
     modules = dict(model.named_modules())
     rows: list[BlockForm] = []
+    formed = (FastChain, FusedChain, FusedRun, InRun)
+    runs = [name + "." for name, module in modules.items() if isinstance(module, FusedRun)]
     for name, module in modules.items():
         inner = name.removeprefix("model.") if isinstance(model, OptimizedModel) else name
         parent = modules.get(name.rpartition(".")[0])
-        if isinstance(parent, FusedChain):  # its fallback
-            continue
-        if not isinstance(module, (FastChain, FusedChain)) and inner not in kept:
+        if isinstance(parent, FusedChain) or any(name.startswith(r) for r in runs):
+            continue  # a fallback, or a block of a run (the run and its InRun rows say)
+        if not isinstance(module, formed) and inner not in kept:
             continue
         containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict, OptimizedModel)
         kind = type(module if parent is None or isinstance(parent, containers)
                     else parent).__name__
-        if not isinstance(module, (FastChain, FusedChain)):
+        if not isinstance(module, formed):
             rows.append(BlockForm(inner, kind, "-", "kept", kept[inner], 0, 0))
             continue
         for f in module.forms:

@@ -12,11 +12,13 @@ ReLU6 or none. The spatial convolution must have as many inputs as outputs per g
 (one line), and the block keeps its PyTorch form.
 
 ``config`` (ints): ``C_in, C_s, C_out, K, stride, padding, kg, spatial_act, residual,
-tile_rows, n_pre, pre_tail, n_post, post_tail``, then ``G, k, o, act`` per factor (pre
-factors first). ``params`` (tensors): the spatial weight ``(K*K, 2kg-1, C_s padded)`` and
-bias, then per factor its weight ``(G, k, o padded)`` (in panels of 64 output columns
-where its branches are wider than 96: :func:`_paneled`), input index (int32, ``G*k``) and
-bias (empty but for a segment's last factor), then each segment's trailing permutation.
+tile_rows, n_pre, pre_tail, n_post, post_tail, out_pixel``, then ``G, k, o, act`` per
+factor (pre factors first); ``out_pixel``: the floats between the output's pixels (0:
+``C_out``, channels-last; more: a padded map, :mod:`igc.deploy.chain.handover`).
+``params`` (tensors): the spatial weight ``(K*K, 2kg-1, C_s padded)`` and bias, then per
+factor its weight ``(G, k, o padded)`` (in panels of 64 output columns where its branches
+are wider than 96: :func:`_paneled`), input index (int32, ``G*k``) and bias (empty but for
+a segment's last factor), then each segment's trailing permutation.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class FusedPlan:
             pre.in_channels if pre is not None else cs, cs, post.out_channels, k,
             spatial.stride, spatial.padding, kg, found.spatial_act, int(residual), 1,
             len(pre_factors), int(pre_tail is not None), len(post_factors),
-            int(post_tail is not None)]
+            int(post_tail is not None), 0]
         params = [self._spatial_weight(sw, kg), self._padded_bias(sb, cs)]
         for w, idx, b, groups, outs, act in (*pre_factors, *post_factors):
             self.config += [groups, w.shape[1], outs, act]
@@ -274,6 +276,7 @@ class FusedChain(nn.Module):
         self.residual = residual
         self.product = getattr(fallback, "product", None)
         self.stride = getattr(fallback, "stride", 1)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         if input_shape is not None:
             k, s, p = plan.config[3:6]
             plan.set_tile((input_shape[3] + 2 * p - k) // s + 1)
@@ -361,7 +364,10 @@ def unfused(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every :class:`FusedChain` replaced by its PyTorch form
     (and its block's skip restored): the same network without the native kernel, e.g. to
     compare the two."""
+    from igc.deploy.chain.run import unchain  # run builds on this module
+
     out = copy.deepcopy(model)
+    unchain(out)
     for name, module in list(out.named_modules()):
         if isinstance(module, FusedChain):
             parent_name, _, leaf = name.rpartition(".")

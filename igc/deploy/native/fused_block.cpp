@@ -62,6 +62,18 @@ inline void vstore_n(float* p, vf v, int n) {  // the first n lanes only
   for (int i = 0; i < n; ++i) p[i] = t[i];
 #endif
 }
+// acc + a * b rounded once. Written out, not left to -ffp-contract: GCC left some inlined
+// copies of `acc += a * b` as a multiply and an add (the half-vector product of one
+// pixel), so the same sum differed in the last bit with the pixels per thread.
+inline vf vfma(vf a, vf b, vf acc) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc);
+#elif defined(__FMA__)
+  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc);
+#else
+  return acc + a * b;
+#endif
+}
 inline vf vmax(vf a, vf b) {
 #if defined(__AVX512F__)
   return (vf)_mm512_max_ps((__m512)a, (__m512)b);
@@ -232,7 +244,7 @@ void micro(const float* const* in, float* const* out, const float* const* res, c
     for (int p = 0; p < PB; ++p) {
       const vf a = vsplat(src[p][ci]);
       _Pragma("GCC unroll 32")
-      for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
+      for (int v = 0; v < NV; ++v) acc[p][v] = vfma(wv[v], a, acc[p][v]);
     }
   }
   _Pragma("GCC unroll 32")
@@ -318,7 +330,8 @@ void micro_half(const float* const* in, float* const* out, const float* const* r
     __asm__("" : "+v"(wv));
     const int ci = ix[j];
     _Pragma("GCC unroll 32")
-    for (int p = 0; p < PB; ++p) acc[p] += wv * (vh)_mm256_set1_ps(src[p][ci]);
+    for (int p = 0; p < PB; ++p)  // one rounding (vfma)
+      acc[p] = (vh)_mm256_fmadd_ps((__m256)wv, _mm256_set1_ps(src[p][ci]), (__m256)acc[p]);
   }
   _Pragma("GCC unroll 32")
   for (int p = 0; p < PB; ++p) {
@@ -555,7 +568,7 @@ inline void dw3_block(const float* r0, const float* r1, const float* r2, int SA,
       _Pragma("GCC unroll 32")
       for (int q = 0; q < PX; ++q) {
         const int kx = i - q * S;
-        if (kx >= 0 && kx < 3) acc[q] += x * w[ky * 3 + kx];
+        if (kx >= 0 && kx < 3) acc[q] = vfma(x, w[ky * 3 + kx], acc[q]);
       }
     }
   }
@@ -664,28 +677,38 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
   }
 }
 
+// Rows of an NHWC map: row r at base + r * row (or, in a ring of `ring` row slots, slot
+// r mod ring), pixels `pixel` floats apart. A block's input and output are the image's
+// rows; inside a chain of blocks (fused_chain) they are rings of a few rows.
+struct Rows {
+  float* base;
+  int64_t row, pixel;
+  int ring;  // 0: not a ring
+  float* at(int r) const { return base + (int64_t)(ring ? r % ring : r) * row; }
+};
+
 // The spatial pass of a tile straight from the block's input rows, for a block without a
 // pre segment whose spatial convolution is depthwise over whole vectors of channels
 // (IGCV2's and MobileNetV1's blocks), without the ring copy of every input row (whole
 // networks at batch 1: MobileNetV1-1.0 0.96x, IGCV2-1.0 0.999x). The output columns whose
-// windows lie inside the image, [c0, c1),
-// read the rows in place (rows outside the image: `zero`, at least W * C floats of zeros);
-// each border column reads a zero-padded copy of its window (`mini`). Output rows
-// [oh0, oh0 + rows) of image xn (H x W pixels of C floats) into B (pixels ldB floats
-// apart, rows Wo * ldB).
-void spatial_direct(const Spatial& sp, const float* xn, int H, int W, int C, int oh0,
+// windows lie inside the image, [c0, c1), read the rows in place (rows outside the image:
+// `zero`, at least W * in.pixel floats of zeros); each border column reads a zero-padded
+// copy of its window (`mini`). Output rows [oh0, oh0 + rows) of the map `in` (H x W
+// pixels of C floats) into B (pixels ldB floats apart, rows Wo * ldB).
+void spatial_direct(const Spatial& sp, const Rows& in, int H, int W, int C, int oh0,
                     int rows, int Wo, const float* zero, const float** rowp,
                     std::vector<float>& mini, float* B, int ldB) {
   const int K = sp.K, S = sp.s, pad = sp.pad, ilo = oh0 * S - pad, RAt = (rows - 1) * S + K;
+  const int64_t px = in.pixel;
   const size_t ldR = (size_t)Wo * ldB;
   const int c1 = std::min(Wo, W - K + pad >= 0 ? (W - K + pad) / S + 1 : 0);
   const int c0 = std::min((pad + S - 1) / S, c1);
   if (c0 < c1) {
     for (int i = 0; i < RAt; ++i) {
       const int ih = ilo + i;
-      rowp[i] = ih >= 0 && ih < H ? xn + ((size_t)ih * W + (size_t)c0 * S - pad) * C : zero;
+      rowp[i] = ih >= 0 && ih < H ? in.at(ih) + ((int64_t)c0 * S - pad) * px : zero;
     }
-    run_spatial(sp, rowp, C, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR, false);
+    run_spatial(sp, rowp, (int)px, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR, false);
   }
   mini.resize((size_t)RAt * K * C);
   for (int ox = 0; ox < Wo; ++ox) {
@@ -698,7 +721,7 @@ void spatial_direct(const Spatial& sp, const float* xn, int H, int W, int C, int
       for (int t = 0; t < K; ++t) {
         const int iw = ox * S - pad + t;
         if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-          std::memcpy(row + (size_t)t * C, xn + ((size_t)ih * W + iw) * C, C * sizeof(float));
+          std::memcpy(row + (size_t)t * C, in.at(ih) + iw * px, C * sizeof(float));
         else
           std::memset(row + (size_t)t * C, 0, C * sizeof(float));
       }
@@ -851,30 +874,52 @@ at::Tensor pooled_output(at::IntArrayRef sizes, const at::TensorOptions& options
 
 }  // namespace
 
-// x: (N, Cin, H, W) channels-last float32. params / config: written by
-// igc.deploy.chain.fused.FusedPlan (weights repacked there). Returns (N, Cout, Ho, Wo)
-// channels-last.
-at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& params_in,
-                       const std::vector<int64_t>& cfg) {
-  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
-              "igc fused_block: needs a 4-d float32 CPU tensor");
-  const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
-  std::vector<at::Tensor> params;
-  for (const auto& p : params_in) params.push_back(p.contiguous());
-  size_t ci = 0, pi = 0;
-  const int Cin = (int)cfg_at(cfg, ci), Cs = (int)cfg_at(cfg, ci), Cout = (int)cfg_at(cfg, ci);
-  const int K = (int)cfg_at(cfg, ci), S = (int)cfg_at(cfg, ci), pad = (int)cfg_at(cfg, ci);
-  const int kg = (int)cfg_at(cfg, ci), dw_act = (int)cfg_at(cfg, ci);
-  const bool residual = cfg_at(cfg, ci) != 0;
-  const int tile_rows = std::max<int>(1, (int)cfg_at(cfg, ci));
-  const int n_pre = (int)cfg_at(cfg, ci), pre_tail = (int)cfg_at(cfg, ci);
-  const int n_post = (int)cfg_at(cfg, ci), post_tail = (int)cfg_at(cfg, ci);
-  const int N = (int)x.size(0), H = (int)x.size(2), W = (int)x.size(3);
-  TORCH_CHECK(x.size(1) == Cin, "igc fused_block: expected ", Cin, " input channels, got ",
-              x.size(1));
-  TORCH_CHECK(n_post >= 1 && K >= 1 && S >= 1, "igc fused_block: bad config");
-  TORCH_CHECK(params.size() >= 2, "igc fused_block: too few parameters");
+namespace {
+
+// Whether x (N, C, H, W) can be read in place as NHWC pixels whose channels are
+// contiguous: channels-last, or with more floats between pixels than channels (a padded
+// layout: another fused block's output, below), rows and images not overlapping.
+bool pixels_in_place(const at::Tensor& x) {
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t sp = x.stride(3), sr = x.stride(2), si = x.stride(0);
+  return (C <= 1 || x.stride(1) == 1) && sp >= C && sr >= W * sp && si >= H * sr;
+}
+
+// One block as the kernel runs it: its config and parameters (see fused_block) read and
+// checked for an input of H x W pixels, and the sizes of its tiles and buffers.
+struct Block {
   Spatial sp;
+  Segment pre, post;
+  std::vector<at::Tensor> params;  // contiguous: the pointers above point into them
+  int Cin, Cs, Cout, K, S, pad, kg, tile_rows, n_pre, out_pixel;
+  bool residual, direct;
+  int H, W, Ho, Wo, TR, SA, ldB, RA, Ppost, Ppre, wpre, wpost;
+  size_t rowsz, zero_len;
+};
+
+Block read_block(const std::vector<at::Tensor>& params_in, const std::vector<int64_t>& cfg,
+                 int Cin_x, int H, int W, int64_t in_pixel) {
+  Block b;
+  for (const auto& p : params_in) b.params.push_back(p.contiguous());
+  const std::vector<at::Tensor>& params = b.params;
+  size_t ci = 0, pi = 0;
+  b.Cin = (int)cfg_at(cfg, ci), b.Cs = (int)cfg_at(cfg, ci), b.Cout = (int)cfg_at(cfg, ci);
+  b.K = (int)cfg_at(cfg, ci), b.S = (int)cfg_at(cfg, ci), b.pad = (int)cfg_at(cfg, ci);
+  b.kg = (int)cfg_at(cfg, ci);
+  const int dw_act = (int)cfg_at(cfg, ci);
+  b.residual = cfg_at(cfg, ci) != 0;
+  b.tile_rows = std::max<int>(1, (int)cfg_at(cfg, ci));
+  b.n_pre = (int)cfg_at(cfg, ci);
+  const int pre_tail = (int)cfg_at(cfg, ci);
+  const int n_post = (int)cfg_at(cfg, ci), post_tail = (int)cfg_at(cfg, ci);
+  const int Cin = b.Cin, Cs = b.Cs, Cout = b.Cout, K = b.K, S = b.S, pad = b.pad, kg = b.kg;
+  b.out_pixel = std::max<int>(Cout, (int)cfg_at(cfg, ci));
+  TORCH_CHECK(Cin_x == Cin, "igc fused_block: expected ", Cin, " input channels, got ", Cin_x);
+  TORCH_CHECK(n_post >= 1 && K >= 1 && S >= 1 && pad >= 0 && kg >= 1 && Cs >= 1 &&
+                  b.n_pre >= 0 && b.out_pixel <= Cout + 64,
+              "igc fused_block: bad config");
+  TORCH_CHECK(params.size() >= 2, "igc fused_block: too few parameters");
+  Spatial& sp = b.sp;
   // padded to 16 floats as the packer pads them, whatever VL (an AVX2 build padded to 8 and
   // refused every block whose width is not a multiple of 16)
   sp.C = Cs; sp.Cpad = round_up(Cs, 16); sp.K = K; sp.s = S; sp.pad = pad; sp.kg = kg;
@@ -884,113 +929,173 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   sp.w = params[0].data_ptr<float>();
   sp.bias = params[1].data_ptr<float>();
   pi = 2;
-  const Segment pre = read_segment(n_pre, pre_tail, cfg, ci, params, pi);
-  const Segment post = read_segment(n_post, post_tail, cfg, ci, params, pi);
-  TORCH_CHECK(n_pre == 0 ? Cs == Cin : pre.out == Cs, "igc fused_block: widths do not chain");
-  TORCH_CHECK(post.out == Cout, "igc fused_block: output width does not match");
-  const int Ho = (H + 2 * pad - K) / S + 1, Wo = (W + 2 * pad - K) / S + 1;
-  TORCH_CHECK(Ho >= 1 && Wo >= 1, "igc fused_block: input smaller than the kernel");
-  TORCH_CHECK(!residual || (Cin == Cout && Ho == H && Wo == W),
+  b.pre = read_segment(b.n_pre, pre_tail, cfg, ci, params, pi);
+  b.post = read_segment(n_post, post_tail, cfg, ci, params, pi);
+  TORCH_CHECK(b.n_pre == 0 ? Cs == Cin : b.pre.out == Cs, "igc fused_block: widths do not chain");
+  TORCH_CHECK(b.post.out == Cout, "igc fused_block: output width does not match");
+  b.H = H, b.W = W;
+  b.Ho = (H + 2 * pad - K) / S + 1, b.Wo = (W + 2 * pad - K) / S + 1;
+  TORCH_CHECK(H + 2 * pad >= K && W + 2 * pad >= K,
+              "igc fused_block: input smaller than the kernel");
+  TORCH_CHECK(!b.residual || (Cin == Cout && b.Ho == H && b.Wo == W),
               "igc fused_block: a residual needs equal input and output shapes");
-  at::Tensor y = pooled_output({N, Cout, Ho, Wo}, x.options());
-  if (N == 0) return y;
-  const float* xp = x.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-
-  const int threads = std::max(1, at::get_num_threads());
-  const int TR = std::min(tile_rows, Ho);
-  const int bands = N >= threads ? 1 : std::min(Ho, (threads + N - 1) / N);
-  const int items = N * bands;
-  const int Wp = W + 2 * pad, SA = padded_stride(sp.M + sp.Cpad + sp.M);
-  const int ldB = padded_stride(sp.Cpad);
-  const int RA = (TR - 1) * S + K;  // input rows a tile needs
-  const size_t rowsz = (size_t)Wp * SA;
-  const int Ppost = TR * Wo, Ppre = RA * W;
-  const int wpre = std::max(pre.width, VL), wpost = std::max(post.width, VL);
-  const int nt = std::min(threads, items);
+  b.TR = std::min(b.tile_rows, b.Ho);
+  const int Wp = W + 2 * pad;
+  b.SA = padded_stride(sp.M + sp.Cpad + sp.M);
+  b.ldB = padded_stride(sp.Cpad);
+  b.RA = (b.TR - 1) * S + K;  // input rows a tile needs
+  b.rowsz = (size_t)Wp * b.SA;
+  b.Ppost = b.TR * b.Wo, b.Ppre = b.RA * W;
+  b.wpre = std::max(b.pre.width, VL), b.wpost = std::max(b.post.width, VL);
   // no pre segment, depthwise, whole vectors of channels: the input rows are read in place
-  const bool direct = g_direct && n_pre == 0 && kg == 1 && Cin == sp.Cpad;
+  b.direct = g_direct && b.n_pre == 0 && kg == 1 && Cin == sp.Cpad;
+  // the zero row: a ring row, or an input row read in place
+  b.zero_len = std::max<size_t>(b.rowsz, (size_t)W * in_pixel) + VL;
+  return b;
+}
 
-#pragma omp parallel num_threads(nt)
-  {
-    // Per-thread buffers kept between calls (zeroed here, their memory reused): fresh
-    // vectors of this size are mapped and faulted in by the OS on every call, which cost
-    // about a tenth of IGCV2-1.0's time in the kernel's page-fault handler.
-    thread_local std::vector<float> A, B;
-    thread_local Scratch spre, spost;
-    A.resize(rowsz * (RA + 1) + VL);  // RA ring slots and a zero row
-    B.resize((size_t)Ppost * ldB + VL);  // written whole by the spatial pass
-    thread_local std::vector<float> mini;
+// A thread's buffers and state for one block. The buffers are kept between calls
+// (thread_local owners; zeroed where needed, their memory reused): fresh vectors of this
+// size are mapped and faulted in by the OS on every call, which cost about a tenth of
+// IGCV2-1.0's time in the kernel's page-fault handler.
+struct Work {
+  std::vector<float> A, B, mini;  // the input ring (RA row slots and a zero row), the tile
+  Scratch spre, spost;
+  std::vector<const float*> in_p, res_p, b_p, rowp;
+  std::vector<float*> out_p;
+  // Input rows [lo, hi) are held in the ring (when `held`); output rows before `done`
+  // are written (fused_chain).
+  int lo = 0, hi = 0, done = 0;
+  bool held = false;
+
+  void init(const Block& b) {
+    A.resize(b.rowsz * b.RA + b.zero_len);
+    B.resize((size_t)b.Ppost * b.ldB + VL);  // written whole by the spatial pass
+    float* zero = A.data() + (size_t)b.RA * b.rowsz;
     if (g_skip & 32) {  // comparisons: zero both buffers whole, as before zero_margins
       std::fill(A.begin(), A.end(), 0.f);
       std::fill(B.begin(), B.end(), 0.f);
-    } else if (direct) {  // only the zero row is read
-      std::memset(A.data() + (size_t)RA * rowsz, 0, (rowsz + VL) * sizeof(float));
+    } else if (b.direct) {  // only the zero row is read
+      std::memset(zero, 0, b.zero_len * sizeof(float));
     } else if (!(g_skip & 16)) {
-      zero_margins(A.data(), RA, rowsz, W, pad, SA, sp.M, Cs);
+      zero_margins(A.data(), b.RA, b.rowsz, b.W, b.pad, b.SA, b.sp.M, b.Cs);
     }
-    if (n_pre) spre.init(Ppre, wpre);
-    spost.init(Ppost, wpost);
-    std::vector<const float*> in_p(std::max(Ppre, Ppost)), res_p(Ppost), b_p(Ppost);
-    std::vector<float*> out_p(std::max(Ppre, Ppost));
-    std::vector<const float*> rowp(RA);
-    for (int p = 0; p < Ppost; ++p) b_p[p] = B.data() + (size_t)p * ldB;
+    if (b.n_pre) spre.init(b.Ppre, b.wpre);
+    spost.init(b.Ppost, b.wpost);
+    in_p.resize(std::max(b.Ppre, b.Ppost));
+    out_p.resize(std::max(b.Ppre, b.Ppost));
+    res_p.resize(b.Ppost);
+    b_p.resize(b.Ppost);
+    rowp.resize(b.RA);
+    for (int p = 0; p < b.Ppost; ++p) b_p[p] = B.data() + (size_t)p * b.ldB;
+    restart();
+  }
+  void restart() { held = false; lo = hi = 0; done = 0; }
+};
 
+// Output rows [oh0, oh1) (at most b.TR) of the block from the input rows `in` into the
+// output rows `out`. Input rows live in a ring of RA row slots (row ih in slot ih mod
+// RA), so the rows a tile shares with the one before stay where they are (the rows of a
+// tile are consecutive and at most RA, so a new row never overwrites one still needed);
+// rows outside the image point to a zero row (slot RA).
+void run_tile(const Block& b, Work& w, const Rows& in, const Rows& out, int oh0, int oh1) {
+  const Spatial& sp = b.sp;
+  const int rows = oh1 - oh0, Wo = b.Wo, K = b.K, S = b.S, pad = b.pad, H = b.H, W = b.W;
+  float* zero = w.A.data() + (size_t)b.RA * b.rowsz;
+  if (b.direct) {
+    if (!(g_skip & 2))
+      spatial_direct(sp, in, H, W, b.Cin, oh0, rows, Wo, zero, w.rowp.data(), w.mini,
+                     w.B.data(), b.ldB);
+  } else {
+    const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
+    const int first = w.held && ilo >= w.lo ? std::max(ilo, w.hi) : ilo;  // rows to fill from
+    int np = 0;
+    for (int ih = ilo; ih < ihi; ++ih) {
+      const bool inside = ih >= 0 && ih < H;
+      float* arow = inside ? w.A.data() + (size_t)(ih % b.RA) * b.rowsz : zero;
+      w.rowp[ih - ilo] = arow;
+      if (!inside || ih < first) continue;
+      const float* src = in.at(ih);
+      for (int iw = 0; iw < W; ++iw, src += in.pixel) {
+        float* dst = arow + (size_t)(iw + pad) * b.SA + sp.M;
+        if (b.n_pre) {
+          w.in_p[np] = src;
+          w.out_p[np] = dst;
+          ++np;
+        } else {
+          std::memcpy(dst, src, (size_t)b.Cin * sizeof(float));
+        }
+      }
+    }
+    if (np && !(g_skip & 1))
+      run_segment(b.pre, w.in_p.data(), w.out_p.data(), nullptr, np, w.spre);
+    w.lo = ilo, w.hi = ihi, w.held = true;
+    if (!(g_skip & 2))
+      run_spatial(sp, w.rowp.data(), b.SA, rows, Wo, w.B.data(), b.ldB, (size_t)Wo * b.ldB,
+                  true);
+  }
+  const int P = rows * Wo;
+  for (int p = 0; p < P; ++p) {
+    const int oh = oh0 + p / Wo, ow = p % Wo;
+    w.out_p[p] = out.at(oh) + ow * out.pixel;
+    if (b.residual) w.res_p[p] = in.at(oh) + ow * in.pixel;
+  }
+  if (!(g_skip & 4))
+    run_segment(b.post, w.b_p.data(), w.out_p.data(), b.residual ? w.res_p.data() : nullptr, P,
+                w.spost);
+}
+
+// The input x as Rows of image n (x read in place: pixels_in_place).
+Rows image_rows(const at::Tensor& x, int n) {
+  return {const_cast<float*>(x.data_ptr<float>()) + n * x.stride(0), x.stride(2), x.stride(3),
+          0};
+}
+
+// (bands, items) for N images of Ho output rows on `threads` threads: one item per image
+// when there are enough images, else each image in bands of rows.
+std::pair<int, int> bands_items(int N, int Ho, int threads) {
+  const int bands = N >= threads ? 1 : std::min(Ho, (threads + N - 1) / N);
+  return {bands, N * bands};
+}
+
+}  // namespace
+
+// x: (N, Cin, H, W) float32, any layout (read in place when pixels_in_place, else made
+// channels-last). params / config: written by igc.deploy.chain.fused.FusedPlan (weights
+// repacked there). Returns (N, Cout, Ho, Wo) with channels innermost: channels-last, or,
+// when the config's output pixel stride is more than Cout, that many floats between
+// pixels (a view of a channels-last tensor of that many channels; PyTorch reads it as any
+// strided tensor): the next fused block reads it in place, and at 256-floats multiples of
+// channels (1 KiB) the padding keeps a register block's pixels out of each other's L1
+// sets.
+at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& params_in,
+                       const std::vector<int64_t>& cfg) {
+  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "igc fused_block: needs a 4-d float32 CPU tensor");
+  const at::Tensor x =
+      pixels_in_place(x_in) ? x_in : x_in.contiguous(at::MemoryFormat::ChannelsLast);
+  const int N = (int)x.size(0);
+  const Block b = read_block(params_in, cfg, (int)x.size(1), (int)x.size(2), (int)x.size(3),
+                             x.stride(3));
+  at::Tensor y =
+      pooled_output({N, b.out_pixel, b.Ho, b.Wo}, x.options()).narrow(1, 0, b.Cout);
+  if (N == 0) return y;
+  const std::pair<int, int> bi = bands_items(N, b.Ho, std::max(1, at::get_num_threads()));
+  const int bands = bi.first, items = bi.second;
+  const int nt = std::min(std::max(1, at::get_num_threads()), items);
+
+#pragma omp parallel num_threads(nt)
+  {
+    thread_local Work w;
+    w.init(b);
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
       const int n = item / bands, band = item % bands;
-      const int b0 = (int)((int64_t)Ho * band / bands);
-      const int b1 = (int)((int64_t)Ho * (band + 1) / bands);
-      const float* xn = xp + (size_t)n * H * W * Cin;
-      float* yn = yp + (size_t)n * Ho * Wo * Cout;
-      // Input rows live in a ring of RA row slots (row ih in slot ih mod RA), so the rows
-      // a tile shares with the one before stay where they are (the rows of a tile are
-      // consecutive and at most RA, so a new row never overwrites one still needed);
-      // rows outside the image point to a zero row (slot RA). Rows [lo, hi) are held.
-      int lo = 0, hi = 0;
-      bool held = false;
-      for (int oh0 = b0; oh0 < b1; oh0 += TR) {
-        const int oh1 = std::min(b1, oh0 + TR), rows = oh1 - oh0;
-        if (direct) {
-          if (!(g_skip & 2))
-            spatial_direct(sp, xn, H, W, Cin, oh0, rows, Wo, A.data() + (size_t)RA * rowsz,
-                           rowp.data(), mini, B.data(), ldB);
-        } else {
-          const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
-          const int first = held && ilo >= lo ? std::max(ilo, hi) : ilo;  // rows to fill from
-          int np = 0;
-          for (int ih = ilo; ih < ihi; ++ih) {
-            const bool inside = ih >= 0 && ih < H;
-            float* arow = A.data() + (size_t)(inside ? ih % RA : RA) * rowsz;
-            rowp[ih - ilo] = arow;
-            if (!inside || ih < first) continue;
-            for (int iw = 0; iw < W; ++iw) {
-              const float* src = xn + ((size_t)ih * W + iw) * Cin;
-              float* dst = arow + (size_t)(iw + pad) * SA + sp.M;
-              if (n_pre) {
-                in_p[np] = src;
-                out_p[np] = dst;
-                ++np;
-              } else {
-                std::memcpy(dst, src, (size_t)Cin * sizeof(float));
-              }
-            }
-          }
-          if (np && !(g_skip & 1)) run_segment(pre, in_p.data(), out_p.data(), nullptr, np, spre);
-          lo = ilo; hi = ihi; held = true;
-          if (!(g_skip & 2))
-            run_spatial(sp, rowp.data(), SA, rows, Wo, B.data(), ldB, (size_t)Wo * ldB, true);
-        }
-        const int P = rows * Wo;
-        for (int p = 0; p < P; ++p) {
-          const int oh = oh0 + p / Wo, ow = p % Wo;
-          out_p[p] = yn + ((size_t)oh * Wo + ow) * Cout;
-          if (residual) res_p[p] = xn + ((size_t)oh * W + ow) * Cin;
-        }
-        if (!(g_skip & 4))
-          run_segment(post, b_p.data(), out_p.data(), residual ? res_p.data() : nullptr, P,
-                      spost);
-      }
+      const int b0 = (int)((int64_t)b.Ho * band / bands);
+      const int b1 = (int)((int64_t)b.Ho * (band + 1) / bands);
+      const Rows in = image_rows(x, n), out = image_rows(y, n);
+      w.restart();
+      for (int oh0 = b0; oh0 < b1; oh0 += b.TR) run_tile(b, w, in, out, oh0, std::min(b1, oh0 + b.TR));
     }
   }
   return y;
@@ -1045,7 +1150,7 @@ namespace {
 // a zero-padded plane per channel (a thread's buffer, kept), so no tap tests bounds.
 template <int PB, int NV, int ACT>
 void stem_pixels(const float* const* src, int S, const float* w, int taps, int cpad,
-                 const float* bias, float* y, int Cout, int nlast) {
+                 const float* bias, float* y, int ld, int nlast) {
   vf acc[PB][NV];
   _Pragma("GCC unroll 32")
   for (int v = 0; v < NV; ++v) {
@@ -1067,7 +1172,7 @@ void stem_pixels(const float* const* src, int S, const float* w, int taps, int c
   }
   _Pragma("GCC unroll 32")
   for (int p = 0; p < PB; ++p) {
-    float* out = y + (size_t)p * Cout;
+    float* out = y + (size_t)p * ld;
     _Pragma("GCC unroll 32")
     for (int v = 0; v < NV - 1; ++v) vstore(out + v * VL, activate(acc[p][v], ACT));
     vstore_n(out + (NV - 1) * VL, activate(acc[p][NV - 1], ACT), nlast);
@@ -1076,42 +1181,110 @@ void stem_pixels(const float* const* src, int S, const float* w, int taps, int c
 
 template <int PB, int NV, int ACT>
 void stem_pixels_rest(int r, const float* const* src, int S, const float* w, int taps,
-                      int cpad, const float* bias, float* y, int Cout, int nlast) {
+                      int cpad, const float* bias, float* y, int ld, int nlast) {
   if (r == PB) {
-    stem_pixels<PB, NV, ACT>(src, S, w, taps, cpad, bias, y, Cout, nlast);
+    stem_pixels<PB, NV, ACT>(src, S, w, taps, cpad, bias, y, ld, nlast);
   } else if constexpr (PB > 1) {
-    stem_pixels_rest<PB - 1, NV, ACT>(r, src, S, w, taps, cpad, bias, y, Cout, nlast);
+    stem_pixels_rest<PB - 1, NV, ACT>(r, src, S, w, taps, cpad, bias, y, ld, nlast);
   }
 }
 
+// One output row of Wo pixels (ld floats apart) of Cout channels.
 template <int NV, int ACT>
 void stem_row(const float* const* src, int S, int Wo, const float* w, int taps, int cpad,
-              const float* bias, float* y, int Cout) {
+              const float* bias, float* y, int ld, int Cout) {
   constexpr int PB = pb_for(NV);
   const int nlast = Cout - (NV - 1) * VL;
   std::vector<const float*> at(taps);
   int ox = 0;
   for (; ox + PB <= Wo; ox += PB) {
     for (int t = 0; t < taps; ++t) at[t] = src[t] + (size_t)ox * S;
-    stem_pixels<PB, NV, ACT>(at.data(), S, w, taps, cpad, bias, y + (size_t)ox * Cout, Cout,
+    stem_pixels<PB, NV, ACT>(at.data(), S, w, taps, cpad, bias, y + (size_t)ox * ld, ld,
                              nlast);
   }
   if (ox < Wo) {
     for (int t = 0; t < taps; ++t) at[t] = src[t] + (size_t)ox * S;
     stem_pixels_rest<PB - 1, NV, ACT>(Wo - ox, at.data(), S, w, taps, cpad, bias,
-                                      y + (size_t)ox * Cout, Cout, nlast);
+                                      y + (size_t)ox * ld, ld, nlast);
   }
 }
 
 template <int ACT>
 void stem_row_act(int nv, const float* const* src, int S, int Wo, const float* w, int taps,
-                  int cpad, const float* bias, float* y, int Cout) {
+                  int cpad, const float* bias, float* y, int ld, int Cout) {
   switch (nv) {
-    case 1: stem_row<1, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
-    case 2: stem_row<2, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
-    case 3: stem_row<3, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
-    default: stem_row<4, ACT>(src, S, Wo, w, taps, cpad, bias, y, Cout); break;
+    case 1: stem_row<1, ACT>(src, S, Wo, w, taps, cpad, bias, y, ld, Cout); break;
+    case 2: stem_row<2, ACT>(src, S, Wo, w, taps, cpad, bias, y, ld, Cout); break;
+    case 3: stem_row<3, ACT>(src, S, Wo, w, taps, cpad, bias, y, ld, Cout); break;
+    default: stem_row<4, ACT>(src, S, Wo, w, taps, cpad, bias, y, ld, Cout); break;
   }
+}
+
+// A stem read and checked: x (N, C, H, W) NCHW, w (C*K*K, cpad) with row (c*K + ky)*K + kx,
+// bias (cpad); act(conv(x)) has Cout channels, Ho x Wo pixels.
+struct Stem {
+  at::Tensor x, w, b;  // contiguous
+  int N, C, H, W, K, S, pad, act, Cout, cpad, nv, taps, Ho, Wo, Hp, Wp;
+};
+
+Stem read_stem(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in,
+               int64_t Cout, int64_t K, int64_t S, int64_t pad, int64_t act) {
+  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "igc stem_conv: needs a 4-d float32 CPU tensor");
+  Stem st;
+  st.x = x_in.contiguous(), st.w = w_in.contiguous(), st.b = b_in.contiguous();
+  st.N = (int)st.x.size(0), st.C = (int)st.x.size(1), st.H = (int)st.x.size(2);
+  st.W = (int)st.x.size(3);
+  st.cpad = (int)st.w.size(1), st.taps = st.C * (int)K * (int)K, st.nv = st.cpad / VL;
+  TORCH_CHECK(K >= 1 && S >= 1 && pad >= 0 && st.w.dim() == 2 && st.w.size(0) == st.taps &&
+                  st.cpad % VL == 0 && st.nv >= 1 && st.nv <= 4 && st.b.numel() == st.cpad &&
+                  Cout > (st.nv - 1) * VL && Cout <= st.cpad && act >= 0 && act <= 2,
+              "igc stem_conv: bad weights or config");
+  st.K = (int)K, st.S = (int)S, st.pad = (int)pad, st.act = (int)act, st.Cout = (int)Cout;
+  TORCH_CHECK(st.H + 2 * st.pad >= st.K && st.W + 2 * st.pad >= st.K,
+              "igc stem_conv: input smaller than the kernel");
+  st.Ho = (st.H + 2 * st.pad - st.K) / st.S + 1;
+  st.Wo = (st.W + 2 * st.pad - st.K) / st.S + 1;
+  st.Hp = st.H + 2 * st.pad, st.Wp = st.W + 2 * st.pad;
+  return st;
+}
+
+// The calling thread's zero-padded planes (one per channel) holding image n of the stem's
+// input. The buffer is kept: its margins are zeroed once per geometry and never written
+// (the geometry is the image's and the padding's, not only the padded size: another
+// image and padding of the same padded size writes the margins of this one).
+const float* stem_planes(const Stem& st, int n) {
+  thread_local std::vector<float> planes;
+  thread_local int64_t geometry[4] = {-1, -1, -1, -1};
+  if (geometry[0] != st.C || geometry[1] != st.H || geometry[2] != st.W ||
+      geometry[3] != st.pad) {
+    planes.assign((size_t)st.C * st.Hp * st.Wp, 0.f);
+    geometry[0] = st.C, geometry[1] = st.H, geometry[2] = st.W, geometry[3] = st.pad;
+  }
+  const float* xp = st.x.data_ptr<float>();
+  for (int c = 0; c < st.C; ++c)
+    for (int iy = 0; iy < st.H; ++iy)
+      std::memcpy(planes.data() + ((size_t)c * st.Hp + iy + st.pad) * st.Wp + st.pad,
+                  xp + (((size_t)n * st.C + c) * st.H + iy) * st.W, sizeof(float) * st.W);
+  return planes.data();
+}
+
+// Output row oy of the stem from the planes `pl` into `out` (pixels ld floats apart).
+void stem_output_row(const Stem& st, const float* pl, int oy, float* out, int ld) {
+  thread_local std::vector<const float*> src;
+  src.resize(st.taps);
+  for (int c = 0, t = 0; c < st.C; ++c)
+    for (int ky = 0; ky < st.K; ++ky)
+      for (int kx = 0; kx < st.K; ++kx, ++t)
+        src[t] = pl + ((size_t)c * st.Hp + (size_t)oy * st.S + ky) * st.Wp + kx;
+  const float* w = st.w.data_ptr<float>();
+  const float* b = st.b.data_ptr<float>();
+  if (st.act == 0)
+    stem_row_act<0>(st.nv, src.data(), st.S, st.Wo, w, st.taps, st.cpad, b, out, ld, st.Cout);
+  else if (st.act == 1)
+    stem_row_act<1>(st.nv, src.data(), st.S, st.Wo, w, st.taps, st.cpad, b, out, ld, st.Cout);
+  else
+    stem_row_act<2>(st.nv, src.data(), st.S, st.Wo, w, st.taps, st.cpad, b, out, ld, st.Cout);
 }
 
 }  // namespace
@@ -1121,52 +1294,151 @@ void stem_row_act(int nv, const float* const* src, int S, int Wo, const float* w
 // channels-last. Cout up to 4 vectors (64 floats on AVX-512).
 at::Tensor stem_conv(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in,
                      int64_t Cout, int64_t K, int64_t S, int64_t pad, int64_t act) {
-  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
-              "igc stem_conv: needs a 4-d float32 CPU tensor");
-  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
-  const int N = (int)x.size(0), C = (int)x.size(1), H = (int)x.size(2), W = (int)x.size(3);
-  const int cpad = (int)w.size(1), taps = C * (int)K * (int)K, nv = cpad / VL;
-  TORCH_CHECK(K >= 1 && S >= 1 && pad >= 0 && w.dim() == 2 && w.size(0) == taps &&
-                  cpad % VL == 0 && nv >= 1 && nv <= 4 && b.numel() == cpad &&
-                  Cout > (nv - 1) * VL && Cout <= cpad && act >= 0 && act <= 2,
-              "igc stem_conv: bad weights or config");
-  const int Ho = (H + 2 * (int)pad - (int)K) / (int)S + 1;
-  const int Wo = (W + 2 * (int)pad - (int)K) / (int)S + 1;
-  TORCH_CHECK(Ho >= 1 && Wo >= 1, "igc stem_conv: input smaller than the kernel");
-  const int co = (int)Cout;
-  at::Tensor y = pooled_output({N, Cout, Ho, Wo}, x.options());
-  const int Hp = H + 2 * (int)pad, Wp = W + 2 * (int)pad;
-  const float* xp = x.data_ptr<float>();
+  const Stem st = read_stem(x_in, w_in, b_in, Cout, K, S, pad, act);
+  at::Tensor y = pooled_output({st.N, Cout, st.Ho, st.Wo}, st.x.options());
   float* yp = y.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  const float* bp = b.data_ptr<float>();
-  const int threads = std::max(1, std::min(at::get_num_threads(), Ho));
-  // the padded planes, kept: their margins are zeroed once per geometry and never
-  // written (the geometry is the image's and the padding's, not only the padded size:
-  // another image and padding of the same padded size writes the margins of this one)
-  thread_local std::vector<float> planes;
-  thread_local int64_t geometry[4] = {-1, -1, -1, -1};
-  if (geometry[0] != C || geometry[1] != H || geometry[2] != W || geometry[3] != pad) {
-    planes.assign((size_t)C * Hp * Wp, 0.f);
-    geometry[0] = C, geometry[1] = H, geometry[2] = W, geometry[3] = pad;
-  }
-  for (int n = 0; n < N; ++n) {
-    for (int c = 0; c < C; ++c)
-      for (int iy = 0; iy < H; ++iy)
-        std::memcpy(planes.data() + ((size_t)c * Hp + iy + pad) * Wp + pad,
-                    xp + (((size_t)n * C + c) * H + iy) * W, sizeof(float) * W);
-    const float* pl = planes.data();
+  const int threads = std::max(1, std::min(at::get_num_threads(), st.Ho));
+  for (int n = 0; n < st.N; ++n) {
+    const float* pl = stem_planes(st, n);
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int oy = 0; oy < Ho; ++oy) {
-      std::vector<const float*> src(taps);
-      for (int c = 0, t = 0; c < C; ++c)
-        for (int ky = 0; ky < K; ++ky)
-          for (int kx = 0; kx < K; ++kx, ++t)
-            src[t] = pl + ((size_t)c * Hp + (size_t)oy * S + ky) * Wp + kx;
-      float* out = yp + ((size_t)n * Ho + oy) * Wo * co;
-      if (act == 0) stem_row_act<0>(nv, src.data(), (int)S, Wo, wp, taps, cpad, bp, out, co);
-      else if (act == 1) stem_row_act<1>(nv, src.data(), (int)S, Wo, wp, taps, cpad, bp, out, co);
-      else stem_row_act<2>(nv, src.data(), (int)S, Wo, wp, taps, cpad, bp, out, co);
+    for (int oy = 0; oy < st.Ho; ++oy)
+      stem_output_row(st, pl, oy, yp + ((size_t)n * st.Ho + oy) * st.Wo * st.Cout, st.Cout);
+  }
+  return y;
+}
+
+namespace {
+
+// One thread's view of a chain of blocks (fused_chain) for one image: the blocks, their
+// buffers, the rings their outputs go to (the last one: the output image), and where
+// blocks[0] reads: the image, or the rows of a stem computed from its padded planes.
+struct Chain {
+  const std::vector<Block>& blocks;
+  std::vector<Work>& works;
+  std::vector<Rows>& rings;
+  Rows image;
+  const Stem* stem;
+  const float* planes;  // the stem's input, padded
+  Rows stem_ring;
+  int stem_done;  // the stem's rows before this one are written
+};
+
+// Makes the stem's output rows [lo, hi) available in its ring.
+void produce_stem(Chain& ch, int lo, int hi) {
+  for (int oy = std::max(ch.stem_done, lo); oy < hi; ++oy)
+    stem_output_row(*ch.stem, ch.planes, oy, ch.stem_ring.at(oy), (int)ch.stem_ring.pixel);
+  ch.stem_done = std::max(ch.stem_done, hi);
+}
+
+// Makes output rows [need_lo, need_hi) of block i available in its output ring,
+// computing those not yet written, a tile at a time, after the input rows each tile
+// needs (from block i - 1, recursively, or the stem; block 0 without a stem reads the
+// image). Rows are asked for in increasing order, and a ring holds as many rows as the
+// next block's tile reads, so no row still needed is overwritten.
+void produce(Chain& ch, int i, int need_lo, int need_hi) {
+  const Block& b = ch.blocks[i];
+  Work& w = ch.works[i];
+  const Rows& in = i > 0 ? ch.rings[i - 1] : ch.stem ? ch.stem_ring : ch.image;
+  for (int oh0 = std::max(w.done, need_lo); oh0 < need_hi;) {
+    const int oh1 = std::min(need_hi, oh0 + b.TR);
+    const int lo = std::max(0, oh0 * b.S - b.pad);
+    const int hi = std::min(b.H, (oh1 - 1) * b.S - b.pad + b.K);
+    if (i > 0) produce(ch, i - 1, lo, hi);
+    else if (ch.stem) produce_stem(ch, lo, hi);
+    run_tile(b, w, in, ch.rings[i], oh0, oh1);
+    oh0 = oh1;
+  }
+  w.done = std::max(w.done, need_hi);
+}
+
+}  // namespace
+
+// A chain of blocks, each one's output the next one's input, in one call: x as for
+// fused_block, or, with a stem (stem: its weight and bias, stem_cfg: Cout, K, S, pad, act,
+// as for stem_conv), the NCHW image the stem reads; params[i] / configs[i]: block i's
+// (FusedPlan). The maps between the stem and the blocks never leave the cache: each is a
+// ring of as many rows as the next block's tile reads (per thread), and the blocks run
+// row by row, each tile of the last block asking the rows it needs from the block
+// before (produce). Bands of rows on several threads recompute the rows their windows
+// share. Returns the last block's output (as fused_block).
+at::Tensor fused_chain(const at::Tensor& x_in, const std::vector<at::Tensor>& stem_params,
+                       const std::vector<int64_t>& stem_cfg,
+                       const std::vector<std::vector<at::Tensor>>& params,
+                       const std::vector<std::vector<int64_t>>& configs) {
+  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat && x_in.device().is_cpu(),
+              "igc fused_chain: needs a 4-d float32 CPU tensor");
+  TORCH_CHECK(!params.empty() && params.size() == configs.size(),
+              "igc fused_chain: one parameter list per config, at least one");
+  TORCH_CHECK(stem_params.empty() ? stem_cfg.empty()
+                                  : stem_params.size() == 2 && stem_cfg.size() == 5,
+              "igc fused_chain: a stem needs its weight, bias and 5 config values");
+  const bool has_stem = !stem_params.empty();
+  Stem stem;
+  at::Tensor x;
+  int C, H, W;
+  int64_t pixel;
+  if (has_stem) {
+    stem = read_stem(x_in, stem_params[0], stem_params[1], stem_cfg[0], stem_cfg[1],
+                     stem_cfg[2], stem_cfg[3], stem_cfg[4]);
+    x = stem.x;
+    C = stem.Cout, H = stem.Ho, W = stem.Wo;
+    pixel = padded_stride(stem.Cout);
+  } else {
+    x = pixels_in_place(x_in) ? x_in : x_in.contiguous(at::MemoryFormat::ChannelsLast);
+    C = (int)x.size(1), H = (int)x.size(2), W = (int)x.size(3);
+    pixel = x.stride(3);
+  }
+  const int N = (int)x.size(0), m = (int)params.size();
+  const int stem_pixel = (int)pixel;
+  std::vector<Block> blocks;
+  std::vector<int> ring_pixel(m);
+  for (int i = 0; i < m; ++i) {
+    blocks.push_back(read_block(params[i], configs[i], C, H, W, pixel));
+    const Block& b = blocks.back();
+    C = b.Cout, H = b.Ho, W = b.Wo;
+    pixel = ring_pixel[i] = i + 1 < m ? padded_stride(b.Cout) : b.out_pixel;
+  }
+  const Block& last = blocks.back();
+  at::Tensor y =
+      pooled_output({N, last.out_pixel, last.Ho, last.Wo}, x.options()).narrow(1, 0, last.Cout);
+  if (N == 0) return y;
+  const std::pair<int, int> bi = bands_items(N, last.Ho, std::max(1, at::get_num_threads()));
+  const int bands = bi.first, items = bi.second;
+  const int nt = std::min(std::max(1, at::get_num_threads()), items);
+
+#pragma omp parallel num_threads(nt)
+  {
+    thread_local std::vector<Work> works;
+    thread_local std::vector<std::vector<float>> ring_buf;  // m - 1 block rings, the stem's
+    works.resize(m);
+    ring_buf.resize(m);
+    std::vector<Rows> rings(m);
+    for (int i = 0; i < m; ++i) {
+      works[i].init(blocks[i]);
+      if (i + 1 < m) {  // as many rows as block i + 1's tile reads
+        const Block& b = blocks[i];
+        const int slots = blocks[i + 1].RA;
+        ring_buf[i].resize((size_t)slots * b.Wo * ring_pixel[i] + VL);
+        rings[i] = {ring_buf[i].data(), (int64_t)b.Wo * ring_pixel[i], ring_pixel[i], slots};
+      }
+    }
+    Rows stem_ring{nullptr, 0, 0, 0};
+    if (has_stem) {
+      const int slots = blocks[0].RA;
+      ring_buf[m - 1].resize((size_t)slots * stem.Wo * stem_pixel + VL);
+      stem_ring = {ring_buf[m - 1].data(), (int64_t)stem.Wo * stem_pixel, stem_pixel, slots};
+    }
+#pragma omp for schedule(static)
+    for (int item = 0; item < items; ++item) {
+      const int n = item / bands, band = item % bands;
+      const int b0 = (int)((int64_t)last.Ho * band / bands);
+      const int b1 = (int)((int64_t)last.Ho * (band + 1) / bands);
+      for (Work& w : works) w.restart();
+      rings[m - 1] = image_rows(y, n);
+      Chain ch{blocks, works, rings, has_stem ? Rows{nullptr, 0, 0, 0} : image_rows(x, n),
+               has_stem ? &stem : nullptr, has_stem ? stem_planes(stem, n) : nullptr,
+               stem_ring, 0};
+      produce(ch, m - 1, b0, b1);
     }
   }
   return y;
@@ -1324,6 +1596,8 @@ void set_pool(bool on) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_block", &fused_block, "igc fused IGC block (NHWC float32)");
+  m.def("fused_chain", &fused_chain, "igc: a chain of fused blocks in one call, the maps "
+        "between them kept in rings of rows");
   m.def("segment", &segment, "igc: the 1x1 products of a segment alone ((P, C) float32)");
   m.def("set_variant", &set_variant, "choose the 1x1 product (benchmarks): 0 micro-kernel, "
         "-1 ATen GEMM per branch per tile, -2 micro-kernel with gathered permutations");
