@@ -152,7 +152,9 @@ def optimize(model: nn.Module, mode: str = "auto", *, layout: str = "auto", batc
     block's trailing permutation is handed to the next fused block where it commutes
     with its depthwise convolution (:mod:`igc.deploy.chain.handover`: the network's
     output is the same; the map between two such blocks is in the permuted channel
-    order). ``layout``: see
+    order, and, at widths of whole KiB, padded between pixels), and consecutive fused
+    blocks with large maps between them (the stem included) run as one native call
+    (:mod:`igc.deploy.chain.run`: the maps stay in cache). ``layout``: see
     :class:`OptimizedModel` (weights stay in the standard layout; convolutions follow
     their input's). ``cost``: the cost model (default: the device's calibration file, or
     the built-in constants; see :func:`igc.deploy.chain.cost_model`). ``micro_batch``:

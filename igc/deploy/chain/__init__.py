@@ -20,7 +20,9 @@ outside the blocks :mod:`~igc.deploy.chain.pointwise` (a 1x1 convolution and its
 activation), :mod:`~igc.deploy.chain.stem` (the network's first convolution, reading the
 NCHW image) and :mod:`~igc.deploy.chain.head` (the global average pool and the
 classifier); between fused blocks, :mod:`~igc.deploy.chain.handover` moves a block's
-trailing permutation into the next block.
+trailing permutation into the next block and pads the maps of whole-KiB widths, and
+:mod:`~igc.deploy.chain.run` runs consecutive fused blocks with large maps between them
+(and the stem) as one kernel call.
 """
 
 from igc.deploy.chain.cost import BUILTIN, CostModel, calibration_path, cost_model

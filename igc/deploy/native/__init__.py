@@ -8,8 +8,10 @@ or the build fails. The reason is logged once per process as one warning line an
 :func:`native_reason`; callers then use the PyTorch form.
 
 The kernel is registered as the custom operator ``igc::fused_block`` (``torch.library``)
-with a fake implementation that gives the output's shape, so ``torch.compile`` and
-``torch.export`` trace through it.
+with a fake implementation that gives the output's shape and strides (a padded map has
+more floats between pixels than channels: :func:`output_strides`), so ``torch.compile``
+and ``torch.export`` trace through it. Its ``fused_chain`` entry runs several blocks (and
+a stem) in one call (:mod:`igc.deploy.chain.run`; plain eager calls only).
 
 The kernel keeps the storages of its recent outputs (at most 32 and 64 MiB, least recently
 used out) and gives a later output of the same byte count one that nothing references any

@@ -9,7 +9,8 @@
 // (depthwise: 1), written as 2*kg-1 channel "diagonals" so that every load is a
 // contiguous vector. Work: (image, band of output rows); each band runs
 // tiles of `tile_rows` output rows whose pre-stage rows are kept in a rolling buffer (each
-// expanded row is computed once).
+// expanded row is computed once). fused_chain runs several blocks (and a stem) row by row
+// in one call, each map between them in a ring of rows (run_tile, produce).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
