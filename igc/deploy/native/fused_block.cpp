@@ -539,13 +539,15 @@ struct Spatial {
   const float* bias;  // (Cpad)
 };
 
-// The depthwise 3x3 pass (kg == 1, K == 3; every depthwise layer of the zoo): one vector
-// of VL channels at a time down the tile's output rows, its 9 tap weights and bias held in
-// registers meanwhile (the row-by-row order before, every vector of channels per row, took
-// 1.0-1.02x as long), PX output pixels per register block. Each input vector is
-// loaded once per block row and feeds every accumulator whose window covers it (up to 3
-// at stride 1, 2 at stride 2): per PX pixels 3 * ((PX-1)*S + 3) loads for 9 * PX FMAs
-// (the generic loop below: 9 * PX loads and 9 weight reloads per block of 4). Stride,
+// The depthwise 3x3 pass (kg == 1, K == 3; every depthwise layer of the zoo): per output
+// row, PX output pixels at a time, every vector of VL channels of them in turn (its 9 tap
+// weights and bias loaded from L1 for the block), so the input is read in memory order
+// (one channel vector at a time down the tile's rows, its weights held in registers,
+// read each pixel's lines a pixel stride of 1-4 KiB apart: whole networks at batch 1,
+// one thread, 1.01-1.03x as long). Each input vector is loaded once per block row and
+// feeds every accumulator whose window covers it (up to 3 at stride 1, 2 at stride 2):
+// per PX pixels 3 * ((PX-1)*S + 3) loads and 10 weight loads for 9 * PX FMAs (the
+// generic loop below: 9 * PX loads and 9 weight reloads per block of 4). Stride,
 // pixels and activation are template parameters, so every loop unrolls and the window
 // test is resolved at compile time. Channels are padded to whole vectors (zero weights,
 // zero inputs), so there is no channel tail; the pixel tail runs the same code with
@@ -591,27 +593,25 @@ template <int S, int ACT, bool PIN>
 void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
               int ldB, size_t ldR) {
   const int Cp = sp.Cpad;
-  const size_t step = (size_t)S * DW_PX * SA;
-  auto row = [&](int r, int c0, const vf* w, vf b) {
-    const float *a0 = A[r * S] + c0, *a1 = A[r * S + 1] + c0, *a2 = A[r * S + 2] + c0;
-    float* out = B + r * ldR + c0;
-    int ox = 0;
-    for (; ox + DW_PX <= Wo; ox += DW_PX) {
-      dw3_block<S, DW_PX, ACT, PIN>(a0, a1, a2, SA, w, b, out, ldB);
-      a0 += step; a1 += step; a2 += step;
-      out += (size_t)DW_PX * ldB;
-    }
-    if (ox < Wo) dw3_tail<S, DW_PX - 1, ACT, PIN>(Wo - ox, a0, a1, a2, SA, w, b, out, ldB);
-  };
   vf w[9], b;
-  auto weights = [&](int c0) {
-    _Pragma("GCC unroll 9")
-    for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
-    b = vload(sp.bias + c0);
-  };
-  for (int c0 = 0; c0 < Cp; c0 += VL) {  // one vector of channels down the tile's rows
-    weights(c0);
-    for (int r = 0; r < rows; ++r) row(r, c0, w, b);
+  for (int r = 0; r < rows; ++r) {
+    const float *a0 = A[r * S], *a1 = A[r * S + 1], *a2 = A[r * S + 2];
+    float* out = B + r * ldR;
+    for (int ox = 0; ox < Wo; ox += DW_PX) {
+      const int n = std::min(DW_PX, Wo - ox);
+      const size_t at = (size_t)ox * S * SA;
+      for (int c0 = 0; c0 < Cp; c0 += VL) {  // every vector of channels, in memory order
+        _Pragma("GCC unroll 9")
+        for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
+        b = vload(sp.bias + c0);
+        if (n == DW_PX)
+          dw3_block<S, DW_PX, ACT, PIN>(a0 + at + c0, a1 + at + c0, a2 + at + c0, SA, w, b,
+                                        out + (size_t)ox * ldB + c0, ldB);
+        else
+          dw3_tail<S, DW_PX - 1, ACT, PIN>(n, a0 + at + c0, a1 + at + c0, a2 + at + c0, SA, w,
+                                           b, out + (size_t)ox * ldB + c0, ldB);
+      }
+    }
   }
 }
 
@@ -636,7 +636,9 @@ void dw3_act(const Spatial& sp, const float* const* A, int SA, int rows, int Wo,
 // register for all the accumulators it feeds (left to itself the compiler folds the load
 // into every multiply-add, reloading it 2-3 times: IGCV3-1.0 0.945x, MobileNetV2 0.974x
 // pinned); rows read in place from the block's input (spatial_direct) keep the folded
-// loads (pinned there: IGCV2-1.0 1.016x, MobileNetV1 1.005x).
+// loads (pinned there: IGCV2-1.0 1.016x, MobileNetV1 1.005x), but rows read in place
+// from a ring of a chain (fused_chain: in cache) are pinned (IGCV2-1.0 0.973x,
+// MobileNetV1-1.0 0.996x).
 void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int Wo,
                  float* B, int ldB, size_t ldR, bool pin) {
   if (g_dw_variant != 1 && sp.K == 3 && sp.kg == 1 && (sp.s == 1 || sp.s == 2)) {
@@ -658,7 +660,7 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
             const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
             for (int d = 0; d < D; ++d) {
               const vf wv = vload(wt + (size_t)d * Cp);
-              for (int q = 0; q < 4; ++q) acc[q] += vload(a + q * step + d) * wv;
+              for (int q = 0; q < 4; ++q) acc[q] = vfma(vload(a + q * step + d), wv, acc[q]);
             }
           }
         for (int q = 0; q < 4; ++q)
@@ -670,7 +672,7 @@ void run_spatial(const Spatial& sp, const float* const* A, int SA, int rows, int
           for (int kx = 0; kx < K; ++kx) {
             const float* a = A[r * s + ky] + (size_t)(ox * s + kx) * SA + off + c0;
             const float* wt = sp.w + (size_t)(ky * K + kx) * D * Cp + c0;
-            for (int d = 0; d < D; ++d) acc += vload(a + d) * vload(wt + (size_t)d * Cp);
+            for (int d = 0; d < D; ++d) acc = vfma(vload(a + d), vload(wt + (size_t)d * Cp), acc);
           }
         vstore(B + r * ldR + (size_t)ox * ldB + c0, activate(acc, sp.act));
       }
@@ -693,13 +695,15 @@ struct Rows {
 // (IGCV2's and MobileNetV1's blocks), without the ring copy of every input row (whole
 // networks at batch 1: MobileNetV1-1.0 0.96x, IGCV2-1.0 0.999x). The output columns whose
 // windows lie inside the image, [c0, c1), read the rows in place (rows outside the image:
-// `zero`, at least W * in.pixel floats of zeros); each border column reads a zero-padded
-// copy of its window (`mini`). Output rows [oh0, oh0 + rows) of the map `in` (H x W
-// pixels of C floats) into B (pixels ldB floats apart, rows Wo * ldB).
-void spatial_direct(const Spatial& sp, const Rows& in, int H, int W, int C, int oh0,
-                    int rows, int Wo, const float* zero, const float** rowp,
-                    std::vector<float>& mini, float* B, int ldB) {
+// `zero`, at least W * in.pixel floats of zeros); each border column reads its taps
+// inside the image. Output rows [oh0, oh0 + rows) of the map `in` (H x W pixels of
+// sp.Cpad floats) into B (pixels ldB floats apart, rows Wo * ldB); `pin`: see
+// run_spatial.
+void spatial_direct(const Spatial& sp, const Rows& in, int H, int W, int oh0, int rows,
+                    int Wo, const float* zero, const float** rowp, float* B, int ldB,
+                    bool pin) {
   const int K = sp.K, S = sp.s, pad = sp.pad, ilo = oh0 * S - pad, RAt = (rows - 1) * S + K;
+  const int Cp = sp.Cpad;
   const int64_t px = in.pixel;
   const size_t ldR = (size_t)Wo * ldB;
   const int c1 = std::min(Wo, W - K + pad >= 0 ? (W - K + pad) / S + 1 : 0);
@@ -709,25 +713,32 @@ void spatial_direct(const Spatial& sp, const Rows& in, int H, int W, int C, int 
       const int ih = ilo + i;
       rowp[i] = ih >= 0 && ih < H ? in.at(ih) + ((int64_t)c0 * S - pad) * px : zero;
     }
-    run_spatial(sp, rowp, (int)px, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR, false);
+    run_spatial(sp, rowp, (int)px, rows, c1 - c0, B + (size_t)c0 * ldB, ldB, ldR, pin);
   }
-  mini.resize((size_t)RAt * K * C);
+  // A border column straight from the input rows, the taps outside the image left out
+  // (they would add zeros; the same order of taps as the passes above). A zero-padded
+  // copy of each border window took most of the pass at 14x14 and 7x7 (1024-2048
+  // channels: IGCV2-1.0's late blocks).
   for (int ox = 0; ox < Wo; ++ox) {
     if (ox == c0 && c0 < c1) ox = c1;  // the interior is done
     if (ox >= Wo) break;
-    for (int i = 0; i < RAt; ++i) {
-      const int ih = ilo + i;
-      float* row = mini.data() + (size_t)i * K * C;
-      rowp[i] = row;
-      for (int t = 0; t < K; ++t) {
-        const int iw = ox * S - pad + t;
-        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-          std::memcpy(row + (size_t)t * C, in.at(ih) + iw * px, C * sizeof(float));
-        else
-          std::memset(row + (size_t)t * C, 0, C * sizeof(float));
+    for (int r = 0; r < rows; ++r) {
+      float* out = B + r * ldR + (size_t)ox * ldB;
+      for (int c = 0; c < Cp; c += VL) {
+        vf acc = vload(sp.bias + c);
+        for (int ky = 0; ky < K; ++ky) {
+          const int ih = ilo + r * S + ky;
+          if (ih < 0 || ih >= H) continue;
+          const float* row = in.at(ih) + c;
+          for (int kx = 0; kx < K; ++kx) {
+            const int iw = ox * S - pad + kx;
+            if (iw >= 0 && iw < W)
+              acc = vfma(vload(row + iw * px), vload(sp.w + (size_t)(ky * K + kx) * Cp + c), acc);
+          }
+        }
+        vstore(out + c, activate(acc, sp.act));
       }
     }
-    run_spatial(sp, rowp, C, rows, 1, B + (size_t)ox * ldB, ldB, ldR, false);
   }
 }
 
@@ -960,7 +971,7 @@ Block read_block(const std::vector<at::Tensor>& params_in, const std::vector<int
 // size are mapped and faulted in by the OS on every call, which cost about a tenth of
 // IGCV2-1.0's time in the kernel's page-fault handler.
 struct Work {
-  std::vector<float> A, B, mini;  // the input ring (RA row slots and a zero row), the tile
+  std::vector<float> A, B;  // the input ring (RA row slots and a zero row), the tile
   Scratch spre, spost;
   std::vector<const float*> in_p, res_p, b_p, rowp;
   std::vector<float*> out_p;
@@ -1005,8 +1016,8 @@ void run_tile(const Block& b, Work& w, const Rows& in, const Rows& out, int oh0,
   float* zero = w.A.data() + (size_t)b.RA * b.rowsz;
   if (b.direct) {
     if (!(g_skip & 2))
-      spatial_direct(sp, in, H, W, b.Cin, oh0, rows, Wo, zero, w.rowp.data(), w.mini,
-                     w.B.data(), b.ldB);
+      spatial_direct(sp, in, H, W, oh0, rows, Wo, zero, w.rowp.data(), w.B.data(), b.ldB,
+                     in.ring != 0);
   } else {
     const int ilo = oh0 * S - pad, ihi = (oh1 - 1) * S - pad + K;
     const int first = w.held && ilo >= w.lo ? std::max(ilo, w.hi) : ilo;  // rows to fill from
