@@ -1047,10 +1047,13 @@ void run_tile(const Block& b, Work& w, const Rows& in, const Rows& out, int oh0,
                   true);
   }
   const int P = rows * Wo;
-  for (int p = 0; p < P; ++p) {
-    const int oh = oh0 + p / Wo, ow = p % Wo;
-    w.out_p[p] = out.at(oh) + ow * out.pixel;
-    if (b.residual) w.res_p[p] = in.at(oh) + ow * in.pixel;
+  for (int r = 0, p = 0; r < rows; ++r) {  // a ring's slot arithmetic once per row
+    float* y = out.at(oh0 + r);
+    const float* x = b.residual ? in.at(oh0 + r) : nullptr;
+    for (int ow = 0; ow < Wo; ++ow, ++p) {
+      w.out_p[p] = y + ow * out.pixel;
+      if (x) w.res_p[p] = x + ow * in.pixel;
+    }
   }
   if (!(g_skip & 4))
     run_segment(b.post, w.b_p.data(), w.out_p.data(), b.residual ? w.res_p.data() : nullptr, P,
