@@ -139,7 +139,7 @@ struct Segment {
 int g_variant = 0;
 // Which depthwise pass runs (benchmarks): 0 the 3x3 register-blocked pass where it applies,
 // 1 the generic loop everywhere, 2 the 3x3 pass with its input loads never pinned
-// (run_spatial).
+// (run_spatial), 3 the 3x3 pass one output row per register block (dw3_rows).
 int g_dw_variant = 0;
 // Parts of fused_block left out, for profiling only (benchmarks/kernel_profile.py; the
 // output is then wrong): 1 the pre segment, 2 the spatial pass, 4 the post segment,
@@ -554,65 +554,91 @@ struct Spatial {
 // fewer pixels.
 constexpr int DW_PX = VL == 16 ? 8 : 4;
 
-template <int S, int PX, int ACT, bool PIN>
-inline void dw3_block(const float* r0, const float* r1, const float* r2, int SA,
-                      const vf* w, vf b, float* out, int ldB) {
-  vf acc[PX];
-  _Pragma("GCC unroll 32")
-  for (int q = 0; q < PX; ++q) acc[q] = b;
-  const float* rows[3] = {r0, r1, r2};
-  _Pragma("GCC unroll 3")
-  for (int ky = 0; ky < 3; ++ky) {
-    const float* a = rows[ky];
+// R output rows (1 or 2) x PX pixels of one channel vector: input rows a[i] + off, i < (R-1)
+// * S + 3, pixels SA floats apart; outputs at out (pixels ldB apart, rows ldR). Each input
+// vector is loaded once and feeds every accumulator of both rows whose window covers it,
+// the taps of every accumulator in the same order (ky, then kx) whatever R.
+template <int S, int PX, int ACT, bool PIN, int R>
+inline void dw3_block(const float* const* a, size_t off, int SA, const vf* w, vf b,
+                      float* out, int ldB, size_t ldR) {
+  vf acc[R][PX];
+  _Pragma("GCC unroll 2")
+  for (int rr = 0; rr < R; ++rr) {
+    _Pragma("GCC unroll 32")
+    for (int q = 0; q < PX; ++q) acc[rr][q] = b;
+  }
+  _Pragma("GCC unroll 5")
+  for (int i = 0; i < (R - 1) * S + 3; ++i) {
+    const float* row = a[i] + off;
     _Pragma("GCC unroll 64")
-    for (int i = 0; i < (PX - 1) * S + 3; ++i) {
-      vf x = vload(a + (size_t)i * SA);
+    for (int c = 0; c < (PX - 1) * S + 3; ++c) {
+      vf x = vload(row + (size_t)c * SA);
       if (PIN) __asm__("" : "+v"(x));  // one load feeds every accumulator
-      _Pragma("GCC unroll 32")
-      for (int q = 0; q < PX; ++q) {
-        const int kx = i - q * S;
-        if (kx >= 0 && kx < 3) acc[q] = vfma(x, w[ky * 3 + kx], acc[q]);
+      _Pragma("GCC unroll 2")
+      for (int rr = 0; rr < R; ++rr) {
+        const int ky = i - rr * S;
+        if (ky < 0 || ky >= 3) continue;
+        _Pragma("GCC unroll 32")
+        for (int q = 0; q < PX; ++q) {
+          const int kx = c - q * S;
+          if (kx >= 0 && kx < 3) acc[rr][q] = vfma(x, w[ky * 3 + kx], acc[rr][q]);
+        }
       }
     }
   }
-  _Pragma("GCC unroll 32")
-  for (int q = 0; q < PX; ++q) vstore(out + (size_t)q * ldB, activate(acc[q], ACT));
+  _Pragma("GCC unroll 2")
+  for (int rr = 0; rr < R; ++rr) {
+    _Pragma("GCC unroll 32")
+    for (int q = 0; q < PX; ++q)
+      vstore(out + rr * ldR + (size_t)q * ldB, activate(acc[rr][q], ACT));
+  }
 }
 
-template <int S, int PX, int ACT, bool PIN>
-inline void dw3_tail(int n, const float* r0, const float* r1, const float* r2, int SA,
-                     const vf* w, vf b, float* out, int ldB) {
+template <int S, int PX, int ACT, bool PIN, int R>
+inline void dw3_tail(int n, const float* const* a, size_t off, int SA, const vf* w, vf b,
+                     float* out, int ldB, size_t ldR) {
   if (n == PX) {
-    dw3_block<S, PX, ACT, PIN>(r0, r1, r2, SA, w, b, out, ldB);
+    dw3_block<S, PX, ACT, PIN, R>(a, off, SA, w, b, out, ldB, ldR);
   } else if constexpr (PX > 1) {
-    dw3_tail<S, PX - 1, ACT, PIN>(n, r0, r1, r2, SA, w, b, out, ldB);
+    dw3_tail<S, PX - 1, ACT, PIN, R>(n, a, off, SA, w, b, out, ldB, ldR);
+  }
+}
+
+// Two output rows per register block where the registers allow it (AVX-512's 32: 16
+// accumulators, 9 weights, the bias and the input): an input row shared by both is loaded
+// once (at stride 1, 4 rows for 2 outputs rows instead of 6); set_dw_variant(3): one row.
+constexpr bool kTwoRows = VL == 16;
+
+template <int S, int ACT, bool PIN, int R>
+void dw3_row_block(const Spatial& sp, const float* const* a, int SA, int Wo, float* out,
+                   int ldB, size_t ldR, vf* w, vf& b) {
+  const int Cp = sp.Cpad;
+  for (int ox = 0; ox < Wo; ox += DW_PX) {
+    const int n = std::min(DW_PX, Wo - ox);
+    const size_t at = (size_t)ox * S * SA;
+    for (int c0 = 0; c0 < Cp; c0 += VL) {  // every vector of channels, in memory order
+      _Pragma("GCC unroll 9")
+      for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
+      b = vload(sp.bias + c0);
+      float* o = out + (size_t)ox * ldB + c0;
+      if (n == DW_PX)
+        dw3_block<S, DW_PX, ACT, PIN, R>(a, at + c0, SA, w, b, o, ldB, ldR);
+      else
+        dw3_tail<S, DW_PX - 1, ACT, PIN, R>(n, a, at + c0, SA, w, b, o, ldB, ldR);
+    }
   }
 }
 
 template <int S, int ACT, bool PIN>
 void dw3_rows(const Spatial& sp, const float* const* A, int SA, int rows, int Wo, float* B,
               int ldB, size_t ldR) {
-  const int Cp = sp.Cpad;
   vf w[9], b;
-  for (int r = 0; r < rows; ++r) {
-    const float *a0 = A[r * S], *a1 = A[r * S + 1], *a2 = A[r * S + 2];
-    float* out = B + r * ldR;
-    for (int ox = 0; ox < Wo; ox += DW_PX) {
-      const int n = std::min(DW_PX, Wo - ox);
-      const size_t at = (size_t)ox * S * SA;
-      for (int c0 = 0; c0 < Cp; c0 += VL) {  // every vector of channels, in memory order
-        _Pragma("GCC unroll 9")
-        for (int t = 0; t < 9; ++t) w[t] = vload(sp.w + (size_t)t * Cp + c0);
-        b = vload(sp.bias + c0);
-        if (n == DW_PX)
-          dw3_block<S, DW_PX, ACT, PIN>(a0 + at + c0, a1 + at + c0, a2 + at + c0, SA, w, b,
-                                        out + (size_t)ox * ldB + c0, ldB);
-        else
-          dw3_tail<S, DW_PX - 1, ACT, PIN>(n, a0 + at + c0, a1 + at + c0, a2 + at + c0, SA, w,
-                                           b, out + (size_t)ox * ldB + c0, ldB);
-      }
-    }
-  }
+  int r = 0;
+  if (kTwoRows && g_dw_variant != 3)
+    for (; r + 1 < rows; r += 2)
+      dw3_row_block<S, ACT, PIN, 2>(sp, A + r * S, SA, Wo, B + r * ldR, ldB, ldR, w, b);
+  for (; r < rows; ++r)
+    dw3_row_block<S, ACT, PIN, 1>(sp, A + r * S, SA, Wo, B + r * ldR, ldB, ldR, w, b);
 }
 
 template <int S>
@@ -1618,7 +1644,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "-1 ATen GEMM per branch per tile, -2 micro-kernel with gathered permutations");
   m.def("set_dw_variant", &set_dw_variant, "choose the depthwise pass (benchmarks): 0 the "
         "3x3 register-blocked pass where it applies, 1 the generic loop, 2 the 3x3 pass with "
-        "its input loads never pinned in registers");
+        "its input loads never pinned in registers, 3 the 3x3 pass one output row per "
+        "register block");
   m.def("set_skip", &set_skip, "profiling only (wrong outputs): leave out parts of "
         "fused_block, 1 pre, 2 spatial, 4 post, 8 trailing permutations (copied instead), "
         "16 zeroing the input ring's margins; 32 (right outputs) zero the buffers whole");
