@@ -16,6 +16,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel_helpers import Record  # tests/ is the tests' folder
+from kernel_helpers import randomize as _randomize
 from torch import nn
 
 from igc.deploy import block_forms, optimize
@@ -34,18 +36,6 @@ from igc.layers import (
 from igc.runtime import num_threads
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            c = m.num_features
-            m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=g) - 0.5)
-    return module.eval()
 
 
 def _make(kind: str, cin: int, cout: int, stride: int, groups: tuple[int, int]) -> nn.Module:
@@ -482,18 +472,7 @@ def test_plain_eager_calls_the_kernel_and_watched_calls_the_operator(native_kern
     """Plain eager calls go straight to the native module (the custom operator's Python
     dispatch costs ~13 us a call); under a dispatch mode (FlopCounterMode, fake tensors,
     profilers) the operator is called, so the mode sees it. Same outputs either way."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from igc.deploy.chain import fused as fused_module
-
-    class Record(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.ops: list[str] = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.ops.append(str(func))
-            return func(*args, **(kwargs or {}))
 
     block = _randomize(IGCV2Block(16, 16, groups=(2, 8)))
     x = torch.randn(2, 16, 6, 6)

@@ -12,44 +12,20 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel_helpers import Record, randomize  # tests/ is the tests' folder
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from igc.deploy import block_forms, optimize
 from igc.deploy.chain.fused import FusedChain, unfused
 from igc.deploy.chain.handover import PAD, padded_pixel
 from igc.deploy.chain.run import FusedRun, InRun, unchain
-from igc.deploy.chain.stem import NativeStem
+from igc.deploy.chain.stem import NativeStem, fuse_stem
 from igc.deploy.native import output_shape, output_strides
 from igc.layers import IGCV2Block, IGCV3Block, XceptionBlock
 from igc.models.registry import create_model
 from igc.runtime import num_threads
 
 run_module = importlib.import_module("igc.deploy.chain.run")
-
-
-class Record(TorchDispatchMode):
-    """The operators a call dispatches."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-def _randomize(module: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=g) - 0.5)
-    return module.eval()
 
 
 def _block(kind: str, cin: int, cout: int, stride: int) -> nn.Module:
@@ -95,7 +71,7 @@ def test_a_chain_equals_its_blocks_one_by_one(native_kernel, spec, height, width
     chains = []
     h = x
     for i, (kind, cout, stride) in enumerate(spec):
-        block = _randomize(_block(kind, cin, cout, stride), seed + i)
+        block = randomize(_block(kind, cin, cout, stride), seed + i)
         chain = _chain(block, h)
         if tile_rows:
             chain.config[9] = tile_rows
@@ -123,8 +99,6 @@ def test_a_stem_in_the_chain_equals_the_stem_then_the_blocks(native_kernel, side
     stem kernel and the blocks called one after another."""
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU6()))
-    from igc.deploy.chain.stem import fuse_stem
-
     assert fuse_stem(net)
     stem = net[0]
     x = torch.randn(batch, 3, side, side)
@@ -132,7 +106,7 @@ def test_a_stem_in_the_chain_equals_the_stem_then_the_blocks(native_kernel, side
         h = stem(x)
     chains = []
     for i in range(blocks):
-        chain = _chain(_randomize(_block(("mobilenetv1", "igcv2", "igcv3")[i], 16, 16,
+        chain = _chain(randomize(_block(("mobilenetv1", "igcv2", "igcv3")[i], 16, 16,
                                          1 + i % 2), seed + i), h)
         chains.append(chain)
         with torch.inference_mode():
@@ -151,7 +125,7 @@ def test_zoo_runs_and_their_outputs(native_kernel):
     forms at batch 1 and 3 on 1 and 2 threads."""
     picked = {}
     for name in ("igcv2_100", "mobilenetv1_100", "igcv3_070", "igcv2_c64_d8"):
-        model = _randomize(create_model(name), 0)
+        model = randomize(create_model(name), 0)
         fast = optimize(model, "fused")
         runs = [m for m in fast.modules() if isinstance(m, FusedRun)]
         picked[name] = [r.names for r in runs]
@@ -192,7 +166,7 @@ def test_the_weight_budget_ends_a_run(native_kernel, monkeypatch):
 
 
 def test_block_forms_and_the_paths_outside_eager_calls(native_kernel):
-    model = _randomize(create_model("igcv2_100"), 1)
+    model = randomize(create_model("igcv2_100"), 1)
     fast = optimize(model, "fused")
     rows = block_forms(fast)
     assert len(rows) == 13 and {r.form for r in rows} == {"fused"}
@@ -224,7 +198,7 @@ def test_maps_between_fused_blocks_are_padded_at_1kib_multiples(native_kernel):
     PyTorch reads a padded map as any strided tensor."""
     assert padded_pixel(256) == 256 + PAD and padded_pixel(1024) == 1024 + PAD
     assert padded_pixel(96) == 96 and padded_pixel(384) == 384
-    model = _randomize(create_model("mobilenetv1_050"), 2)
+    model = randomize(create_model("mobilenetv1_050"), 2)
     fast = optimize(model, "fused")
     chains = [m for m in fast.modules() if isinstance(m, FusedChain)]
     padded = [c for c in chains if c.config[14]]
@@ -252,7 +226,7 @@ def test_maps_between_fused_blocks_are_padded_at_1kib_multiples(native_kernel):
 @pytest.mark.parametrize("layout", ["nchw", "padded", "channels_last", "sliced"])
 def test_fused_block_reads_any_layout(native_kernel, layout):
     torch.manual_seed(3)
-    chain = _chain(_randomize(_block("mobilenetv1", 32, 32, 1), 3),
+    chain = _chain(randomize(_block("mobilenetv1", 32, 32, 1), 3),
                    torch.randn(1, 32, 9, 9))
     base = torch.randn(2, 32, 9, 9).contiguous(memory_format=torch.channels_last)
     x = {"nchw": base.contiguous(), "padded": _padded(base, 16), "channels_last": base,
@@ -266,8 +240,8 @@ def test_fused_block_reads_any_layout(native_kernel, layout):
 
 
 def test_bad_chains_are_refused_in_one_line(native_kernel):
-    a = _chain(_randomize(_block("mobilenetv1", 16, 32, 1), 0), torch.randn(1, 16, 8, 8))
-    b = _chain(_randomize(_block("mobilenetv1", 16, 16, 1), 1), torch.randn(1, 16, 8, 8))
+    a = _chain(randomize(_block("mobilenetv1", 16, 32, 1), 0), torch.randn(1, 16, 8, 8))
+    b = _chain(randomize(_block("mobilenetv1", 16, 16, 1), 1), torch.randn(1, 16, 8, 8))
     x = torch.randn(1, 16, 8, 8)
     with pytest.raises(RuntimeError, match="expected 16 input channels, got 32"):
         native_kernel.fused_chain(x, [], [], [a.params(), b.params()], [a.config, b.config])
@@ -279,3 +253,12 @@ def test_bad_chains_are_refused_in_one_line(native_kernel):
     bad[14] = 16 + 65  # more padding than the kernel takes
     with pytest.raises(RuntimeError, match="bad config"):
         native_kernel.fused_block(x, b.params(), bad)
+
+
+def test_an_empty_batch_gives_an_empty_output(native_kernel):
+    a = _chain(randomize(_block("mobilenetv1", 16, 32, 2), 0), torch.randn(1, 16, 8, 8))
+    b = _chain(randomize(_block("igcv2", 32, 32, 1), 1), torch.randn(1, 32, 4, 4))
+    with num_threads(2), torch.inference_mode():
+        y = native_kernel.fused_chain(torch.randn(0, 16, 8, 8), [], [],
+                                      [a.params(), b.params()], [a.config, b.config])
+    assert y.shape == (0, 32, 4, 4)

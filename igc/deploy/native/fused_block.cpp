@@ -1092,11 +1092,23 @@ Rows image_rows(const at::Tensor& x, int n) {
           0};
 }
 
-// (bands, items) for N images of Ho output rows on `threads` threads: one item per image
-// when there are enough images, else each image in bands of rows.
-std::pair<int, int> bands_items(int N, int Ho, int threads) {
-  const int bands = N >= threads ? 1 : std::min(Ho, (threads + N - 1) / N);
-  return {bands, N * bands};
+// A call's output and its work: y for N images of the last block `b` (a pooled storage; a
+// view of a wider channels-last tensor when b.out_pixel > b.Cout), and the work items
+// over the threads: one per image when there are enough images, else each image in
+// `bands` bands of output rows. Item i: image i / bands, rows band(i % bands).
+struct Launch {
+  at::Tensor y;
+  int bands, items, threads;
+  std::pair<int, int> band(int k, int Ho) const {
+    return {(int)((int64_t)Ho * k / bands), (int)((int64_t)Ho * (k + 1) / bands)};
+  }
+};
+
+Launch launch(const Block& b, int N, const at::TensorOptions& options) {
+  const int threads = std::max(1, at::get_num_threads());
+  const int bands = N == 0 || N >= threads ? 1 : std::min(b.Ho, (threads + N - 1) / N);
+  return {pooled_output({N, b.out_pixel, b.Ho, b.Wo}, options).narrow(1, 0, b.Cout), bands,
+          N * bands, std::min(threads, std::max(1, N * bands))};
 }
 
 }  // namespace
@@ -1118,22 +1130,18 @@ at::Tensor fused_block(const at::Tensor& x_in, const std::vector<at::Tensor>& pa
   const int N = (int)x.size(0);
   const Block b = read_block(params_in, cfg, (int)x.size(1), (int)x.size(2), (int)x.size(3),
                              x.stride(3));
-  at::Tensor y =
-      pooled_output({N, b.out_pixel, b.Ho, b.Wo}, x.options()).narrow(1, 0, b.Cout);
+  const Launch run = launch(b, N, x.options());
+  const at::Tensor& y = run.y;
   if (N == 0) return y;
-  const std::pair<int, int> bi = bands_items(N, b.Ho, std::max(1, at::get_num_threads()));
-  const int bands = bi.first, items = bi.second;
-  const int nt = std::min(std::max(1, at::get_num_threads()), items);
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(run.threads)
   {
     thread_local Work w;
     w.init(b);
 #pragma omp for schedule(static)
-    for (int item = 0; item < items; ++item) {
-      const int n = item / bands, band = item % bands;
-      const int b0 = (int)((int64_t)b.Ho * band / bands);
-      const int b1 = (int)((int64_t)b.Ho * (band + 1) / bands);
+    for (int item = 0; item < run.items; ++item) {
+      const int n = item / run.bands;
+      const auto [b0, b1] = run.band(item % run.bands, b.Ho);
       const Rows in = image_rows(x, n), out = image_rows(y, n);
       w.restart();
       for (int oh0 = b0; oh0 < b1; oh0 += b.TR) run_tile(b, w, in, out, oh0, std::min(b1, oh0 + b.TR));
@@ -1208,7 +1216,7 @@ void stem_pixels(const float* const* src, int S, const float* w, int taps, int c
     for (int p = 0; p < PB; ++p) {
       const vf a = vsplat(at[p * S]);
       _Pragma("GCC unroll 32")
-      for (int v = 0; v < NV; ++v) acc[p][v] += wv[v] * a;
+      for (int v = 0; v < NV; ++v) acc[p][v] = vfma(wv[v], a, acc[p][v]);
     }
   }
   _Pragma("GCC unroll 32")
@@ -1440,14 +1448,11 @@ at::Tensor fused_chain(const at::Tensor& x_in, const std::vector<at::Tensor>& st
     pixel = ring_pixel[i] = i + 1 < m ? padded_stride(b.Cout) : b.out_pixel;
   }
   const Block& last = blocks.back();
-  at::Tensor y =
-      pooled_output({N, last.out_pixel, last.Ho, last.Wo}, x.options()).narrow(1, 0, last.Cout);
+  const Launch run = launch(last, N, x.options());
+  const at::Tensor& y = run.y;
   if (N == 0) return y;
-  const std::pair<int, int> bi = bands_items(N, last.Ho, std::max(1, at::get_num_threads()));
-  const int bands = bi.first, items = bi.second;
-  const int nt = std::min(std::max(1, at::get_num_threads()), items);
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(run.threads)
   {
     thread_local std::vector<Work> works;
     thread_local std::vector<std::vector<float>> ring_buf;  // m - 1 block rings, the stem's
@@ -1470,10 +1475,9 @@ at::Tensor fused_chain(const at::Tensor& x_in, const std::vector<at::Tensor>& st
       stem_ring = {ring_buf[m - 1].data(), (int64_t)stem.Wo * stem_pixel, stem_pixel, slots};
     }
 #pragma omp for schedule(static)
-    for (int item = 0; item < items; ++item) {
-      const int n = item / bands, band = item % bands;
-      const int b0 = (int)((int64_t)last.Ho * band / bands);
-      const int b1 = (int)((int64_t)last.Ho * (band + 1) / bands);
+    for (int item = 0; item < run.items; ++item) {
+      const int n = item / run.bands;
+      const auto [b0, b1] = run.band(item % run.bands, last.Ho);
       for (Work& w : works) w.restart();
       rings[m - 1] = image_rows(y, n);
       Chain ch{blocks, works, rings, has_stem ? Rows{nullptr, 0, 0, 0} : image_rows(x, n),
@@ -1555,7 +1559,7 @@ void linear_block(const float* x, int ldx, const float* w, int Kg, const float* 
     for (int n = 0; n < NB; ++n) {
       const vf a = vsplat(x[(size_t)n * ldx + k]);
       _Pragma("GCC unroll 4")
-      for (int v = 0; v < 4; ++v) acc[n][v] += wv[v] * a;
+      for (int v = 0; v < 4; ++v) acc[n][v] = vfma(wv[v], a, acc[n][v]);
     }
   }
   for (int n = 0; n < NB; ++n)
